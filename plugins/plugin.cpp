@@ -1,0 +1,16 @@
+// The camrelay GStreamer plugin: registers every element of the project.
+#include <gst/gst.h>
+
+#include "resilientqueue/gstresilientqueue.h"
+
+static gboolean
+plugin_init (GstPlugin *plugin)
+{
+  gboolean registered = FALSE;
+  registered |= GST_ELEMENT_REGISTER (resilientqueue, plugin);
+  return registered;
+}
+
+GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, camrelay,
+    "camrelay: resilient camera restreaming elements", plugin_init, VERSION,
+    "LGPL", GST_PACKAGE_NAME, GST_PACKAGE_ORIGIN)
