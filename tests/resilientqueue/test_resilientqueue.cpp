@@ -1,0 +1,823 @@
+// resilientqueue: properties, ordering, leaky modes, sticky events, EOS,
+// limits changed in PLAYING, signals, the dropped message and latency.
+#include <gst/check/gstharness.h>
+#include <gst/gst.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/gstref.h"
+#include "rq_test_util.h"
+
+using namespace rqtest;
+using camrelay::ElementPtr;
+using camrelay::PadPtr;
+
+namespace {
+
+constexpr guint64 kSecond = GST_SECOND;
+
+std::string
+join (const std::vector<std::string> &tokens)
+{
+  std::string out;
+  for (const auto &token : tokens)
+    out += (out.empty () ? "" : " ") + token;
+  return out;
+}
+
+std::vector<guint64>
+discont_offsets (const Recorder &recorder)
+{
+  std::vector<guint64> out;
+  for (const auto &item : recorder.buffers ())
+    if (item.discont)
+      out.push_back (item.offset);
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Properties, presets
+
+TEST (ResilientQueueProperties, DefaultsRangesAndNicks)
+{
+  ElementPtr element{gst_element_factory_make ("resilientqueue", nullptr)};
+  ASSERT_NE (element, nullptr) << "resilientqueue not found: is the plugin built?";
+  gst_object_ref_sink (element.get ());  // floating ref becomes ours
+  GObjectClass *klass = G_OBJECT_GET_CLASS (element.get ());
+
+  EXPECT_STREQ (G_OBJECT_TYPE_NAME (element.get ()), "GstResilientQueue");
+  EXPECT_STREQ (gst_element_get_metadata (element.get (), GST_ELEMENT_METADATA_KLASS), "Generic");
+  PadPtr sink{gst_element_get_static_pad (element.get (), "sink")};
+  PadPtr src{gst_element_get_static_pad (element.get (), "src")};
+  EXPECT_NE (sink, nullptr);
+  EXPECT_NE (src, nullptr);
+
+  auto uint64_spec = [&] (const char *name) -> GParamSpecUInt64 * {
+    GParamSpec *pspec = g_object_class_find_property (klass, name);
+    EXPECT_NE (pspec, nullptr) << name;
+    if (!pspec)
+      return nullptr;
+    EXPECT_EQ (G_PARAM_SPEC_VALUE_TYPE (pspec), G_TYPE_UINT64) << name;
+    return G_IS_PARAM_SPEC_UINT64 (pspec) ? G_PARAM_SPEC_UINT64 (pspec) : nullptr;
+  };
+  auto uint_spec = [&] (const char *name) -> GParamSpecUInt * {
+    GParamSpec *pspec = g_object_class_find_property (klass, name);
+    EXPECT_NE (pspec, nullptr) << name;
+    if (!pspec)
+      return nullptr;
+    EXPECT_EQ (G_PARAM_SPEC_VALUE_TYPE (pspec), G_TYPE_UINT) << name;
+    return G_IS_PARAM_SPEC_UINT (pspec) ? G_PARAM_SPEC_UINT (pspec) : nullptr;
+  };
+
+  if (auto *p = uint64_spec ("max-size-time")) {
+    EXPECT_EQ (p->default_value, 20 * kSecond);
+    EXPECT_EQ (p->minimum, 0u);
+    EXPECT_TRUE (p->parent_instance.flags & G_PARAM_WRITABLE);
+  }
+  if (auto *p = uint_spec ("max-size-bytes")) {
+    EXPECT_EQ (p->default_value, 67108864u);
+    EXPECT_EQ (p->minimum, 0u);
+  }
+  if (auto *p = uint_spec ("max-size-buffers")) {
+    EXPECT_EQ (p->default_value, 0u);
+    EXPECT_EQ (p->minimum, 0u);
+  }
+  if (auto *p = uint64_spec ("max-block-time")) {
+    EXPECT_EQ (p->default_value, 5 * kSecond);
+    EXPECT_EQ (p->minimum, GST_MSECOND);
+    EXPECT_EQ (p->maximum, 3600 * kSecond);
+  }
+  for (const char *name : {"current-level-time"}) {
+    if (auto *p = uint64_spec (name)) {
+      EXPECT_TRUE (p->parent_instance.flags & G_PARAM_READABLE) << name;
+      EXPECT_FALSE (p->parent_instance.flags & G_PARAM_WRITABLE) << name;
+    }
+  }
+  for (const char *name : {"current-level-bytes", "current-level-buffers"}) {
+    if (auto *p = uint_spec (name)) {
+      EXPECT_TRUE (p->parent_instance.flags & G_PARAM_READABLE) << name;
+      EXPECT_FALSE (p->parent_instance.flags & G_PARAM_WRITABLE) << name;
+    }
+  }
+  GParamSpec *stats_spec = g_object_class_find_property (klass, "stats");
+  ASSERT_NE (stats_spec, nullptr);
+  EXPECT_EQ (G_PARAM_SPEC_VALUE_TYPE (stats_spec), GST_TYPE_STRUCTURE);
+  EXPECT_FALSE (stats_spec->flags & G_PARAM_WRITABLE);
+
+  // leaky: enum GstResilientQueueLeaky, default gop, nicks and values.
+  GParamSpec *leaky_spec = g_object_class_find_property (klass, "leaky");
+  ASSERT_NE (leaky_spec, nullptr);
+  ASSERT_TRUE (G_IS_PARAM_SPEC_ENUM (leaky_spec));
+  EXPECT_STREQ (g_type_name (G_PARAM_SPEC_VALUE_TYPE (leaky_spec)), "GstResilientQueueLeaky");
+  GParamSpecEnum *enum_spec = G_PARAM_SPEC_ENUM (leaky_spec);
+  EXPECT_EQ (enum_spec->default_value, 3);
+  const std::pair<int, const char *> nicks[] = {
+      {0, "none"}, {1, "upstream"}, {2, "downstream"}, {3, "gop"}};
+  EXPECT_EQ (enum_spec->enum_class->n_values, 4u);
+  for (const auto &[value, nick] : nicks) {
+    GEnumValue *enum_value = g_enum_get_value (enum_spec->enum_class, value);
+    ASSERT_NE (enum_value, nullptr) << value;
+    EXPECT_STREQ (enum_value->value_nick, nick);
+  }
+
+  // Defaults as read back, and an out-of-range max-block-time is refused.
+  guint64 max_time = 0, block_time = 0;
+  guint max_bytes = 0, max_buffers = 1;
+  gint leaky = -1;
+  g_object_get (element.get (), "max-size-time", &max_time, "max-size-bytes", &max_bytes,
+      "max-size-buffers", &max_buffers, "max-block-time", &block_time, "leaky", &leaky, nullptr);
+  EXPECT_EQ (max_time, 20 * kSecond);
+  EXPECT_EQ (max_bytes, 67108864u);
+  EXPECT_EQ (max_buffers, 0u);
+  EXPECT_EQ (block_time, 5 * kSecond);
+  EXPECT_EQ (leaky, 3);
+
+  // Fresh element: stats all present and zero.
+  Stats stats = get_stats (element.get ());
+  for (const char *field : {"received-buffers", "pushed-buffers", "dropped-buffers",
+           "dropped-bytes", "dropped-gops", "max-level-time", "max-level-bytes",
+           "max-level-buffers", "time-blocked", "overruns", "underruns", "current-level-time",
+           "current-level-bytes", "current-level-buffers"}) {
+    EXPECT_EQ (stat (stats, field), 0u) << field;
+  }
+}
+
+TEST (ResilientQueueProperties, PresetLowLatency)
+{
+  ElementPtr element{gst_element_factory_make ("resilientqueue", nullptr)};
+  ASSERT_NE (element, nullptr);
+  gst_object_ref_sink (element.get ());
+  ASSERT_TRUE (GST_IS_PRESET (element.get ()));
+
+  gchar **names = gst_preset_get_preset_names (GST_PRESET (element.get ()));
+  ASSERT_NE (names, nullptr) << "no presets found; GST_PRESET_PATH=" << g_getenv ("GST_PRESET_PATH");
+  for (const char *expected : {"low-latency", "default", "archive"})
+    EXPECT_TRUE (g_strv_contains (names, expected)) << expected;
+  g_strfreev (names);
+
+  ASSERT_TRUE (gst_preset_load_preset (GST_PRESET (element.get ()), "low-latency"));
+  guint64 max_time = 0;
+  g_object_get (element.get (), "max-size-time", &max_time, nullptr);
+  EXPECT_EQ (max_time, 2 * kSecond);
+
+  ASSERT_TRUE (gst_preset_load_preset (GST_PRESET (element.get ()), "archive"));
+  g_object_get (element.get (), "max-size-time", &max_time, nullptr);
+  EXPECT_EQ (max_time, 60 * kSecond);
+}
+
+// ---------------------------------------------------------------------------
+// Ordering
+
+TEST (ResilientQueueOrdering, BuffersEventsQueriesKeepTheirOrder)
+{
+  HarnessPtr h = make_harness ({{"leaky", "gop"}, {"max-size-buffers", "0"},
+      {"max-size-time", "0"}, {"max-size-bytes", "0"}});
+  ASSERT_NE (h, nullptr);
+  Recorder recorder (h->element);
+  std::vector<std::string> expected;
+
+  gst_harness_push_event (h.get (), make_marker_event (0));
+  expected.push_back ("marker:0");
+
+  // Phase 1, downstream held: everything is queued together.
+  auto hold = std::make_unique<DownstreamHold> (h->element);
+  ASSERT_EQ (gst_harness_push (h.get (), make_buffer (0, true)), GST_FLOW_OK);
+  expected.push_back ("B0");
+  ASSERT_EQ (hold->wait_parked (), 0);
+
+  guint64 n = 1;
+  auto push_buffer = [&] (bool key) {
+    ASSERT_EQ (gst_harness_push (h.get (), make_buffer (n, key)), GST_FLOW_OK);
+    expected.push_back ("B" + std::to_string (n));
+    n++;
+  };
+  push_buffer (false);
+  gst_harness_push_event (h.get (), make_marker_event (1));
+  expected.push_back ("marker:1");
+  push_buffer (false);
+  gst_harness_push_event (h.get (), make_tag_event ("first"));
+  expected.push_back ("tag:first");
+  gst_harness_push_event (h.get (), make_marker_event (2));
+  expected.push_back ("marker:2");
+  push_buffer (true);
+  gst_harness_push_event (h.get (), make_caps_event ((1)));
+  expected.push_back ("caps:1");
+  gst_harness_push_event (h.get (), make_segment_event (5 * kSecond));
+  expected.push_back ("segment:" + std::to_string (5 * kSecond));
+  push_buffer (false);
+  EXPECT_EQ (level_buffers (h->element), 4u);
+
+  // A serialized query from another thread must wait its turn behind the
+  // held buffers: a queue answering it at once would let it overtake them.
+  PadPtr element_sink{gst_element_get_static_pad (h->element, "sink")};
+  std::mutex arrived_mutex;
+  std::condition_variable arrived_cond;
+  bool arrived = false;
+  gulong arrive_probe = gst_pad_add_probe (element_sink.get (),
+      static_cast<GstPadProbeType> (GST_PAD_PROBE_TYPE_QUERY_DOWNSTREAM | GST_PAD_PROBE_TYPE_PUSH),
+      [] (GstPad *, GstPadProbeInfo *info, gpointer data) -> GstPadProbeReturn {
+        auto *state = static_cast<std::tuple<std::mutex *, std::condition_variable *, bool *> *> (data);
+        if (GST_QUERY_TYPE (GST_PAD_PROBE_INFO_QUERY (info)) == GST_QUERY_ALLOCATION) {
+          std::lock_guard<std::mutex> lock (*std::get<0> (*state));
+          *std::get<2> (*state) = true;
+          std::get<1> (*state)->notify_all ();
+        }
+        return GST_PAD_PROBE_OK;
+      },
+      new std::tuple<std::mutex *, std::condition_variable *, bool *> (&arrived_mutex, &arrived_cond, &arrived),
+      [] (gpointer data) {
+        delete static_cast<std::tuple<std::mutex *, std::condition_variable *, bool *> *> (data);
+      });
+  GstPad *harness_src = h->srcpad;
+  auto query_done = std::async (std::launch::async, [harness_src] {
+    camrelay::CapsPtr caps{make_caps (1)};
+    camrelay::QueryPtr query{gst_query_new_allocation (caps.get (), FALSE)};
+    return gst_pad_peer_query (harness_src, query.get ());
+  });
+  expected.push_back ("Q:allocation");
+  {
+    std::unique_lock<std::mutex> lock (arrived_mutex);
+    ASSERT_TRUE (arrived_cond.wait_for (lock, kWaitTimeout, [&] { return arrived; }))
+        << "allocation query never reached the sink pad";
+  }
+  gst_pad_remove_probe (element_sink.get (), arrive_probe);
+  hold.reset ();
+  if (query_done.wait_for (kWaitTimeout) != std::future_status::ready)
+    abort_on_hang ("serialized allocation query never answered after release");
+  EXPECT_TRUE (query_done.get ()) << "the harness answers allocation queries";
+
+  // Phase 2, flowing: a drain query and more events, then EOS.
+  push_buffer (true);
+  gst_harness_push_event (h.get (), make_marker_event (3));
+  expected.push_back ("marker:3");
+  {
+    camrelay::QueryPtr drain{gst_query_new_drain ()};
+    gst_pad_peer_query (h->srcpad, drain.get ());
+    expected.push_back ("Q:drain");
+  }
+  push_buffer (false);
+  gst_harness_push_event (h.get (), make_tag_event ("second"));
+  expected.push_back ("tag:second");
+  push_buffer (false);
+  gst_harness_push_event (h.get (), gst_event_new_eos ());
+  expected.push_back ("eos");
+  ASSERT_TRUE (recorder.wait_eos ());
+
+  // Compare from the first marker on (the harness' own stream-start, caps
+  // and segment come before it).
+  std::vector<std::string> tokens = recorder.tokens ();
+  auto start = std::find (tokens.begin (), tokens.end (), "marker:0");
+  ASSERT_NE (start, tokens.end ()) << join (tokens);
+  std::vector<std::string> seen (start, tokens.end ());
+  EXPECT_EQ (join (seen), join (expected));
+  EXPECT_TRUE (discont_offsets (recorder).empty ());
+
+  Stats stats = get_stats (h->element);
+  EXPECT_EQ (stat (stats, "received-buffers"), n);
+  EXPECT_EQ (stat (stats, "pushed-buffers"), n);
+  EXPECT_EQ (stat (stats, "dropped-buffers"), 0u);
+  EXPECT_EQ (stat (stats, "overruns"), 0u);
+}
+
+// ---------------------------------------------------------------------------
+// Leaky modes under overrun, downstream held on buffer 0 (out of the queue).
+
+class LeakyModeTest : public ::testing::Test {
+ protected:
+  void start (const char *leaky, const char *max_buffers, const char *block_time = "5000000000")
+  {
+    h_ = make_harness ({{"leaky", leaky}, {"max-size-buffers", max_buffers},
+        {"max-size-time", "0"}, {"max-size-bytes", "0"}, {"max-block-time", block_time}});
+    ASSERT_NE (h_, nullptr);
+    recorder_ = std::make_unique<Recorder> (h_->element);
+    hold_ = std::make_unique<DownstreamHold> (h_->element);
+    ASSERT_EQ (gst_harness_push (h_.get (), make_buffer (0, true)), GST_FLOW_OK);
+    ASSERT_EQ (hold_->wait_parked (), 0);
+    EXPECT_EQ (level_buffers (h_->element), 0u) << "the parked buffer still counts";
+  }
+  void push (guint64 n, bool key)
+  {
+    EXPECT_EQ (gst_harness_push (h_.get (), make_buffer (n, key)), GST_FLOW_OK) << "buffer " << n;
+  }
+  // Releases downstream and waits until `count` buffers went out in total.
+  void release_and_wait (size_t count)
+  {
+    hold_->release ();
+    ASSERT_TRUE (recorder_->wait_buffers (count))
+        << "only " << recorder_->buffer_count () << " of " << count << " buffers came out";
+  }
+  // Returns once every buffer pushed so far left and was accounted for: the
+  // probe sees a buffer before the push returns and the stats are updated.
+  void settle ()
+  {
+    gst_harness_push_event (h_.get (), make_marker_event (++marker_));
+    ASSERT_TRUE (recorder_->wait_marker (marker_)) << "queue did not drain";
+  }
+  void TearDown () override
+  {
+    if (hold_)
+      hold_->release ();
+    hold_.reset ();
+    recorder_.reset ();
+    h_.reset ();
+  }
+
+  HarnessPtr h_;
+  std::unique_ptr<Recorder> recorder_;
+  std::unique_ptr<DownstreamHold> hold_;
+  int marker_ = 1000;
+};
+
+using V = std::vector<guint64>;
+
+TEST_F (LeakyModeTest, UpstreamDropsIncoming)
+{
+  start ("upstream", "3");
+  SignalCounter overruns (h_->element, "overrun");
+  for (guint64 n = 1; n <= 6; n++)
+    push (n, true);
+  EXPECT_EQ (level_buffers (h_->element), 3u);
+  EXPECT_EQ (overruns.count (), 3u);
+  release_and_wait (4);
+  push (7, true);
+  ASSERT_TRUE (recorder_->wait_buffers (5));
+  settle ();
+  EXPECT_EQ (recorder_->offsets (), (V{0, 1, 2, 3, 7}));
+  EXPECT_EQ (discont_offsets (*recorder_), (V{7})) << "next accepted buffer must be DISCONT";
+
+  Stats stats = get_stats (h_->element);
+  EXPECT_EQ (stat (stats, "received-buffers"), 8u);
+  EXPECT_EQ (stat (stats, "pushed-buffers"), 5u);
+  EXPECT_EQ (stat (stats, "dropped-buffers"), 3u);
+  EXPECT_EQ (stat (stats, "dropped-bytes"), 300u);
+  EXPECT_EQ (stat (stats, "overruns"), 3u);
+  EXPECT_EQ (stat (stats, "max-level-buffers"), 3u);
+  EXPECT_EQ (stat (stats, "time-blocked"), 0u);
+}
+
+TEST_F (LeakyModeTest, DownstreamDropsOldest)
+{
+  start ("downstream", "3");
+  for (guint64 n = 1; n <= 6; n++)
+    push (n, true);
+  EXPECT_EQ (level_buffers (h_->element), 3u);
+  EXPECT_EQ (level_bytes (h_->element), 300u);
+  release_and_wait (4);
+  push (7, true);
+  ASSERT_TRUE (recorder_->wait_buffers (5));
+  settle ();
+  EXPECT_EQ (recorder_->offsets (), (V{0, 4, 5, 6, 7}));
+  EXPECT_EQ (discont_offsets (*recorder_), (V{4}));
+
+  Stats stats = get_stats (h_->element);
+  EXPECT_EQ (stat (stats, "received-buffers"), 8u);
+  EXPECT_EQ (stat (stats, "pushed-buffers"), 5u);
+  EXPECT_EQ (stat (stats, "dropped-buffers"), 3u);
+  EXPECT_EQ (stat (stats, "dropped-bytes"), 300u);
+  EXPECT_EQ (stat (stats, "overruns"), 3u);
+  EXPECT_EQ (stat (stats, "max-level-buffers"), 3u);
+  EXPECT_EQ (stat (stats, "max-level-bytes"), 300u);
+}
+
+TEST_F (LeakyModeTest, GopDropsOldestCompleteGops)
+{
+  start ("gop", "4");
+  // 1K 2D 3D 4K fill the queue; 5D drops GOP [1,2,3]; 6D 7K fill it again;
+  // 8D drops GOP [4,5,6].
+  const bool keys[] = {false, true, false, false, true, false, false, true, false};
+  for (guint64 n = 1; n <= 8; n++)
+    push (n, keys[n]);
+  EXPECT_EQ (level_buffers (h_->element), 2u);
+  release_and_wait (3);
+  push (9, false);
+  ASSERT_TRUE (recorder_->wait_buffers (4));
+  settle ();
+  EXPECT_EQ (recorder_->offsets (), (V{0, 7, 8, 9}));
+  EXPECT_EQ (discont_offsets (*recorder_), (V{7}));
+  for (const auto &item : recorder_->buffers ()) {
+    if (item.offset == 7) {
+      EXPECT_TRUE (item.keyframe);
+    }
+  }
+
+  Stats stats = get_stats (h_->element);
+  EXPECT_EQ (stat (stats, "received-buffers"), 10u);
+  EXPECT_EQ (stat (stats, "pushed-buffers"), 4u);
+  EXPECT_EQ (stat (stats, "dropped-buffers"), 6u);
+  EXPECT_EQ (stat (stats, "dropped-bytes"), 600u);
+  EXPECT_EQ (stat (stats, "dropped-gops"), 2u);
+  EXPECT_EQ (stat (stats, "overruns"), 2u);
+  EXPECT_EQ (stat (stats, "max-level-buffers"), 4u);
+  EXPECT_EQ (stat (stats, "current-level-buffers"), 0u);
+}
+
+TEST_F (LeakyModeTest, GopLargerThanLimitDropsDeltasUntilKeyframe)
+{
+  start ("gop", "3");
+  // [1K 2D 3D] is the GOP being received: 4D 5D 6D cannot make room and go.
+  push (1, true);
+  push (2, false);
+  push (3, false);
+  push (4, false);
+  push (5, false);
+  push (6, false);
+  EXPECT_EQ (level_buffers (h_->element), 3u);
+  release_and_wait (4);
+  // Room again, but 7D still belongs to the broken GOP.
+  push (7, false);
+  push (8, true);
+  push (9, false);
+  ASSERT_TRUE (recorder_->wait_buffers (6));
+  settle ();
+  EXPECT_EQ (recorder_->offsets (), (V{0, 1, 2, 3, 8, 9}));
+  EXPECT_EQ (discont_offsets (*recorder_), (V{8}));
+
+  Stats stats = get_stats (h_->element);
+  EXPECT_EQ (stat (stats, "received-buffers"), 10u);
+  EXPECT_EQ (stat (stats, "pushed-buffers"), 6u);
+  EXPECT_EQ (stat (stats, "dropped-buffers"), 4u);
+  EXPECT_EQ (stat (stats, "dropped-bytes"), 400u);
+  EXPECT_EQ (stat (stats, "dropped-gops"), 1u) << "one GOP dropped in part";
+  EXPECT_EQ (stat (stats, "overruns"), 3u) << "4D 5D 6D found the queue full";
+}
+
+TEST_F (LeakyModeTest, NoneBlocksUntilRoomWithoutDropping)
+{
+  start ("none", "3", "60000000000");
+  push (1, true);
+  push (2, false);
+  push (3, false);
+  SignalCounter overruns (h_->element, "overrun");
+  GstHarness *h = h_.get ();
+  auto pushed = std::async (std::launch::async,
+      [h] { return gst_harness_push (h, make_buffer (4, true)); });
+  ASSERT_TRUE (overruns.wait_count (1)) << "push on a full queue emitted no overrun";
+  EXPECT_EQ (pushed.wait_for (0ms), std::future_status::timeout)
+      << "leaky=none returned at once on a full queue";
+  hold_->release ();
+  if (pushed.wait_for (kWaitTimeout) != std::future_status::ready)
+    abort_on_hang ("blocked push not released when downstream drained");
+  EXPECT_EQ (pushed.get (), GST_FLOW_OK);
+  ASSERT_TRUE (recorder_->wait_buffers (5));
+  settle ();
+  EXPECT_EQ (recorder_->offsets (), (V{0, 1, 2, 3, 4}));
+  EXPECT_TRUE (discont_offsets (*recorder_).empty ());
+  Stats stats = get_stats (h_->element);
+  EXPECT_EQ (stat (stats, "dropped-buffers"), 0u);
+  EXPECT_EQ (stat (stats, "overruns"), 1u);
+  // time-blocked is checked where the wait has a known length
+  // (test_resilientqueue_blocking): here the release may come before the push
+  // starts waiting.
+}
+
+// ---------------------------------------------------------------------------
+// Sticky events inside a dropped range
+
+TEST_F (LeakyModeTest, StickyEventsInDroppedRangeSurvive)
+{
+  start ("gop", "3");
+  push (1, true);
+  gst_harness_push_event (h_.get (), make_caps_event ((1)));
+  gst_harness_push_event (h_.get (), make_tag_event ("dropped-1"));
+  push (2, false);
+  gst_harness_push_event (h_.get (), make_caps_event ((2)));
+  gst_harness_push_event (h_.get (), make_segment_event (7 * kSecond));
+  gst_harness_push_event (h_.get (), make_tag_event ("dropped-2"));
+  gst_harness_push_event (h_.get (), make_marker_event (42));
+  push (3, false);
+  // Keyframe 4 drops GOP [1,2,3] and every event stays.
+  push (4, true);
+  EXPECT_EQ (level_buffers (h_->element), 1u);
+  release_and_wait (2);
+  EXPECT_EQ (recorder_->offsets (), (V{0, 4}));
+  EXPECT_EQ (discont_offsets (*recorder_), (V{4}));
+
+  // The latest of each sticky kind went out before buffer 4.
+  int caps_gen = -1;
+  std::string title;
+  guint64 segment_base = 0;
+  bool marker = false;
+  for (const auto &item : recorder_->items ()) {
+    if (item.kind == Item::Kind::Buffer && item.offset == 4)
+      break;
+    if (item.kind != Item::Kind::Event)
+      continue;
+    if (item.event_type == GST_EVENT_CAPS)
+      caps_gen = item.caps_gen;
+    else if (item.event_type == GST_EVENT_TAG)
+      title = item.tag_title;
+    else if (item.event_type == GST_EVENT_SEGMENT)
+      segment_base = item.segment_base;
+    else if (item.marker == 42)
+      marker = true;
+  }
+  EXPECT_EQ (caps_gen, 2);
+  EXPECT_EQ (title, "dropped-2");
+  EXPECT_EQ (segment_base, 7 * kSecond);
+  EXPECT_TRUE (marker) << "serialized custom event in the dropped range was lost";
+
+  camrelay::CapsPtr caps{gst_pad_get_current_caps (h_->sinkpad)};
+  ASSERT_NE (caps, nullptr);
+  int gen = -1;
+  gst_structure_get_int (gst_caps_get_structure (caps.get (), 0), "gen", &gen);
+  EXPECT_EQ (gen, 2);
+}
+
+// ---------------------------------------------------------------------------
+// EOS
+
+TEST_F (LeakyModeTest, EosDrainsThenRefusesBuffers)
+{
+  start ("gop", "0");
+  for (guint64 n = 1; n <= 5; n++)
+    push (n, n == 3);
+  ASSERT_TRUE (gst_harness_push_event (h_.get (), gst_event_new_eos ()));
+  hold_->release ();
+  ASSERT_TRUE (recorder_->wait_eos ());
+  std::vector<std::string> tokens = recorder_->tokens ();
+  std::vector<std::string> tail;
+  for (const auto &token : tokens)
+    if (token[0] == 'B' || token == "eos")
+      tail.push_back (token);
+  EXPECT_EQ (join (tail), "B0 B1 B2 B3 B4 B5 eos");
+  EXPECT_EQ (gst_harness_push (h_.get (), make_buffer (6, true)), GST_FLOW_EOS);
+  Stats stats = get_stats (h_->element);
+  EXPECT_EQ (stat (stats, "pushed-buffers"), 6u);
+  EXPECT_EQ (stat (stats, "current-level-buffers"), 0u);
+}
+
+// ---------------------------------------------------------------------------
+// Limits changed in PLAYING
+
+TEST_F (LeakyModeTest, ShrinkingMaxSizeBuffersTrimsAtOnce)
+{
+  start ("gop", "0");
+  for (guint64 n = 1; n <= 6; n++)
+    push (n, n % 2 == 1);  // GOPs [1,2] [3,4] [5,6]
+  EXPECT_EQ (level_buffers (h_->element), 6u);
+  g_object_set (h_->element, "max-size-buffers", 2u, nullptr);
+  EXPECT_EQ (level_buffers (h_->element), 2u) << "limit not applied at once";
+  release_and_wait (3);
+  settle ();
+  EXPECT_EQ (recorder_->offsets (), (V{0, 5, 6}));
+  EXPECT_EQ (discont_offsets (*recorder_), (V{5}));
+  Stats stats = get_stats (h_->element);
+  EXPECT_EQ (stat (stats, "dropped-buffers"), 4u);
+  EXPECT_EQ (stat (stats, "dropped-gops"), 2u);
+}
+
+TEST (ResilientQueueLimits, ShrinkingMaxSizeTimeTrimsAtOnce)
+{
+  HarnessPtr h = make_harness ({{"leaky", "gop"}, {"max-size-buffers", "0"},
+      {"max-size-time", "0"}, {"max-size-bytes", "0"}});
+  ASSERT_NE (h, nullptr);
+  Recorder recorder (h->element);
+  DownstreamHold hold (h->element);
+  ASSERT_EQ (gst_harness_push (h.get (), make_buffer (0, true, 100, 0)), GST_FLOW_OK);
+  ASSERT_EQ (hold.wait_parked (), 0);
+  for (guint64 n = 1; n <= 6; n++)
+    ASSERT_EQ (gst_harness_push (h.get (), make_buffer (n, n % 2 == 1, 100, n * kSecond)), GST_FLOW_OK);
+  EXPECT_EQ (level_time (h->element), 5 * kSecond);
+  g_object_set (h->element, "max-size-time", guint64 (1500 * GST_MSECOND), nullptr);
+  EXPECT_EQ (level_buffers (h->element), 2u) << "limit not applied at once";
+  EXPECT_EQ (level_time (h->element), 1 * kSecond);
+  hold.release ();
+  ASSERT_TRUE (recorder.wait_buffers (3));
+  EXPECT_EQ (recorder.offsets (), (V{0, 5, 6}));
+  EXPECT_EQ (discont_offsets (recorder), (V{5}));
+  Stats stats = get_stats (h->element);
+  EXPECT_EQ (stat (stats, "max-level-time"), 5 * kSecond);
+  EXPECT_EQ (stat (stats, "dropped-gops"), 2u);
+}
+
+TEST (ResilientQueueLimits, TimeLevelUsesRunningTime)
+{
+  HarnessPtr h = make_harness ({{"leaky", "gop"}, {"max-size-buffers", "0"},
+      {"max-size-time", "3000000000"}, {"max-size-bytes", "0"}});
+  ASSERT_NE (h, nullptr);
+  Recorder recorder (h->element);
+  DownstreamHold hold (h->element);
+  ASSERT_EQ (gst_harness_push (h.get (), make_buffer (0, true, 100, 0)), GST_FLOW_OK);
+  ASSERT_EQ (hold.wait_parked (), 0);
+  // Keyframes 1 s apart: 1..4 span 3 s (fits), 5 makes 4 s -> drop GOP 1.
+  for (guint64 n = 1; n <= 5; n++)
+    ASSERT_EQ (gst_harness_push (h.get (), make_buffer (n, true, 100, n * kSecond)), GST_FLOW_OK);
+  EXPECT_EQ (level_time (h->element), 3 * kSecond);
+  EXPECT_EQ (level_buffers (h->element), 4u);
+  hold.release ();
+  ASSERT_TRUE (recorder.wait_buffers (5));
+  EXPECT_EQ (recorder.offsets (), (V{0, 2, 3, 4, 5}));
+}
+
+// ---------------------------------------------------------------------------
+// Signals with no lock held
+
+struct LevelReader {
+  GstElement *element;
+  std::mutex mutex;
+  std::condition_variable cond;
+  std::vector<guint> overrun_levels;
+  guint underruns_done = 0;
+};
+
+TEST (ResilientQueueSignals, HandlersMayReadPropertiesAndAreCounted)
+{
+  HarnessPtr h = make_harness ({{"leaky", "upstream"}, {"max-size-buffers", "2"},
+      {"max-size-time", "0"}, {"max-size-bytes", "0"}});
+  ASSERT_NE (h, nullptr);
+  LevelReader reader{h->element, {}, {}, {}, 0};
+  auto on_overrun = +[] (GstElement *element, gpointer data) {
+    auto *r = static_cast<LevelReader *> (data);
+    guint level = 0;
+    // Deadlocks if the element emits with its lock held.
+    g_object_get (element, "current-level-buffers", &level, nullptr);
+    Stats stats = get_stats (element);
+    std::lock_guard<std::mutex> lock (r->mutex);
+    r->overrun_levels.push_back (level);
+    r->cond.notify_all ();
+  };
+  auto on_underrun = +[] (GstElement *element, gpointer data) {
+    auto *r = static_cast<LevelReader *> (data);
+    guint level = 0;
+    g_object_get (element, "current-level-buffers", &level, nullptr);
+    std::lock_guard<std::mutex> lock (r->mutex);
+    r->underruns_done++;
+    r->cond.notify_all ();
+  };
+  gulong overrun_id = g_signal_connect (h->element, "overrun", G_CALLBACK (on_overrun), &reader);
+  gulong underrun_id = g_signal_connect (h->element, "underrun", G_CALLBACK (on_underrun), &reader);
+
+  Recorder recorder (h->element);
+  auto hold = std::make_unique<DownstreamHold> (h->element);
+  GstHarness *harness = h.get ();
+  auto pushes = std::async (std::launch::async, [harness, &hold] {
+    GstFlowReturn ret = gst_harness_push (harness, make_buffer (0, true));
+    if (hold->wait_parked () != 0)
+      return GST_FLOW_ERROR;
+    for (guint64 n = 1; n <= 4 && ret == GST_FLOW_OK; n++)
+      ret = gst_harness_push (harness, make_buffer (n, true));
+    return ret;
+  });
+  if (pushes.wait_for (kWaitTimeout) != std::future_status::ready)
+    abort_on_hang ("overrun handler reading a property deadlocked the push");
+  EXPECT_EQ (pushes.get (), GST_FLOW_OK);
+  {
+    std::lock_guard<std::mutex> lock (reader.mutex);
+    EXPECT_EQ (reader.overrun_levels, (std::vector<guint>{2, 2}));
+  }
+  // Underruns before the handler was connected (harness set-up) are in the
+  // stats too: compare increments from here on.
+  guint underruns_before;
+  {
+    std::lock_guard<std::mutex> lock (reader.mutex);
+    underruns_before = reader.underruns_done;
+  }
+  const guint64 underrun_stat_before = stat (get_stats (h->element), "underruns");
+  hold->release ();
+  ASSERT_TRUE (recorder.wait_buffers (3));
+  {
+    std::unique_lock<std::mutex> lock (reader.mutex);
+    if (!reader.cond.wait_for (lock, kWaitTimeout,
+            [&] { return reader.underruns_done > underruns_before; }))
+      abort_on_hang ("no underrun after the queue drained (or its handler deadlocked)");
+  }
+  Stats stats = get_stats (h->element);
+  EXPECT_EQ (stat (stats, "overruns"), 2u);
+  {
+    std::lock_guard<std::mutex> lock (reader.mutex);
+    EXPECT_EQ (stat (stats, "underruns") - underrun_stat_before, reader.underruns_done - underruns_before);
+  }
+  g_signal_handler_disconnect (h->element, overrun_id);
+  g_signal_handler_disconnect (h->element, underrun_id);
+}
+
+// ---------------------------------------------------------------------------
+// The resilientqueue-dropped element message
+
+void
+check_dropped_message (GstMessage *message, guint64 buffers, guint64 bytes, int leaky)
+{
+  ASSERT_NE (message, nullptr);
+  const GstStructure *s = gst_message_get_structure (message);
+  ASSERT_NE (s, nullptr);
+  EXPECT_STREQ (gst_structure_get_name (s), "resilientqueue-dropped");
+  guint64 value = 0;
+  EXPECT_TRUE (gst_structure_get_uint64 (s, "dropped-buffers", &value));
+  EXPECT_EQ (value, buffers);
+  EXPECT_TRUE (gst_structure_get_uint64 (s, "dropped-bytes", &value));
+  EXPECT_EQ (value, bytes);
+  EXPECT_TRUE (gst_structure_get_uint64 (s, "dropped-gops", &value));
+  const GValue *leaky_value = gst_structure_get_value (s, "leaky");
+  ASSERT_NE (leaky_value, nullptr);
+  EXPECT_STREQ (G_VALUE_TYPE_NAME (leaky_value), "GstResilientQueueLeaky");
+  if (G_VALUE_HOLDS_ENUM (leaky_value)) {
+    EXPECT_EQ (g_value_get_enum (leaky_value), leaky);
+  }
+}
+
+TEST (ResilientQueueMessages, DroppedMessageIsRateLimited)
+{
+  HarnessPtr h = make_harness ({{"leaky", "upstream"}, {"max-size-buffers", "1"},
+      {"max-size-time", "0"}, {"max-size-bytes", "0"}});
+  ASSERT_NE (h, nullptr);
+  camrelay::BusPtr bus{gst_bus_new ()};
+  gst_element_set_bus (h->element, bus.get ());
+  DownstreamHold hold (h->element);
+  ASSERT_EQ (gst_harness_push (h.get (), make_buffer (0, true)), GST_FLOW_OK);
+  ASSERT_EQ (hold.wait_parked (), 0);
+  ASSERT_EQ (gst_harness_push (h.get (), make_buffer (1, true)), GST_FLOW_OK);  // fills
+
+  // First drop: posted at once.
+  ASSERT_EQ (gst_harness_push (h.get (), make_buffer (2, true, 10)), GST_FLOW_OK);
+  camrelay::MessagePtr first{gst_bus_timed_pop_filtered (bus.get (), 500 * GST_MSECOND, GST_MESSAGE_ELEMENT)};
+  auto first_time = SteadyClock::now ();
+  ASSERT_NE (first, nullptr) << "first drop posted no message";
+  check_dropped_message (first.get (), 1, 10, 1);
+
+  // More drops within the second: no message yet.
+  for (guint64 n = 3; n <= 5; n++)
+    ASSERT_EQ (gst_harness_push (h.get (), make_buffer (n, true, 20)), GST_FLOW_OK);
+  camrelay::MessagePtr early{gst_bus_pop_filtered (bus.get (), GST_MESSAGE_ELEMENT)};
+  EXPECT_EQ (early, nullptr) << "second message within the same second";
+
+  // The remainder arrives once the second has passed, with no further drop.
+  camrelay::MessagePtr second{gst_bus_timed_pop_filtered (bus.get (), 3 * GST_SECOND, GST_MESSAGE_ELEMENT)};
+  double gap = seconds_since (first_time);
+  ASSERT_NE (second, nullptr) << "accumulated drops never reported";
+  check_dropped_message (second.get (), 3, 60, 1);
+  EXPECT_GE (gap, 0.9) << "messages less than a second apart";
+  EXPECT_LT (gap, 2.5);
+
+  // Nothing more to report.
+  camrelay::MessagePtr third{gst_bus_timed_pop_filtered (bus.get (), 1200 * GST_MSECOND, GST_MESSAGE_ELEMENT)};
+  EXPECT_EQ (third, nullptr);
+  Stats stats = get_stats (h->element);
+  EXPECT_EQ (stat (stats, "dropped-buffers"), 4u);
+  EXPECT_EQ (stat (stats, "dropped-bytes"), 70u);
+  hold.release ();
+  gst_element_set_bus (h->element, nullptr);
+}
+
+// ---------------------------------------------------------------------------
+// Latency
+
+gboolean
+answer_latency (GstPad *pad, GstObject *parent, GstQuery *query)
+{
+  if (GST_QUERY_TYPE (query) == GST_QUERY_LATENCY) {
+    gst_query_set_latency (query, TRUE, 10 * GST_MSECOND, 50 * GST_MSECOND);
+    return TRUE;
+  }
+  return gst_pad_query_default (pad, parent, query);
+}
+
+struct LatencyAnswer {
+  gboolean ok = FALSE;
+  gboolean live = FALSE;
+  GstClockTime min = 0, max = 0;
+};
+
+LatencyAnswer
+query_latency (GstHarness *h)
+{
+  LatencyAnswer answer;
+  camrelay::QueryPtr query{gst_query_new_latency ()};
+  answer.ok = gst_pad_peer_query (h->sinkpad, query.get ());
+  if (answer.ok)
+    gst_query_parse_latency (query.get (), &answer.live, &answer.min, &answer.max);
+  return answer;
+}
+
+TEST (ResilientQueueLatency, MaxGrowsByMaxSizeTime)
+{
+  HarnessPtr h = make_harness ({{"max-size-time", "2000000000"}});
+  ASSERT_NE (h, nullptr);
+  gst_pad_set_query_function (h->srcpad, answer_latency);
+
+  LatencyAnswer answer = query_latency (h.get ());
+  ASSERT_TRUE (answer.ok);
+  EXPECT_TRUE (answer.live);
+  EXPECT_EQ (answer.min, 10 * GST_MSECOND);
+  EXPECT_EQ (answer.max, 50 * GST_MSECOND + 2 * GST_SECOND);
+
+  // Changed in PLAYING: the next query sees it.
+  g_object_set (h->element, "max-size-time", guint64 (5 * GST_SECOND), nullptr);
+  answer = query_latency (h.get ());
+  ASSERT_TRUE (answer.ok);
+  EXPECT_EQ (answer.min, 10 * GST_MSECOND);
+  EXPECT_EQ (answer.max, 50 * GST_MSECOND + 5 * GST_SECOND);
+
+  // No time limit: unbounded max.
+  g_object_set (h->element, "max-size-time", guint64 (0), nullptr);
+  answer = query_latency (h.get ());
+  ASSERT_TRUE (answer.ok);
+  EXPECT_EQ (answer.min, 10 * GST_MSECOND);
+  EXPECT_EQ (answer.max, GST_CLOCK_TIME_NONE);
+}
+
+}  // namespace
