@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Installs the dependencies, builds, and runs the test suite.
-# This is the README's test command and what CI runs.
+# Installs the dependencies, builds, and runs the test suite, ending with one
+# line 'tests: N passed, N failed'.  This is the README's test command and
+# what CI runs first.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
 "$root/scripts/build.sh" "$root/build"
-meson test -C "$root/build" --print-errorlogs --num-processes "$(nproc)"
+status=0
+meson test -C "$root/build" --print-errorlogs --num-processes "$(nproc)" || status=$?
+"$root/scripts/test-summary.py" tests "$root/build" || status=1
+exit $status
