@@ -276,11 +276,13 @@ TEST (ResilientQueueStress, StateChangesAndPropertyChangesWhilePushing)
   for (const auto &[ret, count] : results)
     std::printf (" %s %d", gst_flow_get_name (ret), count);
   std::printf ("\n");
-  // While pads (de)activate, sticky events from the harness are refused and
-  // the core turns that into error/not-negotiated for the buffer: counted,
-  // not asserted.  What must hold: no crash, no leak, no hang, and the queue
-  // works again afterwards.
-  EXPECT_GT (results[GST_FLOW_OK], 0);
+  // While the pads (de)activate a push may only be refused as FLUSHING:
+  // never an error that would make an upstream source fail.  Also: no crash,
+  // no leak, no hang, and the queue works again afterwards.  (How many pushes
+  // succeed depends on the scheduling, so it is not asserted.)
+  for (const auto &[ret, count] : results)
+    EXPECT_TRUE (ret == GST_FLOW_OK || ret == GST_FLOW_FLUSHING)
+        << count << " pushes returned " << gst_flow_get_name (ret);
 
   // Still working afterwards.
   push_stream_start (harness, 0);
