@@ -1,13 +1,17 @@
 // The camrelay GStreamer plugin: registers every element of the project.
 #include <gst/gst.h>
 
+#include "camerasrc/gstcamerasrc.h"
 #include "resilientqueue/gstresilientqueue.h"
+#include "testcamerasrc/gsttestcamerasrc.h"
 
 static gboolean
 plugin_init (GstPlugin *plugin)
 {
   gboolean registered = FALSE;
+  registered |= GST_ELEMENT_REGISTER (camerasrc, plugin);
   registered |= GST_ELEMENT_REGISTER (resilientqueue, plugin);
+  registered |= GST_ELEMENT_REGISTER (testcamerasrc, plugin);
   return registered;
 }
 
