@@ -1,0 +1,254 @@
+// camerasrc against healthy cameras: what comes out, the start sequence, the
+// stats, each input (rtsp://, http:// MJPEG, file:// looped, test://),
+// switching location in PLAYING, and credentials kept out of every report.
+#include <gst/gst.h>
+#include <gtest/gtest.h>
+
+#include "camerasrc_test_util.h"
+
+using namespace camtest;
+
+TEST (CameraSrc, IsRegisteredWithItsUriSchemes)
+{
+  camrelay::ElementPtr element{gst_element_factory_make ("camerasrc", nullptr)};
+  ASSERT_TRUE (element) << "camerasrc is not registered";
+  ASSERT_TRUE (GST_IS_URI_HANDLER (element.get ()));
+  EXPECT_EQ (gst_uri_handler_get_uri_type (GST_URI_HANDLER (element.get ())), GST_URI_SRC);
+  const gchar *const *protocols = gst_uri_handler_get_protocols (GST_URI_HANDLER (element.get ()));
+  std::set<std::string> schemes;
+  for (int i = 0; protocols && protocols[i]; i++)
+    schemes.insert (protocols[i]);
+  for (const char *scheme : {"rtsp", "rtsps", "http", "https", "file", "test"})
+    EXPECT_TRUE (schemes.count (scheme)) << scheme;
+  EXPECT_EQ (state_property (element.get ()), "stopped");
+  auto stats = get_stats (element.get ());
+  ASSERT_TRUE (stats);
+  for (const char *field : {"connects", "reconnects", "bytes", "frames", "keyframes",
+           "fallback-frames", "streaming-time", "down-time", "last-frame-age", "bitrate"})
+    stat_u64 (stats.get (), field);
+  EXPECT_EQ (stat_u64 (stats.get (), "last-frame-age"), G_MAXUINT64);
+  EXPECT_EQ (stat_int (stats.get (), "width"), 0);
+  EXPECT_EQ (stat_string (stats.get (), "last-error"), "");
+  guint attempt = 99;
+  EXPECT_TRUE (gst_structure_get_uint (stats.get (), "attempt", &attempt));
+  EXPECT_TRUE (gst_structure_has_field_typed (stats.get (), "framerate", GST_TYPE_FRACTION));
+}
+
+TEST (CameraSrc, RtspStartsAndStreamsParsedH264)
+{
+  FakeRtspCamera camera;
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, camera.uri ()));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_frames (46, 10s)) << p.describe_messages ();
+  expect_clean_stream (p);
+
+  auto states = p.states ();
+  ASSERT_GE (states.size (), 2u);
+  EXPECT_EQ (states[0], "connecting");
+  EXPECT_EQ (states[1], "streaming");
+  EXPECT_EQ (states.size (), 2u) << "state changes on a healthy camera";
+  auto messages = p.state_messages ();
+  EXPECT_EQ (messages[0].location, camera.uri ());
+  EXPECT_EQ (messages[0].source, "cam");
+  EXPECT_EQ (state_property (p.by_name ("cam")), "streaming");
+
+  auto frames = p.frames ();
+  EXPECT_EQ (frames[0].media_type, "video/x-h264");
+  EXPECT_EQ (frames[0].width, 640);
+  EXPECT_EQ (frames[0].height, 360);
+  // Live: 45 frames at 30 fps, not a burst.
+  double span = seconds_between (frames[0].arrival, frames[45].arrival);
+  EXPECT_GT (span, 1.1);
+  EXPECT_LT (span, 2.2);
+  EXPECT_NEAR (double (frames[45].pts - frames[0].pts) / GST_SECOND, 1.5, 0.2);
+  int keyframes = 0;
+  for (auto &f : frames)
+    keyframes += f.keyframe;
+  EXPECT_GE (keyframes, 2);
+
+  auto stats = get_stats (p.by_name ("cam"));
+  EXPECT_EQ (stat_u64 (stats.get (), "connects"), 1u);
+  EXPECT_EQ (stat_u64 (stats.get (), "reconnects"), 0u);
+  EXPECT_GE (stat_u64 (stats.get (), "frames"), 46u);
+  EXPECT_GE (stat_u64 (stats.get (), "keyframes"), 2u);
+  EXPECT_GT (stat_u64 (stats.get (), "bytes"), 0u);
+  EXPECT_LT (stat_u64 (stats.get (), "last-frame-age"), GST_SECOND);
+  EXPECT_EQ (stat_int (stats.get (), "width"), 640);
+  EXPECT_EQ (stat_int (stats.get (), "height"), 360);
+  EXPECT_EQ (stat_string (stats.get (), "codec"), "h264");
+  EXPECT_EQ (stat_string (stats.get (), "last-error"), "");
+  EXPECT_EQ (stat_u64 (stats.get (), "fallback-frames"), 0u);
+  EXPECT_GT (stat_u64 (stats.get (), "streaming-time"), GST_SECOND / 2);
+  gint num = 0, den = 0;
+  EXPECT_TRUE (gst_structure_get_fraction (stats.get (), "framerate", &num, &den));
+  if (den) {
+    EXPECT_NEAR (double (num) / den, 30.0, 0.5) << stats_string (p.by_name ("cam"));
+  }
+
+  EXPECT_LT (p.stop (), 1.0);
+}
+
+TEST (CameraSrc, RtspOverUdp)
+{
+  FakeRtspCamera camera;
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, camera.uri (), "protocols=udp"));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_frames (20, 10s)) << p.describe_messages ();
+  expect_clean_stream (p);
+}
+
+TEST (CameraSrc, HttpMjpegStreams)
+{
+  FakeMjpegCamera camera;
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, camera.uri ()));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_frames (16, 10s)) << p.describe_messages ();
+  expect_clean_stream (p);
+  auto frames = p.frames ();
+  EXPECT_EQ (frames[0].media_type, "image/jpeg");
+  EXPECT_EQ (frames[0].width, 320);
+  EXPECT_EQ (frames[0].height, 240);
+  for (auto &f : frames)
+    EXPECT_TRUE (f.keyframe) << "every JPEG frame is a keyframe";
+  double span = seconds_between (frames[0].arrival, frames[15].arrival);
+  EXPECT_GT (span, 0.7);
+  auto stats = get_stats (p.by_name ("cam"));
+  EXPECT_EQ (stat_string (stats.get (), "codec"), "jpeg");
+  EXPECT_EQ (p.states ().size (), 2u);
+}
+
+TEST (CameraSrc, FileIsPlayedLiveAndLooped)
+{
+  const std::string path = recording_file (320, 180, 30, 1, "mp4");
+  ASSERT_FALSE (path.empty ());
+  camrelay::GCharPtr uri{gst_filename_to_uri (path.c_str (), nullptr)};
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, uri.get ()));
+  ASSERT_TRUE (p.play ());
+  // 30 frames in the file: 75 frames is two loops and a half.
+  ASSERT_TRUE (p.wait_frames (76, 10s)) << p.describe_messages ();
+  expect_clean_stream (p);
+  auto frames = p.frames ();
+  double span = seconds_between (frames[0].arrival, frames[75].arrival);
+  EXPECT_GT (span, 2.0) << "the file is played in real time";
+  EXPECT_NEAR (double (frames[75].pts - frames[0].pts) / GST_SECOND, 2.5, 0.3);
+  EXPECT_EQ (frames[0].width, 320);
+  // A loop restarts on a keyframe: keyframes at least every 15 frames.
+  size_t last_keyframe = 0;
+  for (size_t i = 0; i < frames.size (); i++) {
+    if (frames[i].keyframe)
+      last_keyframe = i;
+    EXPECT_LE (i - last_keyframe, 15u) << "frame " << i;
+  }
+  EXPECT_EQ (p.states ().size (), 2u) << "a loop is not a reconnect";
+}
+
+TEST (CameraSrc, TestUriStreams)
+{
+  ASSERT_TRUE (has_factory ("testcamerasrc"));
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, "test://cam?width=320&height=240&framerate=30&gop=10"));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_frames (31, 10s)) << p.describe_messages ();
+  expect_clean_stream (p);
+  auto frames = p.frames ();
+  EXPECT_EQ (frames[0].media_type, "video/x-h264");
+  EXPECT_EQ (frames[0].width, 320);
+  EXPECT_EQ (frames[0].height, 240);
+  EXPECT_TRUE (frames[10].keyframe);
+  EXPECT_GT (seconds_between (frames[0].arrival, frames[30].arrival), 0.7);
+}
+
+TEST (CameraSrc, LocationChangeInPlayingSwitchesCamera)
+{
+  FakeRtspCamera first;
+  ASSERT_TRUE (first.start ());
+  RtspCameraOptions options;
+  options.width = 320;
+  options.height = 180;
+  FakeRtspCamera second (options);
+  ASSERT_TRUE (second.start ());
+
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, first.uri ()));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_frames (10, 10s)) << p.describe_messages ();
+  const size_t from = next_state_index (p);
+  auto switched = SteadyClock::now ();
+  g_object_set (p.by_name ("cam"), "location", second.uri ().c_str (), nullptr);
+  long index = p.wait_frame_after (switched, 5s);
+  ASSERT_GE (index, 0) << p.describe_messages ();
+  // Frames of the first camera may still be on their way: wait for the new size.
+  ASSERT_TRUE (p.wait_frames (static_cast<size_t> (index) + 30, 5s));
+  auto frames = p.frames ();
+  long first_small = -1;
+  for (size_t i = 0; i < frames.size (); i++)
+    if (frames[i].width == 320) {
+      first_small = static_cast<long> (i);
+      break;
+    }
+  ASSERT_GE (first_small, 0) << "no frame from the second camera";
+  EXPECT_TRUE (frames[first_small].keyframe);
+  EXPECT_TRUE (frames[first_small].discont);
+  EXPECT_GT (frames[first_small].caps_generation, frames[0].caps_generation);
+  EXPECT_LT (seconds_between (switched, frames[first_small].arrival), 3.0);
+  for (size_t i = first_small; i < frames.size (); i++)
+    EXPECT_EQ (frames[i].width, 320) << "first camera's frame after the switch, frame " << i;
+  expect_clean_stream (p);
+  EXPECT_TRUE (p.wait_state ("streaming", 5s, from));
+  auto messages = p.state_messages ();
+  EXPECT_EQ (messages.back ().location, second.uri ());
+  // The first camera is let go.
+  for (int i = 0; i < 30 && first.clients () > 0; i++)
+    p.wait_until ([] { return false; }, 100ms);
+  EXPECT_EQ (first.clients (), 0u);
+  EXPECT_EQ (second.clients (), 1u);
+}
+
+TEST (CameraSrc, CredentialsNeverAppearInMessagesOrStats)
+{
+  FakeRtspCamera camera;
+  camera.require_auth ("viewer", "Secr3tPw");
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  // Wrong password in the URI first: the 401 is reported, the password is not.
+  ASSERT_TRUE (launch_camera (p, camera.uri_with_credentials ("viewer", "Wr0ngPw")));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_state ("reconnecting", 10s)) << p.describe_messages ();
+  std::string stats_text = stats_string (p.by_name ("cam"));
+  // Then the right one through user-id/user-pw.
+  g_object_set (p.by_name ("cam"), "user-id", "viewer", "user-pw", "Secr3tPw", nullptr);
+  ASSERT_TRUE (p.wait_frames (5, 10s)) << p.describe_messages ();
+  stats_text += stats_string (p.by_name ("cam"));
+  // And the right one in the URI.
+  g_object_set (p.by_name ("cam"), "user-id", nullptr, "user-pw", nullptr, nullptr);
+  g_object_set (p.by_name ("cam"), "location",
+      camera.uri_with_credentials ("viewer", "Secr3tPw").c_str (), nullptr);
+  size_t count = p.frame_count ();
+  EXPECT_TRUE (p.wait_frames (count + 30, 10s));
+  stats_text += stats_string (p.by_name ("cam"));
+
+  for (const auto &m : p.messages ()) {
+    EXPECT_EQ (m.text.find ("Secr3tPw"), std::string::npos) << m.text;
+    EXPECT_EQ (m.text.find ("Wr0ngPw"), std::string::npos) << m.text;
+    EXPECT_EQ (m.location.find ("Pw"), std::string::npos) << m.location;
+    EXPECT_EQ (m.location.find ("viewer:"), std::string::npos) << m.location;
+  }
+  EXPECT_EQ (stats_text.find ("Secr3tPw"), std::string::npos) << stats_text;
+  EXPECT_EQ (stats_text.find ("Wr0ngPw"), std::string::npos) << stats_text;
+  camrelay::GCharPtr location;
+  {
+    gchar *value = nullptr;
+    g_object_get (p.by_name ("cam"), "location", &value, nullptr);
+    location.reset (value);
+  }
+  // The location property gives back what the application set.
+  EXPECT_TRUE (location);
+  EXPECT_TRUE (p.messages_of (GST_MESSAGE_ERROR).empty ()) << p.describe_messages ();
+}

@@ -1,0 +1,507 @@
+// camerasrc against every camera fault: for each, no ERROR or EOS, the
+// expected camerasrc-state sequence, frames back within the backoff + 2 s of
+// the camera's return, timestamps strictly increasing, DISCONT keyframe first.
+#include <gst/gst.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include "camerasrc_test_util.h"
+
+using namespace camtest;
+
+namespace {
+
+std::string
+lower (std::string text)
+{
+  std::transform (text.begin (), text.end (), text.begin (),
+      [] (unsigned char c) { return static_cast<char> (std::tolower (c)); });
+  return text;
+}
+
+// Lets a refusing/broken camera be retried a few times: waits for `count`
+// reconnecting messages from state message `from` on.
+bool
+wait_reconnects (TestPipeline &p, size_t from, int count, std::chrono::milliseconds timeout)
+{
+  return p.wait_state ("reconnecting", timeout, from, static_cast<size_t> (count));
+}
+
+std::string
+tcp_uri (const char *scheme, guint16 port)
+{
+  return std::string (scheme) + "://127.0.0.1:" + std::to_string (port) + "/cam";
+}
+
+// Stream `p` to `count` frames, then return the next state message index.
+size_t
+stream_until (TestPipeline &p, size_t count)
+{
+  EXPECT_TRUE (p.wait_frames (count, 10s)) << p.describe_messages ();
+  EXPECT_TRUE (p.wait_state ("streaming", 1s));
+  return next_state_index (p);
+}
+
+}  // namespace
+
+TEST (CameraSrcFaults, RtspCameraRebootsOnTheSamePort)
+{
+  FakeRtspCamera camera;
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, camera.uri ()));
+  ASSERT_TRUE (p.play ());
+  const size_t from = stream_until (p, 15);
+
+  camera.stop ();
+  ASSERT_TRUE (p.wait_state ("reconnecting", 5s, from)) << p.describe_messages ();
+  // Down for a while: some attempts are refused.
+  EXPECT_TRUE (wait_reconnects (p, from, 3, 5s)) << p.describe_messages ();
+  auto returned = SteadyClock::now ();
+  ASSERT_TRUE (camera.start ());
+  long index = expect_resumes (p, returned, "rtsp reboot");
+  ASSERT_GE (index, 0);
+  ASSERT_TRUE (p.wait_frames (static_cast<size_t> (index) + 15, 5s));
+  expect_clean_stream (p);
+  expect_fault_sequence (p, from);
+  auto stats = get_stats (p.by_name ("cam"));
+  EXPECT_EQ (stat_u64 (stats.get (), "connects"), 2u) << stats_string (p.by_name ("cam"));
+  EXPECT_GE (stat_u64 (stats.get (), "reconnects"), 3u);
+  EXPECT_NE (stat_string (stats.get (), "last-error"), "");
+  EXPECT_GT (stat_u64 (stats.get (), "down-time"), 0u);
+  EXPECT_EQ (state_property (p.by_name ("cam")), "streaming");
+  // A warning per fault, rate-limited: some, not one per attempt.
+  auto warnings = p.messages_of (GST_MESSAGE_WARNING);
+  EXPECT_GE (warnings.size (), 1u);
+  EXPECT_LE (warnings.size (), 2u) << p.describe_messages ();
+}
+
+TEST (CameraSrcFaults, RtspCameraStalls)
+{
+  FakeRtspCamera camera;
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, camera.uri ()));
+  ASSERT_TRUE (p.play ());
+  const size_t from = stream_until (p, 15);
+
+  auto stalled = SteadyClock::now ();
+  camera.stall ();
+  ASSERT_TRUE (p.wait_state ("reconnecting", 5s, from)) << p.describe_messages ();
+  auto reconnecting = p.state_messages ()[from];
+  double detected = seconds_between (stalled, reconnecting.arrival);
+  std::fprintf (stderr, "stall detected after %.3f s (timeout 1 s), reason '%s'\n", detected,
+      reconnecting.reason.c_str ());
+  EXPECT_GE (detected, 0.8) << "stall detected before the timeout";
+  EXPECT_LE (detected, 2.5);
+  EXPECT_EQ (camera.clients () <= 1, true);
+  // Still stalled: the next attempts connect and get nothing.
+  EXPECT_TRUE (wait_reconnects (p, from, 2, 8s)) << p.describe_messages ();
+  auto returned = SteadyClock::now ();
+  camera.resume ();
+  long index = expect_resumes (p, returned, "rtsp stall");
+  ASSERT_GE (index, 0);
+  ASSERT_TRUE (p.wait_frames (static_cast<size_t> (index) + 15, 5s));
+  expect_clean_stream (p);
+  expect_fault_sequence (p, from);
+}
+
+TEST (CameraSrcFaults, RtspResolutionChangesLive)
+{
+  FakeRtspCamera camera;
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, camera.uri ()));
+  ASSERT_TRUE (p.play ());
+  stream_until (p, 15);
+  auto switched = SteadyClock::now ();
+  ASSERT_TRUE (camera.switch_resolution (320, 180));
+  long index = -1;
+  for (int i = 0; i < 60 && index < 0; i++) {
+    p.wait_frames (p.frame_count () + 1, 1s);
+    auto frames = p.frames ();
+    for (size_t k = 0; k < frames.size (); k++)
+      if (frames[k].width == 320) {
+        index = static_cast<long> (k);
+        break;
+      }
+  }
+  ASSERT_GE (index, 0) << "no 320x180 frame\n" << p.describe_messages ();
+  ASSERT_TRUE (p.wait_frames (static_cast<size_t> (index) + 15, 5s));
+  auto frames = p.frames ();
+  EXPECT_LT (seconds_between (switched, frames[index].arrival), kResumeBound);
+  EXPECT_TRUE (frames[index].keyframe);
+  EXPECT_EQ (frames[index].height, 180);
+  EXPECT_EQ (frames[index].caps_generation, frames[index - 1].caps_generation + 1)
+      << "new caps with the new size";
+  for (size_t k = index; k < frames.size (); k++)
+    EXPECT_EQ (frames[k].width, 320);
+  expect_clean_stream (p);
+  auto stats = get_stats (p.by_name ("cam"));
+  EXPECT_EQ (stat_int (stats.get (), "width"), 320);
+  EXPECT_EQ (stat_int (stats.get (), "height"), 180);
+}
+
+TEST (CameraSrcFaults, RtspResolutionChangesAcrossAReboot)
+{
+  FakeRtspCamera camera;
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, camera.uri ()));
+  ASSERT_TRUE (p.play ());
+  const size_t from = stream_until (p, 15);
+  camera.stop ();
+  ASSERT_TRUE (camera.switch_resolution (320, 180));
+  ASSERT_TRUE (p.wait_state ("reconnecting", 5s, from)) << p.describe_messages ();
+  auto returned = SteadyClock::now ();
+  ASSERT_TRUE (camera.start ());
+  long index = expect_resumes (p, returned, "rtsp reboot with a new resolution");
+  ASSERT_GE (index, 0);
+  ASSERT_TRUE (p.wait_frames (static_cast<size_t> (index) + 15, 5s));
+  auto frames = p.frames ();
+  EXPECT_EQ (frames[index].width, 320);
+  EXPECT_GT (frames[index].caps_generation, frames[index - 1].caps_generation);
+  expect_clean_stream (p);
+  expect_fault_sequence (p, from);
+}
+
+TEST (CameraSrcFaults, RtspUnauthorizedThenCredentials)
+{
+  FakeRtspCamera camera;
+  camera.require_auth ("viewer", "letmein");
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, camera.uri ()));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (wait_reconnects (p, 0, 3, 10s)) << p.describe_messages ();
+  EXPECT_EQ (p.frame_count (), 0u);
+  auto messages = p.state_messages ();
+  EXPECT_EQ (messages[0].state, "connecting");
+  EXPECT_EQ (messages[1].state, "reconnecting");
+  const std::string reason = lower (messages[1].reason);
+  EXPECT_TRUE (reason.find ("401") != std::string::npos ||
+               reason.find ("unauthori") != std::string::npos)
+      << "the reason names the 401: " << messages[1].reason;
+  EXPECT_NE (state_property (p.by_name ("cam")), "streaming");
+
+  auto returned = SteadyClock::now ();
+  g_object_set (p.by_name ("cam"), "user-id", "viewer", "user-pw", "letmein", nullptr);
+  long index = expect_resumes (p, returned, "401 then credentials");
+  ASSERT_GE (index, 0);
+  ASSERT_TRUE (p.wait_frames (static_cast<size_t> (index) + 15, 5s));
+  expect_clean_stream (p);
+}
+
+TEST (CameraSrcFaults, GarbageServerIsRetriedWithBackoff)
+{
+  TcpServer server (garbage_handler ());
+  ASSERT_TRUE (server.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, tcp_uri ("rtsp", server.port ())));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (wait_reconnects (p, 0, 4, 10s)) << p.describe_messages ();
+  EXPECT_EQ (p.frame_count (), 0u);
+  EXPECT_GE (server.accepted (), 3u);
+  expect_clean_stream (p);
+  auto stats = get_stats (p.by_name ("cam"));
+  EXPECT_GE (stat_u64 (stats.get (), "reconnects"), 3u);
+  EXPECT_EQ (stat_u64 (stats.get (), "connects"), 0u);
+  EXPECT_NE (stat_string (stats.get (), "last-error"), "");
+  // Attempts are numbered.
+  guint last_attempt = 0;
+  for (auto &m : p.state_messages ())
+    if (m.state == "reconnecting") {
+      EXPECT_GT (m.attempt, last_attempt) << m.text;
+      last_attempt = m.attempt;
+    }
+}
+
+TEST (CameraSrcFaults, BackoffDoublesWithJitterUpToTheMaximum)
+{
+  guint16 port = closed_port ();
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, tcp_uri ("rtsp", port)));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (wait_reconnects (p, 0, 6, 10s)) << p.describe_messages ();
+  std::vector<double> delays;
+  for (auto &m : p.state_messages ())
+    if (m.state == "reconnecting")
+      delays.push_back (double (m.retry_in) / GST_MSECOND);
+  ASSERT_GE (delays.size (), 6u);
+  const double base = double (kRetryDelay) / GST_MSECOND;
+  const double cap = double (kRetryDelayMax) / GST_MSECOND;
+  EXPECT_GE (delays[0], base * 0.8 - 1);
+  EXPECT_LE (delays[0], base * 1.2 + 1);
+  EXPECT_GE (delays[1], base * 2 * 0.8 - 1);
+  EXPECT_LE (delays[1], base * 2 * 1.2 + 1);
+  for (size_t i = 0; i < delays.size (); i++) {
+    EXPECT_LE (delays[i], cap * 1.2 + 1) << "delay " << i;
+    if (i >= 3) {
+      EXPECT_GE (delays[i], cap * 0.8 - 1) << "delay " << i;
+    }
+  }
+  // And the attempts are actually spaced by them.
+  auto messages = p.state_messages ();
+  for (size_t i = 0; i + 1 < messages.size (); i++) {
+    if (messages[i].state != "reconnecting" || messages[i + 1].state != "connecting")
+      continue;
+    double waited = seconds_between (messages[i].arrival, messages[i + 1].arrival) * 1000;
+    EXPECT_GE (waited, double (messages[i].retry_in) / GST_MSECOND - 20) << i;
+    EXPECT_LE (waited, double (messages[i].retry_in) / GST_MSECOND + 300) << i;
+  }
+  expect_clean_stream (p);
+}
+
+TEST (CameraSrcFaults, NeverAnsweringServerHitsConnectTimeout)
+{
+  TcpServer server (silent_handler ());
+  ASSERT_TRUE (server.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, tcp_uri ("rtsp", server.port ()), "connect-timeout=500000000"));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (wait_reconnects (p, 0, 3, 10s)) << p.describe_messages ();
+  auto messages = p.state_messages ();
+  for (size_t i = 0; i + 1 < messages.size (); i++) {
+    if (messages[i].state != "connecting" || messages[i + 1].state != "reconnecting")
+      continue;
+    double attempt = seconds_between (messages[i].arrival, messages[i + 1].arrival);
+    EXPECT_GE (attempt, 0.4) << "attempt " << i << " ended before connect-timeout";
+    EXPECT_LE (attempt, 1.5) << "attempt " << i << " outlived connect-timeout";
+  }
+  EXPECT_GE (server.accepted (), 2u);
+  EXPECT_LE (server.open_connections (), 1u) << "connections of abandoned attempts stay open";
+  EXPECT_EQ (p.frame_count (), 0u);
+  expect_clean_stream (p);
+}
+
+TEST (CameraSrcFaults, ClosedPortUntilTheCameraAppears)
+{
+  guint16 port = closed_port ();
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, tcp_uri ("rtsp", port)));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (wait_reconnects (p, 0, 3, 10s)) << p.describe_messages ();
+  auto messages = p.state_messages ();
+  EXPECT_FALSE (messages[1].reason.empty ());
+  FakeRtspCamera camera;
+  auto returned = SteadyClock::now ();
+  ASSERT_TRUE (camera.start (port));
+  long index = expect_resumes (p, returned, "closed port, then a camera");
+  ASSERT_GE (index, 0);
+  ASSERT_TRUE (p.wait_frames (static_cast<size_t> (index) + 10, 5s));
+  expect_clean_stream (p);
+}
+
+TEST (CameraSrcFaults, HttpMjpegCameraRestarts)
+{
+  FakeMjpegCamera camera;
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, camera.uri ()));
+  ASSERT_TRUE (p.play ());
+  const size_t from = stream_until (p, 10);
+  camera.stop ();
+  ASSERT_TRUE (p.wait_state ("reconnecting", 5s, from)) << p.describe_messages ();
+  EXPECT_TRUE (wait_reconnects (p, from, 2, 5s));
+  auto returned = SteadyClock::now ();
+  ASSERT_TRUE (camera.restart ());
+  long index = expect_resumes (p, returned, "mjpeg restart");
+  ASSERT_GE (index, 0);
+  ASSERT_TRUE (p.wait_frames (static_cast<size_t> (index) + 10, 5s));
+  expect_clean_stream (p);
+  expect_fault_sequence (p, from);
+}
+
+TEST (CameraSrcFaults, HttpMjpegCameraStallsAndAnswers503)
+{
+  FakeMjpegCamera camera;
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, camera.uri ()));
+  ASSERT_TRUE (p.play ());
+  const size_t from = stream_until (p, 10);
+  camera.set_status (503);
+  camera.stall ();
+  ASSERT_TRUE (p.wait_state ("reconnecting", 5s, from)) << p.describe_messages ();
+  camera.resume ();
+  EXPECT_TRUE (wait_reconnects (p, from, 3, 5s)) << "503 answers are retried";
+  EXPECT_EQ (p.messages_of (GST_MESSAGE_ERROR).size (), 0u);
+  auto returned = SteadyClock::now ();
+  camera.set_status (200);
+  long index = expect_resumes (p, returned, "mjpeg 503 then 200");
+  ASSERT_GE (index, 0);
+  expect_clean_stream (p);
+  expect_fault_sequence (p, from);
+}
+
+TEST (CameraSrcFaults, MaxRetriesExhaustedGivesOneError)
+{
+  guint16 port = closed_port ();
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, tcp_uri ("rtsp", port), "max-retries=2"));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_error (10s)) << p.describe_messages ();
+  ASSERT_TRUE (p.wait_state ("failed", 2s)) << p.describe_messages ();
+  // Nothing more happens once it has given up.
+  size_t messages_then = p.message_count ();
+  p.wait_until ([] { return false; }, 1s);
+  auto errors = p.messages_of (GST_MESSAGE_ERROR);
+  ASSERT_EQ (errors.size (), 1u) << p.describe_messages ();
+  EXPECT_EQ (errors[0].source, "cam");
+  EXPECT_EQ (errors[0].domain, GST_RESOURCE_ERROR);
+  auto states = p.state_messages ();
+  EXPECT_EQ (states.back ().state, "failed");
+  int attempts = 0;
+  std::string last_reason;
+  for (auto &m : states)
+    if (m.state == "connecting")
+      attempts++;
+    else if (m.state == "reconnecting" || m.state == "failed")
+      last_reason = m.reason.empty () ? last_reason : m.reason;
+  EXPECT_EQ (attempts, 3) << "the first attempt and two retries";
+  ASSERT_FALSE (last_reason.empty ());
+  EXPECT_NE (errors[0].text.find (last_reason), std::string::npos)
+      << "error '" << errors[0].text << "' does not name the last reason '" << last_reason << "'";
+  EXPECT_EQ (state_property (p.by_name ("cam")), "failed");
+  for (auto &m : p.messages ())
+    if (m.arrival > errors[0].arrival) {
+      EXPECT_NE (m.name, "camerasrc-state") << "state change after failing: " << m.text;
+    }
+  (void) messages_then;
+  EXPECT_LT (p.stop (), 1.0);
+}
+
+TEST (CameraSrcFaults, FallbackFreezeRepeatsTheLastKeyframeWhileAway)
+{
+  FakeRtspCamera camera;
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, camera.uri (), "fallback=freeze fallback-interval=200000000"));
+  ASSERT_TRUE (p.play ());
+  const size_t from = stream_until (p, 15);
+  camera.stop ();
+  ASSERT_TRUE (p.wait_state ("reconnecting", 5s, from));
+  auto away = SteadyClock::now ();
+  size_t count = p.frame_count ();
+  p.wait_until ([] { return false; }, 1500ms);
+  size_t fallback = p.frame_count () - count;
+  EXPECT_GE (fallback, 4u) << "fallback frames in 1.5 s at 200 ms";
+  EXPECT_LE (fallback, 10u);
+  auto frames = p.frames ();
+  for (size_t i = count; i < frames.size (); i++)
+    EXPECT_TRUE (frames[i].keyframe) << "fallback frame " << i;
+  auto stats = get_stats (p.by_name ("cam"));
+  EXPECT_GE (stat_u64 (stats.get (), "fallback-frames"), 4u);
+  auto returned = SteadyClock::now ();
+  ASSERT_TRUE (camera.start ());
+  ASSERT_TRUE (p.wait_state ("streaming", resume_timeout (), from)) << p.describe_messages ();
+  EXPECT_LE (seconds_between (returned, SteadyClock::now ()), kResumeBound + 0.5);
+  size_t back = p.frame_count ();
+  ASSERT_TRUE (p.wait_frames (back + 30, 5s));
+  expect_clean_stream (p);
+  (void) away;
+}
+
+TEST (CameraSrcFaults, FallbackSlateSendsAPictureAtTheCameraSize)
+{
+  FakeRtspCamera camera;
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, camera.uri (), "fallback=slate fallback-interval=200000000"));
+  ASSERT_TRUE (p.play ());
+  const size_t from = stream_until (p, 15);
+  camera.stop ();
+  ASSERT_TRUE (p.wait_state ("reconnecting", 5s, from));
+  size_t count = p.frame_count ();
+  EXPECT_TRUE (p.wait_frames (count + 3, 3s)) << "slate frames while away";
+  auto frames = p.frames ();
+  for (size_t i = count; i < frames.size (); i++) {
+    EXPECT_TRUE (frames[i].keyframe);
+    EXPECT_EQ (frames[i].width, 640);
+    EXPECT_EQ (frames[i].media_type, "video/x-h264");
+  }
+  ASSERT_TRUE (camera.start ());
+  ASSERT_TRUE (p.wait_state ("streaming", resume_timeout (), from)) << p.describe_messages ();
+  expect_clean_stream (p);
+}
+
+// --- test:// faults (testcamerasrc) -----------------------------------------
+
+class CameraSrcTestFaults : public ::testing::Test {
+ protected:
+  void SetUp () override
+  {
+    if (!has_factory ("testcamerasrc"))
+      GTEST_FAIL () << "testcamerasrc is not registered";
+  }
+
+  // Streams `uri` until `reconnects` faults have been recovered from, and
+  // checks that each recovery resumed within the bound.
+  void expect_recovers (const std::string &uri, int reconnects, const std::string &extra = "")
+  {
+    TestPipeline p;
+    ASSERT_TRUE (launch_camera (p, uri, extra));
+    ASSERT_TRUE (p.play ());
+    ASSERT_TRUE (p.wait_frames (5, 10s)) << p.describe_messages ();
+    ASSERT_TRUE (wait_reconnects (p, 0, reconnects, std::chrono::seconds (6 * reconnects)))
+        << p.describe_messages ();
+    size_t last = p.state_messages ().size () - 1;
+    ASSERT_TRUE (p.wait_state ("streaming", resume_timeout (), last)) << p.describe_messages ();
+    ASSERT_TRUE (p.wait_frames (p.frame_count () + 5, 5s));
+    expect_clean_stream (p);
+    // Every reconnecting is followed by frames within retry-in + 2 s: the
+    // synthetic camera is back at once.
+    auto messages = p.state_messages ();
+    auto frames = p.frames ();
+    for (auto &m : messages) {
+      if (m.state != "reconnecting")
+        continue;
+      auto it = std::find_if (frames.begin (), frames.end (),
+          [&] (const FrameRecord &f) { return f.arrival > m.arrival; });
+      ASSERT_NE (it, frames.end ());
+      double delay = seconds_between (m.arrival, it->arrival);
+      EXPECT_LE (delay, double (m.retry_in) / GST_SECOND + 2.0) << m.text;
+      EXPECT_TRUE (it->keyframe && it->discont) << "first frame after " << m.text;
+    }
+    EXPECT_EQ (messages[0].state, "connecting");
+    EXPECT_EQ (messages[1].state, "streaming");
+  }
+};
+
+TEST_F (CameraSrcTestFaults, DropAfter)
+{
+  expect_recovers ("test://cam?width=320&height=240&gop=10&drop-after=1", 2);
+}
+
+TEST_F (CameraSrcTestFaults, StallAfter)
+{
+  expect_recovers ("test://cam?width=320&height=240&gop=10&stall-after=1&stall-duration=3", 2);
+}
+
+TEST_F (CameraSrcTestFaults, GarbageAfter)
+{
+  expect_recovers ("test://cam?width=320&height=240&gop=10&garbage-after=1&garbage-duration=3", 2);
+}
+
+TEST_F (CameraSrcTestFaults, ResizeEvery)
+{
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, "test://cam?width=320&height=240&gop=10&resize-every=1"));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_frames (100, 10s))
+      << p.describe_messages ();
+  auto frames = p.frames ();
+  int changes = 0;
+  for (size_t i = 1; i < frames.size (); i++) {
+    if (frames[i].width == frames[i - 1].width)
+      continue;
+    changes++;
+    EXPECT_TRUE (frames[i].keyframe) << "frame " << i;
+    EXPECT_GT (frames[i].caps_generation, frames[i - 1].caps_generation) << "frame " << i;
+    EXPECT_TRUE (frames[i].width == 320 || frames[i].width == 160) << frames[i].width;
+  }
+  EXPECT_GE (changes, 2);
+  expect_clean_stream (p);
+}

@@ -1,0 +1,368 @@
+// The fake cameras proven with GStreamer's own clients (rtspsrc,
+// souphttpsrc), independently of camerasrc: if these fail, a camerasrc test
+// failure says nothing about camerasrc.
+#include <gst/gst.h>
+#include <gtest/gtest.h>
+
+#include <dirent.h>
+
+
+#include "fake_camera.h"
+#include "test_pipeline.h"
+
+using namespace camtest;
+
+namespace {
+
+std::string
+rtsp_client (const std::string &uri, const std::string &extra = "")
+{
+  return "rtspsrc name=src location=\"" + uri + "\" protocols=tcp latency=100 " + extra +
+         " ! rtph264depay ! h264parse ! video/x-h264,stream-format=byte-stream,alignment=au"
+         " ! appsink name=sink sync=false";
+}
+
+std::string
+mjpeg_client (const std::string &uri)
+{
+  return "souphttpsrc location=\"" + uri + "\" is-live=true timeout=5"
+         " ! multipartdemux ! image/jpeg ! jpegparse ! appsink name=sink sync=false";
+}
+
+int
+count_dir (const char *path)
+{
+  int count = 0;
+  if (DIR *dir = opendir (path)) {
+    while (readdir (dir))
+      count++;
+    closedir (dir);
+  }
+  return count;
+}
+
+}  // namespace
+
+TEST (FakeCamera, ClipsAreWholeGopsStartingOnAKeyframe)
+{
+  ClipPtr clip = h264_clip (320, 180, 30, 15, 2);
+  ASSERT_TRUE (clip);
+  ASSERT_EQ (clip->frames.size (), 30u);
+  for (size_t i = 0; i < clip->frames.size (); i++)
+    EXPECT_EQ (clip->frames[i].keyframe, i % 15 == 0) << "frame " << i;
+  EXPECT_NE (clip->caps.find ("video/x-h264"), std::string::npos) << clip->caps;
+  EXPECT_EQ (h264_clip (320, 180, 30, 15, 2), clip) << "clips are encoded once";
+
+  ClipPtr jpeg = jpeg_clip (160, 120, 15, 5);
+  ASSERT_TRUE (jpeg);
+  EXPECT_EQ (jpeg->frames.size (), 5u);
+}
+
+TEST (FakeCamera, RecordingFilePlaysToEos)
+{
+  std::string path = recording_file (320, 180, 30, 2, "mp4");
+  ASSERT_FALSE (path.empty ());
+  TestPipeline p;
+  ASSERT_TRUE (p.launch ("filesrc location=\"" + path +
+                         "\" ! qtdemux ! h264parse ! appsink name=sink sync=false"));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_error_or_eos (10s));
+  EXPECT_TRUE (p.messages_of (GST_MESSAGE_ERROR).empty ()) << p.describe_messages ();
+  EXPECT_EQ (p.frame_count (), 60u);
+}
+
+TEST (FakeCamera, RtspServesLiveFramesAtTheClipRate)
+{
+  FakeRtspCamera camera;
+  ASSERT_TRUE (camera.start ());
+  ASSERT_NE (camera.port (), 0);
+  TestPipeline p;
+  ASSERT_TRUE (p.launch (rtsp_client (camera.uri ())));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_frames (31, 10s)) << p.describe_messages ();
+  auto frames = p.frames ();
+  // Live: 30 frames at 30 fps take about a second, not a burst.
+  double span = seconds_between (frames[0].arrival, frames[30].arrival);
+  EXPECT_GT (span, 0.7);
+  EXPECT_LT (span, 1.5);
+  EXPECT_EQ (frames[0].width, 640);
+  EXPECT_EQ (frames[0].height, 360);
+  for (size_t i = 1; i < frames.size (); i++)
+    EXPECT_GT (frames[i].pts, frames[i - 1].pts) << "frame " << i;
+  EXPECT_EQ (camera.clients (), 1u);
+  EXPECT_EQ (camera.media_alive (), 1u);
+  EXPECT_TRUE (p.messages_of (GST_MESSAGE_ERROR).empty ()) << p.describe_messages ();
+  p.stop ();
+  camera.stop ();
+  EXPECT_EQ (camera.media_alive (), 0u);
+}
+
+TEST (FakeCamera, RtspSharedMediaServesTwoClients)
+{
+  FakeRtspCamera camera;
+  ASSERT_TRUE (camera.start ());
+  TestPipeline a, b;
+  ASSERT_TRUE (a.launch (rtsp_client (camera.uri ())));
+  ASSERT_TRUE (b.launch (rtsp_client (camera.uri ())));
+  ASSERT_TRUE (a.play ());
+  ASSERT_TRUE (b.play ());
+  ASSERT_TRUE (a.wait_frames (10, 10s)) << a.describe_messages ();
+  ASSERT_TRUE (b.wait_frames (10, 10s)) << b.describe_messages ();
+  EXPECT_EQ (camera.media_created (), 1u);
+}
+
+TEST (FakeCamera, RtspStopClosesClientsAndRestartServesOnTheSamePort)
+{
+  FakeRtspCamera camera;
+  ASSERT_TRUE (camera.start ());
+  const guint16 port = camera.port ();
+  TestPipeline p;
+  ASSERT_TRUE (p.launch (rtsp_client (camera.uri ())));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_frames (5, 10s)) << p.describe_messages ();
+
+  auto before = SteadyClock::now ();
+  camera.stop ();
+  EXPECT_LT (seconds_between (before, SteadyClock::now ()), 2.0) << "stop is quick";
+  EXPECT_FALSE (camera.running ());
+  EXPECT_EQ (camera.media_alive (), 0u);
+  // rtspsrc notices the closed connection (it reports it as an error or EOS).
+  EXPECT_TRUE (p.wait_error_or_eos (10s)) << p.describe_messages ();
+  size_t frames_at_stop = p.frame_count ();
+  p.stop ();
+
+  // Nothing listens any more.
+  TestPipeline refused;
+  ASSERT_TRUE (refused.launch (rtsp_client (camera.uri ())));
+  refused.play ();
+  EXPECT_TRUE (refused.wait_error (10s));
+  refused.stop ();
+
+  ASSERT_TRUE (camera.start ());
+  EXPECT_EQ (camera.port (), port);
+  TestPipeline again;
+  ASSERT_TRUE (again.launch (rtsp_client (camera.uri ())));
+  ASSERT_TRUE (again.play ());
+  ASSERT_TRUE (again.wait_frames (5, 10s)) << again.describe_messages ();
+  EXPECT_TRUE (again.frames ()[0].keyframe);
+  EXPECT_GE (camera.media_created (), 2u);
+  (void) frames_at_stop;
+
+  ASSERT_TRUE (camera.restart ());
+  EXPECT_EQ (camera.port (), port);
+  EXPECT_TRUE (again.wait_error_or_eos (10s));
+}
+
+TEST (FakeCamera, RtspStallKeepsTheConnectionAndSendsNothing)
+{
+  FakeRtspCamera camera;
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (p.launch (rtsp_client (camera.uri ())));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_frames (5, 10s)) << p.describe_messages ();
+  camera.stall ();
+  // Frames already in flight (jitterbuffer latency 100 ms) may still come.
+  p.wait_until ([] { return false; }, 400ms);
+  size_t stalled_count = p.frame_count ();
+  p.wait_until ([] { return false; }, 1000ms);
+  EXPECT_EQ (p.frame_count (), stalled_count) << "frames while stalled";
+  EXPECT_EQ (camera.clients (), 1u);
+  EXPECT_TRUE (p.messages_of (GST_MESSAGE_ERROR).empty ()) << p.describe_messages ();
+  camera.resume ();
+  EXPECT_TRUE (p.wait_frames (stalled_count + 10, 5s)) << p.describe_messages ();
+}
+
+TEST (FakeCamera, RtspSwitchesResolutionWithNewCaps)
+{
+  FakeRtspCamera camera;
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (p.launch (rtsp_client (camera.uri ())));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_frames (5, 10s)) << p.describe_messages ();
+  ASSERT_TRUE (camera.switch_resolution (320, 180));
+  bool switched = false;
+  for (int i = 0; i < 50 && !switched; i++) {
+    p.wait_frames (p.frame_count () + 1, 1s);
+    auto frames = p.frames ();
+    switched = frames.back ().width == 320 && frames.back ().height == 180;
+  }
+  EXPECT_TRUE (switched);
+  auto frames = p.frames ();
+  for (size_t i = 1; i < frames.size (); i++) {
+    if (frames[i].width != frames[i - 1].width) {
+      EXPECT_TRUE (frames[i].keyframe) << "first frame of the new size is a keyframe";
+      EXPECT_GT (frames[i].caps_generation, frames[i - 1].caps_generation);
+    }
+  }
+  EXPECT_TRUE (p.messages_of (GST_MESSAGE_ERROR).empty ()) << p.describe_messages ();
+}
+
+TEST (FakeCamera, RtspBasicAuth)
+{
+  FakeRtspCamera camera;
+  camera.require_auth ("viewer", "s3cret");
+  ASSERT_TRUE (camera.start ());
+  {
+    TestPipeline p;
+    ASSERT_TRUE (p.launch (rtsp_client (camera.uri ())));
+    p.play ();
+    ASSERT_TRUE (p.wait_error (10s));
+    auto errors = p.messages_of (GST_MESSAGE_ERROR);
+    EXPECT_NE (errors[0].text.find ("Unauthorized"), std::string::npos) << errors[0].text;
+    EXPECT_EQ (p.frame_count (), 0u);
+  }
+  {
+    TestPipeline p;
+    ASSERT_TRUE (p.launch (rtsp_client (camera.uri (), "user-id=viewer user-pw=wrong")));
+    p.play ();
+    ASSERT_TRUE (p.wait_error (10s));
+    EXPECT_EQ (p.frame_count (), 0u);
+  }
+  {
+    TestPipeline p;
+    ASSERT_TRUE (p.launch (rtsp_client (camera.uri (), "user-id=viewer user-pw=s3cret")));
+    ASSERT_TRUE (p.play ());
+    EXPECT_TRUE (p.wait_frames (5, 10s)) << p.describe_messages ();
+  }
+  {
+    TestPipeline p;
+    ASSERT_TRUE (p.launch (rtsp_client (camera.uri_with_credentials ("viewer", "s3cret"))));
+    ASSERT_TRUE (p.play ());
+    EXPECT_TRUE (p.wait_frames (5, 10s)) << p.describe_messages ();
+  }
+  camera.require_auth ("", "");
+  {
+    TestPipeline p;
+    ASSERT_TRUE (p.launch (rtsp_client (camera.uri ())));
+    ASSERT_TRUE (p.play ());
+    EXPECT_TRUE (p.wait_frames (5, 10s)) << p.describe_messages ();
+  }
+}
+
+TEST (FakeCamera, GarbageServerMakesRtspsrcFail)
+{
+  TcpServer server (garbage_handler ());
+  ASSERT_TRUE (server.start ());
+  TestPipeline p;
+  ASSERT_TRUE (p.launch (rtsp_client ("rtsp://127.0.0.1:" + std::to_string (server.port ()) +
+                                      "/cam")));
+  p.play ();
+  EXPECT_TRUE (p.wait_error (10s)) << p.describe_messages ();
+  EXPECT_GE (server.accepted (), 1u);
+  EXPECT_EQ (p.frame_count (), 0u);
+}
+
+TEST (FakeCamera, SilentServerAcceptsAndNeverAnswers)
+{
+  TcpServer server (silent_handler ());
+  ASSERT_TRUE (server.start ());
+  TestPipeline p;
+  ASSERT_TRUE (p.launch (rtsp_client ("rtsp://127.0.0.1:" + std::to_string (server.port ()) +
+                                      "/cam")));
+  p.play ();
+  for (int i = 0; i < 50 && server.accepted () == 0; i++)
+    p.wait_until ([] { return false; }, 100ms);
+  EXPECT_EQ (server.accepted (), 1u);
+  EXPECT_EQ (server.open_connections (), 1u);
+  EXPECT_FALSE (p.wait_error_or_eos (1s)) << "a silent server gives no answer at all";
+  p.stop ();
+  auto before = SteadyClock::now ();
+  server.stop ();
+  EXPECT_LT (seconds_between (before, SteadyClock::now ()), 1.0);
+}
+
+TEST (FakeCamera, ClosedPortRefuses)
+{
+  guint16 port = closed_port ();
+  ASSERT_NE (port, 0);
+  TestPipeline p;
+  ASSERT_TRUE (p.launch (rtsp_client ("rtsp://127.0.0.1:" + std::to_string (port) + "/cam")));
+  p.play ();
+  EXPECT_TRUE (p.wait_error (10s));
+}
+
+TEST (FakeCamera, MjpegServesLiveAndRestarts)
+{
+  FakeMjpegCamera camera;
+  ASSERT_TRUE (camera.start ());
+  const guint16 port = camera.port ();
+  TestPipeline p;
+  ASSERT_TRUE (p.launch (mjpeg_client (camera.uri ())));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_frames (16, 10s)) << p.describe_messages ();
+  auto frames = p.frames ();
+  double span = seconds_between (frames[0].arrival, frames[15].arrival);
+  EXPECT_GT (span, 0.7);
+  EXPECT_LT (span, 1.5);
+  EXPECT_EQ (frames[0].media_type, "image/jpeg");
+  EXPECT_EQ (frames[0].width, 320);
+
+  auto before = SteadyClock::now ();
+  camera.stop ();
+  EXPECT_LT (seconds_between (before, SteadyClock::now ()), 1.0);
+  EXPECT_TRUE (p.wait_error_or_eos (10s)) << p.describe_messages ();
+  p.stop ();
+
+  ASSERT_TRUE (camera.restart ());
+  EXPECT_EQ (camera.port (), port);
+  TestPipeline again;
+  ASSERT_TRUE (again.launch (mjpeg_client (camera.uri ())));
+  ASSERT_TRUE (again.play ());
+  EXPECT_TRUE (again.wait_frames (5, 10s)) << again.describe_messages ();
+
+  camera.stall ();
+  again.wait_until ([] { return false; }, 300ms);
+  size_t stalled = again.frame_count ();
+  again.wait_until ([] { return false; }, 500ms);
+  EXPECT_EQ (again.frame_count (), stalled);
+  camera.resume ();
+  EXPECT_TRUE (again.wait_frames (stalled + 5, 5s));
+}
+
+TEST (FakeCamera, MjpegStatusAndWrongPath)
+{
+  FakeMjpegCamera camera;
+  ASSERT_TRUE (camera.start ());
+  camera.set_status (503);
+  {
+    TestPipeline p;
+    ASSERT_TRUE (p.launch (mjpeg_client (camera.uri ())));
+    p.play ();
+    EXPECT_TRUE (p.wait_error (10s));
+  }
+  camera.set_status (200);
+  {
+    TestPipeline p;
+    ASSERT_TRUE (p.launch (mjpeg_client ("http://127.0.0.1:" + std::to_string (camera.port ()) +
+                                         "/nothing")));
+    p.play ();
+    EXPECT_TRUE (p.wait_error (10s));
+  }
+}
+
+TEST (FakeCamera, StartStopLeavesNoThreadsOrFds)
+{
+  // Warm up (clip encoding, GLib's and GStreamer's own lazily made threads).
+  {
+    FakeRtspCamera camera;
+    ASSERT_TRUE (camera.start ());
+    camera.stop ();
+    FakeMjpegCamera mjpeg;
+    ASSERT_TRUE (mjpeg.start ());
+  }
+  int threads = count_dir ("/proc/self/task");
+  int fds = count_dir ("/proc/self/fd");
+  for (int i = 0; i < 5; i++) {
+    FakeRtspCamera camera;
+    ASSERT_TRUE (camera.start ());
+    TcpServer garbage (garbage_handler ());
+    ASSERT_TRUE (garbage.start ());
+    FakeMjpegCamera mjpeg;
+    ASSERT_TRUE (mjpeg.start ());
+  }
+  EXPECT_EQ (count_dir ("/proc/self/fd"), fds);
+  EXPECT_LE (count_dir ("/proc/self/task"), threads + 2);
+}
+

@@ -1,0 +1,980 @@
+// Fake cameras and misbehaving servers for the camerasrc tests: see fake_camera.h.
+#include "fake_camera.h"
+
+#include <gst/app/gstappsink.h>
+#include <gst/app/gstappsrc.h>
+#include <gst/rtsp-server/rtsp-server.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <random>
+
+#include "common/gstref.h"
+
+namespace camtest {
+
+using namespace std::chrono_literals;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+// Something that must happen within seconds did not: the thread that should
+// have done it cannot be joined, so fail loudly instead of hanging the suite.
+[[noreturn]] void
+abort_on_hang (const char *what)
+{
+  std::fprintf (stderr, "fake camera hang: %s, aborting\n", what);
+  std::fflush (stderr);
+  std::abort ();
+}
+
+// The process's temporary directory, removed at exit.
+struct TempDir {
+  std::string path;
+  TempDir ()
+  {
+    GError *error = nullptr;
+    gchar *dir = g_dir_make_tmp ("camrelay-test-XXXXXX", &error);
+    if (dir) {
+      path = dir;
+      g_free (dir);
+    } else {
+      std::fprintf (stderr, "cannot make a temporary directory: %s\n", error->message);
+      g_error_free (error);
+    }
+  }
+  ~TempDir ()
+  {
+    if (!path.empty ()) {
+      std::error_code ignored;
+      std::filesystem::remove_all (path, ignored);
+    }
+  }
+};
+
+TempDir &
+temp_dir_instance ()
+{
+  static TempDir dir;
+  return dir;
+}
+
+// Runs `description` to EOS (bounded) and hands every sample of the appsink
+// named "sink", if any, to `on_sample`. False on error or timeout.
+bool
+run_to_eos (const std::string &description, const std::function<void (GstSample *)> &on_sample)
+{
+  GError *error = nullptr;
+  camrelay::ElementPtr pipeline{gst_parse_launch (description.c_str (), &error)};
+  if (!pipeline || error) {
+    std::fprintf (stderr, "cannot build '%s': %s\n", description.c_str (),
+        error ? error->message : "?");
+    if (error)
+      g_error_free (error);
+    return false;
+  }
+  camrelay::ElementPtr sink{gst_bin_get_by_name (GST_BIN (pipeline.get ()), "sink")};
+  if (gst_element_set_state (pipeline.get (), GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+    gst_element_set_state (pipeline.get (), GST_STATE_NULL);
+    return false;
+  }
+  bool ok = true;
+  if (sink) {
+    const auto deadline = SteadyClock::now () + 60s;
+    while (true) {
+      GstSample *sample = gst_app_sink_try_pull_sample (GST_APP_SINK (sink.get ()), 5 * GST_SECOND);
+      if (!sample) {
+        ok = gst_app_sink_is_eos (GST_APP_SINK (sink.get ()));
+        break;
+      }
+      on_sample (sample);
+      gst_sample_unref (sample);
+      if (SteadyClock::now () > deadline) {
+        ok = false;
+        break;
+      }
+    }
+  }
+  camrelay::BusPtr bus{gst_element_get_bus (pipeline.get ())};
+  camrelay::MessagePtr message{gst_bus_timed_pop_filtered (bus.get (), sink ? 0 : 60 * GST_SECOND,
+      static_cast<GstMessageType> (GST_MESSAGE_ERROR | GST_MESSAGE_EOS))};
+  if (message && GST_MESSAGE_TYPE (message.get ()) == GST_MESSAGE_ERROR) {
+    GError *gerror = nullptr;
+    gst_message_parse_error (message.get (), &gerror, nullptr);
+    std::fprintf (stderr, "'%s' failed: %s\n", description.c_str (), gerror->message);
+    g_error_free (gerror);
+    ok = false;
+  } else if (!sink && !message) {
+    ok = false;
+  }
+  gst_element_set_state (pipeline.get (), GST_STATE_NULL);
+  return ok;
+}
+
+std::string
+raw_caps (int width, int height, int fps)
+{
+  return "video/x-raw,format=I420,width=" + std::to_string (width) + ",height=" +
+         std::to_string (height) + ",framerate=" + std::to_string (fps) + "/1";
+}
+
+std::string
+x264_description (int gop, bool byte_stream = true)
+{
+  // No B-frames and no scene cuts: PTS == DTS and a keyframe exactly every
+  // `gop` frames, so a clip of whole GOPs loops on a keyframe.
+  return "x264enc key-int-max=" + std::to_string (gop) +
+         " bframes=0 tune=zerolatency speed-preset=ultrafast bitrate=800 threads=1"
+         " option-string=scenecut=0 ! video/x-h264,profile=constrained-baseline"
+         " ! h264parse config-interval=-1" +
+         std::string (byte_stream ? " ! video/x-h264,stream-format=byte-stream,alignment=au" : "");
+}
+
+std::mutex clip_mutex;
+std::map<std::string, ClipPtr> clip_cache;
+std::map<std::string, std::string> file_cache;
+
+ClipPtr
+encode_clip (const std::string &codec, int width, int height, int fps, int gop, int frames)
+{
+  const std::string key = codec + ":" + std::to_string (width) + "x" + std::to_string (height) +
+                          "@" + std::to_string (fps) + "/" + std::to_string (gop) + "/" +
+                          std::to_string (frames);
+  std::lock_guard<std::mutex> lock (clip_mutex);
+  auto it = clip_cache.find (key);
+  if (it != clip_cache.end ())
+    return it->second;
+
+  auto clip = std::make_shared<Clip> ();
+  clip->codec = codec;
+  clip->width = width;
+  clip->height = height;
+  clip->fps = fps;
+  clip->gop = gop;
+  const std::string encoder = codec == "jpeg" ? "jpegenc quality=60" : x264_description (gop);
+  const std::string description = "videotestsrc num-buffers=" + std::to_string (frames) +
+                                  " pattern=ball ! " + raw_caps (width, height, fps) + " ! " +
+                                  encoder + " ! appsink name=sink sync=false";
+  bool ok = run_to_eos (description, [&] (GstSample *sample) {
+    GstBuffer *buffer = gst_sample_get_buffer (sample);
+    Frame frame;
+    frame.keyframe = !GST_BUFFER_FLAG_IS_SET (buffer, GST_BUFFER_FLAG_DELTA_UNIT);
+    frame.data.resize (gst_buffer_get_size (buffer));
+    gst_buffer_extract (buffer, 0, frame.data.data (), frame.data.size ());
+    clip->frames.push_back (std::move (frame));
+    if (clip->caps.empty ()) {
+      camrelay::GCharPtr caps{gst_caps_to_string (gst_sample_get_caps (sample))};
+      clip->caps = caps.get ();
+    }
+  });
+  if (!ok || clip->frames.size () != static_cast<size_t> (frames) || !clip->frames[0].keyframe) {
+    std::fprintf (stderr, "encoding a %s clip failed (%zu of %d frames)\n", key.c_str (),
+        clip->frames.size (), frames);
+    return nullptr;
+  }
+  clip_cache[key] = clip;
+  return clip;
+}
+
+ssize_t
+send_all (int fd, const void *data, size_t size)
+{
+  const auto *bytes = static_cast<const guint8 *> (data);
+  size_t sent = 0;
+  while (sent < size) {
+    ssize_t n = send (fd, bytes + sent, size - sent, MSG_NOSIGNAL);
+    if (n <= 0)
+      return -1;
+    sent += static_cast<size_t> (n);
+  }
+  return static_cast<ssize_t> (sent);
+}
+
+// Waits up to `timeout_ms` for input. 1: readable, 0: nothing yet, -1: error.
+int
+wait_readable (int fd, int timeout_ms)
+{
+  struct pollfd pfd = {fd, POLLIN, 0};
+  int n = poll (&pfd, 1, timeout_ms);
+  if (n < 0)
+    return errno == EINTR ? 0 : -1;
+  if (n == 0)
+    return 0;
+  return 1;
+}
+
+}  // namespace
+
+std::string
+temp_dir ()
+{
+  return temp_dir_instance ().path;
+}
+
+ClipPtr
+h264_clip (int width, int height, int fps, int gop, int gops)
+{
+  return encode_clip ("h264", width, height, fps, gop, gop * gops);
+}
+
+ClipPtr
+jpeg_clip (int width, int height, int fps, int frames)
+{
+  return encode_clip ("jpeg", width, height, fps, 1, frames);
+}
+
+std::string
+recording_file (int width, int height, int fps, int seconds, const std::string &container)
+{
+  const std::string key = container + ":" + std::to_string (width) + "x" +
+                          std::to_string (height) + "@" + std::to_string (fps) + "/" +
+                          std::to_string (seconds);
+  std::lock_guard<std::mutex> lock (clip_mutex);
+  auto it = file_cache.find (key);
+  if (it != file_cache.end ())
+    return it->second;
+  if (temp_dir ().empty ())
+    return "";
+  std::string muxer;
+  if (container == "mp4")
+    muxer = "mp4mux";
+  else if (container == "mkv")
+    muxer = "matroskamux";
+  else
+    return "";
+  const std::string path = temp_dir () + "/clip-" + std::to_string (width) + "x" +
+                           std::to_string (height) + "-" + std::to_string (seconds) + "s." +
+                           container;
+  const std::string description = "videotestsrc num-buffers=" + std::to_string (fps * seconds) +
+                                  " pattern=ball ! " + raw_caps (width, height, fps) + " ! " +
+                                  x264_description (15, false) + " ! " + muxer +
+                                  " ! filesink location=\"" + path + "\"";
+  if (!run_to_eos (description, nullptr))
+    return "";
+  file_cache[key] = path;
+  return path;
+}
+
+// ---------------------------------------------------------------------------
+// FeedControl
+
+void
+FeedControl::set_clip (ClipPtr clip)
+{
+  std::lock_guard<std::mutex> lock (mutex_);
+  clip_ = std::move (clip);
+}
+
+ClipPtr
+FeedControl::clip () const
+{
+  std::lock_guard<std::mutex> lock (mutex_);
+  return clip_;
+}
+
+// ---------------------------------------------------------------------------
+// FakeRtspCamera
+
+namespace {
+
+// Media pipelines alive, shared with the pipelines themselves so that a
+// pipeline outliving its camera never touches freed memory.
+struct MediaCounter {
+  std::mutex mutex;
+  std::condition_variable cond;
+  guint alive = 0;
+};
+
+// Feeds one media's appsrc from the current clip, one frame per need-data,
+// timestamped in the media pipeline's running time; clocksync downstream
+// paces them to real time, so the camera sends live.
+struct Feeder {
+  std::shared_ptr<FeedControl> control;
+  std::shared_ptr<MediaCounter> counter;
+  ClipPtr clip;
+  size_t index = 0;
+  GstClockTime next_pts = GST_CLOCK_TIME_NONE;
+
+  ~Feeder ()
+  {
+    {
+      std::lock_guard<std::mutex> lock (counter->mutex);
+      counter->alive--;
+    }
+    counter->cond.notify_all ();
+  }
+};
+
+void
+feeder_need_data (GstAppSrc *appsrc, guint, gpointer user_data)
+{
+  auto *feeder = static_cast<Feeder *> (user_data);
+  ClipPtr clip = feeder->control->clip ();
+  if (!clip || clip->frames.empty ())
+    return;
+  if (clip != feeder->clip) {
+    // A new clip (first one or a resolution switch): new caps, from its
+    // first keyframe.
+    feeder->clip = clip;
+    feeder->index = 0;
+    camrelay::CapsPtr caps{gst_caps_from_string (clip->caps.c_str ())};
+    gst_app_src_set_caps (appsrc, caps.get ());
+  }
+  GstClockTime now = gst_element_get_current_running_time (GST_ELEMENT (appsrc));
+  if (!GST_CLOCK_TIME_IS_VALID (feeder->next_pts) ||
+      (GST_CLOCK_TIME_IS_VALID (now) && now > feeder->next_pts + 200 * GST_MSECOND))
+    feeder->next_pts = GST_CLOCK_TIME_IS_VALID (now) ? now : 0;
+
+  const Frame &frame = clip->frames[feeder->index];
+  GstBuffer *buffer = gst_buffer_new_memdup (frame.data.data (), frame.data.size ());
+  GST_BUFFER_PTS (buffer) = feeder->next_pts;
+  GST_BUFFER_DTS (buffer) = feeder->next_pts;
+  GST_BUFFER_DURATION (buffer) = clip->frame_duration ();
+  if (!frame.keyframe)
+    GST_BUFFER_FLAG_SET (buffer, GST_BUFFER_FLAG_DELTA_UNIT);
+  feeder->next_pts += clip->frame_duration ();
+  feeder->index = (feeder->index + 1) % clip->frames.size ();
+  gst_app_src_push_buffer (appsrc, buffer);
+}
+
+void
+feeder_free (gpointer user_data)
+{
+  delete static_cast<Feeder *> (user_data);
+}
+
+// After the pacing clocksync: a stalled camera drops its frames here, so the
+// connection stays open and the clip keeps running live underneath.
+GstPadProbeReturn
+stall_probe (GstPad *, GstPadProbeInfo *, gpointer user_data)
+{
+  auto *control = static_cast<std::shared_ptr<FeedControl> *> (user_data);
+  if ((*control)->stalled ())
+    return GST_PAD_PROBE_DROP;
+  (*control)->count_frame ();
+  return GST_PAD_PROBE_OK;
+}
+
+void
+control_free (gpointer user_data)
+{
+  delete static_cast<std::shared_ptr<FeedControl> *> (user_data);
+}
+
+GstRTSPFilterResult
+remove_client (GstRTSPServer *, GstRTSPClient *, gpointer)
+{
+  return GST_RTSP_FILTER_REMOVE;
+}
+
+GstRTSPFilterResult
+remove_session (GstRTSPSessionPool *, GstRTSPSession *, gpointer)
+{
+  return GST_RTSP_FILTER_REMOVE;
+}
+
+}  // namespace
+
+struct FakeRtspCamera::Loop {
+  GMainContext *context = nullptr;
+  GMainLoop *loop = nullptr;
+  GstRTSPServer *server = nullptr;
+  GSource *source = nullptr;
+  std::shared_ptr<MediaCounter> counter = std::make_shared<MediaCounter> ();
+  std::thread thread;
+};
+
+FakeRtspCamera::FakeRtspCamera (RtspCameraOptions options) : options_ (std::move (options)) {}
+
+FakeRtspCamera::~FakeRtspCamera ()
+{
+  stop ();
+}
+
+void
+FakeRtspCamera::run_in_loop (const std::function<void ()> &function)
+{
+  struct Call {
+    const std::function<void ()> *function;
+    std::mutex mutex;
+    std::condition_variable cond;
+    bool done = false;
+  } call;
+  call.function = &function;
+  g_main_context_invoke (loop_->context, [] (gpointer data) -> gboolean {
+    auto *c = static_cast<Call *> (data);
+    (*c->function) ();
+    {
+      std::lock_guard<std::mutex> lock (c->mutex);
+      c->done = true;
+    }
+    c->cond.notify_all ();
+    return G_SOURCE_REMOVE;
+  }, &call);
+  std::unique_lock<std::mutex> lock (call.mutex);
+  if (!call.cond.wait_for (lock, 10s, [&] { return call.done; }))
+    abort_on_hang ("RTSP server main loop does not answer");
+}
+
+void
+FakeRtspCamera::on_media_configure (GstElement *, GstElement *media_object, gpointer user_data)
+{
+  auto *self = static_cast<FakeRtspCamera *> (user_data);
+  GstRTSPMedia *media = GST_RTSP_MEDIA (media_object);
+  camrelay::ElementPtr element{gst_rtsp_media_get_element (media)};
+  camrelay::ElementPtr appsrc{gst_bin_get_by_name (GST_BIN (element.get ()), "src")};
+  camrelay::ElementPtr pace{gst_bin_get_by_name (GST_BIN (element.get ()), "pace")};
+  if (!appsrc || !pace)
+    return;
+
+  auto *feeder = new Feeder;
+  feeder->control = self->control_;
+  feeder->counter = self->loop_->counter;
+  {
+    std::lock_guard<std::mutex> lock (feeder->counter->mutex);
+    feeder->counter->alive++;
+  }
+  self->media_created_++;
+  GstAppSrcCallbacks callbacks = {};
+  callbacks.need_data = feeder_need_data;
+  gst_app_src_set_callbacks (GST_APP_SRC (appsrc.get ()), &callbacks, feeder, feeder_free);
+
+  camrelay::PadPtr pad{gst_element_get_static_pad (pace.get (), "src")};
+  gst_pad_add_probe (pad.get (), GST_PAD_PROBE_TYPE_BUFFER, stall_probe,
+      new std::shared_ptr<FeedControl> (self->control_), control_free);
+}
+
+bool
+FakeRtspCamera::start (guint16 port)
+{
+  std::lock_guard<std::mutex> lock (mutex_);
+  if (loop_)
+    return true;
+  if (!control_->clip ()) {
+    ClipPtr clip = h264_clip (options_.width, options_.height, options_.fps, options_.gop);
+    if (!clip)
+      return false;
+    control_->set_clip (clip);
+  }
+  if (port == 0)
+    port = port_;
+
+  loop_ = std::make_unique<Loop> ();
+  loop_->context = g_main_context_new ();
+  loop_->loop = g_main_loop_new (loop_->context, FALSE);
+  GstRTSPServer *server = gst_rtsp_server_new ();
+  loop_->server = server;
+  gst_rtsp_server_set_address (server, "127.0.0.1");
+  gst_rtsp_server_set_service (server, std::to_string (port).c_str ());
+
+  GstRTSPMediaFactory *factory = gst_rtsp_media_factory_new ();
+  gst_rtsp_media_factory_set_launch (factory,
+      "( appsrc name=src is-live=true format=time do-timestamp=false"
+      " ! clocksync name=pace ! rtph264pay name=pay0 pt=96 config-interval=-1 )");
+  gst_rtsp_media_factory_set_shared (factory, options_.shared);
+  gst_rtsp_media_factory_add_role (factory, "user", GST_RTSP_PERM_MEDIA_FACTORY_ACCESS,
+      G_TYPE_BOOLEAN, TRUE, GST_RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, G_TYPE_BOOLEAN, TRUE, nullptr);
+  g_signal_connect (factory, "media-configure", G_CALLBACK (on_media_configure), this);
+  GstRTSPMountPoints *mounts = gst_rtsp_server_get_mount_points (server);
+  gst_rtsp_mount_points_add_factory (mounts, options_.path.c_str (), factory);
+  g_object_unref (mounts);
+
+  if (!user_.empty ()) {
+    GstRTSPAuth *auth = gst_rtsp_auth_new ();
+    GstRTSPToken *token = gst_rtsp_token_new (GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE, G_TYPE_STRING,
+        "user", nullptr);
+    gchar *basic = gst_rtsp_auth_make_basic (user_.c_str (), password_.c_str ());
+    gst_rtsp_auth_add_basic (auth, basic, token);
+    g_free (basic);
+    gst_rtsp_token_unref (token);
+    gst_rtsp_auth_set_supported_methods (auth, GST_RTSP_AUTH_BASIC);
+    gst_rtsp_server_set_auth (server, auth);
+    g_object_unref (auth);
+  }
+
+  GError *error = nullptr;
+  loop_->source = gst_rtsp_server_create_source (server, nullptr, &error);
+  if (!loop_->source) {
+    std::fprintf (stderr, "fake RTSP camera cannot listen on port %u: %s\n", port,
+        error ? error->message : "?");
+    if (error)
+      g_error_free (error);
+    g_object_unref (server);
+    g_main_loop_unref (loop_->loop);
+    g_main_context_unref (loop_->context);
+    loop_.reset ();
+    return false;
+  }
+  port_ = static_cast<guint16> (gst_rtsp_server_get_bound_port (server));
+  g_source_attach (loop_->source, loop_->context);
+  GMainLoop *main_loop = loop_->loop;
+  loop_->thread = std::thread ([main_loop] { g_main_loop_run (main_loop); });
+  return true;
+}
+
+void
+FakeRtspCamera::stop ()
+{
+  std::lock_guard<std::mutex> lock (mutex_);
+  if (!loop_)
+    return;
+  GstRTSPServer *server = loop_->server;
+  run_in_loop ([&] {
+    g_source_destroy (loop_->source);
+    g_source_unref (loop_->source);
+    loop_->source = nullptr;
+    gst_rtsp_server_client_filter (server, remove_client, nullptr);
+    GstRTSPSessionPool *pool = gst_rtsp_server_get_session_pool (server);
+    gst_rtsp_session_pool_filter (pool, remove_session, nullptr);
+    g_object_unref (pool);
+  });
+  {
+    // The media pipelines go to NULL and are freed as their sessions and
+    // clients go, some of it in the server's main loop: wait for them.
+    std::unique_lock<std::mutex> counter_lock (loop_->counter->mutex);
+    if (!loop_->counter->cond.wait_for (counter_lock, 10s,
+            [&] { return loop_->counter->alive == 0; }))
+      abort_on_hang ("fake RTSP camera media still alive 10 s after stop");
+  }
+  run_in_loop ([&] {
+    g_object_unref (server);
+    loop_->server = nullptr;
+  });
+  g_main_loop_quit (loop_->loop);
+  loop_->thread.join ();
+  // Whatever the server left for its context (client watches being
+  // destroyed) runs here, on this thread, now that the loop is gone.
+  while (g_main_context_iteration (loop_->context, FALSE)) {
+  }
+  g_main_loop_unref (loop_->loop);
+  g_main_context_unref (loop_->context);
+  loop_.reset ();
+}
+
+bool
+FakeRtspCamera::restart ()
+{
+  stop ();
+  return start (port_);
+}
+
+bool
+FakeRtspCamera::running () const
+{
+  std::lock_guard<std::mutex> lock (mutex_);
+  return loop_ != nullptr;
+}
+
+void
+FakeRtspCamera::stall ()
+{
+  control_->set_stalled (true);
+}
+
+void
+FakeRtspCamera::resume ()
+{
+  control_->set_stalled (false);
+}
+
+bool
+FakeRtspCamera::switch_resolution (int width, int height)
+{
+  ClipPtr clip = h264_clip (width, height, options_.fps, options_.gop);
+  if (!clip)
+    return false;
+  control_->set_clip (clip);
+  return true;
+}
+
+void
+FakeRtspCamera::require_auth (const std::string &user, const std::string &password)
+{
+  std::lock_guard<std::mutex> lock (mutex_);
+  user_ = user;
+  password_ = password;
+  if (!loop_)
+    return;
+  GstRTSPServer *server = loop_->server;
+  run_in_loop ([&] {
+    if (user.empty ()) {
+      gst_rtsp_server_set_auth (server, nullptr);
+      return;
+    }
+    GstRTSPAuth *auth = gst_rtsp_auth_new ();
+    GstRTSPToken *token = gst_rtsp_token_new (GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE, G_TYPE_STRING,
+        "user", nullptr);
+    gchar *basic = gst_rtsp_auth_make_basic (user.c_str (), password.c_str ());
+    gst_rtsp_auth_add_basic (auth, basic, token);
+    g_free (basic);
+    gst_rtsp_token_unref (token);
+    gst_rtsp_auth_set_supported_methods (auth, GST_RTSP_AUTH_BASIC);
+    gst_rtsp_server_set_auth (server, auth);
+    g_object_unref (auth);
+  });
+}
+
+std::string
+FakeRtspCamera::uri () const
+{
+  return "rtsp://127.0.0.1:" + std::to_string (port_) + options_.path;
+}
+
+std::string
+FakeRtspCamera::uri_with_credentials (const std::string &user, const std::string &password) const
+{
+  return "rtsp://" + user + ":" + password + "@127.0.0.1:" + std::to_string (port_) +
+         options_.path;
+}
+
+guint
+FakeRtspCamera::media_alive () const
+{
+  std::lock_guard<std::mutex> lock (mutex_);
+  if (!loop_)
+    return 0;
+  std::lock_guard<std::mutex> counter_lock (loop_->counter->mutex);
+  return loop_->counter->alive;
+}
+
+guint
+FakeRtspCamera::clients () const
+{
+  std::lock_guard<std::mutex> lock (mutex_);
+  if (!loop_)
+    return 0;
+  GList *list = gst_rtsp_server_client_filter (loop_->server, nullptr, nullptr);
+  guint count = g_list_length (list);
+  g_list_free_full (list, g_object_unref);
+  return count;
+}
+
+// ---------------------------------------------------------------------------
+// TcpServer
+
+struct TcpServer::Connection {
+  int fd = -1;
+  std::thread thread;
+  std::atomic<bool> done{false};
+};
+
+TcpServer::TcpServer (Handler handler) : handler_ (std::move (handler)) {}
+
+TcpServer::~TcpServer ()
+{
+  stop ();
+}
+
+bool
+TcpServer::start (guint16 port)
+{
+  if (listen_fd_ >= 0)
+    return true;
+  if (port == 0)
+    port = port_;
+  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return false;
+  int one = 1;
+  setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof (one));
+  struct sockaddr_in address = {};
+  address.sin_family = AF_INET;
+  address.sin_port = htons (port);
+  address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  socklen_t length = sizeof (address);
+  if (bind (fd, reinterpret_cast<struct sockaddr *> (&address), sizeof (address)) < 0 ||
+      listen (fd, 64) < 0 ||
+      getsockname (fd, reinterpret_cast<struct sockaddr *> (&address), &length) < 0) {
+    std::fprintf (stderr, "TcpServer cannot listen on port %u: %s\n", port, std::strerror (errno));
+    close (fd);
+    return false;
+  }
+  port_ = ntohs (address.sin_port);
+  listen_fd_ = fd;
+  stopping_ = false;
+  accept_thread_ = std::thread ([this] { accept_loop (); });
+  return true;
+}
+
+void
+TcpServer::accept_loop ()
+{
+  while (!stopping_) {
+    if (wait_readable (listen_fd_, 100) <= 0)
+      continue;
+    int fd = accept4 (listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0)
+      continue;
+    accepted_++;
+    reap (false);
+    auto connection = std::make_unique<Connection> ();
+    connection->fd = fd;
+    Connection *c = connection.get ();
+    c->thread = std::thread ([this, c] {
+      handler_ (c->fd, stopping_);
+      c->done = true;
+    });
+    std::lock_guard<std::mutex> lock (mutex_);
+    connections_.push_back (std::move (connection));
+  }
+}
+
+// Joins finished connection threads (all of them, once shut down, if `all`).
+void
+TcpServer::reap (bool all)
+{
+  std::vector<std::unique_ptr<Connection>> finished;
+  {
+    std::lock_guard<std::mutex> lock (mutex_);
+    for (auto it = connections_.begin (); it != connections_.end ();) {
+      if (all || (*it)->done) {
+        finished.push_back (std::move (*it));
+        it = connections_.erase (it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto &connection : finished) {
+    connection->thread.join ();
+    close (connection->fd);
+  }
+}
+
+void
+TcpServer::stop ()
+{
+  if (listen_fd_ < 0)
+    return;
+  stopping_ = true;
+  accept_thread_.join ();
+  close (listen_fd_);
+  listen_fd_ = -1;
+  {
+    std::lock_guard<std::mutex> lock (mutex_);
+    for (auto &connection : connections_)
+      shutdown (connection->fd, SHUT_RDWR);
+  }
+  reap (true);
+}
+
+bool
+TcpServer::restart ()
+{
+  stop ();
+  return start (port_);
+}
+
+guint
+TcpServer::open_connections () const
+{
+  std::lock_guard<std::mutex> lock (mutex_);
+  guint count = 0;
+  for (const auto &connection : connections_)
+    if (!connection->done)
+      count++;
+  return count;
+}
+
+TcpServer::Handler
+garbage_handler ()
+{
+  return [] (int fd, const std::atomic<bool> &stopping) {
+    std::mt19937 random (static_cast<unsigned> (fd) * 7919u);
+    auto send_garbage = [&] {
+      guint8 garbage[512];
+      for (auto &byte : garbage)
+        byte = static_cast<guint8> (random ());
+      return send_all (fd, garbage, sizeof (garbage)) >= 0;
+    };
+    if (!send_garbage ())
+      return;
+    while (!stopping) {
+      int ready = wait_readable (fd, 100);
+      if (ready < 0)
+        return;
+      if (ready == 0)
+        continue;
+      char input[4096];
+      ssize_t n = recv (fd, input, sizeof (input), 0);
+      if (n <= 0 || !send_garbage ())
+        return;
+    }
+  };
+}
+
+TcpServer::Handler
+silent_handler ()
+{
+  return [] (int fd, const std::atomic<bool> &stopping) {
+    while (!stopping) {
+      int ready = wait_readable (fd, 100);
+      if (ready < 0)
+        return;
+      if (ready == 0)
+        continue;
+      char input[4096];
+      if (recv (fd, input, sizeof (input), 0) <= 0)
+        return;
+    }
+  };
+}
+
+guint16
+closed_port ()
+{
+  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return 0;
+  struct sockaddr_in address = {};
+  address.sin_family = AF_INET;
+  address.sin_port = 0;
+  address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  socklen_t length = sizeof (address);
+  guint16 port = 0;
+  if (bind (fd, reinterpret_cast<struct sockaddr *> (&address), sizeof (address)) == 0 &&
+      getsockname (fd, reinterpret_cast<struct sockaddr *> (&address), &length) == 0)
+    port = ntohs (address.sin_port);
+  close (fd);
+  return port;
+}
+
+// ---------------------------------------------------------------------------
+// FakeMjpegCamera
+
+namespace {
+constexpr const char *kBoundary = "camrelayframe";
+}
+
+FakeMjpegCamera::FakeMjpegCamera (MjpegCameraOptions options)
+    : options_ (std::move (options)),
+      server_ ([this] (int fd, const std::atomic<bool> &stopping) { serve (fd, stopping); })
+{
+}
+
+FakeMjpegCamera::~FakeMjpegCamera ()
+{
+  stop ();
+}
+
+bool
+FakeMjpegCamera::start (guint16 port)
+{
+  if (!control_->clip ()) {
+    ClipPtr clip = jpeg_clip (options_.width, options_.height, options_.fps);
+    if (!clip)
+      return false;
+    control_->set_clip (clip);
+  }
+  return server_.start (port);
+}
+
+void
+FakeMjpegCamera::stop ()
+{
+  server_.stop ();
+}
+
+bool
+FakeMjpegCamera::restart ()
+{
+  return server_.restart ();
+}
+
+std::string
+FakeMjpegCamera::uri () const
+{
+  return "http://127.0.0.1:" + std::to_string (server_.port ()) + options_.path;
+}
+
+void
+FakeMjpegCamera::serve (int fd, const std::atomic<bool> &stopping)
+{
+  // The request: read up to the end of the headers (bounded in size and time).
+  std::string request;
+  const auto request_deadline = SteadyClock::now () + 5s;
+  while (request.find ("\r\n\r\n") == std::string::npos) {
+    if (stopping || SteadyClock::now () > request_deadline || request.size () > 16384)
+      return;
+    int ready = wait_readable (fd, 100);
+    if (ready < 0)
+      return;
+    if (ready == 0)
+      continue;
+    char input[2048];
+    ssize_t n = recv (fd, input, sizeof (input), 0);
+    if (n <= 0)
+      return;
+    request.append (input, static_cast<size_t> (n));
+  }
+  std::string path;
+  if (request.compare (0, 4, "GET ") == 0)
+    path = request.substr (4, request.find (' ', 4) - 4);
+
+  auto answer_status = [&] (const char *status) {
+    std::string response = std::string ("HTTP/1.0 ") + status +
+                           "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    send_all (fd, response.data (), response.size ());
+  };
+  if (status_ != 200) {
+    answer_status ((std::to_string (status_.load ()) + " Unavailable").c_str ());
+    return;
+  }
+  if (path != options_.path) {
+    answer_status ("404 Not Found");
+    return;
+  }
+  const std::string header = std::string ("HTTP/1.0 200 OK\r\n"
+                                          "Content-Type: multipart/x-mixed-replace;boundary=") +
+                             kBoundary +
+                             "\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n";
+  if (send_all (fd, header.data (), header.size ()) < 0)
+    return;
+
+  ClipPtr clip = control_->clip ();
+  const auto period = std::chrono::nanoseconds (clip->frame_duration ());
+  auto next = SteadyClock::now ();
+  size_t index = 0;
+  while (!stopping) {
+    // Until the next frame is due, watch for the client going away.
+    auto now = SteadyClock::now ();
+    if (now < next) {
+      auto wait = std::chrono::duration_cast<std::chrono::milliseconds> (next - now).count ();
+      int ready = wait_readable (fd, static_cast<int> (std::min<long long> (wait + 1, 100)));
+      if (ready < 0)
+        return;
+      if (ready > 0) {
+        char input[2048];
+        if (recv (fd, input, sizeof (input), 0) <= 0)
+          return;
+      }
+      continue;
+    }
+    next += period;
+    const Frame &frame = clip->frames[index];
+    index = (index + 1) % clip->frames.size ();
+    if (control_->stalled ())
+      continue;
+    const std::string part = std::string ("--") + kBoundary +
+                             "\r\nContent-Type: image/jpeg\r\nContent-Length: " +
+                             std::to_string (frame.data.size ()) + "\r\n\r\n";
+    if (send_all (fd, part.data (), part.size ()) < 0 ||
+        send_all (fd, frame.data.data (), frame.data.size ()) < 0 ||
+        send_all (fd, "\r\n", 2) < 0)
+      return;
+    control_->count_frame ();
+  }
+}
+
+}  // namespace camtest
