@@ -37,6 +37,7 @@
 #include <gst/rtsp-server/rtsp-server.h>
 #include <glib/gstdio.h>
 
+#include "bench_common.h"
 #include "common/gstref.h"
 
 #include <poll.h>
@@ -64,6 +65,10 @@
 #endif
 
 namespace {
+
+using camrelay::bench::default_to_build_tree;
+using camrelay::bench::median;
+using camrelay::bench::process_cpu_seconds;
 
 using camrelay::BusPtr;
 using camrelay::ElementPtr;
@@ -141,25 +146,6 @@ double
 seconds (gint64 us)
 {
   return static_cast<double> (us) / G_USEC_PER_SEC;
-}
-
-double
-median (std::vector<double> values)
-{
-  std::sort (values.begin (), values.end ());
-  const size_t n = values.size ();
-  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-}
-
-double
-self_cpu_seconds ()
-{
-  rusage usage{};
-  getrusage (RUSAGE_SELF, &usage);
-  const auto to_seconds = [] (const timeval &tv) {
-    return static_cast<double> (tv.tv_sec) + static_cast<double> (tv.tv_usec) / 1e6;
-  };
-  return to_seconds (usage.ru_utime) + to_seconds (usage.ru_stime);
 }
 
 // user + sys CPU seconds of a running process, from /proc; -1 if unknown.
@@ -701,10 +687,10 @@ measure_cpu (const Contender &contender, const CameraServer &server, const Optio
 
   const guint64 frames_before = receiver.frames ();
   const double server_before = server.cpu_seconds ();
-  const double cpu_before = self_cpu_seconds ();
+  const double cpu_before = process_cpu_seconds ();
   const gint64 window_start = now_us ();
   receiver.run_for (static_cast<gint64> (options.cpu_seconds) * G_USEC_PER_SEC);
-  const double cpu_after = self_cpu_seconds ();
+  const double cpu_after = process_cpu_seconds ();
   const gint64 window_end = now_us ();
   const double server_after = server.cpu_seconds ();
   const guint64 frames_after = receiver.frames ();
@@ -890,15 +876,6 @@ struct TempDir {
 // file of our own, so that a stale installed copy is never measured and the
 // user's registry is left alone.  Must run before gst_init.  The camera
 // server child inherits the environment.
-void
-default_to_build_tree ()
-{
-  if (!g_getenv ("GST_PLUGIN_PATH_1_0") && !g_getenv ("GST_PLUGIN_PATH"))
-    g_setenv ("GST_PLUGIN_PATH_1_0", CAMRELAY_BUILD_PLUGIN_DIR, TRUE);
-  if (!g_getenv ("GST_REGISTRY_1_0") && !g_getenv ("GST_REGISTRY"))
-    g_setenv ("GST_REGISTRY_1_0", CAMRELAY_BENCH_REGISTRY, TRUE);
-}
-
 bool
 parse_options (int &argc, char **&argv, Options &options)
 {

@@ -17,6 +17,7 @@
 // application would use them; this program does not include their headers.
 #include <gst/gst.h>
 
+#include "bench_common.h"
 #include "common/gstref.h"
 
 #include <algorithm>
@@ -35,6 +36,10 @@
 #endif
 
 namespace {
+
+using camrelay::bench::default_to_build_tree;
+using camrelay::bench::median;
+using camrelay::bench::process_cpu_seconds;
 
 using camrelay::BusPtr;
 using camrelay::ElementPtr;
@@ -123,14 +128,6 @@ mark_delta_units (GstPad *, GstPadProbeInfo *info, gpointer user_data)
   else
     GST_BUFFER_FLAG_SET (buffer, GST_BUFFER_FLAG_DELTA_UNIT);
   return GST_PAD_PROBE_OK;
-}
-
-double
-process_cpu_seconds ()
-{
-  timespec ts{};
-  clock_gettime (CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double> (ts.tv_sec) + static_cast<double> (ts.tv_nsec) / 1e9;
 }
 
 guint64
@@ -236,14 +233,6 @@ run_once (const Options &options, gint buffers, const char *factory,
   return ok;
 }
 
-double
-median (std::vector<double> values)
-{
-  std::sort (values.begin (), values.end ());
-  const size_t n = values.size ();
-  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-}
-
 struct Summary {
   std::vector<double> rates;   // delivered buffers per second, one per run
   std::vector<double> cpu_ns_per_buffer;
@@ -274,15 +263,6 @@ print_row (const char *configuration, const char *element, const Summary &summar
 // Without an explicit plugin path, use the build tree's plugin and a registry
 // file of our own, so that a stale installed copy is never measured and the
 // user's registry is left alone.  Must run before gst_init.
-void
-default_to_build_tree ()
-{
-  if (!g_getenv ("GST_PLUGIN_PATH_1_0") && !g_getenv ("GST_PLUGIN_PATH"))
-    g_setenv ("GST_PLUGIN_PATH_1_0", CAMRELAY_BUILD_PLUGIN_DIR, TRUE);
-  if (!g_getenv ("GST_REGISTRY_1_0") && !g_getenv ("GST_REGISTRY"))
-    g_setenv ("GST_REGISTRY_1_0", CAMRELAY_BENCH_REGISTRY, TRUE);
-}
-
 bool
 parse_options (int &argc, char **&argv, Options &options)
 {
