@@ -644,7 +644,10 @@ on_eos (GstAppSink *, gpointer user_data)
   GstCameraSrcPrivate &p = *ctx->self->priv;
   {
     Lock lock (p.lock);
-    if (ctx->generation == p.generation && p.session_is_file && ctx->kind == StreamKind::Video) {
+    // A file that played loops; one that ended before any video is broken,
+    // and replaying it at once would spin.
+    if (ctx->generation == p.generation && p.session_is_file && ctx->kind == StreamKind::Video
+        && p.video.session_started) {
       p.end_of_file = true;
       p.wake.notify_all ();
       return;
@@ -1087,7 +1090,11 @@ ensure_audio_output (GstCameraSrc *self)
   }
   gst_bin_add (GST_BIN (self), appsrc);
   gst_element_sync_state_with_parent (appsrc);
-  self->audio_pad = ghost_output (self, appsrc, &audio_template);
+  GstPad *pad = ghost_output (self, appsrc, &audio_template);
+  {
+    Lock lock (p.lock);
+    self->audio_pad = pad;
+  }
   GST_INFO_OBJECT (self, "the camera has audio: added the audio pad");
 }
 
@@ -1488,13 +1495,15 @@ gst_camera_src_handle_message (GstBin *bin, GstMessage *message)
 
   // Nobody linked the audio pad: its appsrc stops with not-linked, which is
   // no reason to fail the pipeline.
-  if (type == GST_MESSAGE_ERROR && self->audio_pad && !gst_pad_is_linked (self->audio_pad)) {
+  if (type == GST_MESSAGE_ERROR) {
+    GstPad *audio_pad;
     bool from_audio;
     {
       Lock lock (p.lock);
+      audio_pad = self->audio_pad;
       from_audio = p.audio.appsrc && src == GST_OBJECT (p.audio.appsrc);
     }
-    if (from_audio) {
+    if (from_audio && audio_pad && !gst_pad_is_linked (audio_pad)) {
       GST_INFO_OBJECT (self, "the audio pad is not linked: audio is not delivered");
       gst_message_unref (message);
       return;
@@ -1547,6 +1556,20 @@ static GstStateChangeReturn
 gst_camera_src_change_state (GstElement *element, GstStateChange transition)
 {
   GstCameraSrc *self = GST_CAMERA_SRC (element);
+  if (transition == GST_STATE_CHANGE_NULL_TO_READY) {
+    bool has_location;
+    {
+      Lock lock (self->priv->lock);
+      has_location = !self->priv->settings.location.empty ();
+    }
+    // A configuration error, not a camera fault: say so and do not start.
+    if (!has_location) {
+      GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("No camera location set"),
+          ("set the location property to an rtsp://, rtsps://, http(s)://, file:// or "
+           "test:// URI"));
+      return GST_STATE_CHANGE_FAILURE;
+    }
+  }
   if (transition == GST_STATE_CHANGE_PAUSED_TO_READY)
     stop_manager (self);
 

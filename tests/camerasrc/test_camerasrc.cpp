@@ -252,3 +252,23 @@ TEST (CameraSrc, CredentialsNeverAppearInMessagesOrStats)
   EXPECT_TRUE (location);
   EXPECT_TRUE (p.messages_of (GST_MESSAGE_ERROR).empty ()) << p.describe_messages ();
 }
+
+// A missing location is a configuration error, not a camera fault: the
+// element refuses to start and says what is missing.
+TEST (CameraSrc, NoLocationIsAClearErrorAtStart)
+{
+  camrelay::ElementPtr camerasrc{gst_element_factory_make ("camerasrc", nullptr)};
+  ASSERT_NE (camerasrc, nullptr);
+  gst_object_ref_sink (camerasrc.get ());
+  camrelay::BusPtr bus{gst_bus_new ()};
+  gst_element_set_bus (camerasrc.get (), bus.get ());
+  EXPECT_EQ (gst_element_set_state (camerasrc.get (), GST_STATE_READY), GST_STATE_CHANGE_FAILURE);
+  camrelay::MessagePtr error{gst_bus_pop_filtered (bus.get (), GST_MESSAGE_ERROR)};
+  ASSERT_NE (error, nullptr);
+  GError *gerror = nullptr;
+  gst_message_parse_error (error.get (), &gerror, nullptr);
+  EXPECT_NE (std::string (gerror->message).find ("location"), std::string::npos) << gerror->message;
+  g_error_free (gerror);
+  gst_element_set_state (camerasrc.get (), GST_STATE_NULL);
+  gst_element_set_bus (camerasrc.get (), nullptr);
+}
