@@ -1,0 +1,89 @@
+// The launcher's configuration: what camrelay.toml says, with defaults
+// filled in and every value validated.  Parsed by config.cpp (toml++).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace camrelay::launcher {
+
+struct ServerConfig {
+  std::string bind = "0.0.0.0";
+  uint16_t port = 8554;
+  unsigned max_clients = 0;        // all cameras together; 0 = no limit
+  unsigned session_timeout = 60;   // s, RTSP session timeout
+  unsigned threads = 0;            // RTSP worker threads; 0 = a default for hundreds of clients
+  std::string tls_cert;            // PEM files; both set = RTSPS
+  std::string tls_key;
+};
+
+struct HttpConfig {
+  bool enabled = true;
+  std::string bind = "127.0.0.1";
+  uint16_t port = 8080;
+};
+
+struct UserConfig {
+  std::string name;
+  std::string password;        // plain text, or
+  std::string password_hash;   // "sha256:<hex>" of the password
+};
+
+struct CameraConfig {
+  std::string name;              // mount is "/" + name
+  std::string location;          // full URI (or expanded from vendor/address/stream)
+  std::string vendor;            // as given, for messages
+  std::string address;           // with vendor: host or IP, optionally ":port"
+  std::string stream;            // with vendor: "main" or "sub"; "" with location
+  std::string username;
+  std::string password;
+  std::string transport = "tcp"; // tcp | udp | auto (camera side)
+  bool audio = true;
+  uint64_t buffer_time_ms = 2000;    // resilientqueue max-size-time
+  std::string fallback = "freeze";   // none | freeze | slate
+  bool on_demand = false;
+  unsigned idle_timeout = 30;        // s, with on_demand
+  unsigned max_clients = 0;          // 0 = no limit
+  std::vector<std::string> users;    // permitted users; empty = every user
+  bool enabled = true;
+  bool multicast = false;
+  std::string pipeline;              // optional custom fragment between camerasrc and the payloader
+  int line = 0;                      // where the [[cameras]] entry starts, for messages
+};
+
+struct Config {
+  std::string path;  // the file it came from, "" for the embedded default
+  ServerConfig server;
+  HttpConfig http;
+  std::vector<UserConfig> users;
+  std::vector<CameraConfig> cameras;
+};
+
+// One problem, as "FILE:LINE: key: what is wrong".
+struct ConfigError {
+  std::string file;
+  int line = 0;                // 0 = the whole file (e.g. it cannot be read)
+  int column = 0;              // TOML syntax errors only
+  std::string key;
+  std::string message;
+  std::string to_string () const;
+};
+
+struct ConfigResult {
+  std::optional<Config> config;      // set when there are no errors
+  std::vector<ConfigError> errors;   // every problem found, in file order
+};
+
+// Parses and validates a configuration file.  `vendor_templates` is the path
+// of the vendor URL templates (gst-presets/vendors.toml).
+ConfigResult load_config (const std::string &path, const std::string &vendor_templates);
+ConfigResult parse_config (const std::string &text, const std::string &path,
+    const std::string &vendor_templates);
+
+// The configuration camrelay runs with no arguments: the synthetic test
+// camera at rtsp://127.0.0.1:8554/test, no users, HTTP on 127.0.0.1:8080.
+Config default_config ();
+
+}  // namespace camrelay::launcher
