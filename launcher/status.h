@@ -1,0 +1,37 @@
+// A snapshot of what the launcher is doing, for the HTTP endpoints.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/gstref.h"
+
+namespace camrelay::launcher {
+
+struct CameraStatus {
+  std::string name;
+  std::string mount;           // "/name"
+  std::string state;           // camerasrc state nick: stopped, connecting, streaming, ...
+  bool up = false;             // streaming
+  uint64_t reconnects = 0;
+  uint64_t bytes_in = 0;       // from the camera
+  uint64_t frames_in = 0;
+  uint64_t frames_dropped = 0; // by resilientqueue
+  uint64_t clients = 0;        // RTSP clients playing this camera now
+  uint64_t bytes_out = 0;      // to all clients
+  StructurePtr camerasrc_stats;      // may be null (camera not running)
+  StructurePtr resilientqueue_stats; // may be null
+};
+
+struct Status {
+  std::string version;
+  double uptime_seconds = 0;
+  uint64_t clients = 0;        // all cameras
+  std::vector<CameraStatus> cameras;
+};
+
+using StatusProvider = std::function<Status ()>;
+
+}  // namespace camrelay::launcher
