@@ -1,0 +1,158 @@
+// camrelay: serves every configured camera as one steady RTSP URL.
+//
+//   camrelay                    the synthetic test camera at rtsp://127.0.0.1:8554/test
+//   camrelay -c camrelay.toml   the cameras of a configuration file
+//   camrelay --check -c FILE    validate a configuration and exit (2 when invalid)
+#include <glib-unix.h>
+#include <gst/gst.h>
+
+#include <csignal>
+#include <cstdio>
+#include <string>
+
+#include "config.h"
+#include "http.h"
+#include "relay.h"
+
+namespace {
+
+using namespace camrelay::launcher;
+
+// Where the vendor URL templates are: installed, or in the source tree.
+std::string
+vendor_templates_path ()
+{
+  if (const char *env = g_getenv ("CAMRELAY_VENDORS"))
+    return env;
+  if (g_file_test (CAMRELAY_VENDORS_INSTALLED, G_FILE_TEST_EXISTS))
+    return CAMRELAY_VENDORS_INSTALLED;
+  return CAMRELAY_VENDORS_SOURCE;
+}
+
+// Run from the build tree (not installed): use the plugin built beside us.
+void
+ensure_plugin ()
+{
+  GstPluginFeature *feature = gst_registry_lookup_feature (gst_registry_get (), "camerasrc");
+  if (feature) {
+    gst_object_unref (feature);
+    return;
+  }
+  gst_registry_scan_path (gst_registry_get (), CAMRELAY_BUILD_PLUGIN_DIR);
+}
+
+struct Loop {
+  GMainLoop *loop;
+  const char *reason = nullptr;
+};
+
+gboolean
+on_stop_signal (gpointer data)
+{
+  auto *loop = static_cast<Loop *> (data);
+  loop->reason = "signal";
+  g_main_loop_quit (loop->loop);
+  return G_SOURCE_CONTINUE;
+}
+
+gboolean
+on_hangup (gpointer)
+{
+  std::fprintf (stderr, "SIGHUP: configuration reload is not supported by this version; "
+                        "restart camrelay to apply a new configuration\n");
+  return G_SOURCE_CONTINUE;
+}
+
+}  // namespace
+
+int
+main (int argc, char **argv)
+{
+  gchar *config_path = nullptr;
+  gboolean check = FALSE;
+  gboolean version = FALSE;
+  const GOptionEntry entries[] = {
+    {"config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
+        "Configuration file (default: serve the synthetic test camera)", "FILE"},
+    {"check", 0, 0, G_OPTION_ARG_NONE, &check, "Validate the configuration and exit", nullptr},
+    {"version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", nullptr},
+    {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr},
+  };
+  GOptionContext *options = g_option_context_new ("- one steady RTSP URL per IP camera");
+  g_option_context_add_main_entries (options, entries, nullptr);
+  g_option_context_add_group (options, gst_init_get_option_group ());
+  GError *error = nullptr;
+  if (!g_option_context_parse (options, &argc, &argv, &error)) {
+    std::fprintf (stderr, "camrelay: %s (see --help)\n", error->message);
+    g_clear_error (&error);
+    g_option_context_free (options);
+    return 2;
+  }
+  g_option_context_free (options);
+
+  if (version) {
+    std::printf ("camrelay %s (GStreamer %s)\n", VERSION, gst_version_string ());
+    return 0;
+  }
+
+  Config config;
+  if (config_path) {
+    ConfigResult result = load_config (config_path, vendor_templates_path ());
+    g_free (config_path);
+    if (!result.config) {
+      for (const ConfigError &e : result.errors)
+        std::fprintf (stderr, "%s\n", e.to_string ().c_str ());
+      return 2;
+    }
+    config = *result.config;
+  } else {
+    config = default_config ();
+  }
+  if (check) {
+    std::printf ("%s: OK (%zu cameras)\n", config.path.empty () ? "default" : config.path.c_str (),
+        config.cameras.size ());
+    return 0;
+  }
+
+  gst_init (nullptr, nullptr);
+  ensure_plugin ();
+
+  GMainContext *context = g_main_context_default ();
+  Loop loop{g_main_loop_new (context, FALSE)};
+  Relay relay (VERSION);
+  std::string failure;
+  if (!relay.start (config, context, failure)) {
+    std::fprintf (stderr, "camrelay: %s\n", failure.c_str ());
+    g_main_loop_unref (loop.loop);
+    return 1;
+  }
+  HttpServer http ([&relay] { return relay.status (); });
+  if (config.http.enabled && !http.start (config.http.bind, config.http.port, context, failure)) {
+    std::fprintf (stderr, "camrelay: %s\n", failure.c_str ());
+    relay.stop ();
+    g_main_loop_unref (loop.loop);
+    return 1;
+  }
+
+  const std::string host = config.server.bind == "0.0.0.0" ? "127.0.0.1" : config.server.bind;
+  std::fprintf (stderr, "camrelay %s: %zu camera(s) on RTSP %s:%u%s\n", VERSION,
+      config.cameras.size (), config.server.bind.c_str (), relay.port (),
+      config.http.enabled ? (", HTTP on " + config.http.bind + ":" + std::to_string (http.port ())).c_str () : "");
+  for (const CameraConfig &camera : config.cameras)
+    if (camera.enabled)
+      std::fprintf (stderr, "  rtsp://%s:%u/%s\n", host.c_str (), relay.port (), camera.name.c_str ());
+  if (config.users.empty () && config.server.bind != "127.0.0.1" && config.server.bind != "::1")
+    std::fprintf (stderr, "warning: no [[users]]: anyone who reaches %s:%u can watch every camera\n",
+        config.server.bind.c_str (), relay.port ());
+
+  g_unix_signal_add (SIGINT, on_stop_signal, &loop);
+  g_unix_signal_add (SIGTERM, on_stop_signal, &loop);
+  g_unix_signal_add (SIGHUP, on_hangup, nullptr);
+  g_main_loop_run (loop.loop);
+
+  std::fprintf (stderr, "camrelay: stopping\n");
+  http.stop ();
+  relay.stop ();
+  g_main_loop_unref (loop.loop);
+  return 0;
+}

@@ -1,0 +1,52 @@
+// The relay: one always-on ingest pipeline per camera (camerasrc !
+// resilientqueue ! appsink) and one RTSP mount per camera whose shared media
+// is fed from it.  The camera connection lives independently of the RTSP
+// media: clients come and go, medias are built and torn down, the camera
+// stays connected; a media fault never touches the camera.
+#pragma once
+
+#include <gst/rtsp-server/rtsp-server.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "config.h"
+#include "status.h"
+
+namespace camrelay::launcher {
+
+struct CameraRuntime;
+
+class Relay {
+ public:
+  explicit Relay (std::string version);
+  ~Relay ();
+  Relay (const Relay &) = delete;
+  Relay &operator= (const Relay &) = delete;
+
+  // Starts the cameras and serves RTSP on config.server.bind:port (port 0
+  // picks one) in `context`.  On failure returns false with a one-line error
+  // naming what failed (e.g. the port in use).
+  bool start (const Config &config, GMainContext *context, std::string &error);
+  // Stops accepting, closes every client, stops every camera.  Bounded.
+  void stop ();
+
+  uint16_t port () const { return port_; }
+  Status status () const;
+
+ private:
+  void add_camera (const CameraConfig &camera);
+  static gboolean cleanup_sessions (gpointer self);
+
+  std::string version_;
+  gint64 started_us_ = 0;
+  GstRTSPServer *server_ = nullptr;
+  guint server_source_ = 0;
+  guint cleanup_source_ = 0;
+  GMainContext *context_ = nullptr;
+  uint16_t port_ = 0;
+  std::map<std::string, std::shared_ptr<CameraRuntime>> cameras_;
+};
+
+}  // namespace camrelay::launcher

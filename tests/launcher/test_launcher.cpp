@@ -1,0 +1,425 @@
+// Integration tests of the camrelay launcher: the real binary, started as a
+// child process, against the synthetic camera, with real RTSP clients
+// (GStreamer's rtspsrc in this process, ffprobe/ffmpeg from Debian).
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <gst/app/app.h>
+#include <gst/gst.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/gstref.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// The camrelay binary, started with `args`; its stderr is collected line by line.
+class Launcher {
+ public:
+  explicit Launcher (std::vector<std::string> args)
+  {
+    std::vector<const char *> argv{CAMRELAY_BINARY};
+    for (const std::string &a : args)
+      argv.push_back (a.c_str ());
+    argv.push_back (nullptr);
+    GError *error = nullptr;
+    process_ = g_subprocess_newv (argv.data (),
+        static_cast<GSubprocessFlags> (G_SUBPROCESS_FLAGS_STDERR_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE),
+        &error);
+    if (!process_) {
+      ADD_FAILURE () << "cannot start camrelay: " << error->message;
+      g_error_free (error);
+      return;
+    }
+    reader_ = std::thread ([this] { read_lines (g_subprocess_get_stderr_pipe (process_)); });
+  }
+
+  ~Launcher ()
+  {
+    if (process_) {
+      if (!exited ())
+        g_subprocess_force_exit (process_);
+      g_subprocess_wait (process_, nullptr, nullptr);
+    }
+    if (reader_.joinable ())
+      reader_.join ();
+    if (process_)
+      g_object_unref (process_);
+  }
+
+  // Waits for a line of stderr containing `text`; returns it.
+  std::string wait_line (const std::string &text, std::chrono::milliseconds timeout)
+  {
+    std::unique_lock<std::mutex> lock (mutex_);
+    std::string found;
+    changed_.wait_for (lock, timeout, [&] {
+      for (const std::string &line : lines_)
+        if (line.find (text) != std::string::npos) {
+          found = line;
+          return true;
+        }
+      return closed_.load ();
+    });
+    return found;
+  }
+
+  std::string all_output ()
+  {
+    std::lock_guard<std::mutex> lock (mutex_);
+    std::string out;
+    for (const std::string &line : lines_)
+      out += line + "\n";
+    return out;
+  }
+
+  // The port of "... on RTSP <bind>:<port>" in the start-up line, or 0.
+  int rtsp_port ()
+  {
+    std::string line = wait_line ("on RTSP ", 20s);
+    size_t at = line.find ("on RTSP ");
+    if (at == std::string::npos)
+      return 0;
+    size_t colon = line.find (':', at + 8);
+    return colon == std::string::npos ? 0 : std::atoi (line.c_str () + colon + 1);
+  }
+
+  int http_port ()
+  {
+    std::string line = wait_line ("HTTP on ", 20s);
+    size_t at = line.find ("HTTP on ");
+    if (at == std::string::npos)
+      return 0;
+    size_t colon = line.find (':', at + 8);
+    return colon == std::string::npos ? 0 : std::atoi (line.c_str () + colon + 1);
+  }
+
+  bool exited () { return closed_.load () && g_subprocess_get_if_exited (process_); }
+
+  // Waits (bounded) for the process to exit; returns its exit status or -1.
+  int wait_exit (std::chrono::milliseconds timeout)
+  {
+    const auto deadline = Clock::now () + timeout;
+    while (Clock::now () < deadline) {
+      {
+        std::unique_lock<std::mutex> lock (mutex_);
+        changed_.wait_for (lock, 50ms, [this] { return closed_.load (); });
+      }
+      if (closed_) {
+        g_subprocess_wait (process_, nullptr, nullptr);
+        return g_subprocess_get_if_exited (process_) ? g_subprocess_get_exit_status (process_) : -1;
+      }
+    }
+    return -1;
+  }
+
+  void send_signal (int signal_number) { g_subprocess_send_signal (process_, signal_number); }
+
+ private:
+  void read_lines (GInputStream *stream)
+  {
+    GDataInputStream *data = g_data_input_stream_new (stream);
+    while (true) {
+      gsize length = 0;
+      gchar *line = g_data_input_stream_read_line_utf8 (data, &length, nullptr, nullptr);
+      if (!line)
+        break;
+      {
+        std::lock_guard<std::mutex> lock (mutex_);
+        lines_.emplace_back (line);
+      }
+      g_free (line);
+      changed_.notify_all ();
+    }
+    g_object_unref (data);
+    closed_ = true;
+    changed_.notify_all ();
+  }
+
+  GSubprocess *process_ = nullptr;
+  std::thread reader_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::string> lines_;
+  std::atomic<bool> closed_{false};
+};
+
+// Runs a command line to completion (bounded by `timeout`, in s); returns its stdout.
+std::string
+run (const std::string &command, int &status)
+{
+  gchar *out = nullptr;
+  gint wait_status = 0;
+  GError *error = nullptr;
+  if (!g_spawn_command_line_sync (command.c_str (), &out, nullptr, &wait_status, &error)) {
+    status = -1;
+    g_clear_error (&error);
+    return "";
+  }
+  status = g_spawn_check_wait_status (wait_status, nullptr) ? 0 : 1;
+  std::string text = out ? out : "";
+  g_free (out);
+  return text;
+}
+
+// An RTSP client in this process: rtspsrc ! depay ! parse ! decoder ! appsink,
+// counting decoded frames.
+struct RtspClient {
+  camrelay::ElementPtr pipeline;
+  std::atomic<int> frames{0};
+  std::atomic<gint64> last_frame_us{0};
+
+  RtspClient (const std::string &url, const char *protocols)
+  {
+    std::string description = "rtspsrc location=" + url + " protocols=" + protocols
+        + " latency=200 ! rtph264depay ! h264parse ! avdec_h264 ! appsink name=sink sync=false";
+    GError *error = nullptr;
+    pipeline.reset (gst_parse_launch (description.c_str (), &error));
+    if (error) {
+      ADD_FAILURE () << error->message;
+      g_error_free (error);
+      return;
+    }
+    camrelay::ElementPtr sink{gst_bin_get_by_name (GST_BIN (pipeline.get ()), "sink")};
+    GstAppSinkCallbacks callbacks = {};
+    callbacks.new_sample = [] (GstAppSink *s, gpointer data) -> GstFlowReturn {
+      auto *self = static_cast<RtspClient *> (data);
+      GstSample *sample = gst_app_sink_pull_sample (s);
+      if (sample)
+        gst_sample_unref (sample);
+      self->frames++;
+      self->last_frame_us = g_get_monotonic_time ();
+      return GST_FLOW_OK;
+    };
+    gst_app_sink_set_callbacks (GST_APP_SINK (sink.get ()), &callbacks, this, nullptr);
+    gst_element_set_state (pipeline.get (), GST_STATE_PLAYING);
+  }
+
+  ~RtspClient ()
+  {
+    if (pipeline)
+      gst_element_set_state (pipeline.get (), GST_STATE_NULL);
+  }
+
+  bool wait_frames (int count, std::chrono::milliseconds timeout)
+  {
+    const auto deadline = Clock::now () + timeout;
+    camrelay::BusPtr bus{gst_element_get_bus (pipeline.get ())};
+    while (frames < count && Clock::now () < deadline) {
+      // Bus errors end the wait early; otherwise poll the counter.
+      camrelay::MessagePtr message{gst_bus_timed_pop_filtered (bus.get (), 50 * GST_MSECOND,
+          static_cast<GstMessageType> (GST_MESSAGE_ERROR | GST_MESSAGE_EOS))};
+      if (message) {
+        ADD_FAILURE () << "client got " << GST_MESSAGE_TYPE_NAME (message.get ());
+        return false;
+      }
+    }
+    return frames >= count;
+  }
+
+  int errors_or_eos ()
+  {
+    camrelay::BusPtr bus{gst_element_get_bus (pipeline.get ())};
+    int count = 0;
+    while (camrelay::MessagePtr m{gst_bus_pop_filtered (bus.get (),
+               static_cast<GstMessageType> (GST_MESSAGE_ERROR | GST_MESSAGE_EOS))})
+      count++;
+    return count;
+  }
+};
+
+std::string
+write_config (const std::string &text)
+{
+  gchar *path = nullptr;
+  gint fd = g_file_open_tmp ("camrelay-XXXXXX.toml", &path, nullptr);
+  close (fd);
+  std::ofstream (path) << text;
+  std::string result = path;
+  g_free (path);
+  return result;
+}
+
+std::string
+http_get (int port, const std::string &path, int &status)
+{
+  return run ("curl -s -o - -w \"\\n%{http_code}\" --max-time 5 http://127.0.0.1:"
+          + std::to_string (port) + path, status);
+}
+
+// camrelay with no arguments: the synthetic test camera at
+// rtsp://127.0.0.1:8554/test, for VLC, ffplay, ffprobe...
+TEST (Launcher, NoArgumentsServesTheTestCamera)
+{
+  Launcher camrelay ({});
+  ASSERT_EQ (camrelay.rtsp_port (), 8554) << camrelay.all_output ();
+  ASSERT_NE (camrelay.wait_line ("rtsp://127.0.0.1:8554/test", 5s), "");
+  ASSERT_NE (camrelay.wait_line ("-> streaming", 20s), "") << camrelay.all_output ();
+
+  int status = 0;
+  std::string probe = run ("timeout 20 ffprobe -v error -rtsp_transport tcp -show_entries "
+                           "stream=codec_name,width,height -of csv=p=0 rtsp://127.0.0.1:8554/test",
+      status);
+  EXPECT_EQ (status, 0);
+  EXPECT_EQ (probe, "h264,1280,720\n");
+
+  // A third-party client decodes frames.
+  run ("timeout 20 ffmpeg -v error -rtsp_transport tcp -i rtsp://127.0.0.1:8554/test "
+       "-frames:v 10 -f null -",
+      status);
+  EXPECT_EQ (status, 0) << "ffmpeg could not decode 10 frames";
+
+  camrelay.send_signal (SIGTERM);
+  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
+}
+
+
+std::string
+config_text (const std::string &cameras, int rtsp_port = 0, int http_port = 0)
+{
+  return "[server]\nbind = \"127.0.0.1\"\nport = " + std::to_string (rtsp_port)
+      + "\n\n[http]\nbind = \"127.0.0.1\"\nport = " + std::to_string (http_port) + "\n\n"
+      + cameras;
+}
+
+std::string
+camera_entry (const std::string &name, const std::string &location)
+{
+  return "[[cameras]]\nname = \"" + name + "\"\nlocation = \"" + location + "\"\n\n";
+}
+
+// Two cameras, each its own mount; clients over TCP and UDP decode frames;
+// the HTTP endpoints report both.
+TEST (Launcher, TwoCamerasOverTcpAndUdpWithHealthAndMetrics)
+{
+  const std::string path = write_config (config_text (
+      camera_entry ("front", "test://front?width=320&height=240")
+      + camera_entry ("back", "test://back?width=320&height=240")));
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  const int http = camrelay.http_port ();
+  ASSERT_GT (http, 0) << camrelay.all_output ();
+
+  const std::string base = "rtsp://127.0.0.1:" + std::to_string (port) + "/";
+  RtspClient tcp (base + "front", "tcp");
+  RtspClient udp (base + "back", "udp");
+  EXPECT_TRUE (tcp.wait_frames (15, 20s)) << camrelay.all_output ();
+  EXPECT_TRUE (udp.wait_frames (15, 20s)) << camrelay.all_output ();
+
+  int status = 0;
+  std::string health = http_get (http, "/healthz", status);
+  EXPECT_NE (health.find ("\"status\":\"ok\""), std::string::npos) << health;
+  EXPECT_EQ (health.substr (health.size () - 3), "200");
+  std::string metrics = http_get (http, "/metrics", status);
+  EXPECT_NE (metrics.find ("camrelay_camera_up{camera=\"front\"} 1"), std::string::npos) << metrics;
+  EXPECT_NE (metrics.find ("camrelay_camera_up{camera=\"back\"} 1"), std::string::npos) << metrics;
+  EXPECT_NE (metrics.find ("camrelay_camera_clients{camera=\"front\"} 1"), std::string::npos)
+      << metrics;
+  std::string cameras = http_get (http, "/api/cameras", status);
+  EXPECT_NE (cameras.find ("\"name\":\"front\""), std::string::npos) << cameras;
+
+  camrelay.send_signal (SIGTERM);
+  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
+  g_unlink (path.c_str ());
+}
+
+// The camera drops its connection every 2 s: the five clients stay
+// connected, and their frames go on after each reconnect.
+TEST (Launcher, CameraRebootKeepsEveryClientConnected)
+{
+  const std::string path = write_config (config_text (
+      camera_entry ("flaky", "test://flaky?width=320&height=240&drop-after=2")));
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  const std::string url = "rtsp://127.0.0.1:" + std::to_string (port) + "/flaky";
+
+  std::vector<std::unique_ptr<RtspClient>> clients;
+  for (int i = 0; i < 5; i++)
+    clients.push_back (std::make_unique<RtspClient> (url, "tcp"));
+  for (auto &c : clients)
+    ASSERT_TRUE (c->wait_frames (5, 20s)) << camrelay.all_output ();
+
+  ASSERT_NE (camrelay.wait_line ("-> reconnecting", 10s), "") << camrelay.all_output ();
+  ASSERT_NE (camrelay.wait_line ("reconnecting -> connecting", 10s), "") << camrelay.all_output ();
+  std::vector<int> before;
+  for (auto &c : clients)
+    before.push_back (c->frames);
+  // Video again after the camera came back, for every client.
+  for (size_t i = 0; i < clients.size (); i++)
+    EXPECT_TRUE (clients[i]->wait_frames (before[i] + 20, 20s))
+        << "client " << i << " stopped at " << clients[i]->frames << " frames\n"
+        << camrelay.all_output ();
+  for (auto &c : clients)
+    EXPECT_EQ (c->errors_or_eos (), 0);
+
+  clients.clear ();
+  camrelay.send_signal (SIGTERM);
+  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
+  g_unlink (path.c_str ());
+}
+
+TEST (Launcher, BadConfigExitsWith2AndNamesFileLineAndKey)
+{
+  const std::string path = write_config (config_text (
+      camera_entry ("front", "test://front") + "transport = \"tpc\"\n"));
+  Launcher camrelay ({"-c", path});
+  EXPECT_EQ (camrelay.wait_exit (10s), 2);
+  const std::string expected = path + ":";
+  std::string line = camrelay.wait_line (expected, 1s);
+  EXPECT_NE (line, "") << camrelay.all_output ();
+  EXPECT_NE (line.find ("transport"), std::string::npos) << line;
+  EXPECT_EQ (camrelay.wait_line ("on RTSP", 0ms), "") << "nothing may start";
+  g_unlink (path.c_str ());
+}
+
+TEST (Launcher, CheckValidatesAndExits)
+{
+  const std::string path = write_config (config_text (camera_entry ("front", "test://front")));
+  Launcher camrelay ({"--check", "-c", path});
+  EXPECT_EQ (camrelay.wait_exit (10s), 0) << camrelay.all_output ();
+  g_unlink (path.c_str ());
+}
+
+TEST (Launcher, PortInUseIsAOneLineError)
+{
+  // Hold a port, then ask camrelay to serve on it.
+  GError *error = nullptr;
+  GSocket *socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+      G_SOCKET_PROTOCOL_TCP, &error);
+  ASSERT_NE (socket, nullptr);
+  GInetAddress *loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  GSocketAddress *address = g_inet_socket_address_new (loopback, 0);
+  ASSERT_TRUE (g_socket_bind (socket, address, FALSE, &error));
+  ASSERT_TRUE (g_socket_listen (socket, &error));
+  GSocketAddress *bound = g_socket_get_local_address (socket, &error);
+  const int port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+
+  const std::string path = write_config (config_text (camera_entry ("front", "test://front"), port));
+  Launcher camrelay ({"-c", path});
+  EXPECT_EQ (camrelay.wait_exit (10s), 1);
+  std::string line = camrelay.wait_line (std::to_string (port), 1s);
+  EXPECT_NE (line, "") << camrelay.all_output ();
+
+  g_object_unref (bound);
+  g_object_unref (address);
+  g_object_unref (loopback);
+  g_object_unref (socket);
+  g_unlink (path.c_str ());
+}
+
+}  // namespace
