@@ -69,8 +69,10 @@ format_seconds (double seconds)
 
 // --- Prometheus text format ------------------------------------------------
 
+// Prometheus escapes backslash and newline in HELP text, and also the double
+// quote in label values.
 std::string
-escape_help (const std::string &text)
+escape_prometheus (const std::string &text, bool quote)
 {
   std::string out;
   for (char c : valid_utf8 (text)) {
@@ -78,6 +80,8 @@ escape_help (const std::string &text)
       out += "\\\\";
     else if (c == '\n')
       out += "\\n";
+    else if (quote && c == '"')
+      out += "\\\"";
     else
       out += c;
   }
@@ -85,20 +89,15 @@ escape_help (const std::string &text)
 }
 
 std::string
+escape_help (const std::string &text)
+{
+  return escape_prometheus (text, false);
+}
+
+std::string
 escape_label_value (const std::string &text)
 {
-  std::string out;
-  for (char c : valid_utf8 (text)) {
-    if (c == '\\')
-      out += "\\\\";
-    else if (c == '"')
-      out += "\\\"";
-    else if (c == '\n')
-      out += "\\n";
-    else
-      out += c;
-  }
-  return out;
+  return escape_prometheus (text, true);
 }
 
 std::string
