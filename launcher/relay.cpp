@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <mutex>
 
+#include "auth.h"
 #include "common/gstref.h"
 
 namespace camrelay::launcher {
@@ -373,6 +374,8 @@ Relay::add_camera (const CameraConfig &config)
   auto *factory = CAMRELAY_MEDIA_FACTORY (g_object_new (CAMRELAY_TYPE_MEDIA_FACTORY, nullptr));
   factory->runtime = new std::shared_ptr<CameraRuntime> (camera);
   gst_rtsp_media_factory_set_shared (GST_RTSP_MEDIA_FACTORY (factory), TRUE);
+  if (!users_.empty ())
+    permit_users (GST_RTSP_MEDIA_FACTORY (factory), config, users_);
   GstRTSPMountPoints *mounts = gst_rtsp_server_get_mount_points (server_);
   gst_rtsp_mount_points_add_factory (mounts, ("/" + config.name).c_str (),
       GST_RTSP_MEDIA_FACTORY (factory));
@@ -394,10 +397,13 @@ Relay::start (const Config &config, GMainContext *context, std::string &error)
   gst_rtsp_thread_pool_set_max_threads (pool,
       config.server.threads ? static_cast<gint> (config.server.threads) : DEFAULT_RTSP_THREADS);
   g_object_unref (pool);
-  GstRTSPSessionPool *sessions = gst_rtsp_server_get_session_pool (server_);
-  if (config.server.max_clients)
-    gst_rtsp_session_pool_set_max_sessions (sessions, config.server.max_clients);
-  g_object_unref (sessions);
+  users_ = config.users;
+  max_clients_ = config.server.max_clients;
+  if (GstRTSPAuth *auth = make_auth (config.users)) {
+    gst_rtsp_server_set_auth (server_, auth);
+    g_object_unref (auth);
+  }
+  g_signal_connect (server_, "client-connected", G_CALLBACK (on_client_connected), this);
 
   GError *gerror = nullptr;
   GSource *source = gst_rtsp_server_create_source (server_, nullptr, &gerror);
@@ -473,29 +479,12 @@ Relay::status () const
 {
   Status status;
   status.version = version_;
+  status.clients = 0;
   status.uptime_seconds = static_cast<double> (g_get_monotonic_time () - started_us_) / 1e6;
 
-  // Clients per mount, from the sessions playing it.
-  std::map<std::string, uint64_t> clients;
-  if (server_) {
-    GstRTSPSessionPool *pool = gst_rtsp_server_get_session_pool (server_);
-    GList *all = gst_rtsp_session_pool_filter (pool, nullptr, nullptr);
-    for (GList *l = all; l; l = l->next) {
-      GList *medias = gst_rtsp_session_filter (GST_RTSP_SESSION (l->data), nullptr, nullptr);
-      for (GList *m = medias; m; m = m->next) {
-        for (const auto &[name, camera] : cameras_) {
-          gint matched = 0;
-          if (gst_rtsp_session_media_matches (GST_RTSP_SESSION_MEDIA (m->data),
-                  ("/" + name).c_str (), &matched))
-            clients[name]++;
-        }
-      }
-      g_list_free_full (medias, g_object_unref);
-    }
-    g_list_free_full (all, g_object_unref);
-    g_object_unref (pool);
-  }
-
+  uint64_t total = 0;
+  std::map<std::string, uint64_t> clients = clients_per_camera (total);
+  status.clients = total;
   for (const auto &[name, camera] : cameras_) {
     CameraStatus c;
     c.name = name;
@@ -520,10 +509,106 @@ Relay::status () const
     }
     c.up = c.state == "streaming";
     c.clients = clients[name];
-    status.clients += c.clients;
     status.cameras.push_back (std::move (c));
   }
   return status;
+}
+
+std::map<std::string, uint64_t>
+Relay::clients_per_camera (uint64_t &total) const
+{
+  std::map<std::string, uint64_t> clients;
+  total = 0;
+  if (!server_)
+    return clients;
+  GstRTSPSessionPool *pool = gst_rtsp_server_get_session_pool (server_);
+  GList *all = gst_rtsp_session_pool_filter (pool, nullptr, nullptr);
+  for (GList *l = all; l; l = l->next) {
+    GList *medias = gst_rtsp_session_filter (GST_RTSP_SESSION (l->data), nullptr, nullptr);
+    for (GList *m = medias; m; m = m->next) {
+      for (const auto &[name, camera] : cameras_) {
+        gint matched = 0;
+        if (gst_rtsp_session_media_matches (GST_RTSP_SESSION_MEDIA (m->data),
+                ("/" + name).c_str (), &matched)) {
+          clients[name]++;
+          total++;
+        }
+      }
+    }
+    g_list_free_full (medias, g_object_unref);
+  }
+  g_list_free_full (all, g_object_unref);
+  g_object_unref (pool);
+  return clients;
+}
+
+namespace {
+
+std::string
+client_ip (GstRTSPClient *client)
+{
+  GstRTSPConnection *connection = gst_rtsp_client_get_connection (client);
+  const gchar *ip = connection ? gst_rtsp_connection_get_ip (connection) : nullptr;
+  return ip ? ip : "?";
+}
+
+std::string
+client_user (GstRTSPContext *ctx)
+{
+  const gchar *user = ctx && ctx->token
+      ? gst_rtsp_token_get_string (ctx->token, GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE)
+      : nullptr;
+  return user ? user : "anonymous";
+}
+
+}  // namespace
+
+void
+Relay::on_client_connected (GstRTSPServer *, GstRTSPClient *client, gpointer data)
+{
+  const std::string ip = client_ip (client);
+  log_line ("client %s: connected", ip.c_str ());
+  g_signal_connect_data (client, "closed",
+      G_CALLBACK (+[] (GstRTSPClient *, gpointer ip) {
+        log_line ("client %s: disconnected", static_cast<gchar *> (ip));
+      }),
+      g_strdup (ip.c_str ()), [] (gpointer ip, GClosure *) { g_free (ip); }, GConnectFlags (0));
+  g_signal_connect (client, "pre-setup-request", G_CALLBACK (on_pre_setup), data);
+  g_signal_connect (client, "play-request",
+      G_CALLBACK (+[] (GstRTSPClient *client, GstRTSPContext *ctx, gpointer) {
+        log_line ("client %s: %s plays %s", client_ip (client).c_str (), client_user (ctx).c_str (),
+            ctx->uri ? ctx->uri->abspath : "?");
+      }),
+      nullptr);
+}
+
+// Client limits, answered before a new session is set up: 453 Not Enough
+// Bandwidth when the camera has its maximum of clients, 503 Service
+// Unavailable when the relay as a whole has.
+GstRTSPStatusCode
+Relay::on_pre_setup (GstRTSPClient *client, GstRTSPContext *ctx, gpointer data)
+{
+  auto *self = static_cast<Relay *> (data);
+  if (ctx->session)
+    return GST_RTSP_STS_OK;  // another stream of a session already counted
+  const std::string path = ctx->uri && ctx->uri->abspath ? ctx->uri->abspath : "";
+  uint64_t total = 0;
+  std::map<std::string, uint64_t> clients = self->clients_per_camera (total);
+  if (self->max_clients_ && total >= self->max_clients_) {
+    log_line ("client %s: refused %s: %u clients already (server.max_clients)",
+        client_ip (client).c_str (), path.c_str (), self->max_clients_);
+    return GST_RTSP_STS_SERVICE_UNAVAILABLE;
+  }
+  for (const auto &[name, camera] : self->cameras_) {
+    const std::string mount = "/" + name;
+    const bool this_camera = path == mount || path.rfind (mount + "/", 0) == 0;
+    if (this_camera && camera->config.max_clients && clients[name] >= camera->config.max_clients) {
+      log_line ("client %s: refused %s: %u clients already (max_clients of camera %s)",
+          client_ip (client).c_str (), path.c_str (), camera->config.max_clients, name.c_str ());
+      return GST_RTSP_STS_NOT_ENOUGH_BANDWIDTH;
+    }
+  }
+  return GST_RTSP_STS_OK;
 }
 
 }  // namespace camrelay::launcher

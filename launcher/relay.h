@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config.h"
 #include "status.h"
@@ -38,6 +39,11 @@ class Relay {
  private:
   void add_camera (const CameraConfig &camera);
   static gboolean cleanup_sessions (gpointer self);
+  static void on_client_connected (GstRTSPServer *, GstRTSPClient *client, gpointer self);
+  static GstRTSPStatusCode on_pre_setup (GstRTSPClient *client, GstRTSPContext *ctx,
+      gpointer self);
+  // Sessions playing each camera now, by camera name; and in all.
+  std::map<std::string, uint64_t> clients_per_camera (uint64_t &total) const;
 
   std::string version_;
   gint64 started_us_ = 0;
@@ -46,6 +52,8 @@ class Relay {
   guint cleanup_source_ = 0;
   GMainContext *context_ = nullptr;
   uint16_t port_ = 0;
+  std::vector<UserConfig> users_;
+  unsigned max_clients_ = 0;
   std::map<std::string, std::shared_ptr<CameraRuntime>> cameras_;
 };
 

@@ -17,7 +17,7 @@ packages=(
   # launcher (later issues): HTTP and config
   libsoup-3.0-dev libtomlplusplus-dev
   # third-party clients used by integration tests
-  ffmpeg
+  ffmpeg curl
 )
 
 missing=()

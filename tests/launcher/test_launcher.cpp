@@ -422,4 +422,125 @@ TEST (Launcher, PortInUseIsAOneLineError)
   g_unlink (path.c_str ());
 }
 
+// The status line of a DESCRIBE of `path`, with Basic credentials if given.
+std::string
+describe_status (int port, const std::string &path, const std::string &credentials = "")
+{
+  GError *error = nullptr;
+  GSocketClient *client = g_socket_client_new ();
+  g_socket_client_set_timeout (client, 15);
+  GSocketConnection *connection =
+      g_socket_client_connect_to_host (client, "127.0.0.1", static_cast<guint16> (port), nullptr, &error);
+  g_object_unref (client);
+  if (!connection) {
+    std::string text = error->message;
+    g_error_free (error);
+    return "connect failed: " + text;
+  }
+  std::string request = "DESCRIBE rtsp://127.0.0.1:" + std::to_string (port) + "/" + path
+      + " RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n";
+  if (!credentials.empty ()) {
+    gchar *encoded = g_base64_encode (reinterpret_cast<const guchar *> (credentials.data ()),
+        credentials.size ());
+    request += std::string ("Authorization: Basic ") + encoded + "\r\n";
+    g_free (encoded);
+  }
+  request += "\r\n";
+  GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (connection));
+  GInputStream *in = g_io_stream_get_input_stream (G_IO_STREAM (connection));
+  std::string status;
+  if (g_output_stream_write_all (out, request.data (), request.size (), nullptr, nullptr, &error)) {
+    char buffer[512] = {};
+    gssize n = g_input_stream_read (in, buffer, sizeof buffer - 1, nullptr, &error);
+    if (n > 0) {
+      status.assign (buffer, static_cast<size_t> (n));
+      status = status.substr (0, status.find ("\r\n"));
+    }
+  }
+  g_clear_error (&error);
+  g_object_unref (connection);
+  return status;
+}
+
+std::string
+sha256 (const std::string &text)
+{
+  gchar *hex = g_compute_checksum_for_string (G_CHECKSUM_SHA256, text.c_str (), -1);
+  std::string result = hex;
+  g_free (hex);
+  return result;
+}
+
+// RTSP Basic and Digest against [[users]], a password hash, and per-camera
+// permitted users.
+TEST (Launcher, AuthenticationMatrix)
+{
+  const std::string users = "[[users]]\nname = \"alice\"\npassword = \"wonder\"\n\n"
+      "[[users]]\nname = \"bob\"\npassword_hash = \"sha256:" + sha256 ("builder") + "\"\n\n";
+  const std::string path = write_config (config_text (users
+      + camera_entry ("front", "test://front?width=320&height=240")
+      + camera_entry ("private", "test://private?width=320&height=240")
+      + "users = [\"alice\"]\n"));
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  ASSERT_NE (camrelay.wait_line ("private: connecting -> streaming", 20s), "");
+  ASSERT_NE (camrelay.wait_line ("front: connecting -> streaming", 20s), "");
+
+  EXPECT_EQ (describe_status (port, "front"), "RTSP/1.0 401 Unauthorized") << "no credentials";
+  EXPECT_EQ (describe_status (port, "front", "alice:wrong"), "RTSP/1.0 401 Unauthorized");
+  EXPECT_EQ (describe_status (port, "front", "alice:wonder"), "RTSP/1.0 200 OK") << "Basic";
+  EXPECT_EQ (describe_status (port, "front", "bob:builder"), "RTSP/1.0 200 OK") << "Basic, hash";
+  EXPECT_EQ (describe_status (port, "front", "bob:wrong"), "RTSP/1.0 401 Unauthorized");
+  EXPECT_EQ (describe_status (port, "private", "alice:wonder"), "RTSP/1.0 200 OK");
+  // Not permitted: the mount is not revealed to that user.
+  EXPECT_EQ (describe_status (port, "private", "bob:builder"), "RTSP/1.0 404 Not Found");
+  EXPECT_NE (camrelay.wait_line ("authentication failed for user bob", 5s), "");
+  EXPECT_EQ (camrelay.all_output ().find ("wonder"), std::string::npos) << "a password was logged";
+  EXPECT_EQ (camrelay.all_output ().find ("builder"), std::string::npos) << "a password was logged";
+
+  // Digest: rtspsrc answers the server's Digest challenge.
+  {
+    RtspClient digest ("rtsp://127.0.0.1:" + std::to_string (port) + "/private user-id=alice user-pw=wonder", "tcp");
+    EXPECT_TRUE (digest.wait_frames (10, 20s)) << camrelay.all_output ();
+  }
+  camrelay.send_signal (SIGTERM);
+  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
+  g_unlink (path.c_str ());
+}
+
+// max_clients of a camera: the next client gets 453 Not Enough Bandwidth;
+// server.max_clients: 503 Service Unavailable.
+TEST (Launcher, ClientLimitsAnswerWithRtspStatus)
+{
+  const std::string path = write_config (
+      "[server]\nbind = \"127.0.0.1\"\nport = 0\nmax_clients = 2\n\n[http]\nenabled = false\n\n"
+      + camera_entry ("one", "test://one?width=320&height=240") + "max_clients = 1\n\n"
+      + camera_entry ("two", "test://two?width=320&height=240"));
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  const std::string base = "rtsp://127.0.0.1:" + std::to_string (port) + "/";
+
+  RtspClient first (base + "one", "tcp");
+  ASSERT_TRUE (first.wait_frames (5, 20s)) << camrelay.all_output ();
+  {
+    RtspClient second (base + "one", "tcp");
+    EXPECT_NE (camrelay.wait_line ("max_clients of camera one", 15s), "") << camrelay.all_output ();
+    EXPECT_EQ (second.frames.load (), 0);
+  }
+  RtspClient other (base + "two", "tcp");
+  ASSERT_TRUE (other.wait_frames (5, 20s)) << camrelay.all_output ();
+  {
+    RtspClient third (base + "two", "tcp");
+    EXPECT_NE (camrelay.wait_line ("(server.max_clients)", 15s), "") << camrelay.all_output ();
+    EXPECT_EQ (third.frames.load (), 0);
+  }
+  EXPECT_TRUE (first.wait_frames (first.frames + 10, 10s)) << "the admitted client goes on";
+
+  camrelay.send_signal (SIGTERM);
+  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
+  g_unlink (path.c_str ());
+}
+
 }  // namespace

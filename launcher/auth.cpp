@@ -1,0 +1,166 @@
+#include "auth.h"
+
+#include <cstdio>
+#include <map>
+#include <string>
+
+// A GstRTSPAuth that also accepts Basic credentials of users configured by a
+// SHA-256 password hash, which the stock authenticator cannot check; and that
+// logs failed attempts (never the password).
+#define CAMRELAY_TYPE_AUTH (camrelay_auth_get_type ())
+G_DECLARE_FINAL_TYPE (CamrelayAuth, camrelay_auth, CAMRELAY, AUTH, GstRTSPAuth)
+
+struct _CamrelayAuth {
+  GstRTSPAuth parent;
+  // user name -> (lower-case hex SHA-256 of the password, token)
+  std::map<std::string, std::pair<std::string, GstRTSPToken *>> *hashed;
+};
+
+G_DEFINE_TYPE (CamrelayAuth, camrelay_auth, GST_TYPE_RTSP_AUTH)
+
+namespace {
+
+std::string
+sha256_hex (const std::string &text)
+{
+  gchar *hex = g_compute_checksum_for_string (G_CHECKSUM_SHA256, text.c_str (),
+      static_cast<gssize> (text.size ()));
+  std::string result = hex;
+  g_free (hex);
+  return result;
+}
+
+// The Basic "user:password" of the request, if any.
+bool
+basic_credentials (GstRTSPContext *ctx, std::string &user, std::string &password)
+{
+  GstRTSPAuthCredential **credentials =
+      gst_rtsp_message_parse_auth_credentials (ctx->request, GST_RTSP_HDR_AUTHORIZATION);
+  if (!credentials)
+    return false;
+  bool found = false;
+  for (GstRTSPAuthCredential **c = credentials; *c && !found; c++) {
+    if ((*c)->scheme != GST_RTSP_AUTH_BASIC || !(*c)->authorization)
+      continue;
+    gsize length = 0;
+    guchar *decoded = g_base64_decode ((*c)->authorization, &length);
+    std::string pair (reinterpret_cast<char *> (decoded), length);
+    g_free (decoded);
+    const size_t colon = pair.find (':');
+    if (colon != std::string::npos) {
+      user = pair.substr (0, colon);
+      password = pair.substr (colon + 1);
+      found = true;
+    }
+  }
+  gst_rtsp_auth_credentials_free (credentials);
+  return found;
+}
+
+std::string
+client_ip (GstRTSPContext *ctx)
+{
+  if (!ctx->client)
+    return "?";
+  GstRTSPConnection *connection = gst_rtsp_client_get_connection (ctx->client);
+  const gchar *ip = connection ? gst_rtsp_connection_get_ip (connection) : nullptr;
+  return ip ? ip : "?";
+}
+
+}  // namespace
+
+static gboolean
+camrelay_auth_authenticate (GstRTSPAuth *auth, GstRTSPContext *ctx)
+{
+  auto *self = CAMRELAY_AUTH (auth);
+  GstRTSPToken *before = ctx->token;
+  gboolean result = GST_RTSP_AUTH_CLASS (camrelay_auth_parent_class)->authenticate (auth, ctx);
+  gchar *authorization = nullptr;
+  const bool has_credentials = gst_rtsp_message_get_header (ctx->request,
+                                   GST_RTSP_HDR_AUTHORIZATION, &authorization, 0) == GST_RTSP_OK;
+  if (!has_credentials || (ctx->token && ctx->token != before))
+    return result;
+
+  std::string user, password;
+  if (basic_credentials (ctx, user, password)) {
+    auto it = self->hashed->find (user);
+    if (it != self->hashed->end () && sha256_hex (password) == it->second.first) {
+      ctx->token = it->second.second;
+      return TRUE;
+    }
+  }
+  std::fprintf (stderr, "client %s: authentication failed%s%s\n", client_ip (ctx).c_str (),
+      user.empty () ? "" : " for user ", user.c_str ());
+  return result;
+}
+
+static void
+camrelay_auth_finalize (GObject *object)
+{
+  auto *self = CAMRELAY_AUTH (object);
+  for (auto &[name, entry] : *self->hashed)
+    gst_rtsp_token_unref (entry.second);
+  delete self->hashed;
+  G_OBJECT_CLASS (camrelay_auth_parent_class)->finalize (object);
+}
+
+static void
+camrelay_auth_class_init (CamrelayAuthClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = camrelay_auth_finalize;
+  GST_RTSP_AUTH_CLASS (klass)->authenticate = camrelay_auth_authenticate;
+}
+
+static void
+camrelay_auth_init (CamrelayAuth *self)
+{
+  self->hashed = new std::map<std::string, std::pair<std::string, GstRTSPToken *>> ();
+}
+
+namespace camrelay::launcher {
+
+GstRTSPAuth *
+make_auth (const std::vector<UserConfig> &users)
+{
+  if (users.empty ())
+    return nullptr;
+  auto *auth = CAMRELAY_AUTH (g_object_new (CAMRELAY_TYPE_AUTH, nullptr));
+  gst_rtsp_auth_set_supported_methods (GST_RTSP_AUTH (auth),
+      static_cast<GstRTSPAuthMethod> (GST_RTSP_AUTH_BASIC | GST_RTSP_AUTH_DIGEST));
+  for (const UserConfig &user : users) {
+    // The user's role is the user's name: cameras permit users by name.
+    GstRTSPToken *token = gst_rtsp_token_new (GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE, G_TYPE_STRING,
+        user.name.c_str (), nullptr);
+    if (!user.password.empty ()) {
+      gchar *basic = gst_rtsp_auth_make_basic (user.name.c_str (), user.password.c_str ());
+      gst_rtsp_auth_add_basic (GST_RTSP_AUTH (auth), basic, token);
+      g_free (basic);
+      gst_rtsp_auth_add_digest (GST_RTSP_AUTH (auth), user.name.c_str (), user.password.c_str (),
+          token);
+      gst_rtsp_token_unref (token);
+    } else {
+      std::string hex = user.password_hash;
+      if (hex.rfind ("sha256:", 0) == 0)
+        hex = hex.substr (7);
+      (*auth->hashed)[user.name] = {hex, token};
+    }
+  }
+  return GST_RTSP_AUTH (auth);
+}
+
+void
+permit_users (GstRTSPMediaFactory *factory, const CameraConfig &camera,
+    const std::vector<UserConfig> &users)
+{
+  for (const UserConfig &user : users) {
+    bool permitted = camera.users.empty ();
+    for (const std::string &name : camera.users)
+      permitted = permitted || name == user.name;
+    if (permitted)
+      gst_rtsp_media_factory_add_role (factory, user.name.c_str (),
+          GST_RTSP_PERM_MEDIA_FACTORY_ACCESS, G_TYPE_BOOLEAN, TRUE,
+          GST_RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, G_TYPE_BOOLEAN, TRUE, nullptr);
+  }
+}
+
+}  // namespace camrelay::launcher
