@@ -399,6 +399,22 @@ Relay::start (const Config &config, GMainContext *context, std::string &error)
   g_object_unref (pool);
   users_ = config.users;
   max_clients_ = config.server.max_clients;
+  session_timeout_ = config.server.session_timeout;
+  // Settings this version reads but does not act on yet: say so rather than
+  // let them pass silently.
+  if (!config.server.tls_cert.empty ())
+    log_line ("warning: server.tls_cert/tls_key: RTSPS is not supported by this version; serving plain RTSP");
+  for (const CameraConfig &camera : config.cameras) {
+    if (camera.on_demand)
+      log_line ("warning: camera %s: on_demand is not supported by this version; the camera stays connected",
+          camera.name.c_str ());
+    if (camera.multicast)
+      log_line ("warning: camera %s: multicast is not supported by this version; unicast only",
+          camera.name.c_str ());
+    if (!camera.pipeline.empty ())
+      log_line ("warning: camera %s: pipeline is not supported by this version; ignored",
+          camera.name.c_str ());
+  }
   if (GstRTSPAuth *auth = make_auth (config.users)) {
     gst_rtsp_server_set_auth (server_, auth);
     g_object_unref (auth);
@@ -574,6 +590,14 @@ Relay::on_client_connected (GstRTSPServer *, GstRTSPClient *client, gpointer dat
       }),
       g_strdup (ip.c_str ()), [] (gpointer ip, GClosure *) { g_free (ip); }, GConnectFlags (0));
   g_signal_connect (client, "pre-setup-request", G_CALLBACK (on_pre_setup), data);
+  // A client that vanishes without TEARDOWN is dropped after session_timeout
+  // (by the periodic session-pool cleanup).
+  g_signal_connect (client, "new-session",
+      G_CALLBACK (+[] (GstRTSPClient *, GstRTSPSession *session, gpointer data) {
+        gst_rtsp_session_set_timeout (session,
+            static_cast<guint> (static_cast<Relay *> (data)->session_timeout_));
+      }),
+      data);
   g_signal_connect (client, "play-request",
       G_CALLBACK (+[] (GstRTSPClient *client, GstRTSPContext *ctx, gpointer) {
         log_line ("client %s: %s plays %s", client_ip (client).c_str (), client_user (ctx).c_str (),

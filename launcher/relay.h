@@ -54,6 +54,7 @@ class Relay {
   uint16_t port_ = 0;
   std::vector<UserConfig> users_;
   unsigned max_clients_ = 0;
+  unsigned session_timeout_ = 60;
   std::map<std::string, std::shared_ptr<CameraRuntime>> cameras_;
 };
 
