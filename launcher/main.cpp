@@ -55,11 +55,30 @@ on_stop_signal (gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
+struct Reload {
+  Relay *relay;
+  std::string path;  // empty: running the embedded default
+};
+
+// SIGHUP: read the configuration again; an invalid one is refused and the
+// running one keeps serving.
 gboolean
-on_hangup (gpointer)
+on_hangup (gpointer data)
 {
-  std::fprintf (stderr, "SIGHUP: configuration reload is not supported by this version; "
-                        "restart camrelay to apply a new configuration\n");
+  auto *reload = static_cast<Reload *> (data);
+  if (reload->path.empty ()) {
+    std::fprintf (stderr, "reload: no configuration file (running the embedded default)\n");
+    return G_SOURCE_CONTINUE;
+  }
+  ConfigResult result = load_config (reload->path, vendor_templates_path ());
+  if (!result.config) {
+    for (const ConfigError &e : result.errors)
+      std::fprintf (stderr, "%s\n", e.to_string ().c_str ());
+    std::fprintf (stderr, "reload: refused, %s is invalid; the running configuration stays\n",
+        reload->path.c_str ());
+    return G_SOURCE_CONTINUE;
+  }
+  reload->relay->reload (*result.config);
   return G_SOURCE_CONTINUE;
 }
 
@@ -96,6 +115,7 @@ main (int argc, char **argv)
   }
 
   Config config;
+  const std::string path = config_path ? config_path : "";
   if (config_path) {
     ConfigResult result = load_config (config_path, vendor_templates_path ());
     g_free (config_path);
@@ -147,7 +167,8 @@ main (int argc, char **argv)
 
   g_unix_signal_add (SIGINT, on_stop_signal, &loop);
   g_unix_signal_add (SIGTERM, on_stop_signal, &loop);
-  g_unix_signal_add (SIGHUP, on_hangup, nullptr);
+  Reload reload{&relay, path};
+  g_unix_signal_add (SIGHUP, on_hangup, &reload);
   g_main_loop_run (loop.loop);
 
   std::fprintf (stderr, "camrelay: stopping\n");

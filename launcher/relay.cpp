@@ -397,6 +397,7 @@ Relay::start (const Config &config, GMainContext *context, std::string &error)
   gst_rtsp_thread_pool_set_max_threads (pool,
       config.server.threads ? static_cast<gint> (config.server.threads) : DEFAULT_RTSP_THREADS);
   g_object_unref (pool);
+  config_ = config;
   users_ = config.users;
   max_clients_ = config.server.max_clients;
   session_timeout_ = config.server.session_timeout;
@@ -528,6 +529,124 @@ Relay::status () const
     status.cameras.push_back (std::move (c));
   }
   return status;
+}
+
+namespace {
+
+bool
+same_camera (const CameraConfig &a, const CameraConfig &b)
+{
+  return a.name == b.name && a.location == b.location && a.username == b.username
+      && a.password == b.password && a.transport == b.transport && a.audio == b.audio
+      && a.buffer_time_ms == b.buffer_time_ms && a.fallback == b.fallback
+      && a.on_demand == b.on_demand && a.idle_timeout == b.idle_timeout
+      && a.max_clients == b.max_clients && a.users == b.users && a.enabled == b.enabled
+      && a.multicast == b.multicast && a.pipeline == b.pipeline;
+}
+
+bool
+same_users (const std::vector<UserConfig> &a, const std::vector<UserConfig> &b)
+{
+  if (a.size () != b.size ())
+    return false;
+  for (size_t i = 0; i < a.size (); i++)
+    if (a[i].name != b[i].name || a[i].password != b[i].password
+        || a[i].password_hash != b[i].password_hash)
+      return false;
+  return true;
+}
+
+}  // namespace
+
+void
+Relay::remove_camera (const std::string &name)
+{
+  auto it = cameras_.find (name);
+  if (it == cameras_.end ())
+    return;
+  const std::string mount = "/" + name;
+  GstRTSPMountPoints *mounts = gst_rtsp_server_get_mount_points (server_);
+  gst_rtsp_mount_points_remove_factory (mounts, mount.c_str ());
+  g_object_unref (mounts);
+  // End the sessions playing it: their clients see the stream end.
+  gst_rtsp_server_client_filter (server_,
+      [] (GstRTSPServer *, GstRTSPClient *client, gpointer mount) {
+        gst_rtsp_client_session_filter (client,
+            [] (GstRTSPClient *, GstRTSPSession *session, gpointer mount) {
+              gint matched = 0;
+              return gst_rtsp_session_get_media (session, static_cast<const gchar *> (mount), &matched)
+                  ? GST_RTSP_FILTER_REMOVE
+                  : GST_RTSP_FILTER_KEEP;
+            },
+            mount);
+        return GST_RTSP_FILTER_KEEP;
+      },
+      const_cast<gchar *> (mount.c_str ()));
+  CameraRuntime &camera = *it->second;
+  gst_element_set_state (camera.pipeline.get (), GST_STATE_NULL);
+  if (camera.bus_watch) {
+    if (GSource *s = g_main_context_find_source_by_id (context_, camera.bus_watch))
+      g_source_destroy (s);
+    camera.bus_watch = 0;
+  }
+  cameras_.erase (it);
+}
+
+void
+Relay::reload (const Config &config)
+{
+  if (config.server.bind != config_.server.bind || config.server.port != config_.server.port
+      || config.http.enabled != config_.http.enabled || config.http.bind != config_.http.bind
+      || config.http.port != config_.http.port || config.server.tls_cert != config_.server.tls_cert
+      || config.server.tls_key != config_.server.tls_key || config.server.threads != config_.server.threads)
+    log_line ("reload: [server] and [http] addresses, threads and TLS apply at the next restart");
+  if (!same_users (config.users, config_.users))
+    log_line ("reload: [[users]] changes apply at the next restart");
+  max_clients_ = config.server.max_clients;
+  session_timeout_ = config.server.session_timeout;
+
+  auto find = [] (const std::vector<CameraConfig> &cameras, const std::string &name)
+      -> const CameraConfig * {
+    for (const CameraConfig &c : cameras)
+      if (c.name == name)
+        return &c;
+    return nullptr;
+  };
+  unsigned added = 0, removed = 0, changed = 0, kept = 0;
+  for (const CameraConfig &old : config_.cameras) {
+    const CameraConfig *now = find (config.cameras, old.name);
+    if (!now || !now->enabled || !same_camera (old, *now)) {
+      if (cameras_.count (old.name)) {
+        remove_camera (old.name);
+        if (now && now->enabled)
+          changed++;
+        else
+          removed++;
+        log_line ("camera %s: %s", old.name.c_str (),
+            now && now->enabled ? "changed: restarting it" : "removed");
+      }
+    } else if (cameras_.count (old.name)) {
+      kept++;
+    }
+  }
+  for (const CameraConfig &camera : config.cameras) {
+    if (!camera.enabled || cameras_.count (camera.name))
+      continue;
+    if (!find (config_.cameras, camera.name)) {
+      added++;
+      log_line ("camera %s: added", camera.name.c_str ());
+    }
+    add_camera (camera);
+  }
+  Config next = config;
+  next.server = config_.server;  // what actually runs
+  next.http = config_.http;
+  next.users = config_.users;
+  next.server.max_clients = config.server.max_clients;
+  next.server.session_timeout = config.server.session_timeout;
+  config_ = next;
+  log_line ("reload: %u camera(s) added, %u removed, %u changed, %u untouched", added, removed,
+      changed, kept);
 }
 
 std::map<std::string, uint64_t>

@@ -33,11 +33,17 @@ class Relay {
   // Stops accepting, closes every client, stops every camera.  Bounded.
   void stop ();
 
+  // Applies a new configuration (SIGHUP): cameras added, removed or changed
+  // take effect; unchanged cameras and their clients are untouched.  Server,
+  // HTTP and user settings need a restart (logged).
+  void reload (const Config &config);
+
   uint16_t port () const { return port_; }
   Status status () const;
 
  private:
   void add_camera (const CameraConfig &camera);
+  void remove_camera (const std::string &name);
   static gboolean cleanup_sessions (gpointer self);
   static void on_client_connected (GstRTSPServer *, GstRTSPClient *client, gpointer self);
   static GstRTSPStatusCode on_pre_setup (GstRTSPClient *client, GstRTSPContext *ctx,
@@ -55,6 +61,7 @@ class Relay {
   std::vector<UserConfig> users_;
   unsigned max_clients_ = 0;
   unsigned session_timeout_ = 60;
+  Config config_;  // what is running
   std::map<std::string, std::shared_ptr<CameraRuntime>> cameras_;
 };
 

@@ -543,4 +543,39 @@ TEST (Launcher, ClientLimitsAnswerWithRtspStatus)
   g_unlink (path.c_str ());
 }
 
+// SIGHUP: cameras added and removed take effect, an unchanged camera's
+// clients are untouched, an invalid configuration is refused.
+TEST (Launcher, SighupReloadsCamerasAndKeepsUnchangedClients)
+{
+  const std::string keep = camera_entry ("keep", "test://keep?width=320&height=240");
+  const std::string path = write_config (config_text (
+      keep + camera_entry ("drop", "test://drop?width=320&height=240"), 0, 0));
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  RtspClient client ("rtsp://127.0.0.1:" + std::to_string (port) + "/keep", "tcp");
+  ASSERT_TRUE (client.wait_frames (5, 20s)) << camrelay.all_output ();
+  ASSERT_NE (camrelay.wait_line ("drop: connecting -> streaming", 20s), "");
+
+  std::ofstream (path) << config_text (keep + camera_entry ("new", "test://new?width=320&height=240"), 0, 0);
+  camrelay.send_signal (SIGHUP);
+  EXPECT_NE (camrelay.wait_line ("reload: 1 camera(s) added, 1 removed, 0 changed, 1 untouched", 10s), "")
+      << camrelay.all_output ();
+  ASSERT_NE (camrelay.wait_line ("new: connecting -> streaming", 20s), "") << camrelay.all_output ();
+  EXPECT_EQ (describe_status (port, "new"), "RTSP/1.0 200 OK");
+  EXPECT_EQ (describe_status (port, "drop"), "RTSP/1.0 404 Not Found");
+  EXPECT_TRUE (client.wait_frames (client.frames + 20, 10s)) << "the unchanged camera's client stopped";
+
+  std::ofstream (path) << config_text (keep + "bogus_key = 1\n", 0, 0);
+  camrelay.send_signal (SIGHUP);
+  EXPECT_NE (camrelay.wait_line ("reload: refused", 10s), "") << camrelay.all_output ();
+  EXPECT_EQ (describe_status (port, "new"), "RTSP/1.0 200 OK") << "the running configuration stays";
+  EXPECT_TRUE (client.wait_frames (client.frames + 20, 10s));
+  EXPECT_EQ (client.errors_or_eos (), 0);
+
+  camrelay.send_signal (SIGTERM);
+  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
+  g_unlink (path.c_str ());
+}
+
 }  // namespace
