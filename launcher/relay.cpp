@@ -687,13 +687,14 @@ client_ip (GstRTSPClient *client)
   return ip ? ip : "?";
 }
 
+// "user NAME " when the request carries a known user, else "".
 std::string
 client_user (GstRTSPContext *ctx)
 {
   const gchar *user = ctx && ctx->token
       ? gst_rtsp_token_get_string (ctx->token, GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE)
       : nullptr;
-  return user ? user : "anonymous";
+  return user ? std::string ("user ") + user + " " : "";
 }
 
 }  // namespace
@@ -709,6 +710,7 @@ Relay::on_client_connected (GstRTSPServer *, GstRTSPClient *client, gpointer dat
       }),
       g_strdup (ip.c_str ()), [] (gpointer ip, GClosure *) { g_free (ip); }, GConnectFlags (0));
   g_signal_connect (client, "pre-setup-request", G_CALLBACK (on_pre_setup), data);
+  g_signal_connect (client, "pre-describe-request", G_CALLBACK (on_pre_describe), data);
   // A client that vanishes without TEARDOWN is dropped after session_timeout
   // (by the periodic session-pool cleanup).
   g_signal_connect (client, "new-session",
@@ -719,10 +721,29 @@ Relay::on_client_connected (GstRTSPServer *, GstRTSPClient *client, gpointer dat
       data);
   g_signal_connect (client, "play-request",
       G_CALLBACK (+[] (GstRTSPClient *client, GstRTSPContext *ctx, gpointer) {
-        log_line ("client %s: %s plays %s", client_ip (client).c_str (), client_user (ctx).c_str (),
+        log_line ("client %s: %splays %s", client_ip (client).c_str (), client_user (ctx).c_str (),
             ctx->uri ? ctx->uri->abspath : "?");
       }),
       nullptr);
+}
+
+// A client that arrives before the camera's first video waits a bounded
+// time for it, then gets a clean 503 Service Unavailable.
+GstRTSPStatusCode
+Relay::on_pre_describe (GstRTSPClient *client, GstRTSPContext *ctx, gpointer data)
+{
+  auto *self = static_cast<Relay *> (data);
+  const std::string path = ctx->uri && ctx->uri->abspath ? ctx->uri->abspath : "";
+  for (const auto &[name, camera] : self->cameras_) {
+    if (path != "/" + name)
+      continue;
+    if (!camera->wait_caps ()) {
+      log_line ("client %s: refused %s: no video from camera %s yet", client_ip (client).c_str (),
+          path.c_str (), name.c_str ());
+      return GST_RTSP_STS_SERVICE_UNAVAILABLE;
+    }
+  }
+  return GST_RTSP_STS_OK;
 }
 
 // Client limits, answered before a new session is set up: 453 Not Enough

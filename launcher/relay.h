@@ -48,6 +48,8 @@ class Relay {
   static void on_client_connected (GstRTSPServer *, GstRTSPClient *client, gpointer self);
   static GstRTSPStatusCode on_pre_setup (GstRTSPClient *client, GstRTSPContext *ctx,
       gpointer self);
+  static GstRTSPStatusCode on_pre_describe (GstRTSPClient *client, GstRTSPContext *ctx,
+      gpointer self);
   // Sessions playing each camera now, by camera name; and in all.
   std::map<std::string, uint64_t> clients_per_camera (uint64_t &total) const;
 

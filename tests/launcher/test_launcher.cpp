@@ -578,4 +578,25 @@ TEST (Launcher, SighupReloadsCamerasAndKeepsUnchangedClients)
   g_unlink (path.c_str ());
 }
 
+// A client of a camera that has not sent video yet waits a bounded time,
+// then gets a clean 503; the other cameras are served meanwhile.
+TEST (Launcher, CameraWithoutVideoAnswers503)
+{
+  const std::string path = write_config (config_text (
+      camera_entry ("dead", "rtsp://127.0.0.1:9/nothing")
+      + camera_entry ("live", "test://live?width=320&height=240")));
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  const auto start = Clock::now ();
+  EXPECT_EQ (describe_status (port, "dead"), "RTSP/1.0 503 Service Unavailable");
+  EXPECT_LT (Clock::now () - start, 14s);
+  EXPECT_NE (camrelay.wait_line ("no video from camera dead yet", 1s), "");
+  EXPECT_EQ (describe_status (port, "live"), "RTSP/1.0 200 OK");
+  EXPECT_EQ (camrelay.all_output ().find ("CRITICAL"), std::string::npos) << camrelay.all_output ();
+  camrelay.send_signal (SIGTERM);
+  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
+  g_unlink (path.c_str ());
+}
+
 }  // namespace
