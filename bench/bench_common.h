@@ -7,6 +7,13 @@
 #include <algorithm>
 #include <vector>
 
+#ifndef CAMRELAY_BUILD_PLUGIN_DIR
+#error "meson must define CAMRELAY_BUILD_PLUGIN_DIR"
+#endif
+#ifndef CAMRELAY_BENCH_REGISTRY
+#error "meson must define CAMRELAY_BENCH_REGISTRY"
+#endif
+
 namespace camrelay::bench {
 
 // With no plugin path or registry in the environment, use the plugin of the

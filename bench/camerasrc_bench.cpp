@@ -57,13 +57,6 @@
 #include <thread>
 #include <vector>
 
-#ifndef CAMRELAY_BUILD_PLUGIN_DIR
-#error "meson must define CAMRELAY_BUILD_PLUGIN_DIR"
-#endif
-#ifndef CAMRELAY_BENCH_REGISTRY
-#error "meson must define CAMRELAY_BENCH_REGISTRY"
-#endif
-
 namespace {
 
 using camrelay::bench::default_to_build_tree;
