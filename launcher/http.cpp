@@ -428,7 +428,7 @@ render_metrics (const Status &status)
       "RTSP clients playing the camera now.",
       [] (const CameraStatus &camera) { return std::to_string (camera.clients); });
   camera_family (writer, status, "camrelay_camera_bytes_out_total", "counter",
-      "Bytes sent to all the camera's clients.",
+      "Bytes of the camera's video handed to its RTSP media (counted once, whatever the number of clients).",
       [] (const CameraStatus &camera) { return std::to_string (camera.bytes_out); });
 
   return writer.take ();

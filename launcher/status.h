@@ -20,7 +20,7 @@ struct CameraStatus {
   uint64_t frames_in = 0;
   uint64_t frames_dropped = 0; // by resilientqueue
   uint64_t clients = 0;        // RTSP clients playing this camera now
-  uint64_t bytes_out = 0;      // to all clients
+  uint64_t bytes_out = 0;      // handed to the RTSP media, once whatever the clients
   StructurePtr camerasrc_stats;      // may be null (camera not running)
   StructurePtr resilientqueue_stats; // may be null
 };
