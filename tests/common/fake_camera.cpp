@@ -384,6 +384,21 @@ remove_session (GstRTSPSessionPool *, GstRTSPSession *, gpointer)
   return GST_RTSP_FILTER_REMOVE;
 }
 
+// An authenticator that lets `user` in with Basic only, as many cameras do.
+GstRTSPAuth *
+make_basic_auth (const std::string &user, const std::string &password)
+{
+  GstRTSPAuth *auth = gst_rtsp_auth_new ();
+  GstRTSPToken *token = gst_rtsp_token_new (GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE, G_TYPE_STRING,
+      "user", nullptr);
+  gchar *basic = gst_rtsp_auth_make_basic (user.c_str (), password.c_str ());
+  gst_rtsp_auth_add_basic (auth, basic, token);
+  g_free (basic);
+  gst_rtsp_token_unref (token);
+  gst_rtsp_auth_set_supported_methods (auth, GST_RTSP_AUTH_BASIC);
+  return auth;
+}
+
 }  // namespace
 
 struct FakeRtspCamera::Loop {
@@ -491,14 +506,7 @@ FakeRtspCamera::start (guint16 port)
   g_object_unref (mounts);
 
   if (!user_.empty ()) {
-    GstRTSPAuth *auth = gst_rtsp_auth_new ();
-    GstRTSPToken *token = gst_rtsp_token_new (GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE, G_TYPE_STRING,
-        "user", nullptr);
-    gchar *basic = gst_rtsp_auth_make_basic (user_.c_str (), password_.c_str ());
-    gst_rtsp_auth_add_basic (auth, basic, token);
-    g_free (basic);
-    gst_rtsp_token_unref (token);
-    gst_rtsp_auth_set_supported_methods (auth, GST_RTSP_AUTH_BASIC);
+    GstRTSPAuth *auth = make_basic_auth (user_, password_);
     gst_rtsp_server_set_auth (server, auth);
     g_object_unref (auth);
   }
@@ -612,14 +620,7 @@ FakeRtspCamera::require_auth (const std::string &user, const std::string &passwo
       gst_rtsp_server_set_auth (server, nullptr);
       return;
     }
-    GstRTSPAuth *auth = gst_rtsp_auth_new ();
-    GstRTSPToken *token = gst_rtsp_token_new (GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE, G_TYPE_STRING,
-        "user", nullptr);
-    gchar *basic = gst_rtsp_auth_make_basic (user.c_str (), password.c_str ());
-    gst_rtsp_auth_add_basic (auth, basic, token);
-    g_free (basic);
-    gst_rtsp_token_unref (token);
-    gst_rtsp_auth_set_supported_methods (auth, GST_RTSP_AUTH_BASIC);
+    GstRTSPAuth *auth = make_basic_auth (user, password);
     gst_rtsp_server_set_auth (server, auth);
     g_object_unref (auth);
   });
