@@ -422,45 +422,76 @@ TEST (Launcher, PortInUseIsAOneLineError)
   g_unlink (path.c_str ());
 }
 
-// The status line of a DESCRIBE of `path`, with Basic credentials if given.
-std::string
-describe_status (int port, const std::string &path, const std::string &credentials = "")
-{
-  GError *error = nullptr;
-  GSocketClient *client = g_socket_client_new ();
-  g_socket_client_set_timeout (client, 15);
-  GSocketConnection *connection =
-      g_socket_client_connect_to_host (client, "127.0.0.1", static_cast<guint16> (port), nullptr, &error);
-  g_object_unref (client);
-  if (!connection) {
-    std::string text = error->message;
-    g_error_free (error);
-    return "connect failed: " + text;
+// One RTSP connection on which DESCRIBE requests are sent one after another,
+// each with its own Basic credentials (or none), as a player retrying with a
+// password does.  describe() returns the status line.
+class RtspProbe {
+ public:
+  explicit RtspProbe (int port) : port_ (port)
+  {
+    GSocketClient *client = g_socket_client_new ();
+    g_socket_client_set_timeout (client, 15);
+    connection_ = g_socket_client_connect_to_host (client, "127.0.0.1",
+        static_cast<guint16> (port), nullptr, nullptr);
+    g_object_unref (client);
+    if (connection_)
+      in_ = g_data_input_stream_new (g_io_stream_get_input_stream (G_IO_STREAM (connection_)));
   }
-  std::string request = "DESCRIBE rtsp://127.0.0.1:" + std::to_string (port) + "/" + path
-      + " RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n";
-  if (!credentials.empty ()) {
-    gchar *encoded = g_base64_encode (reinterpret_cast<const guchar *> (credentials.data ()),
-        credentials.size ());
-    request += std::string ("Authorization: Basic ") + encoded + "\r\n";
-    g_free (encoded);
+  ~RtspProbe ()
+  {
+    if (in_)
+      g_object_unref (in_);
+    if (connection_)
+      g_object_unref (connection_);
   }
-  request += "\r\n";
-  GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (connection));
-  GInputStream *in = g_io_stream_get_input_stream (G_IO_STREAM (connection));
-  std::string status;
-  if (g_output_stream_write_all (out, request.data (), request.size (), nullptr, nullptr, &error)) {
-    char buffer[512] = {};
-    gssize n = g_input_stream_read (in, buffer, sizeof buffer - 1, nullptr, &error);
-    if (n > 0) {
-      status.assign (buffer, static_cast<size_t> (n));
-      status = status.substr (0, status.find ("\r\n"));
+
+  std::string describe (const std::string &path, const std::string &credentials = "")
+  {
+    if (!connection_)
+      return "connect failed";
+    std::string request = "DESCRIBE rtsp://127.0.0.1:" + std::to_string (port_) + "/" + path
+        + " RTSP/1.0\r\nCSeq: " + std::to_string (++cseq_) + "\r\nAccept: application/sdp\r\n";
+    if (!credentials.empty ()) {
+      gchar *encoded = g_base64_encode (reinterpret_cast<const guchar *> (credentials.data ()),
+          credentials.size ());
+      request += std::string ("Authorization: Basic ") + encoded + "\r\n";
+      g_free (encoded);
     }
+    request += "\r\n";
+    GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (connection_));
+    if (!g_output_stream_write_all (out, request.data (), request.size (), nullptr, nullptr, nullptr))
+      return "write failed";
+    // Status line, headers, then the body (the SDP) so that the next answer
+    // starts clean.
+    std::string status;
+    size_t body = 0;
+    for (int line_no = 0;; line_no++) {
+      gchar *line = g_data_input_stream_read_line (in_, nullptr, nullptr, nullptr);
+      if (!line)
+        return status.empty () ? "closed" : status;
+      std::string text = line;
+      g_free (line);
+      if (!text.empty () && text.back () == '\r')
+        text.pop_back ();
+      if (line_no == 0)
+        status = text;
+      else if (text.empty ())
+        break;
+      else if (g_ascii_strncasecmp (text.c_str (), "Content-Length:", 15) == 0)
+        body = std::strtoul (text.c_str () + 15, nullptr, 10);
+    }
+    std::string skip (body, '\0');
+    gsize got = 0;
+    g_input_stream_read_all (G_INPUT_STREAM (in_), skip.data (), body, &got, nullptr, nullptr);
+    return status;
   }
-  g_clear_error (&error);
-  g_object_unref (connection);
-  return status;
-}
+
+ private:
+  int port_;
+  int cseq_ = 0;
+  GSocketConnection *connection_ = nullptr;
+  GDataInputStream *in_ = nullptr;
+};
 
 std::string
 sha256 (const std::string &text)
@@ -487,14 +518,15 @@ TEST (Launcher, AuthenticationMatrix)
   ASSERT_NE (camrelay.wait_line ("private: connecting -> streaming", 20s), "");
   ASSERT_NE (camrelay.wait_line ("front: connecting -> streaming", 20s), "");
 
-  EXPECT_EQ (describe_status (port, "front"), "RTSP/1.0 401 Unauthorized") << "no credentials";
-  EXPECT_EQ (describe_status (port, "front", "alice:wrong"), "RTSP/1.0 401 Unauthorized");
-  EXPECT_EQ (describe_status (port, "front", "alice:wonder"), "RTSP/1.0 200 OK") << "Basic";
-  EXPECT_EQ (describe_status (port, "front", "bob:builder"), "RTSP/1.0 200 OK") << "Basic, hash";
-  EXPECT_EQ (describe_status (port, "front", "bob:wrong"), "RTSP/1.0 401 Unauthorized");
-  EXPECT_EQ (describe_status (port, "private", "alice:wonder"), "RTSP/1.0 200 OK");
+  RtspProbe probe (port);
+  EXPECT_EQ (probe.describe ("front"), "RTSP/1.0 401 Unauthorized") << "no credentials";
+  EXPECT_EQ (probe.describe ("front", "alice:wrong"), "RTSP/1.0 401 Unauthorized");
+  EXPECT_EQ (probe.describe ("front", "alice:wonder"), "RTSP/1.0 200 OK") << "Basic";
+  EXPECT_EQ (probe.describe ("front", "bob:builder"), "RTSP/1.0 200 OK") << "Basic, hash";
+  EXPECT_EQ (probe.describe ("front", "bob:wrong"), "RTSP/1.0 401 Unauthorized");
+  EXPECT_EQ (probe.describe ("private", "alice:wonder"), "RTSP/1.0 200 OK");
   // Not permitted: the mount is not revealed to that user.
-  EXPECT_EQ (describe_status (port, "private", "bob:builder"), "RTSP/1.0 404 Not Found");
+  EXPECT_EQ (probe.describe ("private", "bob:builder"), "RTSP/1.0 404 Not Found");
   EXPECT_NE (camrelay.wait_line ("authentication failed for user bob", 5s), "");
   EXPECT_EQ (camrelay.all_output ().find ("wonder"), std::string::npos) << "a password was logged";
   EXPECT_EQ (camrelay.all_output ().find ("builder"), std::string::npos) << "a password was logged";
@@ -562,14 +594,15 @@ TEST (Launcher, SighupReloadsCamerasAndKeepsUnchangedClients)
   EXPECT_NE (camrelay.wait_line ("reload: 1 camera(s) added, 1 removed, 0 changed, 1 untouched", 10s), "")
       << camrelay.all_output ();
   ASSERT_NE (camrelay.wait_line ("new: connecting -> streaming", 20s), "") << camrelay.all_output ();
-  EXPECT_EQ (describe_status (port, "new"), "RTSP/1.0 200 OK");
-  EXPECT_EQ (describe_status (port, "drop"), "RTSP/1.0 404 Not Found");
+  RtspProbe probe (port);
+  EXPECT_EQ (probe.describe ("new"), "RTSP/1.0 200 OK");
+  EXPECT_EQ (probe.describe ("drop"), "RTSP/1.0 404 Not Found");
   EXPECT_TRUE (client.wait_frames (client.frames + 20, 10s)) << "the unchanged camera's client stopped";
 
   std::ofstream (path) << config_text (keep + "bogus_key = 1\n", 0, 0);
   camrelay.send_signal (SIGHUP);
   EXPECT_NE (camrelay.wait_line ("reload: refused", 10s), "") << camrelay.all_output ();
-  EXPECT_EQ (describe_status (port, "new"), "RTSP/1.0 200 OK") << "the running configuration stays";
+  EXPECT_EQ (probe.describe ("new"), "RTSP/1.0 200 OK") << "the running configuration stays";
   EXPECT_TRUE (client.wait_frames (client.frames + 20, 10s));
   EXPECT_EQ (client.errors_or_eos (), 0);
 
@@ -589,10 +622,11 @@ TEST (Launcher, CameraWithoutVideoAnswers503)
   const int port = camrelay.rtsp_port ();
   ASSERT_GT (port, 0) << camrelay.all_output ();
   const auto start = Clock::now ();
-  EXPECT_EQ (describe_status (port, "dead"), "RTSP/1.0 503 Service Unavailable");
+  RtspProbe probe (port);
+  EXPECT_EQ (probe.describe ("dead"), "RTSP/1.0 503 Service Unavailable");
   EXPECT_LT (Clock::now () - start, 14s);
   EXPECT_NE (camrelay.wait_line ("no video from camera dead yet", 1s), "");
-  EXPECT_EQ (describe_status (port, "live"), "RTSP/1.0 200 OK");
+  EXPECT_EQ (probe.describe ("live"), "RTSP/1.0 200 OK");
   EXPECT_EQ (camrelay.all_output ().find ("CRITICAL"), std::string::npos) << camrelay.all_output ();
   camrelay.send_signal (SIGTERM);
   EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
