@@ -181,8 +181,12 @@ expect_valid_state_chain (const TestPipeline &p)
 // After a fault from streaming: streaming -> reconnecting -> connecting
 // (-> reconnecting -> connecting)* -> streaming, from state message `from`.
 inline void
-expect_fault_sequence (const TestPipeline &p, size_t from)
+expect_fault_sequence (TestPipeline &p, size_t from)
 {
+  // Frames reach the sink before the bus delivers the state message that
+  // announced them: wait for that message rather than racing it.
+  EXPECT_TRUE (p.wait_state ("streaming", std::chrono::seconds (5), from + 1))
+      << p.describe_messages ();
   auto messages = p.state_messages ();
   ASSERT_GT (messages.size (), from + 2) << "too few state messages after the fault";
   std::vector<std::string> states;

@@ -1,0 +1,403 @@
+// Shared by the launcher's integration tests: the camrelay binary as a child
+// process, real RTSP clients (rtspsrc in this process, a raw request probe),
+// and small helpers to write configurations and run commands.
+#pragma once
+
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <unistd.h>
+
+#include <gst/app/app.h>
+#include <gst/gst.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/gstref.h"
+
+namespace camrelay::launcher_test {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// The camrelay binary, started with `args`; its stderr is collected line by line.
+class Launcher {
+ public:
+  explicit Launcher (std::vector<std::string> args)
+  {
+    std::vector<const char *> argv{CAMRELAY_BINARY};
+    for (const std::string &a : args)
+      argv.push_back (a.c_str ());
+    argv.push_back (nullptr);
+    GError *error = nullptr;
+    process_ = g_subprocess_newv (argv.data (),
+        static_cast<GSubprocessFlags> (G_SUBPROCESS_FLAGS_STDERR_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE),
+        &error);
+    if (!process_) {
+      ADD_FAILURE () << "cannot start camrelay: " << error->message;
+      g_error_free (error);
+      return;
+    }
+    reader_ = std::thread ([this] { read_lines (g_subprocess_get_stderr_pipe (process_)); });
+  }
+
+  ~Launcher ()
+  {
+    if (process_) {
+      if (!exited ())
+        g_subprocess_force_exit (process_);
+      g_subprocess_wait (process_, nullptr, nullptr);
+    }
+    if (reader_.joinable ())
+      reader_.join ();
+    if (process_)
+      g_object_unref (process_);
+  }
+
+  // Waits for a line of stderr containing `text`; returns it.
+  std::string wait_line (const std::string &text, std::chrono::milliseconds timeout)
+  {
+    std::unique_lock<std::mutex> lock (mutex_);
+    std::string found;
+    changed_.wait_for (lock, timeout, [&] {
+      for (const std::string &line : lines_)
+        if (line.find (text) != std::string::npos) {
+          found = line;
+          return true;
+        }
+      return closed_.load ();
+    });
+    return found;
+  }
+
+  std::string all_output ()
+  {
+    std::lock_guard<std::mutex> lock (mutex_);
+    std::string out;
+    for (const std::string &line : lines_)
+      out += line + "\n";
+    return out;
+  }
+
+  // The port of "... on RTSP <bind>:<port>" in the start-up line, or 0.
+  int rtsp_port ()
+  {
+    std::string line = wait_line ("on RTSP ", 20s);
+    size_t at = line.find ("on RTSP ");
+    if (at == std::string::npos)
+      return 0;
+    size_t colon = line.find (':', at + 8);
+    return colon == std::string::npos ? 0 : std::atoi (line.c_str () + colon + 1);
+  }
+
+  int http_port ()
+  {
+    std::string line = wait_line ("HTTP on ", 20s);
+    size_t at = line.find ("HTTP on ");
+    if (at == std::string::npos)
+      return 0;
+    size_t colon = line.find (':', at + 8);
+    return colon == std::string::npos ? 0 : std::atoi (line.c_str () + colon + 1);
+  }
+
+  bool exited () { return closed_.load () && g_subprocess_get_if_exited (process_); }
+
+  // Waits (bounded) for the process to exit; returns its exit status or -1.
+  int wait_exit (std::chrono::milliseconds timeout)
+  {
+    const auto deadline = Clock::now () + timeout;
+    while (Clock::now () < deadline) {
+      {
+        std::unique_lock<std::mutex> lock (mutex_);
+        changed_.wait_for (lock, 50ms, [this] { return closed_.load (); });
+      }
+      if (closed_) {
+        g_subprocess_wait (process_, nullptr, nullptr);
+        return g_subprocess_get_if_exited (process_) ? g_subprocess_get_exit_status (process_) : -1;
+      }
+    }
+    return -1;
+  }
+
+  void send_signal (int signal_number) { g_subprocess_send_signal (process_, signal_number); }
+
+ private:
+  void read_lines (GInputStream *stream)
+  {
+    GDataInputStream *data = g_data_input_stream_new (stream);
+    while (true) {
+      gsize length = 0;
+      gchar *line = g_data_input_stream_read_line_utf8 (data, &length, nullptr, nullptr);
+      if (!line)
+        break;
+      {
+        std::lock_guard<std::mutex> lock (mutex_);
+        lines_.emplace_back (line);
+      }
+      g_free (line);
+      changed_.notify_all ();
+    }
+    g_object_unref (data);
+    closed_ = true;
+    changed_.notify_all ();
+  }
+
+  GSubprocess *process_ = nullptr;
+  std::thread reader_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::string> lines_;
+  std::atomic<bool> closed_{false};
+};
+
+// Runs a command line to completion (bounded by `timeout`, in s); returns its stdout.
+inline std::string
+run (const std::string &command, int &status)
+{
+  gchar *out = nullptr;
+  gint wait_status = 0;
+  GError *error = nullptr;
+  if (!g_spawn_command_line_sync (command.c_str (), &out, nullptr, &wait_status, &error)) {
+    status = -1;
+    g_clear_error (&error);
+    return "";
+  }
+  status = g_spawn_check_wait_status (wait_status, nullptr) ? 0 : 1;
+  std::string text = out ? out : "";
+  g_free (out);
+  return text;
+}
+
+// An RTSP client in this process: rtspsrc ! depay ! parse ! decoder ! appsink,
+// counting decoded frames.
+struct RtspClient {
+  camrelay::ElementPtr pipeline;
+  std::atomic<int> frames{0};
+  std::atomic<gint64> last_frame_us{0};
+
+  RtspClient (const std::string &url, const char *protocols)
+  {
+    std::string description = "rtspsrc location=" + url + " protocols=" + protocols
+        + " latency=200 ! rtph264depay ! h264parse ! avdec_h264 ! appsink name=sink sync=false";
+    GError *error = nullptr;
+    pipeline.reset (gst_parse_launch (description.c_str (), &error));
+    if (error) {
+      ADD_FAILURE () << error->message;
+      g_error_free (error);
+      return;
+    }
+    camrelay::ElementPtr sink{gst_bin_get_by_name (GST_BIN (pipeline.get ()), "sink")};
+    GstAppSinkCallbacks callbacks = {};
+    callbacks.new_sample = [] (GstAppSink *s, gpointer data) -> GstFlowReturn {
+      auto *self = static_cast<RtspClient *> (data);
+      GstSample *sample = gst_app_sink_pull_sample (s);
+      if (sample)
+        gst_sample_unref (sample);
+      self->frames++;
+      self->last_frame_us = g_get_monotonic_time ();
+      return GST_FLOW_OK;
+    };
+    gst_app_sink_set_callbacks (GST_APP_SINK (sink.get ()), &callbacks, this, nullptr);
+    gst_element_set_state (pipeline.get (), GST_STATE_PLAYING);
+  }
+
+  ~RtspClient ()
+  {
+    if (pipeline)
+      gst_element_set_state (pipeline.get (), GST_STATE_NULL);
+  }
+
+  bool wait_frames (int count, std::chrono::milliseconds timeout)
+  {
+    const auto deadline = Clock::now () + timeout;
+    camrelay::BusPtr bus{gst_element_get_bus (pipeline.get ())};
+    while (frames < count && Clock::now () < deadline) {
+      // Bus errors end the wait early; otherwise poll the counter.
+      camrelay::MessagePtr message{gst_bus_timed_pop_filtered (bus.get (), 50 * GST_MSECOND,
+          static_cast<GstMessageType> (GST_MESSAGE_ERROR | GST_MESSAGE_EOS))};
+      if (message) {
+        ADD_FAILURE () << "client got " << GST_MESSAGE_TYPE_NAME (message.get ());
+        return false;
+      }
+    }
+    return frames >= count;
+  }
+
+  int errors_or_eos ()
+  {
+    camrelay::BusPtr bus{gst_element_get_bus (pipeline.get ())};
+    int count = 0;
+    while (camrelay::MessagePtr m{gst_bus_pop_filtered (bus.get (),
+               static_cast<GstMessageType> (GST_MESSAGE_ERROR | GST_MESSAGE_EOS))})
+      count++;
+    return count;
+  }
+};
+
+inline std::string
+write_config (const std::string &text)
+{
+  gchar *path = nullptr;
+  gint fd = g_file_open_tmp ("camrelay-XXXXXX.toml", &path, nullptr);
+  close (fd);
+  std::ofstream (path) << text;
+  std::string result = path;
+  g_free (path);
+  return result;
+}
+
+inline std::string
+http_get (int port, const std::string &path, int &status)
+{
+  return run ("curl -s -o - -w \"\\n%{http_code}\" --max-time 5 http://127.0.0.1:"
+          + std::to_string (port) + path, status);
+}
+
+inline std::string
+config_text (const std::string &cameras, int rtsp_port = 0, int http_port = 0)
+{
+  return "[server]\nbind = \"127.0.0.1\"\nport = " + std::to_string (rtsp_port)
+      + "\n\n[http]\nbind = \"127.0.0.1\"\nport = " + std::to_string (http_port) + "\n\n"
+      + cameras;
+}
+
+inline std::string
+camera_entry (const std::string &name, const std::string &location)
+{
+  return "[[cameras]]\nname = \"" + name + "\"\nlocation = \"" + location + "\"\n\n";
+}
+
+// One RTSP connection on which requests are sent one after another, as a
+// player does (DESCRIBE, SETUP, PLAY...).  Answers are read whole (status
+// line, headers, body) so that the next one starts clean.
+class RtspProbe {
+ public:
+  struct Response {
+    std::string status;                    // "RTSP/1.0 200 OK", or why there is none
+    std::vector<std::string> headers;      // "Name: value", in order
+    std::string body;
+    // The value of header `name` (case-insensitive), or "".
+    std::string header (const std::string &name) const
+    {
+      for (const std::string &h : headers)
+        if (h.size () > name.size () && h[name.size ()] == ':'
+            && g_ascii_strncasecmp (h.c_str (), name.c_str (), name.size ()) == 0) {
+          size_t at = name.size () + 1;
+          while (at < h.size () && h[at] == ' ')
+            at++;
+          return h.substr (at);
+        }
+      return "";
+    }
+  };
+
+  explicit RtspProbe (int port) : port_ (port)
+  {
+    GSocketClient *client = g_socket_client_new ();
+    g_socket_client_set_timeout (client, 15);
+    connection_ = g_socket_client_connect_to_host (client, "127.0.0.1",
+        static_cast<guint16> (port), nullptr, nullptr);
+    g_object_unref (client);
+    if (connection_)
+      in_ = g_data_input_stream_new (g_io_stream_get_input_stream (G_IO_STREAM (connection_)));
+  }
+  ~RtspProbe ()
+  {
+    if (in_)
+      g_object_unref (in_);
+    if (connection_)
+      g_object_unref (connection_);
+  }
+  RtspProbe (const RtspProbe &) = delete;
+  RtspProbe &operator= (const RtspProbe &) = delete;
+
+  // `target` is a path on the server ("front", "front/stream=0") or a full URL.
+  Response request (const std::string &method, const std::string &target,
+      const std::vector<std::string> &headers = {})
+  {
+    Response response;
+    if (!connection_) {
+      response.status = "connect failed";
+      return response;
+    }
+    const std::string url = target.rfind ("rtsp://", 0) == 0
+        ? target
+        : "rtsp://127.0.0.1:" + std::to_string (port_) + "/" + target;
+    std::string text = method + " " + url + " RTSP/1.0\r\nCSeq: " + std::to_string (++cseq_) + "\r\n";
+    for (const std::string &h : headers)
+      text += h + "\r\n";
+    text += "\r\n";
+    GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (connection_));
+    if (!g_output_stream_write_all (out, text.data (), text.size (), nullptr, nullptr, nullptr)) {
+      response.status = "write failed";
+      return response;
+    }
+    size_t body = 0;
+    for (int line_no = 0;; line_no++) {
+      gchar *line = g_data_input_stream_read_line (in_, nullptr, nullptr, nullptr);
+      if (!line) {
+        if (response.status.empty ())
+          response.status = "closed";
+        return response;
+      }
+      std::string header = line;
+      g_free (line);
+      if (!header.empty () && header.back () == '\r')
+        header.pop_back ();
+      if (line_no == 0)
+        response.status = header;
+      else if (header.empty ())
+        break;
+      else
+        response.headers.push_back (header);
+      if (g_ascii_strncasecmp (header.c_str (), "Content-Length:", 15) == 0)
+        body = std::strtoul (header.c_str () + 15, nullptr, 10);
+    }
+    response.body.assign (body, '\0');
+    gsize got = 0;
+    g_input_stream_read_all (G_INPUT_STREAM (in_), response.body.data (), body, &got, nullptr,
+        nullptr);
+    response.body.resize (got);
+    return response;
+  }
+
+  // DESCRIBE with Basic `credentials` ("user:password") or none; the status line.
+  std::string describe (const std::string &path, const std::string &credentials = "")
+  {
+    std::vector<std::string> headers{"Accept: application/sdp"};
+    if (!credentials.empty ()) {
+      gchar *encoded = g_base64_encode (reinterpret_cast<const guchar *> (credentials.data ()),
+          credentials.size ());
+      headers.push_back (std::string ("Authorization: Basic ") + encoded);
+      g_free (encoded);
+    }
+    return request ("DESCRIBE", path, headers).status;
+  }
+
+ private:
+  int port_;
+  int cseq_ = 0;
+  GSocketConnection *connection_ = nullptr;
+  GDataInputStream *in_ = nullptr;
+};
+
+inline std::string
+sha256 (const std::string &text)
+{
+  gchar *hex = g_compute_checksum_for_string (G_CHECKSUM_SHA256, text.c_str (), -1);
+  std::string result = hex;
+  g_free (hex);
+  return result;
+}
+
+}  // namespace camrelay::launcher_test
