@@ -17,7 +17,7 @@
 
 namespace camrelay::launcher {
 
-struct CameraRuntime;
+class Camera;
 
 class Relay {
  public:
@@ -64,7 +64,7 @@ class Relay {
   unsigned max_clients_ = 0;
   unsigned session_timeout_ = 60;
   Config config_;  // what is running
-  std::map<std::string, std::shared_ptr<CameraRuntime>> cameras_;
+  std::map<std::string, std::shared_ptr<Camera>> cameras_;
 };
 
 }  // namespace camrelay::launcher

@@ -27,16 +27,31 @@ using UniqueRef = std::unique_ptr<T, UnrefDeleter<Unref>>;
 
 template <typename T>
 using ObjectPtr = UniqueRef<T, gst_object_unref>;
+// A plain GObject (not a GstObject): gst-rtsp-server's media, factory...
+template <typename T>
+using GObjectPtr = UniqueRef<T, g_object_unref>;
 using ElementPtr = ObjectPtr<GstElement>;
 using PadPtr = ObjectPtr<GstPad>;
 using BusPtr = ObjectPtr<GstBus>;
 using ClockPtr = ObjectPtr<GstClock>;
 
-using CapsPtr = UniqueRef<GstCaps, gst_caps_unref>;
-using BufferPtr = UniqueRef<GstBuffer, gst_buffer_unref>;
-using EventPtr = UniqueRef<GstEvent, gst_event_unref>;
-using MessagePtr = UniqueRef<GstMessage, gst_message_unref>;
-using QueryPtr = UniqueRef<GstQuery, gst_query_unref>;
+// GStreamer's mini-object unrefs (gst_caps_unref...) are static inline
+// functions; a deleter type of our own keeps these pointers usable as members
+// of classes declared in headers.
+struct MiniObjectUnref {
+  void operator() (void *ptr) const noexcept
+  {
+    if (ptr)
+      gst_mini_object_unref (GST_MINI_OBJECT_CAST (ptr));
+  }
+};
+template <typename T>
+using MiniObjectPtr = std::unique_ptr<T, MiniObjectUnref>;
+using CapsPtr = MiniObjectPtr<GstCaps>;
+using BufferPtr = MiniObjectPtr<GstBuffer>;
+using EventPtr = MiniObjectPtr<GstEvent>;
+using MessagePtr = MiniObjectPtr<GstMessage>;
+using QueryPtr = MiniObjectPtr<GstQuery>;
 using StructurePtr = UniqueRef<GstStructure, gst_structure_free>;
 using GCharPtr = UniqueRef<gchar, g_free>;
 using GErrorPtr = UniqueRef<GError, g_error_free>;

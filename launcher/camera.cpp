@@ -1,0 +1,789 @@
+#include "camera.h"
+
+#include <gst/app/app.h>
+
+#include <cstdio>
+
+namespace camrelay::launcher {
+
+void
+log_line (const char *format, ...)
+{
+  va_list args;
+  va_start (args, format);
+  std::vfprintf (stderr, format, args);
+  va_end (args);
+  std::fputc ('\n', stderr);
+  std::fflush (stderr);
+}
+
+namespace {
+
+using Lock = std::unique_lock<std::mutex>;
+
+const char *
+caps_name (const GstCaps *caps)
+{
+  if (!caps || gst_caps_is_empty (caps))
+    return "";
+  return gst_structure_get_name (gst_caps_get_structure (caps, 0));
+}
+
+// The RTP payloader for the camera's video, or nullptr.
+const char *
+video_payloader (const GstCaps *caps)
+{
+  const std::string name = caps_name (caps);
+  if (name == "video/x-h264")
+    return "rtph264pay";
+  if (name == "video/x-h265")
+    return "rtph265pay";
+  if (name == "image/jpeg")
+    return "rtpjpegpay";
+  return nullptr;
+}
+
+// The elements between the audio appsrc and the RTP payloader, and the
+// payloader, for the camera's audio; nullptr when it cannot be carried.
+const char *
+audio_payloader (const GstCaps *caps, const char **parser)
+{
+  const std::string name = caps_name (caps);
+  *parser = nullptr;
+  if (name == "audio/mpeg") {
+    *parser = "aacparse";  // RFC 3640 wants raw AAC with its codec data
+    return "rtpmp4gpay";
+  }
+  if (name == "audio/x-alaw")
+    return "rtppcmapay";
+  if (name == "audio/x-mulaw")
+    return "rtppcmupay";
+  if (name == "audio/x-opus")
+    return "rtpopuspay";
+  return nullptr;
+}
+
+}  // namespace
+
+}  // namespace camrelay::launcher
+
+// ---- the RTSP media of a camera: knows its camera and its generation ---------
+
+using camrelay::launcher::Camera;
+using camrelay::launcher::audio_payloader;
+using camrelay::launcher::caps_name;
+using camrelay::launcher::video_payloader;
+
+#define CAMRELAY_TYPE_MEDIA (camrelay_media_get_type ())
+G_DECLARE_FINAL_TYPE (CamrelayMedia, camrelay_media, CAMRELAY, MEDIA, GstRTSPMedia)
+
+struct _CamrelayMedia {
+  GstRTSPMedia parent;
+  std::weak_ptr<Camera> *camera;  // set in the factory's configure
+  unsigned generation;
+};
+
+G_DEFINE_TYPE (CamrelayMedia, camrelay_media, GST_TYPE_RTSP_MEDIA)
+
+// An error in the media's pipeline (a payloader refusing new caps, ...):
+// the next client gets a new media instead of this broken one.
+static gboolean
+camrelay_media_handle_message (GstRTSPMedia *media, GstMessage *message)
+{
+  auto *self = CAMRELAY_MEDIA (media);
+  if (GST_MESSAGE_TYPE (message) == GST_MESSAGE_ERROR && self->camera) {
+    if (auto camera = self->camera->lock ()) {
+      GError *error = nullptr;
+      gst_message_parse_error (message, &error, nullptr);
+      camera->media_failed (media, self->generation, error ? error->message : "unknown error");
+      g_clear_error (&error);
+    }
+  }
+  return GST_RTSP_MEDIA_CLASS (camrelay_media_parent_class)->handle_message (media, message);
+}
+
+static void
+camrelay_media_finalize (GObject *object)
+{
+  delete CAMRELAY_MEDIA (object)->camera;
+  G_OBJECT_CLASS (camrelay_media_parent_class)->finalize (object);
+}
+
+static void
+camrelay_media_class_init (CamrelayMediaClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = camrelay_media_finalize;
+  GST_RTSP_MEDIA_CLASS (klass)->handle_message = camrelay_media_handle_message;
+}
+
+static void
+camrelay_media_init (CamrelayMedia *self)
+{
+  self->camera = nullptr;
+  self->generation = 0;
+}
+
+// ---- the media factory of a camera's mount ------------------------------------
+
+#define CAMRELAY_TYPE_MEDIA_FACTORY (camrelay_media_factory_get_type ())
+G_DECLARE_FINAL_TYPE (CamrelayMediaFactory, camrelay_media_factory, CAMRELAY, MEDIA_FACTORY,
+    GstRTSPMediaFactory)
+
+struct _CamrelayMediaFactory {
+  GstRTSPMediaFactory parent;
+  std::weak_ptr<Camera> *camera;
+};
+
+G_DEFINE_TYPE (CamrelayMediaFactory, camrelay_media_factory, GST_TYPE_RTSP_MEDIA_FACTORY)
+
+static const char *const kGenerationKey = "camrelay-generation";
+
+// Adds `first ! ... ! payloader` (named `pay_name`) for `caps` to `bin`;
+// returns the appsrc, or nullptr (and adds nothing) when an element is missing.
+static GstElement *
+add_track (GstBin *bin, const char *src_name, const GstCaps *caps, const char *parser,
+    const char *payloader, const char *pay_name, const std::string &camera)
+{
+  GstElement *src = gst_element_factory_make ("appsrc", src_name);
+  GstElement *parse = parser ? gst_element_factory_make (parser, nullptr) : nullptr;
+  GstElement *pay = gst_element_factory_make (payloader, pay_name);
+  if (!src || (parser && !parse) || !pay) {
+    camrelay::launcher::log_line ("camera %s: missing GStreamer element %s", camera.c_str (),
+        !src ? "appsrc" : (parser && !parse) ? parser : payloader);
+    for (GstElement *e : {src, parse, pay})
+      if (e)
+        gst_object_unref (gst_object_ref_sink (e));
+    return nullptr;
+  }
+  // Live, timestamped by the camera; a bounded backlog (the media may be
+  // momentarily slower than the camera), the oldest dropped first.
+  g_object_set (src, "is-live", TRUE, "format", GST_FORMAT_TIME, "do-timestamp", FALSE, "caps",
+      caps, "max-bytes", static_cast<guint64> (0), "max-time",
+      static_cast<guint64> (2 * GST_SECOND), nullptr);
+  gst_util_set_object_arg (G_OBJECT (src), "leaky-type", "downstream");
+  g_object_set (pay, "pt", g_str_has_prefix (pay_name, "pay0") ? 96 : 97, nullptr);
+  if (g_object_class_find_property (G_OBJECT_GET_CLASS (pay), "config-interval"))
+    g_object_set (pay, "config-interval", -1, nullptr);
+  gst_bin_add_many (bin, src, pay, nullptr);
+  if (parse) {
+    gst_bin_add (bin, parse);
+    gst_element_link_many (src, parse, pay, nullptr);
+  } else {
+    gst_element_link (src, pay);
+  }
+  return src;
+}
+
+// The media's element: appsrc ! payloader (pay0) for the video, and
+// appsrc ! [parser] ! payloader (pay1) for the audio when the camera has it.
+static GstElement *
+camrelay_media_factory_create_element (GstRTSPMediaFactory *factory, const GstRTSPUrl *)
+{
+  auto camera = CAMRELAY_MEDIA_FACTORY (factory)->camera->lock ();
+  if (!camera)
+    return nullptr;
+  const std::string &name = camera->config ().name;
+  if (!camera->wait_video (std::chrono::seconds (10))) {
+    camrelay::launcher::log_line ("camera %s: no video from the camera yet, refusing the client",
+        name.c_str ());
+    return nullptr;
+  }
+  Camera::MediaPlan plan = camera->plan_media ();
+  const char *payloader = video_payloader (plan.video.get ());
+  if (!payloader) {
+    camrelay::launcher::log_line ("camera %s: cannot relay video of type %s", name.c_str (),
+        caps_name (plan.video.get ()));
+    return nullptr;
+  }
+  GstElement *bin = gst_bin_new (nullptr);
+  if (!add_track (GST_BIN (bin), "src", plan.video.get (), nullptr, payloader, "pay0", name)) {
+    gst_object_unref (gst_object_ref_sink (bin));
+    return nullptr;
+  }
+  const char *parser = nullptr;
+  if (plan.audio) {
+    if (const char *audio = audio_payloader (plan.audio.get (), &parser))
+      add_track (GST_BIN (bin), "asrc", plan.audio.get (), parser, audio, "pay1", name);
+    else
+      camrelay::launcher::log_line ("camera %s: cannot relay audio of type %s; video only",
+          name.c_str (), caps_name (plan.audio.get ()));
+  }
+  g_object_set_data (G_OBJECT (bin), kGenerationKey, GUINT_TO_POINTER (plan.generation));
+  return bin;
+}
+
+// The cache key of the shared media carries the camera's media generation:
+// once the camera retires its media, the next client gets a new one.
+static gchar *
+camrelay_media_factory_gen_key (GstRTSPMediaFactory *factory, const GstRTSPUrl *url)
+{
+  gchar *key = GST_RTSP_MEDIA_FACTORY_CLASS (camrelay_media_factory_parent_class)->gen_key (
+      factory, url);
+  auto camera = CAMRELAY_MEDIA_FACTORY (factory)->camera->lock ();
+  if (!key || !camera)
+    return key;
+  gchar *full = g_strdup_printf ("%s#%u", key, camera->plan_media ().generation);
+  g_free (key);
+  return full;
+}
+
+static void
+camrelay_media_factory_configure (GstRTSPMediaFactory *factory, GstRTSPMedia *media)
+{
+  GST_RTSP_MEDIA_FACTORY_CLASS (camrelay_media_factory_parent_class)->configure (factory, media);
+  auto camera = CAMRELAY_MEDIA_FACTORY (factory)->camera->lock ();
+  if (!camera || !CAMRELAY_IS_MEDIA (media))
+    return;
+  camrelay::ElementPtr element{gst_rtsp_media_get_element (media)};
+  camrelay::ElementPtr video{gst_bin_get_by_name (GST_BIN (element.get ()), "src")};
+  camrelay::ElementPtr audio{gst_bin_get_by_name (GST_BIN (element.get ()), "asrc")};
+  auto *self = CAMRELAY_MEDIA (media);
+  self->camera = new std::weak_ptr<Camera> (camera);
+  self->generation = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (element.get ()), kGenerationKey));
+  camera->attach_media (media, video.get (), audio.get (), self->generation);
+  g_signal_connect (media, "prepared", G_CALLBACK (+[] (GstRTSPMedia *media, gpointer) {
+    auto *m = CAMRELAY_MEDIA (media);
+    if (auto c = m->camera->lock ())
+      c->media_prepared (media, m->generation);
+  }), nullptr);
+  g_signal_connect (media, "unprepared", G_CALLBACK (+[] (GstRTSPMedia *media, gpointer) {
+    if (auto c = CAMRELAY_MEDIA (media)->camera->lock ())
+      c->media_unprepared (media);
+  }), nullptr);
+}
+
+static void
+camrelay_media_factory_finalize (GObject *object)
+{
+  delete CAMRELAY_MEDIA_FACTORY (object)->camera;
+  G_OBJECT_CLASS (camrelay_media_factory_parent_class)->finalize (object);
+}
+
+static void
+camrelay_media_factory_class_init (CamrelayMediaFactoryClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = camrelay_media_factory_finalize;
+  auto *factory_class = GST_RTSP_MEDIA_FACTORY_CLASS (klass);
+  factory_class->create_element = camrelay_media_factory_create_element;
+  factory_class->configure = camrelay_media_factory_configure;
+  factory_class->gen_key = camrelay_media_factory_gen_key;
+}
+
+static void
+camrelay_media_factory_init (CamrelayMediaFactory *self)
+{
+  self->camera = nullptr;
+}
+
+namespace camrelay::launcher {
+
+namespace {
+
+GstFlowReturn
+on_video_sample (GstAppSink *sink, gpointer data)
+{
+  if (GstSample *sample = gst_app_sink_pull_sample (sink)) {
+    static_cast<Camera *> (data)->on_sample (false, sample);
+    gst_sample_unref (sample);
+  }
+  return GST_FLOW_OK;
+}
+
+GstFlowReturn
+on_audio_sample (GstAppSink *sink, gpointer data)
+{
+  if (GstSample *sample = gst_app_sink_pull_sample (sink)) {
+    static_cast<Camera *> (data)->on_sample (true, sample);
+    gst_sample_unref (sample);
+  }
+  return GST_FLOW_OK;
+}
+
+GstElement *
+make_ingest_sink (const char *name, GstFlowReturn (*on_sample) (GstAppSink *, gpointer),
+    Camera *camera)
+{
+  GstElement *sink = gst_element_factory_make ("appsink", name);
+  g_object_set (sink, "sync", FALSE, "async", FALSE, "emit-signals", FALSE, "max-buffers", 0u,
+      nullptr);
+  GstAppSinkCallbacks callbacks = {};
+  callbacks.new_sample = on_sample;
+  gst_app_sink_set_callbacks (GST_APP_SINK (sink), &callbacks, camera, nullptr);
+  return sink;
+}
+
+// Logs the camera's state changes with their reason, drops and errors.
+gboolean
+on_ingest_message (GstBus *, GstMessage *message, gpointer data)
+{
+  auto *camera = static_cast<Camera *> (data);
+  const GstStructure *s = gst_message_get_structure (message);
+  const std::string &name = camera->config ().name;
+  if (GST_MESSAGE_TYPE (message) == GST_MESSAGE_ELEMENT && s
+      && gst_structure_has_name (s, "camerasrc-state")) {
+    camera->on_state_message (s);
+  } else if (GST_MESSAGE_TYPE (message) == GST_MESSAGE_ELEMENT && s
+      && gst_structure_has_name (s, "resilientqueue-dropped")) {
+    guint64 buffers = 0;
+    gst_structure_get_uint64 (s, "dropped-buffers", &buffers);
+    log_line ("camera %s: dropped %" G_GUINT64_FORMAT " frames (relay falling behind)",
+        name.c_str (), buffers);
+  } else if (GST_MESSAGE_TYPE (message) == GST_MESSAGE_ERROR) {
+    GError *error = nullptr;
+    gst_message_parse_error (message, &error, nullptr);
+    log_line ("camera %s: error: %s", name.c_str (), error ? error->message : "unknown");
+    g_clear_error (&error);
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+// True when one of `client`'s sessions plays `media`.
+bool
+client_plays (GstRTSPClient *client, GstRTSPMedia *media)
+{
+  struct Search {
+    GstRTSPMedia *media;
+    bool found;
+  } search{media, false};
+  gst_rtsp_client_session_filter (client,
+      [] (GstRTSPClient *, GstRTSPSession *session, gpointer data) {
+        gst_rtsp_session_filter (session,
+            [] (GstRTSPSession *, GstRTSPSessionMedia *session_media, gpointer data) {
+              auto *search = static_cast<Search *> (data);
+              if (gst_rtsp_session_media_get_media (session_media) == search->media)
+                search->found = true;
+              return GST_RTSP_FILTER_KEEP;
+            },
+            data);
+        return GST_RTSP_FILTER_KEEP;
+      },
+      &search);
+  return search.found;
+}
+
+}  // namespace
+
+Camera::Camera (const CameraConfig &config) : config_ (config) {}
+
+std::shared_ptr<Camera>
+Camera::create (const CameraConfig &config, GstRTSPServer *server, GMainContext *context)
+{
+  std::shared_ptr<Camera> camera (new Camera (config));
+  camera->server_ = server;
+  camera->context_ = context;
+  camera->pipeline_.reset (GST_ELEMENT (gst_object_ref_sink (gst_pipeline_new (config.name.c_str ()))));
+  camera->camerasrc_.reset (GST_ELEMENT (gst_object_ref_sink (gst_element_factory_make ("camerasrc", "cam"))));
+  camera->queue_.reset (
+      GST_ELEMENT (gst_object_ref_sink (gst_element_factory_make ("resilientqueue", "queue"))));
+  GstElement *src = camera->camerasrc_.get ();
+  g_object_set (src, "location", config.location.c_str (), "audio", config.audio, nullptr);
+  if (!config.username.empty ())
+    g_object_set (src, "user-id", config.username.c_str (), "user-pw", config.password.c_str (),
+        nullptr);
+  gst_util_set_object_arg (G_OBJECT (src), "protocols", config.transport.c_str ());
+  gst_util_set_object_arg (G_OBJECT (src), "fallback", config.fallback.c_str ());
+  g_object_set (camera->queue_.get (), "max-size-time",
+      static_cast<guint64> (config.buffer_time_ms) * GST_MSECOND, nullptr);
+  GstElement *sink = make_ingest_sink ("video_out", on_video_sample, camera.get ());
+  gst_bin_add_many (GST_BIN (camera->pipeline_.get ()), src, camera->queue_.get (), sink, nullptr);
+  gst_element_link_pads (src, "video", camera->queue_.get (), "sink");
+  gst_element_link (camera->queue_.get (), sink);
+  g_signal_connect (src, "pad-added", G_CALLBACK (+[] (GstElement *, GstPad *pad, gpointer data) {
+    static_cast<Camera *> (data)->on_audio_pad (pad);
+  }), camera.get ());
+  // The ingest and the medias run on the system clock, so that their running
+  // times convert into each other.
+  GstClock *clock = gst_system_clock_obtain ();
+  gst_pipeline_use_clock (GST_PIPELINE (camera->pipeline_.get ()), clock);
+  gst_object_unref (clock);
+
+  BusPtr bus{gst_element_get_bus (camera->pipeline_.get ())};
+  GSource *watch = gst_bus_create_watch (bus.get ());
+  g_source_set_callback (watch, G_SOURCE_FUNC (on_ingest_message), camera.get (), nullptr);
+  camera->bus_watch_ = g_source_attach (watch, context);
+  g_source_unref (watch);
+
+  auto *factory = CAMRELAY_MEDIA_FACTORY (g_object_new (CAMRELAY_TYPE_MEDIA_FACTORY, nullptr));
+  factory->camera = new std::weak_ptr<Camera> (camera);
+  camera->factory_.reset (GST_RTSP_MEDIA_FACTORY (factory));
+  gst_rtsp_media_factory_set_shared (camera->factory (), TRUE);
+  gst_rtsp_media_factory_set_media_gtype (camera->factory (), CAMRELAY_TYPE_MEDIA);
+  return camera;
+}
+
+Camera::~Camera ()
+{
+  shutdown ();
+}
+
+void
+Camera::start ()
+{
+  {
+    Lock l (lock_);
+    if (running_ || shut_down_)
+      return;
+    running_ = true;
+    last_active_us_ = g_get_monotonic_time ();
+  }
+  if (config_.on_demand)
+    log_line ("camera %s: connecting for a client (on_demand)", config_.name.c_str ());
+  gst_element_set_state (pipeline_.get (), GST_STATE_PLAYING);
+}
+
+void
+Camera::stop ()
+{
+  {
+    Lock l (lock_);
+    if (!running_)
+      return;
+    running_ = false;
+    retire_media_locked (true);
+    video_caps_.reset ();
+    audio_caps_.reset ();
+    state_ = "stopped";
+  }
+  gst_element_set_state (pipeline_.get (), GST_STATE_NULL);
+}
+
+void
+Camera::shutdown ()
+{
+  if (shut_down_)
+    return;
+  stop ();
+  {
+    Lock l (lock_);
+    shut_down_ = true;
+    caps_changed_.notify_all ();
+  }
+  auto remove_source = [this] (guint id) {
+    if (id)
+      if (GSource *s = g_main_context_find_source_by_id (context_, id))
+        g_source_destroy (s);
+  };
+  remove_source (bus_watch_);
+  bus_watch_ = 0;
+  guint pending = 0;
+  {
+    Lock l (lock_);
+    pending = release_source_;
+  }
+  remove_source (pending);
+  run_releases ();
+}
+
+bool
+Camera::wait_video (std::chrono::milliseconds timeout)
+{
+  start ();
+  Lock l (lock_);
+  waiting_clients_++;
+  caps_changed_.wait_for (l, timeout, [this] { return video_caps_ || shut_down_ || !running_; });
+  waiting_clients_--;
+  last_active_us_ = g_get_monotonic_time ();
+  return video_caps_ != nullptr;
+}
+
+void
+Camera::check_idle (uint64_t clients, gint64 now_us)
+{
+  {
+    Lock l (lock_);
+    if (!config_.on_demand || !running_)
+      return;
+    if (clients > 0 || waiting_clients_ > 0) {
+      last_active_us_ = now_us;
+      return;
+    }
+    if (now_us - last_active_us_ < static_cast<gint64> (config_.idle_timeout) * G_USEC_PER_SEC)
+      return;
+  }
+  log_line ("camera %s: no client for %u s: disconnecting (on_demand)", config_.name.c_str (),
+      config_.idle_timeout);
+  stop ();
+}
+
+std::string
+Camera::state () const
+{
+  Lock l (lock_);
+  return state_;
+}
+
+uint64_t
+Camera::bytes_out () const
+{
+  Lock l (lock_);
+  return bytes_out_;
+}
+
+Camera::MediaPlan
+Camera::plan_media ()
+{
+  Lock l (lock_);
+  MediaPlan plan;
+  plan.video.reset (video_caps_ ? gst_caps_ref (video_caps_.get ()) : nullptr);
+  plan.audio.reset (audio_caps_ ? gst_caps_ref (audio_caps_.get ()) : nullptr);
+  plan.generation = generation_;
+  return plan;
+}
+
+void
+Camera::attach_media (GstRTSPMedia *media, GstElement *video_src, GstElement *audio_src,
+    unsigned generation)
+{
+  Lock l (lock_);
+  if (generation != generation_ || shut_down_) {
+    // Replaced while it was being built: it gets nothing and fails to
+    // prepare; its client retries and gets the current one.
+    return;
+  }
+  Feed feed;
+  feed.media.reset (GST_RTSP_MEDIA (g_object_ref (media)));
+  feed.video_src = ref_object (video_src);
+  feed.audio_src = ref_object (audio_src);
+  feed.generation = generation;
+  feeds_.push_back (std::move (feed));
+}
+
+void
+Camera::media_prepared (GstRTSPMedia *media, unsigned generation)
+{
+  // Called by gst-rtsp-server with the media's state lock held, right after
+  // it prepared: one more prepare count keeps it prepared between clients.
+  Lock l (lock_);
+  if (generation != generation_ || shut_down_)
+    return;
+  for (Feed &feed : feeds_)
+    if (feed.media.get () == media && !feed.held) {
+      if (gst_rtsp_media_prepare (media, nullptr))
+        feed.held = true;
+    }
+}
+
+void
+Camera::media_unprepared (GstRTSPMedia *media)
+{
+  Feed gone;
+  {
+    Lock l (lock_);
+    for (auto it = feeds_.begin (); it != feeds_.end (); ++it)
+      if (it->media.get () == media) {
+        gone = std::move (*it);
+        feeds_.erase (it);
+        break;
+      }
+  }
+  // `gone` (its refs) is dropped here, outside the lock.
+}
+
+void
+Camera::media_failed (GstRTSPMedia *media, unsigned generation, const char *why)
+{
+  log_line ("camera %s: RTSP media failed: %s; the next client gets a new one",
+      config_.name.c_str (), why);
+  Lock l (lock_);
+  if (generation == generation_) {
+    retire_media_locked (true);
+    return;
+  }
+  for (auto it = feeds_.begin (); it != feeds_.end (); ++it)
+    if (it->media.get () == media) {
+      Feed feed = std::move (*it);
+      feeds_.erase (it);
+      release_feed_locked (std::move (feed), true);
+      break;
+    }
+}
+
+void
+Camera::retire_media_locked (bool close_clients)
+{
+  generation_++;
+  std::vector<Feed> kept;
+  for (Feed &feed : feeds_) {
+    if (close_clients) {
+      release_feed_locked (std::move (feed), true);
+      continue;
+    }
+    // Without our count, it feeds its clients until they leave; then it
+    // unprepares and media_unprepared() drops it.
+    if (feed.held) {
+      Feed count;
+      count.media.reset (GST_RTSP_MEDIA (g_object_ref (feed.media.get ())));
+      count.held = true;
+      feed.held = false;
+      release_feed_locked (std::move (count), false);
+    }
+    kept.push_back (std::move (feed));
+  }
+  feeds_ = std::move (kept);
+}
+
+void
+Camera::release_feed_locked (Feed feed, bool close_clients)
+{
+  releases_.push_back ({std::move (feed.media), feed.held, close_clients});
+  if (release_source_ || shut_down_)
+    return;
+  // Never inline: the caller holds our lock, and closing clients or
+  // unpreparing calls back into media_unprepared().
+  GSource *idle = g_idle_source_new ();
+  g_source_set_callback (idle, [] (gpointer data) -> gboolean {
+    static_cast<Camera *> (data)->run_releases ();
+    return G_SOURCE_REMOVE;
+  }, this, nullptr);
+  release_source_ = g_source_attach (idle, context_);
+  g_source_unref (idle);
+}
+
+void
+Camera::run_releases ()
+{
+  std::vector<Release> releases;
+  {
+    Lock l (lock_);
+    releases.swap (releases_);
+    release_source_ = 0;
+  }
+  for (Release &release : releases) {
+    if (release.close_clients)
+      gst_rtsp_server_client_filter (server_,
+          [] (GstRTSPServer *, GstRTSPClient *client, gpointer media) {
+            return client_plays (client, static_cast<GstRTSPMedia *> (media))
+                ? GST_RTSP_FILTER_REMOVE
+                : GST_RTSP_FILTER_KEEP;
+          },
+          release.media.get ());
+    if (release.held)
+      gst_rtsp_media_unprepare (release.media.get ());
+  }
+}
+
+void
+Camera::on_audio_pad (GstPad *pad)
+{
+  GCharPtr name{gst_pad_get_name (pad)};
+  if (g_strcmp0 (name.get (), "audio") != 0)
+    return;
+  GstElement *sink = make_ingest_sink ("audio_out", on_audio_sample, this);
+  gst_bin_add (GST_BIN (pipeline_.get ()), sink);
+  PadPtr sink_pad{gst_element_get_static_pad (sink, "sink")};
+  if (gst_pad_link (pad, sink_pad.get ()) != GST_PAD_LINK_OK)
+    log_line ("camera %s: cannot take the camera's audio", config_.name.c_str ());
+  gst_element_sync_state_with_parent (sink);
+}
+
+void
+Camera::on_state_message (const GstStructure *s)
+{
+  const GValue *state_value = gst_structure_get_value (s, "state");
+  GEnumClass *klass = static_cast<GEnumClass *> (g_type_class_ref (G_VALUE_TYPE (state_value)));
+  gint state = 0, previous = 0;
+  gst_structure_get_enum (s, "state", G_VALUE_TYPE (state_value), &state);
+  gst_structure_get_enum (s, "previous", G_VALUE_TYPE (state_value), &previous);
+  const char *now = g_enum_get_value (klass, state)->value_nick;
+  const char *before = g_enum_get_value (klass, previous)->value_nick;
+  guint64 retry_in = 0;
+  gst_structure_get_uint64 (s, "retry-in", &retry_in);
+  {
+    Lock l (lock_);
+    if (running_)
+      state_ = now;
+  }
+  const char *reason = gst_structure_get_string (s, "reason");
+  if (retry_in)
+    log_line ("camera %s: %s -> %s: %s (retry in %.1f s)", config_.name.c_str (), before, now,
+        reason, static_cast<double> (retry_in) / GST_SECOND);
+  else
+    log_line ("camera %s: %s -> %s: %s", config_.name.c_str (), before, now, reason);
+  g_type_class_unref (klass);
+}
+
+// A frame from the camera (an ingest streaming thread): to every media it feeds.
+void
+Camera::on_sample (bool audio, GstSample *sample)
+{
+  GstBuffer *buffer = gst_sample_get_buffer (sample);
+  GstCaps *caps = gst_sample_get_caps (sample);
+  if (!buffer)
+    return;
+  struct Target {
+    ElementPtr src;
+    CapsPtr new_caps;
+  };
+  std::vector<Target> targets;
+  {
+    Lock l (lock_);
+    CapsPtr &current = audio ? audio_caps_ : video_caps_;
+    bool caps_changed = false;
+    if (caps && (!current || !gst_caps_is_equal (current.get (), caps))) {
+      const char *parser = nullptr;
+      const bool new_codec = !current
+          || (audio ? audio_payloader (current.get (), &parser) != audio_payloader (caps, &parser)
+                    : video_payloader (current.get ()) != video_payloader (caps));
+      const bool had = current != nullptr;
+      current.reset (gst_caps_ref (caps));
+      caps_changed = true;
+      caps_changed_.notify_all ();
+      if (new_codec && (had || audio) && !feeds_.empty ()) {
+        // A payloader cannot change codec: the next clients get a new media.
+        // A new codec closes the clients of the old one (they reconnect);
+        // new audio leaves them as they are.
+        log_line ("camera %s: %s is now %s: new RTSP media for the next clients",
+            config_.name.c_str (), audio ? "audio" : "video", caps_name (caps));
+        retire_media_locked (had);
+        caps_changed = false;
+      }
+    }
+    const bool delta = GST_BUFFER_FLAG_IS_SET (buffer, GST_BUFFER_FLAG_DELTA_UNIT);
+    for (Feed &feed : feeds_) {
+      GstElement *src = audio ? feed.audio_src.get () : feed.video_src.get ();
+      if (!src)
+        continue;
+      // A media that is not playing (being prepared or paused with no
+      // client) restarts on a keyframe with its clock running.
+      if (GST_STATE (src) != GST_STATE_PLAYING) {
+        feed.needs_keyframe = true;
+        continue;
+      }
+      if (!audio && feed.needs_keyframe) {
+        if (delta)
+          continue;
+        feed.needs_keyframe = false;
+      }
+      if (audio && feed.needs_keyframe)
+        continue;  // audio starts with the video
+      Target target;
+      target.src = ref_object (src);
+      if (caps_changed)
+        target.new_caps.reset (gst_caps_ref (caps));
+      targets.push_back (std::move (target));
+    }
+    if (!audio && !targets.empty ())
+      bytes_out_ += gst_buffer_get_size (buffer);
+  }
+  // The medias run on the same (system) clock as the ingest but with their
+  // own base times: move the timestamps from the ingest's running time to
+  // each media's.
+  const GstClockTime ingest_base = gst_element_get_base_time (pipeline_.get ());
+  for (Target &target : targets) {
+    const GstClockTime media_base = gst_element_get_base_time (target.src.get ());
+    auto rebase = [&] (GstClockTime ts) -> GstClockTime {
+      if (!GST_CLOCK_TIME_IS_VALID (ts))
+        return ts;
+      const gint64 moved = static_cast<gint64> (ts + ingest_base) - static_cast<gint64> (media_base);
+      return moved > 0 ? static_cast<GstClockTime> (moved) : 0;
+    };
+    GstBuffer *out = gst_buffer_copy (buffer);  // metadata only; memory shared
+    GST_BUFFER_PTS (out) = rebase (GST_BUFFER_PTS (buffer));
+    GST_BUFFER_DTS (out) = rebase (GST_BUFFER_DTS (buffer));
+    if (target.new_caps)
+      g_object_set (target.src.get (), "caps", target.new_caps.get (), nullptr);
+    gst_app_src_push_buffer (GST_APP_SRC (target.src.get ()), out);
+  }
+}
+
+}  // namespace camrelay::launcher

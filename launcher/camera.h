@@ -1,0 +1,133 @@
+// One camera of the relay: its ingest pipeline (camerasrc ! resilientqueue !
+// appsink for video, an appsink for audio when the camera has it) and the
+// RTSP media factory of its mount, whose shared media is fed from the ingest.
+//
+// The camera connection lives independently of the RTSP side: clients come
+// and go, the camera stays connected (or, with on_demand, connects with the
+// first client and disconnects idle_timeout after the last).  The shared
+// media is kept prepared between clients, so a client never waits for a new
+// media (nor for the next keyframe) and a DESCRIBE-only client leaving never
+// tears it down under the next one.  The media is replaced, for the next
+// clients, when the camera's codec or tracks change or the media fails.
+#pragma once
+
+#include <gst/rtsp-server/rtsp-server.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/gstref.h"
+#include "config.h"
+
+namespace camrelay::launcher {
+
+// One line on stderr: journald adds the time and the unit.
+void log_line (const char *format, ...) G_GNUC_PRINTF (1, 2);
+
+class Camera : public std::enable_shared_from_this<Camera> {
+ public:
+  // Builds the ingest pipeline and the mount's factory (not started).
+  // `server` and `context` (the relay's main context) must outlive the camera
+  // or its shutdown().
+  static std::shared_ptr<Camera> create (const CameraConfig &config, GstRTSPServer *server,
+      GMainContext *context);
+  ~Camera ();
+  Camera (const Camera &) = delete;
+  Camera &operator= (const Camera &) = delete;
+
+  const CameraConfig &config () const { return config_; }
+  // The mount's factory (owned by the camera; add it to the mount points with a ref).
+  GstRTSPMediaFactory *factory () const { return factory_.get (); }
+  GstElement *camerasrc () const { return camerasrc_.get (); }
+  GstElement *queue () const { return queue_.get (); }
+
+  // Connects to the camera (ingest to PLAYING); idempotent.
+  void start ();
+  // Disconnects from the camera; its clients are closed.  Main context only.
+  void stop ();
+  // Stops for good: the camera, its clients, the bus watch.  Main context only.
+  void shutdown ();
+
+  // Waits up to `timeout` for the camera's first video, starting an
+  // on-demand camera.  False when there is none by then.
+  bool wait_video (std::chrono::milliseconds timeout);
+  // An on-demand camera with no client for idle_timeout is stopped.  Main
+  // context only; `clients` = sessions playing it now.
+  void check_idle (uint64_t clients, gint64 now_us);
+
+  std::string state () const;
+  uint64_t bytes_out () const;
+
+  // ---- for the media factory and the media (internal) --------------------
+  struct MediaPlan {
+    CapsPtr video;
+    CapsPtr audio;
+    unsigned generation = 0;
+  };
+  MediaPlan plan_media ();
+  void attach_media (GstRTSPMedia *media, GstElement *video_src, GstElement *audio_src,
+      unsigned generation);
+  void media_prepared (GstRTSPMedia *media, unsigned generation);
+  void media_unprepared (GstRTSPMedia *media);
+  void media_failed (GstRTSPMedia *media, unsigned generation, const char *why);
+  void on_sample (bool audio, GstSample *sample);
+  void on_state_message (const GstStructure *s);
+  void on_audio_pad (GstPad *pad);
+
+ private:
+  // An RTSP media fed by this camera: the current one, or an older one still
+  // serving its clients after the camera's tracks changed.
+  struct Feed {
+    GObjectPtr<GstRTSPMedia> media;
+    ElementPtr video_src;            // its appsrcs
+    ElementPtr audio_src;
+    unsigned generation = 0;
+    bool held = false;               // we hold one prepare count on it
+    bool needs_keyframe = true;      // (re)starts on a keyframe
+  };
+
+  explicit Camera (const CameraConfig &config);
+  struct Release {
+    GObjectPtr<GstRTSPMedia> media;
+    bool held;           // give back our prepare count
+    bool close_clients;  // close the clients playing it
+  };
+
+  // Makes the next client get a new media; the current ones are released
+  // (and their clients closed when `close_clients`) on the main context.
+  void retire_media_locked (bool close_clients);
+  // Queues `feed`'s release for the main context.
+  void release_feed_locked (Feed feed, bool close_clients);
+  // Main context: carries out the queued releases.
+  void run_releases ();
+
+  CameraConfig config_;
+  GstRTSPServer *server_ = nullptr;  // borrowed
+  GMainContext *context_ = nullptr;  // borrowed
+  GObjectPtr<GstRTSPMediaFactory> factory_;
+  ElementPtr pipeline_;
+  ElementPtr camerasrc_;
+  ElementPtr queue_;
+  guint bus_watch_ = 0;
+
+  mutable std::mutex lock_;
+  std::condition_variable caps_changed_;
+  CapsPtr video_caps_;
+  CapsPtr audio_caps_;
+  std::vector<Feed> feeds_;
+  std::vector<Release> releases_;
+  guint release_source_ = 0;
+  unsigned generation_ = 0;          // of the current media; bumped to replace it
+  bool running_ = false;
+  bool shut_down_ = false;
+  unsigned waiting_clients_ = 0;     // in wait_video
+  gint64 last_active_us_ = 0;
+  uint64_t bytes_out_ = 0;
+  std::string state_ = "stopped";
+};
+
+}  // namespace camrelay::launcher
