@@ -21,6 +21,9 @@ namespace {
 
 using Lock = std::unique_lock<std::mutex>;
 
+// How long a client waits for a camera's first audio after its first video.
+constexpr auto AUDIO_WAIT = std::chrono::seconds (1);
+
 const char *
 caps_name (const GstCaps *caps)
 {
@@ -162,8 +165,10 @@ add_track (GstBin *bin, const char *src_name, const GstCaps *caps, const char *p
       static_cast<guint64> (2 * GST_SECOND), nullptr);
   gst_util_set_object_arg (G_OBJECT (src), "leaky-type", "downstream");
   g_object_set (pay, "pt", g_str_has_prefix (pay_name, "pay0") ? 96 : 97, nullptr);
+  // camerasrc's keyframes already carry their parameter sets: sending them
+  // again as packets of their own gives players (ffmpeg) duplicate DTS.
   if (g_object_class_find_property (G_OBJECT_GET_CLASS (pay), "config-interval"))
-    g_object_set (pay, "config-interval", -1, nullptr);
+    g_object_set (pay, "config-interval", 0, nullptr);
   gst_bin_add_many (bin, src, pay, nullptr);
   if (parse) {
     gst_bin_add (bin, parse);
@@ -387,7 +392,26 @@ Camera::create (const CameraConfig &config, GstRTSPServer *server, GMainContext 
   GstElement *sink = make_ingest_sink ("video_out", on_video_sample, camera.get ());
   gst_bin_add_many (GST_BIN (camera->pipeline_.get ()), src, camera->queue_.get (), sink, nullptr);
   gst_element_link_pads (src, "video", camera->queue_.get (), "sink");
-  gst_element_link (camera->queue_.get (), sink);
+  // The camera's own pipeline fragment, if any, between the queue and the media.
+  GstElement *fragment = nullptr;
+  if (!config.pipeline.empty ()) {
+    GError *error = nullptr;
+    fragment = gst_parse_bin_from_description (config.pipeline.c_str (), TRUE, &error);
+    if (error || !fragment) {
+      log_line ("camera %s: pipeline: %s; relaying the camera's stream as it is",
+          config.name.c_str (), error ? error->message : "cannot be built");
+      if (fragment)
+        gst_object_unref (gst_object_ref_sink (fragment));
+      fragment = nullptr;
+    }
+    g_clear_error (&error);
+  }
+  if (fragment) {
+    gst_bin_add (GST_BIN (camera->pipeline_.get ()), fragment);
+    gst_element_link_many (camera->queue_.get (), fragment, sink, nullptr);
+  } else {
+    gst_element_link (camera->queue_.get (), sink);
+  }
   g_signal_connect (src, "pad-added", G_CALLBACK (+[] (GstElement *, GstPad *pad, gpointer data) {
     static_cast<Camera *> (data)->on_audio_pad (pad);
   }), camera.get ());
@@ -480,7 +504,13 @@ Camera::wait_video (std::chrono::milliseconds timeout)
   start ();
   Lock l (lock_);
   waiting_clients_++;
-  caps_changed_.wait_for (l, timeout, [this] { return video_caps_ || shut_down_ || !running_; });
+  const auto deadline = std::chrono::steady_clock::now () + timeout;
+  caps_changed_.wait_until (l, deadline, [this] { return video_caps_ || shut_down_ || !running_; });
+  // A camera with audio: its first audio follows the first video closely;
+  // wait a little for it so that the first clients get both.
+  if (video_caps_ && audio_pad_ && !audio_caps_)
+    caps_changed_.wait_until (l, std::min (deadline, std::chrono::steady_clock::now () + AUDIO_WAIT),
+        [this] { return audio_caps_ || shut_down_ || !running_; });
   waiting_clients_--;
   last_active_us_ = g_get_monotonic_time ();
   return video_caps_ != nullptr;
@@ -668,6 +698,10 @@ Camera::on_audio_pad (GstPad *pad)
   GCharPtr name{gst_pad_get_name (pad)};
   if (g_strcmp0 (name.get (), "audio") != 0)
     return;
+  {
+    Lock l (lock_);
+    audio_pad_ = true;
+  }
   GstElement *sink = make_ingest_sink ("audio_out", on_audio_sample, this);
   gst_bin_add (GST_BIN (pipeline_.get ()), sink);
   PadPtr sink_pad{gst_element_get_static_pad (sink, "sink")};
@@ -768,13 +802,22 @@ Camera::on_sample (bool audio, GstSample *sample)
   // The medias run on the same (system) clock as the ingest but with their
   // own base times: move the timestamps from the ingest's running time to
   // each media's.
+  // Timestamps are taken through the sample's segment first: an encoder in
+  // the camera's pipeline fragment (x264enc) shifts both by its offset.
+  const GstSegment *segment = gst_sample_get_segment (sample);
   const GstClockTime ingest_base = gst_element_get_base_time (pipeline_.get ());
   for (Target &target : targets) {
     const GstClockTime media_base = gst_element_get_base_time (target.src.get ());
     auto rebase = [&] (GstClockTime ts) -> GstClockTime {
       if (!GST_CLOCK_TIME_IS_VALID (ts))
         return ts;
-      const gint64 moved = static_cast<gint64> (ts + ingest_base) - static_cast<gint64> (media_base);
+      gint64 running = static_cast<gint64> (ts);
+      if (segment && segment->format == GST_FORMAT_TIME) {
+        guint64 positive = 0;
+        const int sign = gst_segment_to_running_time_full (segment, GST_FORMAT_TIME, ts, &positive);
+        running = sign > 0 ? static_cast<gint64> (positive) : 0;
+      }
+      const gint64 moved = running + static_cast<gint64> (ingest_base) - static_cast<gint64> (media_base);
       return moved > 0 ? static_cast<GstClockTime> (moved) : 0;
     };
     GstBuffer *out = gst_buffer_copy (buffer);  // metadata only; memory shared

@@ -123,6 +123,7 @@ class Camera : public std::enable_shared_from_this<Camera> {
   guint release_source_ = 0;
   unsigned generation_ = 0;          // of the current media; bumped to replace it
   bool running_ = false;
+  bool audio_pad_ = false;           // the camera has audio
   bool shut_down_ = false;
   unsigned waiting_clients_ = 0;     // in wait_video
   gint64 last_active_us_ = 0;

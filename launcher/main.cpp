@@ -114,6 +114,11 @@ main (int argc, char **argv)
     return 0;
   }
 
+  // Before the configuration: pipeline fragments in it are checked against
+  // the elements there are.
+  gst_init (nullptr, nullptr);
+  ensure_plugin ();
+
   Config config;
   const std::string path = config_path ? config_path : "";
   if (config_path) {
@@ -133,9 +138,6 @@ main (int argc, char **argv)
         config.cameras.size ());
     return 0;
   }
-
-  gst_init (nullptr, nullptr);
-  ensure_plugin ();
 
   GMainContext *context = g_main_context_default ();
   Loop loop{g_main_loop_new (context, FALSE)};

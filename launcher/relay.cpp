@@ -65,9 +65,6 @@ Relay::start (const Config &config, GMainContext *context, std::string &error)
     if (camera.multicast)
       log_line ("warning: camera %s: multicast is not supported by this version; unicast only",
           camera.name.c_str ());
-    if (!camera.pipeline.empty ())
-      log_line ("warning: camera %s: pipeline is not supported by this version; ignored",
-          camera.name.c_str ());
   }
   if (GstRTSPAuth *auth = make_auth (config.users)) {
     gst_rtsp_server_set_auth (server_, auth);

@@ -667,6 +667,20 @@ make (const char *factory)
   return element;
 }
 
+// A sink for a stream of the camera we do not deliver (metadata, an
+// unsupported codec, audio when audio=false): without one the source fails
+// with not-linked.  Not a sink of the bin: it never holds up state changes.
+static GstElement *
+make_discard_sink ()
+{
+  GstElement *fakesink = make ("fakesink");
+  if (fakesink) {
+    g_object_set (fakesink, "async", FALSE, "sync", FALSE, nullptr);
+    GST_OBJECT_FLAG_UNSET (fakesink, GST_ELEMENT_FLAG_SINK);
+  }
+  return fakesink;
+}
+
 // Adds `elements` to the bin and to the current session (if still current),
 // links them in a row and brings them to the bin's state.  Returns false and
 // cleans up when the session is gone or something failed.
@@ -819,12 +833,7 @@ link_camera_stream (GstCameraSrc *self, guint64 generation, GstPad *pad, GstCaps
     // A stream we do not deliver (metadata, an unsupported codec, audio
     // when audio=false): it still needs a sink, or the source fails.
     GST_INFO_OBJECT (self, "ignoring stream %" GST_PTR_FORMAT, caps);
-    GstElement *fakesink = make ("fakesink");
-    if (fakesink) {
-      g_object_set (fakesink, "async", FALSE, "sync", FALSE, nullptr);
-      GST_OBJECT_FLAG_UNSET (fakesink, GST_ELEMENT_FLAG_SINK);
-    }
-    elements = {fakesink};
+    elements = {make_discard_sink ()};
   } else {
     for (const char *factory : chain) {
       GstElement *e = make (factory);
@@ -863,12 +872,17 @@ link_parsed_stream (GstCameraSrc *self, guint64 generation, GstPad *pad, StreamK
     want_audio = self->priv->settings.audio;
   }
   // Already linked when the pad appeared while the source started.
-  if ((kind == StreamKind::Audio && !want_audio) || gst_pad_is_linked (pad))
+  if (gst_pad_is_linked (pad))
     return;
-  if (kind == StreamKind::Audio)
-    ensure_audio_output (self);
-  GstElement *sink = make_appsink (self, generation, kind, false);
-  if (!add_to_session (self, generation, {sink}))
+  GstElement *sink = nullptr;
+  if (kind == StreamKind::Audio && !want_audio) {
+    sink = make_discard_sink ();
+  } else {
+    if (kind == StreamKind::Audio)
+      ensure_audio_output (self);
+    sink = make_appsink (self, generation, kind, false);
+  }
+  if (!sink || !add_to_session (self, generation, {sink}))
     return;
   GstPad *sinkpad = gst_element_get_static_pad (sink, "sink");
   GstPadLinkReturn linked = gst_pad_link (pad, sinkpad);

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -173,6 +174,20 @@ TEST (CameraSrcAudioPad, NoAudioPadWhenAudioIsOff)
       GST_STATE_CHANGE_FAILURE);
   // The pad set is final once no-more-pads is out.
   ASSERT_TRUE (p.wait ([] (const AudioRecord &r) { return r.no_more_pads; }, 10s));
+  // The camera's audio, not delivered, must not break the connection: two
+  // seconds of video (60 frames) on the first connection.
+  auto stat = [&] (const char *field) {
+    GstStructure *stats = nullptr;
+    g_object_get (p.camerasrc, "stats", &stats, nullptr);
+    guint64 value = 0;
+    gst_structure_get_uint64 (stats, field, &value);
+    gst_structure_free (stats);
+    return value;
+  };
+  for (int i = 0; i < 200 && stat ("frames") < 60; i++)
+    std::this_thread::sleep_for (50ms);  // polling a counter: no event to wait on
+  EXPECT_GE (stat ("frames"), 60u);
+  EXPECT_EQ (stat ("connects"), 1u) << "the unused audio stream broke the connection";
   gst_element_set_state (p.pipeline.get (), GST_STATE_NULL);
   std::lock_guard<std::mutex> lock (p.record.mutex);
   EXPECT_FALSE (p.record.audio_pad);

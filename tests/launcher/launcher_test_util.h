@@ -80,6 +80,19 @@ class Launcher {
     return found;
   }
 
+  // Waits until `count` lines of stderr contain `text`; true when they do.
+  bool wait_count (const std::string &text, size_t count, std::chrono::milliseconds timeout)
+  {
+    std::unique_lock<std::mutex> lock (mutex_);
+    return changed_.wait_for (lock, timeout, [&] {
+      size_t seen = 0;
+      for (const std::string &line : lines_)
+        if (line.find (text) != std::string::npos)
+          seen++;
+      return seen >= count || closed_.load ();
+    }) && count_locked (text) >= count;
+  }
+
   std::string all_output ()
   {
     std::lock_guard<std::mutex> lock (mutex_);
@@ -132,6 +145,15 @@ class Launcher {
   void send_signal (int signal_number) { g_subprocess_send_signal (process_, signal_number); }
 
  private:
+  size_t count_locked (const std::string &text) const
+  {
+    size_t seen = 0;
+    for (const std::string &line : lines_)
+      if (line.find (text) != std::string::npos)
+        seen++;
+    return seen;
+  }
+
   void read_lines (GInputStream *stream)
   {
     GDataInputStream *data = g_data_input_stream_new (stream);

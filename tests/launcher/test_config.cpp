@@ -6,6 +6,7 @@
 
 #include <glib.h>
 #include <glib/gstdio.h>
+#include <gst/gst.h>
 
 #include <fstream>
 #include <string>
@@ -727,6 +728,31 @@ TEST (Config, ErrorToString)
   EXPECT_EQ (error.to_string (), "a.toml:4: server.port: bad");
   error.column = 7;
   EXPECT_EQ (error.to_string (), "a.toml:4:7: server.port: bad");
+}
+
+// With GStreamer initialised (camrelay initialises it before reading its
+// configuration), a camera's pipeline fragment is built once to check it.
+TEST (Config, PipelineFragmentsAreChecked)
+{
+  gst_init (nullptr, nullptr);
+  auto one_error = [] (const std::string &fragment) {
+    std::vector<std::string> errors = messages (parse (
+        "[[cameras]]\nname = \"x\"\nlocation = \"test://x\"\npipeline = \"" + fragment + "\"\n"));
+    return errors.size () == 1 ? errors[0] : testing::PrintToString (errors);
+  };
+  EXPECT_EQ (one_error ("no_such_element"),
+      "cams.toml:4: cameras[0].pipeline: not a GStreamer pipeline fragment: no element "
+      "\"no_such_element\"");
+  const std::string one_in_one_out = "cams.toml:4: cameras[0].pipeline: must have exactly one "
+      "unlinked input and one unlinked output, such as \"h264parse ! identity\"";
+  EXPECT_EQ (one_error ("fakesrc"), one_in_one_out) << "no input";
+  EXPECT_EQ (one_error ("fakesink"), one_in_one_out) << "no output";
+  EXPECT_EQ (one_error ("identity identity"), one_in_one_out) << "two inputs, two outputs";
+  EXPECT_EQ (one_error ("identity ! queue !"), "cams.toml:4: cameras[0].pipeline: not a GStreamer "
+      "pipeline fragment: syntax error") << "a broken line";
+  CameraConfig camera = parse_camera ("name = \"x\"\nlocation = \"test://x\"\n"
+                                      "pipeline = \"identity ! queue max-size-time=0\"\n");
+  EXPECT_EQ (camera.pipeline, "identity ! queue max-size-time=0");
 }
 
 }  // namespace

@@ -307,4 +307,148 @@ TEST (Launcher, CameraWithoutVideoAnswers503)
   g_unlink (path.c_str ());
 }
 
+// Players and NVRs often DESCRIBE on a connection of its own and close it:
+// the shared media stays, and every DESCRIBE is answered at once.
+TEST (Launcher, DescribeOnlyClientsNeverBreakTheSharedMedia)
+{
+  const std::string path = write_config (config_text (
+      camera_entry ("front", "test://front?width=320&height=240&gop=60")));
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  ASSERT_NE (camrelay.wait_line ("front: connecting -> streaming", 20s), "");
+  int ok = 0;
+  std::vector<std::string> failures;
+  const auto start = Clock::now ();
+  for (int i = 0; i < 50; i++) {
+    RtspProbe probe (port);
+    std::string status = probe.describe ("front");
+    if (status == "RTSP/1.0 200 OK")
+      ok++;
+    else
+      failures.push_back (std::to_string (i) + ": " + status);
+  }
+  const double seconds = std::chrono::duration<double> (Clock::now () - start).count ();
+  EXPECT_EQ (ok, 50) << failures.size () << " failed, first: " << failures.front ();
+  // After the first, no DESCRIBE waits for a new media and its keyframe
+  // (a 60-frame GOP is 2 s here).
+  EXPECT_LT (seconds, 20.0);
+  std::fprintf (stderr, "50 DESCRIBEs on their own connections: %.2f s\n", seconds);
+  RtspClient client ("rtsp://127.0.0.1:" + std::to_string (port) + "/front", "tcp");
+  EXPECT_TRUE (client.wait_frames (10, 20s)) << camrelay.all_output ();
+  camrelay.send_signal (SIGTERM);
+  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
+  g_unlink (path.c_str ());
+}
+
+// Every client leaves; the next one still gets video (the media kept for
+// it restarts on a keyframe).
+TEST (Launcher, ANewClientAfterEveryoneLeftGetsVideo)
+{
+  const std::string path = write_config (config_text (
+      camera_entry ("front", "test://front?width=320&height=240")));
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  const std::string url = "rtsp://127.0.0.1:" + std::to_string (port) + "/front";
+  for (const char *protocols : {"tcp", "udp", "tcp"}) {
+    RtspClient client (url, protocols);
+    EXPECT_TRUE (client.wait_frames (10, 20s)) << protocols << "\n" << camrelay.all_output ();
+    EXPECT_EQ (client.errors_or_eos (), 0);
+  }
+  camrelay.send_signal (SIGTERM);
+  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
+  g_unlink (path.c_str ());
+}
+
+// on_demand: the camera connects with the first client and disconnects
+// idle_timeout after the last; the mount exists throughout.
+TEST (Launcher, OnDemandCameraConnectsForClientsAndLeavesWhenIdle)
+{
+  const std::string path = write_config (config_text (
+      camera_entry ("lazy", "test://lazy?width=320&height=240")
+      + "on_demand = true\nidle_timeout = \"2s\"\n\n"
+      + camera_entry ("always", "test://always?width=320&height=240")));
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  ASSERT_NE (camrelay.wait_line ("always: connecting -> streaming", 20s), "");
+  EXPECT_EQ (camrelay.all_output ().find ("camera lazy: stopped -> connecting"), std::string::npos)
+      << "the on-demand camera connected without a client";
+  const std::string url = "rtsp://127.0.0.1:" + std::to_string (port) + "/lazy";
+  for (size_t round = 1; round <= 2; round++) {
+    {
+      RtspClient client (url, "tcp");
+      EXPECT_TRUE (client.wait_frames (10, 20s)) << camrelay.all_output ();
+      EXPECT_TRUE (camrelay.wait_count ("lazy: connecting for a client (on_demand)", round, 1s));
+    }
+    EXPECT_TRUE (camrelay.wait_count ("lazy: no client for 2 s: disconnecting", round, 10s))
+        << camrelay.all_output ();
+  }
+  camrelay.send_signal (SIGTERM);
+  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
+  g_unlink (path.c_str ());
+}
+
+// A camera's audio goes to the clients with its video, codec untouched.
+TEST (Launcher, AudioIsRelayedWithTheVideo)
+{
+  const std::string path = write_config (config_text (
+      camera_entry ("aac", "test://aac?width=320&height=240&audio=aac")
+      + camera_entry ("alaw", "test://alaw?width=320&height=240&audio=alaw")
+      + camera_entry ("mute", "test://mute?width=320&height=240&audio=aac") + "audio = false\n"));
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  const std::string base = "rtsp://127.0.0.1:" + std::to_string (port) + "/";
+  const std::pair<const char *, const char *> expected[] = {
+      {"aac", "h264\naac\n"}, {"alaw", "h264\npcm_alaw\n"}, {"mute", "h264\n"}};
+  for (auto [mount, streams] : expected) {
+    int status = 0;
+    std::string probe = run ("timeout 30 ffprobe -v error -rtsp_transport tcp -show_entries "
+                             "stream=codec_name -of csv=p=0 " + base + mount, status);
+    EXPECT_EQ (status, 0) << mount;
+    EXPECT_EQ (probe, streams) << mount << "\n" << camrelay.all_output ();
+  }
+  // Both tracks decode.
+  int status = 0;
+  run ("timeout 30 ffmpeg -v error -rtsp_transport tcp -i " + base
+          + "aac -map 0:v -map 0:a -t 2 -f null -", status);
+  EXPECT_EQ (status, 0) << "ffmpeg could not decode the audio and video";
+  EXPECT_EQ (camrelay.all_output ().find ("-> reconnecting"), std::string::npos)
+      << camrelay.all_output ();
+  camrelay.send_signal (SIGTERM);
+  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
+  g_unlink (path.c_str ());
+}
+
+// A camera's pipeline fragment runs between the camera and its clients:
+// here it scales the video down (re-encoding it); a fragment that does not
+// build stops camrelay at start with the file, line and key.
+TEST (Launcher, PipelineFragmentShapesTheStream)
+{
+  const std::string path = write_config (config_text (
+      camera_entry ("small", "test://small?width=640&height=480")
+      + "pipeline = \"avdec_h264 ! videoscale ! video/x-raw,width=160,height=120 ! "
+        "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! h264parse\"\n"));
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  int status = 0;
+  std::string probe = run ("timeout 30 ffprobe -v error -rtsp_transport tcp -show_entries "
+                           "stream=codec_name,width,height -of csv=p=0 rtsp://127.0.0.1:"
+          + std::to_string (port) + "/small", status);
+  EXPECT_EQ (status, 0);
+  EXPECT_EQ (probe, "h264,160,120\n") << camrelay.all_output ();
+  camrelay.send_signal (SIGTERM);
+  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
+
+  std::ofstream (path) << config_text (camera_entry ("bad", "test://bad") + "pipeline = \"no_such_element\"\n");
+  Launcher refused ({"-c", path});
+  EXPECT_EQ (refused.wait_exit (10s), 2);
+  EXPECT_NE (refused.wait_line (path + ":13: cameras[0].pipeline: not a GStreamer pipeline fragment", 1s), "")
+      << refused.all_output ();
+  g_unlink (path.c_str ());
+}
+
 }  // namespace
