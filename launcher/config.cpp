@@ -6,7 +6,9 @@
 // never echoed (its user information may carry credentials).
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -574,6 +576,63 @@ parse_address (const std::string &text)
   return address;
 }
 
+// "FIRST-LAST" (spaces around either allowed), or one value alone as a
+// range of one.  False when the text is not of that form.
+bool
+split_range (const std::string &text, std::string &first, std::string &last)
+{
+  auto trimmed = [] (const std::string &part) {
+    const size_t begin = part.find_first_not_of (' ');
+    return begin == std::string::npos
+        ? std::string ()
+        : part.substr (begin, part.find_last_not_of (' ') - begin + 1);
+  };
+  const size_t dash = text.find ('-');
+  if (dash == std::string::npos) {
+    first = last = trimmed (text);
+  } else {
+    if (text.find ('-', dash + 1) != std::string::npos)
+      return false;
+    first = trimmed (text.substr (0, dash));
+    last = trimmed (text.substr (dash + 1));
+  }
+  return !first.empty () && !last.empty ();
+}
+
+// An IPv4 multicast address (224.0.0.0 to 239.255.255.255), in host order.
+std::optional<uint32_t>
+parse_ipv4_multicast (const std::string &text)
+{
+  in_addr address{};
+  if (inet_pton (AF_INET, text.c_str (), &address) != 1)
+    return std::nullopt;
+  const uint32_t value = ntohl (address.s_addr);
+  if ((value >> 28) != 0xe)
+    return std::nullopt;
+  return value;
+}
+
+std::optional<uint16_t>
+parse_port (const std::string &text)
+{
+  if (text.empty () || text.size () > 5 ||
+      !std::all_of (text.begin (), text.end (), [] (char c) { return g_ascii_isdigit (c); }))
+    return std::nullopt;
+  const unsigned long value = std::stoul (text);
+  if (value < 1 || value > 65535)
+    return std::nullopt;
+  return static_cast<uint16_t> (value);
+}
+
+// How many multicast groups (addresses) server.multicast_range holds.
+uint64_t
+multicast_group_count (const ServerConfig &server)
+{
+  std::optional<uint32_t> first = parse_ipv4_multicast (server.multicast_first);
+  std::optional<uint32_t> last = parse_ipv4_multicast (server.multicast_last);
+  return first && last && *first <= *last ? uint64_t (*last) - *first + 1 : 0;
+}
+
 // Replaces {address} and {port} in a vendor template.  Returns the first
 // unknown placeholder (or "{" for an unbalanced brace) in `bad`.
 bool
@@ -882,6 +941,64 @@ with_array_of_tables (Diagnostics &diagnostics, TableReader &parent, std::string
   }
 }
 
+// The groups and ports given to cameras with multicast = true.
+void
+read_multicast (TableReader &reader, ServerConfig &server)
+{
+  std::string range;
+  if (reader.read_nonempty_string ("multicast_range", range) == Read::ok) {
+    std::string first, last;
+    std::optional<uint32_t> first_address, last_address;
+    if (split_range (range, first, last)) {
+      first_address = parse_ipv4_multicast (first);
+      last_address = parse_ipv4_multicast (last);
+    }
+    if (!first_address || !last_address)
+      reader.error ("multicast_range", "must be IPv4 multicast addresses (224.0.0.0 to "
+          "239.255.255.255) written \"FIRST-LAST\", such as \"239.255.42.0-239.255.42.255\" "
+          "(got " + quote (range) + ")");
+    else if (*first_address > *last_address)
+      reader.error ("multicast_range", "the first address must not come after the last (got " +
+          quote (range) + ")");
+    else {
+      server.multicast_first = first;
+      server.multicast_last = last;
+    }
+  }
+
+  std::string ports;
+  if (reader.read_nonempty_string ("multicast_ports", ports) == Read::ok) {
+    std::string first, last;
+    std::optional<uint16_t> first_port, last_port;
+    if (split_range (ports, first, last)) {
+      first_port = parse_port (first);
+      last_port = parse_port (last);
+    }
+    if (!first_port || !last_port)
+      reader.error ("multicast_ports", "must be ports (1 to 65535) written \"FIRST-LAST\", "
+          "such as \"5000-5999\" (got " + quote (ports) + ")");
+    else if (*first_port % 2 != 0)
+      reader.error ("multicast_ports", "must start on an even port: RTP goes to even ports, "
+          "RTCP to the next one (got " + quote (ports) + ")");
+    else if (*last_port <= *first_port)
+      reader.error ("multicast_ports", "must hold at least two ports, for RTP and RTCP, the "
+          "first one lower (got " + quote (ports) + ")");
+    else {
+      server.multicast_port_first = *first_port;
+      server.multicast_port_last = *last_port;
+    }
+  }
+
+  reader.read_integer ("multicast_ttl", server.multicast_ttl, 1, 255);
+
+  if (reader.read_nonempty_string ("multicast_iface", server.multicast_iface) == Read::ok &&
+      if_nametoindex (server.multicast_iface.c_str ()) == 0) {
+    reader.error ("multicast_iface", "no network interface " + quote (server.multicast_iface) +
+        " on this machine");
+    server.multicast_iface.clear ();
+  }
+}
+
 void
 read_server (TableReader &reader, ServerConfig &server, const std::string &config_path)
 {
@@ -895,6 +1012,8 @@ read_server (TableReader &reader, ServerConfig &server, const std::string &confi
           "between 1s and 24h") == Read::ok)
     server.session_timeout = static_cast<unsigned> (timeout_ms / 1000);
   reader.read_integer ("threads", server.threads, 0, 1024);
+
+  read_multicast (reader, server);
 
   Read cert = reader.read_nonempty_string ("tls_cert", server.tls_cert);
   Read key = reader.read_nonempty_string ("tls_key", server.tls_key);
@@ -1148,10 +1267,18 @@ parse_config (const std::string &text, const std::string &path, const std::strin
   VendorLibrary vendors (vendor_templates);
   bool vendor_errors_reported = false;
   std::map<std::string, std::pair<size_t, int>> camera_names;
+  // Each camera with multicast gets a group of its own (see relay.cpp).
+  const uint64_t multicast_groups = multicast_group_count (config.server);
+  uint64_t multicast_cameras = 0;
   with_array_of_tables (diagnostics, reader, "cameras", [&] (TableReader &camera, size_t index) {
     config.cameras.emplace_back ();
     read_camera (camera, config.cameras.back (), vendors, user_lines, camera_names, index,
         vendor_errors_reported);
+    if (config.cameras.back ().multicast && config.cameras.back ().enabled &&
+        ++multicast_cameras > multicast_groups)
+      camera.error ("multicast", "no multicast group left for this camera: server.multicast_range "
+          "holds " + std::to_string (multicast_groups) + ", one for each camera with "
+          "multicast = true");
   });
   const toml::node *cameras = root->get ("cameras");
   if (!cameras || (cameras->is_array () && cameras->as_array ()->empty ()))

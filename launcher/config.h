@@ -17,6 +17,15 @@ struct ServerConfig {
   unsigned threads = 0;            // RTSP worker threads; 0 = a default for hundreds of clients
   std::string tls_cert;            // PEM files; both set = RTSPS
   std::string tls_key;
+  // Multicast, for cameras with multicast = true: each such camera gets one
+  // group (address) of this IPv4 range of its own, with every port of
+  // multicast_port_first..last, sent with this TTL.
+  std::string multicast_first = "239.255.42.0";
+  std::string multicast_last = "239.255.42.255";
+  uint16_t multicast_port_first = 5000;  // even: RTP on even ports, RTCP on the next
+  uint16_t multicast_port_last = 5999;
+  unsigned multicast_ttl = 1;            // 1 = the local network only
+  std::string multicast_iface;           // "" = the interface of the system's route
 };
 
 struct HttpConfig {

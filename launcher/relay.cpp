@@ -16,6 +16,55 @@ constexpr guint SESSION_CLEANUP_INTERVAL_S = 2;
 // Enough RTSP worker threads for hundreds of clients (the server's default is 1).
 constexpr gint DEFAULT_RTSP_THREADS = 16;
 
+// The transports a camera's clients may choose.  A camera with multicast =
+// true takes a group (address) of server.multicast_range for itself, with
+// every port of multicast_ports, and its factory gets a pool holding just that
+// group: gst-rtsp-server takes an RTP/RTCP port pair from it for each media,
+// which all its multicast clients share.  The pool of the whole range is
+// not handed to the factories directly because a pool gives out the ports of
+// one address before the next address: the second camera would get the
+// first camera's group, on other ports.  Binding the multicast sockets to
+// the group rather than to any address keeps the cameras' sockets (same
+// ports, different groups) apart.  The group goes back to `groups` when the
+// factory is freed.  Other cameras refuse multicast (461 Unsupported
+// Transport), gst-rtsp-server's default being to offer it.
+void
+configure_transports (GstRTSPMediaFactory *factory, const CameraConfig &camera,
+    const ServerConfig &server, GstRTSPAddressPool *groups)
+{
+  const auto unicast = static_cast<GstRTSPLowerTrans> (
+      GST_RTSP_LOWER_TRANS_UDP | GST_RTSP_LOWER_TRANS_TCP);
+  gst_rtsp_media_factory_set_protocols (factory, unicast);
+  if (!camera.multicast || !groups)
+    return;
+  const gint n_ports = server.multicast_port_last - server.multicast_port_first + 1;
+  GstRTSPAddress *group = gst_rtsp_address_pool_acquire_address (groups,
+      static_cast<GstRTSPAddressFlags> (GST_RTSP_ADDRESS_FLAG_IPV4 | GST_RTSP_ADDRESS_FLAG_MULTICAST),
+      n_ports);
+  if (!group) {
+    log_line ("warning: camera %s: every group of server.multicast_range is taken; unicast only",
+        camera.name.c_str ());
+    return;
+  }
+  GstRTSPAddressPool *pool = gst_rtsp_address_pool_new ();
+  gst_rtsp_address_pool_add_range (pool, group->address, group->address, group->port,
+      static_cast<guint16> (group->port + n_ports - 1), group->ttl);
+  gst_rtsp_media_factory_set_address_pool (factory, pool);
+  g_object_unref (pool);
+  gst_rtsp_media_factory_set_bind_mcast_address (factory, TRUE);
+  // Clients are answered with the group's TTL; one that picks its own
+  // destination may ask for a TTL, up to the configured one.
+  gst_rtsp_media_factory_set_max_mcast_ttl (factory, server.multicast_ttl);
+  if (!server.multicast_iface.empty ())
+    gst_rtsp_media_factory_set_multicast_iface (factory, server.multicast_iface.c_str ());
+  gst_rtsp_media_factory_set_protocols (factory,
+      static_cast<GstRTSPLowerTrans> (unicast | GST_RTSP_LOWER_TRANS_UDP_MCAST));
+  log_line ("camera %s: multicast group %s, ports %u-%u, ttl %u", camera.name.c_str (),
+      group->address, group->port, group->port + n_ports - 1, group->ttl);
+  g_object_set_data_full (G_OBJECT (factory), "camrelay-multicast-group", group,
+      reinterpret_cast<GDestroyNotify> (gst_rtsp_address_free));
+}
+
 }  // namespace
 
 Relay::Relay (std::string version) : version_ (std::move (version)) {}
@@ -29,6 +78,7 @@ void
 Relay::add_camera (const CameraConfig &config)
 {
   std::shared_ptr<Camera> camera = Camera::create (config, server_, context_);
+  configure_transports (camera->factory (), config, config_.server, multicast_groups_);
   if (!users_.empty ())
     permit_users (camera->factory (), config, users_);
   GstRTSPMountPoints *mounts = gst_rtsp_server_get_mount_points (server_);
@@ -61,11 +111,12 @@ Relay::start (const Config &config, GMainContext *context, std::string &error)
   // let them pass silently.
   if (!config.server.tls_cert.empty ())
     log_line ("warning: server.tls_cert/tls_key: RTSPS is not supported by this version; serving plain RTSP");
-  for (const CameraConfig &camera : config.cameras) {
-    if (camera.multicast)
-      log_line ("warning: camera %s: multicast is not supported by this version; unicast only",
-          camera.name.c_str ());
-  }
+  multicast_groups_ = gst_rtsp_address_pool_new ();
+  if (!gst_rtsp_address_pool_add_range (multicast_groups_, config.server.multicast_first.c_str (),
+          config.server.multicast_last.c_str (), config.server.multicast_port_first,
+          config.server.multicast_port_last, static_cast<guint8> (config.server.multicast_ttl)))
+    log_line ("warning: server.multicast_range %s-%s is not usable; unicast only",
+        config.server.multicast_first.c_str (), config.server.multicast_last.c_str ());
   if (GstRTSPAuth *auth = make_auth (config.users)) {
     gst_rtsp_server_set_auth (server_, auth);
     g_object_unref (auth);
@@ -139,6 +190,8 @@ Relay::stop ()
   cameras_.clear ();
   g_object_unref (server_);
   server_ = nullptr;
+  // Groups still held by factories that outlive the server keep the pool alive.
+  g_clear_object (&multicast_groups_);
 }
 
 Status
@@ -239,8 +292,15 @@ Relay::reload (const Config &config)
   if (config.server.bind != config_.server.bind || config.server.port != config_.server.port
       || config.http.enabled != config_.http.enabled || config.http.bind != config_.http.bind
       || config.http.port != config_.http.port || config.server.tls_cert != config_.server.tls_cert
-      || config.server.tls_key != config_.server.tls_key || config.server.threads != config_.server.threads)
-    log_line ("reload: [server] and [http] addresses, threads and TLS apply at the next restart");
+      || config.server.tls_key != config_.server.tls_key || config.server.threads != config_.server.threads
+      || config.server.multicast_first != config_.server.multicast_first
+      || config.server.multicast_last != config_.server.multicast_last
+      || config.server.multicast_port_first != config_.server.multicast_port_first
+      || config.server.multicast_port_last != config_.server.multicast_port_last
+      || config.server.multicast_ttl != config_.server.multicast_ttl
+      || config.server.multicast_iface != config_.server.multicast_iface)
+    log_line ("reload: [server] and [http] addresses, threads, TLS and multicast settings apply "
+        "at the next restart");
   if (!same_users (config.users, config_.users))
     log_line ("reload: [[users]] changes apply at the next restart");
   max_clients_ = config.server.max_clients;

@@ -64,6 +64,8 @@ class Relay {
   unsigned max_clients_ = 0;
   unsigned session_timeout_ = 60;
   Config config_;  // what is running
+  // The groups of server.multicast_range not taken by a camera yet.
+  GstRTSPAddressPool *multicast_groups_ = nullptr;
   std::map<std::string, std::shared_ptr<Camera>> cameras_;
 };
 

@@ -96,6 +96,10 @@ TEST (Config, EveryKeyIsRead)
       "threads = 16\n"
       "tls_cert = \"" + cert + "\"\n"
       "tls_key = \"key.pem\"\n"  // relative: beside the config file
+      "multicast_range = \"239.1.2.3 - 239.1.2.10\"\n"
+      "multicast_ports = \"6000-6001\"\n"
+      "multicast_ttl = 16\n"
+      "multicast_iface = \"lo\"\n"
       "\n"
       "[http]\n"
       "enabled = true\n"
@@ -147,6 +151,12 @@ TEST (Config, EveryKeyIsRead)
   EXPECT_EQ (config.server.threads, 16u);
   EXPECT_EQ (config.server.tls_cert, cert);
   EXPECT_EQ (config.server.tls_key, dir.path () + "/key.pem");
+  EXPECT_EQ (config.server.multicast_first, "239.1.2.3");
+  EXPECT_EQ (config.server.multicast_last, "239.1.2.10");
+  EXPECT_EQ (config.server.multicast_port_first, 6000);
+  EXPECT_EQ (config.server.multicast_port_last, 6001);
+  EXPECT_EQ (config.server.multicast_ttl, 16u);
+  EXPECT_EQ (config.server.multicast_iface, "lo");
 
   EXPECT_TRUE (config.http.enabled);
   EXPECT_EQ (config.http.bind, "0.0.0.0");
@@ -182,13 +192,13 @@ TEST (Config, EveryKeyIsRead)
   EXPECT_FALSE (camera.enabled);
   EXPECT_TRUE (camera.multicast);
   EXPECT_EQ (camera.pipeline, "videorate");
-  EXPECT_EQ (camera.line, 23);
+  EXPECT_EQ (camera.line, 27);
 
   EXPECT_EQ (config.cameras[1].name, "yard");
   EXPECT_EQ (config.cameras[1].location, "rtsps://192.0.2.11:322/live");
   EXPECT_EQ (config.cameras[1].vendor, "");
   EXPECT_EQ (config.cameras[1].stream, "");
-  EXPECT_EQ (config.cameras[1].line, 42);
+  EXPECT_EQ (config.cameras[1].line, 46);
 }
 
 TEST (Config, DefaultsOfAMinimalFile)
@@ -204,6 +214,12 @@ TEST (Config, DefaultsOfAMinimalFile)
   EXPECT_EQ (config.server.threads, 0u);
   EXPECT_EQ (config.server.tls_cert, "");
   EXPECT_EQ (config.server.tls_key, "");
+  EXPECT_EQ (config.server.multicast_first, "239.255.42.0");
+  EXPECT_EQ (config.server.multicast_last, "239.255.42.255");
+  EXPECT_EQ (config.server.multicast_port_first, 5000);
+  EXPECT_EQ (config.server.multicast_port_last, 5999);
+  EXPECT_EQ (config.server.multicast_ttl, 1u);
+  EXPECT_EQ (config.server.multicast_iface, "");
   EXPECT_TRUE (config.http.enabled);
   EXPECT_EQ (config.http.bind, "127.0.0.1");
   EXPECT_EQ (config.http.port, 8080);
@@ -424,6 +440,46 @@ TEST (Config, EachValidationMessage)
     {"[server]\nsession_timeout = 1.5\n",
         "cams.toml:2: server.session_timeout: must be a number of seconds, or a duration such as "
         "\"30s\" or \"5m\" (got a floating-point number)"},
+    // Multicast.
+    {"[server]\nmulticast_range = \"10.0.0.1-10.0.0.9\"\n",
+        "cams.toml:2: server.multicast_range: must be IPv4 multicast addresses (224.0.0.0 to "
+        "239.255.255.255) written \"FIRST-LAST\", such as \"239.255.42.0-239.255.42.255\" "
+        "(got \"10.0.0.1-10.0.0.9\")"},
+    {"[server]\nmulticast_range = \"ff15::1-ff15::9\"\n",
+        "cams.toml:2: server.multicast_range: must be IPv4 multicast addresses (224.0.0.0 to "
+        "239.255.255.255) written \"FIRST-LAST\", such as \"239.255.42.0-239.255.42.255\" "
+        "(got \"ff15::1-ff15::9\")"},
+    {"[server]\nmulticast_range = \"239.0.0.1-239.0.0.2-239.0.0.3\"\n",
+        "cams.toml:2: server.multicast_range: must be IPv4 multicast addresses (224.0.0.0 to "
+        "239.255.255.255) written \"FIRST-LAST\", such as \"239.255.42.0-239.255.42.255\" "
+        "(got \"239.0.0.1-239.0.0.2-239.0.0.3\")"},
+    {"[server]\nmulticast_range = \"239.0.0.9-239.0.0.1\"\n",
+        "cams.toml:2: server.multicast_range: the first address must not come after the last "
+        "(got \"239.0.0.9-239.0.0.1\")"},
+    {"[server]\nmulticast_range = 239\n",
+        "cams.toml:2: server.multicast_range: must be a string (got an integer)"},
+    {"[server]\nmulticast_ports = \"5000\"\n",
+        "cams.toml:2: server.multicast_ports: must hold at least two ports, for RTP and RTCP, "
+        "the first one lower (got \"5000\")"},
+    {"[server]\nmulticast_ports = \"6000-5000\"\n",
+        "cams.toml:2: server.multicast_ports: must hold at least two ports, for RTP and RTCP, "
+        "the first one lower (got \"6000-5000\")"},
+    {"[server]\nmulticast_ports = \"5001-5999\"\n",
+        "cams.toml:2: server.multicast_ports: must start on an even port: RTP goes to even "
+        "ports, RTCP to the next one (got \"5001-5999\")"},
+    {"[server]\nmulticast_ports = \"5000-70000\"\n",
+        "cams.toml:2: server.multicast_ports: must be ports (1 to 65535) written "
+        "\"FIRST-LAST\", such as \"5000-5999\" (got \"5000-70000\")"},
+    {"[server]\nmulticast_ports = \"0-100\"\n",
+        "cams.toml:2: server.multicast_ports: must be ports (1 to 65535) written "
+        "\"FIRST-LAST\", such as \"5000-5999\" (got \"0-100\")"},
+    {"[server]\nmulticast_ttl = 0\n",
+        "cams.toml:2: server.multicast_ttl: must be between 1 and 255 (got 0)"},
+    {"[server]\nmulticast_ttl = 256\n",
+        "cams.toml:2: server.multicast_ttl: must be between 1 and 255 (got 256)"},
+    {"[server]\nmulticast_iface = \"no-such-if0\"\n",
+        "cams.toml:2: server.multicast_iface: no network interface \"no-such-if0\" on this "
+        "machine"},
     {"[http]\nport = -5\n", "cams.toml:2: http.port: must be between 0 and 65535 (got -5)"},
     {"[http]\nenabled = \"yes\"\n", "cams.toml:2: http.enabled: must be true or false (got a string)"},
     {"[http]\nport = 8554\n", "cams.toml:1: http.port: is the RTSP port too (server.port = 8554)"},
@@ -575,6 +631,36 @@ TEST (Config, LocationsCamerasrcOpens)
 }
 
 // ---- relations between entries ---------------------------------------------------
+
+// One multicast group per camera with multicast = true: a range with fewer
+// groups is refused at the first camera left without one; disabled cameras
+// and cameras without multicast take none.
+TEST (Config, MulticastGroupsPerCamera)
+{
+  auto camera = [] (const std::string &name, const std::string &extra) {
+    return "[[cameras]]\nname = \"" + name + "\"\nlocation = \"test://" + name + "\"\n" + extra;
+  };
+  const std::string server = "[server]\nmulticast_range = \"239.255.42.7 - 239.255.42.8\"\n";
+  ConfigResult fits = parse (server + camera ("a", "multicast = true\n")
+      + camera ("b", "multicast = true\n") + camera ("c", "")
+      + camera ("d", "multicast = true\nenabled = false\n"));
+  ASSERT_TRUE (fits.config) << testing::PrintToString (messages (fits));
+  EXPECT_EQ (fits.config->server.multicast_first, "239.255.42.7");
+  EXPECT_EQ (fits.config->server.multicast_last, "239.255.42.8");
+
+  ConfigResult one_too_many = parse (server + camera ("a", "multicast = true\n")
+      + camera ("b", "multicast = true\n") + camera ("c", "multicast = true\n"));
+  EXPECT_EQ (messages (one_too_many), (std::vector<std::string>{
+      "cams.toml:14: cameras[2].multicast: no multicast group left for this camera: "
+      "server.multicast_range holds 2, one for each camera with multicast = true"}));
+
+  // A single address is a range of one group.
+  ConfigResult single = parse ("[server]\nmulticast_range = \"239.255.42.9\"\n"
+      + camera ("a", "multicast = true\n"));
+  ASSERT_TRUE (single.config) << testing::PrintToString (messages (single));
+  EXPECT_EQ (single.config->server.multicast_first, "239.255.42.9");
+  EXPECT_EQ (single.config->server.multicast_last, "239.255.42.9");
+}
 
 TEST (Config, DuplicateCameraNames)
 {
