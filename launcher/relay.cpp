@@ -374,8 +374,7 @@ Relay::add_camera (const CameraConfig &config)
   auto *factory = CAMRELAY_MEDIA_FACTORY (g_object_new (CAMRELAY_TYPE_MEDIA_FACTORY, nullptr));
   factory->runtime = new std::shared_ptr<CameraRuntime> (camera);
   gst_rtsp_media_factory_set_shared (GST_RTSP_MEDIA_FACTORY (factory), TRUE);
-  if (!users_.empty ())
-    permit_users (GST_RTSP_MEDIA_FACTORY (factory), config, users_);
+  permit_users (GST_RTSP_MEDIA_FACTORY (factory), config, users_);
   GstRTSPMountPoints *mounts = gst_rtsp_server_get_mount_points (server_);
   gst_rtsp_mount_points_add_factory (mounts, ("/" + config.name).c_str (),
       GST_RTSP_MEDIA_FACTORY (factory));
@@ -401,10 +400,21 @@ Relay::start (const Config &config, GMainContext *context, std::string &error)
   users_ = config.users;
   max_clients_ = config.server.max_clients;
   session_timeout_ = config.server.session_timeout;
+  // The certificate first: when it cannot be used nothing starts.
+  GstRTSPAuth *auth = make_auth (config.users);
+  const bool tls = !config.server.tls_cert.empty ();
+  if (tls && !auth)
+    auth = make_anonymous_auth ();
+  if (tls && !apply_tls (auth, config.server.tls_cert, config.server.tls_key, error)) {
+    g_object_unref (auth);
+    return false;
+  }
+  if (auth) {
+    gst_rtsp_server_set_auth (server_, auth);
+    g_object_unref (auth);
+  }
   // Settings this version reads but does not act on yet: say so rather than
   // let them pass silently.
-  if (!config.server.tls_cert.empty ())
-    log_line ("warning: server.tls_cert/tls_key: RTSPS is not supported by this version; serving plain RTSP");
   for (const CameraConfig &camera : config.cameras) {
     if (camera.on_demand)
       log_line ("warning: camera %s: on_demand is not supported by this version; the camera stays connected",
@@ -415,10 +425,6 @@ Relay::start (const Config &config, GMainContext *context, std::string &error)
     if (!camera.pipeline.empty ())
       log_line ("warning: camera %s: pipeline is not supported by this version; ignored",
           camera.name.c_str ());
-  }
-  if (GstRTSPAuth *auth = make_auth (config.users)) {
-    gst_rtsp_server_set_auth (server_, auth);
-    g_object_unref (auth);
   }
   g_signal_connect (server_, "client-connected", G_CALLBACK (on_client_connected), this);
 
