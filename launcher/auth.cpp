@@ -148,10 +148,27 @@ make_auth (const std::vector<UserConfig> &users)
   return GST_RTSP_AUTH (auth);
 }
 
+GstRTSPAuth *
+make_anonymous_auth ()
+{
+  GstRTSPAuth *auth = gst_rtsp_auth_new ();
+  GstRTSPToken *anonymous = gst_rtsp_token_new (GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE, G_TYPE_STRING,
+      ANONYMOUS_ROLE, nullptr);
+  gst_rtsp_auth_set_default_token (auth, anonymous);
+  gst_rtsp_token_unref (anonymous);
+  return auth;
+}
+
 void
 permit_users (GstRTSPMediaFactory *factory, const CameraConfig &camera,
     const std::vector<UserConfig> &users)
 {
+  // Without an authenticator roles are not checked; without users but with
+  // one (RTSPS), every client has the anonymous role.
+  if (users.empty ())
+    gst_rtsp_media_factory_add_role (factory, ANONYMOUS_ROLE,
+        GST_RTSP_PERM_MEDIA_FACTORY_ACCESS, G_TYPE_BOOLEAN, TRUE,
+        GST_RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, G_TYPE_BOOLEAN, TRUE, nullptr);
   for (const UserConfig &user : users) {
     bool permitted = camera.users.empty ();
     for (const std::string &name : camera.users)
@@ -161,6 +178,35 @@ permit_users (GstRTSPMediaFactory *factory, const CameraConfig &camera,
           GST_RTSP_PERM_MEDIA_FACTORY_ACCESS, G_TYPE_BOOLEAN, TRUE,
           GST_RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, G_TYPE_BOOLEAN, TRUE, nullptr);
   }
+}
+
+bool
+apply_tls (GstRTSPAuth *auth, const std::string &cert, const std::string &key, std::string &error)
+{
+  // GIO's TLS comes from a module (glib-networking); without it every
+  // certificate fails with a message that does not say so.
+  if (!g_tls_backend_supports_tls (g_tls_backend_get_default ())) {
+    error = "server.tls_cert: this system has no TLS support for GLib (install glib-networking)";
+    return false;
+  }
+  // The certificate alone first, so that an error names the file at fault.
+  GError *gerror = nullptr;
+  GTlsCertificate *certificate = g_tls_certificate_new_from_file (cert.c_str (), &gerror);
+  if (!certificate) {
+    error = "server.tls_cert \"" + cert + "\": " + gerror->message;
+    g_error_free (gerror);
+    return false;
+  }
+  g_object_unref (certificate);
+  certificate = g_tls_certificate_new_from_files (cert.c_str (), key.c_str (), &gerror);
+  if (!certificate) {
+    error = "server.tls_key \"" + key + "\": " + gerror->message;
+    g_error_free (gerror);
+    return false;
+  }
+  gst_rtsp_auth_set_tls_certificate (auth, certificate);
+  g_object_unref (certificate);
+  return true;
 }
 
 }  // namespace camrelay::launcher

@@ -157,12 +157,14 @@ main (int argc, char **argv)
   }
 
   const std::string host = config.server.bind == "0.0.0.0" ? "127.0.0.1" : config.server.bind;
-  std::fprintf (stderr, "camrelay %s: %zu camera(s) on RTSP %s:%u%s\n", VERSION,
-      config.cameras.size (), config.server.bind.c_str (), relay.port (),
+  const bool tls = !config.server.tls_cert.empty ();
+  std::fprintf (stderr, "camrelay %s: %zu camera(s) on %s %s:%u%s\n", VERSION,
+      config.cameras.size (), tls ? "RTSPS" : "RTSP", config.server.bind.c_str (), relay.port (),
       config.http.enabled ? (", HTTP on " + config.http.bind + ":" + std::to_string (http.port ())).c_str () : "");
   for (const CameraConfig &camera : config.cameras)
     if (camera.enabled)
-      std::fprintf (stderr, "  rtsp://%s:%u/%s\n", host.c_str (), relay.port (), camera.name.c_str ());
+      std::fprintf (stderr, "  %s://%s:%u/%s\n", tls ? "rtsps" : "rtsp", host.c_str (), relay.port (),
+          camera.name.c_str ());
   if (config.users.empty () && config.server.bind != "127.0.0.1" && config.server.bind != "::1")
     std::fprintf (stderr, "warning: no [[users]]: anyone who reaches %s:%u can watch every camera\n",
         config.server.bind.c_str (), relay.port ());

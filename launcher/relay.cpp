@@ -79,8 +79,7 @@ Relay::add_camera (const CameraConfig &config)
 {
   std::shared_ptr<Camera> camera = Camera::create (config, server_, context_);
   configure_transports (camera->factory (), config, config_.server, multicast_groups_);
-  if (!users_.empty ())
-    permit_users (camera->factory (), config, users_);
+  permit_users (camera->factory (), config, users_);
   GstRTSPMountPoints *mounts = gst_rtsp_server_get_mount_points (server_);
   gst_rtsp_mount_points_add_factory (mounts, ("/" + config.name).c_str (),
       GST_RTSP_MEDIA_FACTORY (g_object_ref (camera->factory ())));
@@ -107,20 +106,25 @@ Relay::start (const Config &config, GMainContext *context, std::string &error)
   users_ = config.users;
   max_clients_ = config.server.max_clients;
   session_timeout_ = config.server.session_timeout;
-  // Settings this version reads but does not act on yet: say so rather than
-  // let them pass silently.
-  if (!config.server.tls_cert.empty ())
-    log_line ("warning: server.tls_cert/tls_key: RTSPS is not supported by this version; serving plain RTSP");
+  // The certificate first: when it cannot be used nothing starts.
+  GstRTSPAuth *auth = make_auth (config.users);
+  const bool tls = !config.server.tls_cert.empty ();
+  if (tls && !auth)
+    auth = make_anonymous_auth ();
+  if (tls && !apply_tls (auth, config.server.tls_cert, config.server.tls_key, error)) {
+    g_object_unref (auth);
+    return false;
+  }
+  if (auth) {
+    gst_rtsp_server_set_auth (server_, auth);
+    g_object_unref (auth);
+  }
   multicast_groups_ = gst_rtsp_address_pool_new ();
   if (!gst_rtsp_address_pool_add_range (multicast_groups_, config.server.multicast_first.c_str (),
           config.server.multicast_last.c_str (), config.server.multicast_port_first,
           config.server.multicast_port_last, static_cast<guint8> (config.server.multicast_ttl)))
     log_line ("warning: server.multicast_range %s-%s is not usable; unicast only",
         config.server.multicast_first.c_str (), config.server.multicast_last.c_str ());
-  if (GstRTSPAuth *auth = make_auth (config.users)) {
-    gst_rtsp_server_set_auth (server_, auth);
-    g_object_unref (auth);
-  }
   g_signal_connect (server_, "client-connected", G_CALLBACK (on_client_connected), this);
 
   GError *gerror = nullptr;

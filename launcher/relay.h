@@ -27,8 +27,9 @@ class Relay {
   Relay &operator= (const Relay &) = delete;
 
   // Starts the cameras and serves RTSP on config.server.bind:port (port 0
-  // picks one) in `context`.  On failure returns false with a one-line error
-  // naming what failed (e.g. the port in use).
+  // picks one) in `context`; RTSPS only when server.tls_cert and tls_key are
+  // set.  On failure returns false with a one-line error naming what failed
+  // (e.g. the port in use, an invalid certificate) and nothing started.
   bool start (const Config &config, GMainContext *context, std::string &error);
   // Stops accepting, closes every client, stops every camera.  Bounded.
   void stop ();

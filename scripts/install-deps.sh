@@ -16,8 +16,10 @@ packages=(
   googletest libgtest-dev libgmock-dev
   # launcher (later issues): HTTP and config
   libsoup-3.0-dev libtomlplusplus-dev
-  # third-party clients used by integration tests
-  ffmpeg curl
+  # launcher RTSPS: GIO's TLS module
+  glib-networking
+  # third-party clients used by integration tests; openssl makes their test certificates
+  ffmpeg curl openssl
 )
 
 missing=()

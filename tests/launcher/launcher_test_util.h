@@ -102,14 +102,15 @@ class Launcher {
     return out;
   }
 
-  // The port of "... on RTSP <bind>:<port>" in the start-up line, or 0.
+  // The port of "... on RTSP <bind>:<port>" (or "on RTSPS") in the
+  // start-up line, or 0.
   int rtsp_port ()
   {
-    std::string line = wait_line ("on RTSP ", 20s);
-    size_t at = line.find ("on RTSP ");
+    std::string line = wait_line ("on RTSP", 20s);
+    size_t at = line.find ("on RTSP");
     if (at == std::string::npos)
       return 0;
-    size_t colon = line.find (':', at + 8);
+    size_t colon = line.find (':', at + 7);
     return colon == std::string::npos ? 0 : std::atoi (line.c_str () + colon + 1);
   }
 
@@ -301,7 +302,8 @@ camera_entry (const std::string &name, const std::string &location)
 
 // One RTSP connection on which requests are sent one after another, as a
 // player does (DESCRIBE, SETUP, PLAY...).  Answers are read whole (status
-// line, headers, body) so that the next one starts clean.
+// line, headers, body) so that the next one starts clean.  With `tls`, an
+// RTSPS connection that accepts any server certificate.
 class RtspProbe {
  public:
   struct Response {
@@ -323,15 +325,35 @@ class RtspProbe {
     }
   };
 
-  explicit RtspProbe (int port) : port_ (port)
+  explicit RtspProbe (int port, bool tls = false) : port_ (port), tls_ (tls)
   {
     GSocketClient *client = g_socket_client_new ();
     g_socket_client_set_timeout (client, 15);
-    connection_ = g_socket_client_connect_to_host (client, "127.0.0.1",
+    GSocketConnection *socket = g_socket_client_connect_to_host (client, "127.0.0.1",
         static_cast<guint16> (port), nullptr, nullptr);
     g_object_unref (client);
+    if (socket && tls) {
+      GIOStream *secure = g_tls_client_connection_new (G_IO_STREAM (socket), nullptr, nullptr);
+      if (secure) {
+        g_signal_connect (secure, "accept-certificate",
+            G_CALLBACK (+[] (GTlsConnection *, GTlsCertificate *, GTlsCertificateFlags,
+                            gpointer) -> gboolean { return TRUE; }),
+            nullptr);
+        GError *error = nullptr;
+        if (g_tls_connection_handshake (G_TLS_CONNECTION (secure), nullptr, &error)) {
+          connection_ = secure;
+        } else {
+          failure_ = std::string ("TLS handshake failed: ") + error->message;
+          g_error_free (error);
+          g_object_unref (secure);
+        }
+      }
+      g_object_unref (socket);
+    } else {
+      connection_ = socket ? G_IO_STREAM (socket) : nullptr;
+    }
     if (connection_)
-      in_ = g_data_input_stream_new (g_io_stream_get_input_stream (G_IO_STREAM (connection_)));
+      in_ = g_data_input_stream_new (g_io_stream_get_input_stream (connection_));
   }
   ~RtspProbe ()
   {
@@ -349,17 +371,18 @@ class RtspProbe {
   {
     Response response;
     if (!connection_) {
-      response.status = "connect failed";
+      response.status = failure_;
       return response;
     }
-    const std::string url = target.rfind ("rtsp://", 0) == 0
+    const std::string url = target.rfind ("rtsp://", 0) == 0 || target.rfind ("rtsps://", 0) == 0
         ? target
-        : "rtsp://127.0.0.1:" + std::to_string (port_) + "/" + target;
+        : (tls_ ? "rtsps" : "rtsp") + std::string ("://127.0.0.1:") + std::to_string (port_) + "/"
+            + target;
     std::string text = method + " " + url + " RTSP/1.0\r\nCSeq: " + std::to_string (++cseq_) + "\r\n";
     for (const std::string &h : headers)
       text += h + "\r\n";
     text += "\r\n";
-    GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (connection_));
+    GOutputStream *out = g_io_stream_get_output_stream (connection_);
     if (!g_output_stream_write_all (out, text.data (), text.size (), nullptr, nullptr, nullptr)) {
       response.status = "write failed";
       return response;
@@ -408,8 +431,10 @@ class RtspProbe {
 
  private:
   int port_;
+  bool tls_;
   int cseq_ = 0;
-  GSocketConnection *connection_ = nullptr;
+  GIOStream *connection_ = nullptr;  // a GSocketConnection, or a GTlsConnection over one
+  std::string failure_ = "connect failed";  // why there is no connection_
   GDataInputStream *in_ = nullptr;
 };
 
