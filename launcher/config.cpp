@@ -1036,9 +1036,11 @@ void
 read_http (TableReader &reader, HttpConfig &http)
 {
   reader.read_bool ("enabled", http.enabled);
-  if (reader.read_nonempty_string ("bind", http.bind) == Read::ok &&
-      !is_ip_or_host_name (http.bind))
-    reader.error ("bind", "must be an IP address or a host name (got " + quote (http.bind) + ")");
+  // The HTTP server listens on an address, not a name (it does not resolve).
+  if (reader.read_nonempty_string ("bind", http.bind) == Read::ok
+      && !g_hostname_is_ip_address (http.bind.c_str ()))
+    reader.error ("bind", "must be an IP address, such as \"127.0.0.1\" or \"0.0.0.0\" (got "
+        + quote (http.bind) + ")");
   reader.read_integer ("port", http.port, 0, 65535);
 }
 

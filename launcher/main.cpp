@@ -57,8 +57,35 @@ on_stop_signal (gpointer data)
 
 struct Reload {
   Relay *relay;
+  HttpServer *http;
   std::string path;  // empty: running the embedded default
+  HttpConfig running_http;
+  GMainContext *context;
 };
+
+// [http] changed: the HTTP server moves (or stops, or starts).  When the new
+// address cannot be used, the old one is taken back.
+void
+reload_http (Reload &reload, const HttpConfig &next)
+{
+  const HttpConfig &now = reload.running_http;
+  if (next.enabled == now.enabled && next.bind == now.bind && next.port == now.port)
+    return;
+  reload.http->stop ();
+  std::string failure;
+  if (next.enabled && !reload.http->start (next.bind, next.port, reload.context, failure)) {
+    std::fprintf (stderr, "reload: HTTP: %s; keeping %s\n", failure.c_str (),
+        now.enabled ? (now.bind + ":" + std::to_string (now.port)).c_str () : "it off");
+    if (now.enabled && !reload.http->start (now.bind, now.port, reload.context, failure))
+      std::fprintf (stderr, "reload: HTTP: %s; HTTP is off\n", failure.c_str ());
+    return;
+  }
+  if (next.enabled)
+    std::fprintf (stderr, "reload: HTTP on %s:%u\n", next.bind.c_str (), reload.http->port ());
+  else
+    std::fprintf (stderr, "reload: HTTP off\n");
+  reload.running_http = next;
+}
 
 // SIGHUP: read the configuration again; an invalid one is refused and the
 // running one keeps serving.
@@ -79,6 +106,7 @@ on_hangup (gpointer data)
     return G_SOURCE_CONTINUE;
   }
   reload->relay->reload (*result.config);
+  reload_http (*reload, result.config->http);
   return G_SOURCE_CONTINUE;
 }
 
@@ -171,7 +199,7 @@ main (int argc, char **argv)
 
   g_unix_signal_add (SIGINT, on_stop_signal, &loop);
   g_unix_signal_add (SIGTERM, on_stop_signal, &loop);
-  Reload reload{&relay, path};
+  Reload reload{&relay, &http, path, config.http, context};
   g_unix_signal_add (SIGHUP, on_hangup, &reload);
   g_main_loop_run (loop.loop);
 

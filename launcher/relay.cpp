@@ -290,12 +290,46 @@ Relay::remove_camera (const std::string &name)
   cameras_.erase (it);
 }
 
+// New [[users]]: a new authenticator for the server and for the clients
+// already connected (their next request is checked against the new users:
+// a removed user loses access within a session timeout), and the cameras'
+// permissions again.
+void
+Relay::reload_users (const std::vector<UserConfig> &users)
+{
+  GstRTSPAuth *auth = make_auth (users);
+  const bool tls = !config_.server.tls_cert.empty ();
+  if (tls && !auth)
+    auth = make_anonymous_auth ();
+  std::string error;
+  if (tls && !apply_tls (auth, config_.server.tls_cert, config_.server.tls_key, error)) {
+    log_line ("reload: [[users]] not changed: %s", error.c_str ());
+    g_object_unref (auth);
+    return;
+  }
+  gst_rtsp_server_set_auth (server_, auth);
+  gst_rtsp_server_client_filter (server_,
+      [] (GstRTSPServer *, GstRTSPClient *client, gpointer auth) {
+        gst_rtsp_client_set_auth (client, static_cast<GstRTSPAuth *> (auth));
+        return GST_RTSP_FILTER_KEEP;
+      },
+      auth);
+  if (auth)
+    g_object_unref (auth);
+  users_ = users;
+  for (auto &[name, camera] : cameras_) {
+    gst_rtsp_media_factory_set_permissions (camera->factory (), nullptr);
+    permit_users (camera->factory (), camera->config (), users_);
+  }
+  log_line ("reload: %zu user(s); connected clients are checked against them from their next "
+      "request", users_.size ());
+}
+
 void
 Relay::reload (const Config &config)
 {
   if (config.server.bind != config_.server.bind || config.server.port != config_.server.port
-      || config.http.enabled != config_.http.enabled || config.http.bind != config_.http.bind
-      || config.http.port != config_.http.port || config.server.tls_cert != config_.server.tls_cert
+      || config.server.tls_cert != config_.server.tls_cert
       || config.server.tls_key != config_.server.tls_key || config.server.threads != config_.server.threads
       || config.server.multicast_first != config_.server.multicast_first
       || config.server.multicast_last != config_.server.multicast_last
@@ -303,10 +337,10 @@ Relay::reload (const Config &config)
       || config.server.multicast_port_last != config_.server.multicast_port_last
       || config.server.multicast_ttl != config_.server.multicast_ttl
       || config.server.multicast_iface != config_.server.multicast_iface)
-    log_line ("reload: [server] and [http] addresses, threads, TLS and multicast settings apply "
-        "at the next restart");
+    log_line ("reload: [server] address, threads, TLS and multicast settings apply at the next "
+        "restart");
   if (!same_users (config.users, config_.users))
-    log_line ("reload: [[users]] changes apply at the next restart");
+    reload_users (config.users);
   max_clients_ = config.server.max_clients;
   session_timeout_ = config.server.session_timeout;
 
@@ -346,7 +380,7 @@ Relay::reload (const Config &config)
   Config next = config;
   next.server = config_.server;  // what actually runs
   next.http = config_.http;
-  next.users = config_.users;
+  next.users = users_;
   next.server.max_clients = config.server.max_clients;
   next.server.session_timeout = config.server.session_timeout;
   config_ = next;

@@ -35,8 +35,9 @@ class Relay {
   void stop ();
 
   // Applies a new configuration (SIGHUP): cameras added, removed or changed
-  // take effect; unchanged cameras and their clients are untouched.  Server,
-  // HTTP and user settings need a restart (logged).
+  // take effect; unchanged cameras and their clients are untouched; users,
+  // limits and session_timeout apply.  The [server] address, threads, TLS
+  // and multicast settings need a restart (logged); [http] is main's.
   void reload (const Config &config);
 
   uint16_t port () const { return port_; }
@@ -45,6 +46,7 @@ class Relay {
  private:
   void add_camera (const CameraConfig &camera);
   void remove_camera (const std::string &name);
+  void reload_users (const std::vector<UserConfig> &users);
   static gboolean cleanup_sessions (gpointer self);
   static void on_client_connected (GstRTSPServer *, GstRTSPClient *client, gpointer self);
   static GstRTSPStatusCode on_pre_setup (GstRTSPClient *client, GstRTSPContext *ctx,

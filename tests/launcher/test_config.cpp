@@ -841,5 +841,16 @@ TEST (Config, PipelineFragmentsAreChecked)
   EXPECT_EQ (camera.pipeline, "identity ! queue max-size-time=0");
 }
 
+TEST (Config, HttpBindIsAnAddress)
+{
+  EXPECT_EQ (messages (parse ("[http]\nbind = \"localhost\"\n[[cameras]]\nname = \"a\"\n"
+                              "location = \"test://a\"\n")),
+      (std::vector<std::string>{"cams.toml:2: http.bind: must be an IP address, such as "
+                                "\"127.0.0.1\" or \"0.0.0.0\" (got \"localhost\")"}));
+  ConfigResult result = parse ("[http]\nbind = \"::1\"\n[[cameras]]\nname = \"a\"\nlocation = \"test://a\"\n");
+  ASSERT_TRUE (result.config) << testing::PrintToString (messages (result));
+  EXPECT_EQ (result.config->http.bind, "::1");
+}
+
 }  // namespace
 }  // namespace camrelay::launcher

@@ -451,4 +451,42 @@ TEST (Launcher, PipelineFragmentShapesTheStream)
   g_unlink (path.c_str ());
 }
 
+// SIGHUP with new [[users]] and [http]: new connections and connected
+// clients are checked against the new users; HTTP moves or stops.
+TEST (Launcher, SighupReloadsUsersAndHttp)
+{
+  auto users = [] (const std::string &name, const std::string &password) {
+    return "[[users]]\nname = \"" + name + "\"\npassword = \"" + password + "\"\n\n";
+  };
+  const std::string camera = camera_entry ("front", "test://front?width=320&height=240");
+  const std::string path = write_config (config_text (users ("alice", "wonder") + camera));
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  const int http = camrelay.http_port ();
+  ASSERT_GT (http, 0);
+  ASSERT_NE (camrelay.wait_line ("front: connecting -> streaming", 20s), "");
+  RtspProbe connected (port);
+  EXPECT_EQ (connected.describe ("front", "alice:wonder"), "RTSP/1.0 200 OK");
+
+  std::ofstream (path) << "[server]\nbind = \"127.0.0.1\"\nport = 0\n\n[http]\nenabled = false\n\n"
+                       << users ("bob", "builder") << camera;
+  camrelay.send_signal (SIGHUP);
+  ASSERT_NE (camrelay.wait_line ("reload: 1 user(s)", 10s), "") << camrelay.all_output ();
+  ASSERT_NE (camrelay.wait_line ("reload: HTTP off", 10s), "") << camrelay.all_output ();
+  EXPECT_EQ (connected.describe ("front", "alice:wonder"), "RTSP/1.0 401 Unauthorized")
+      << "a connected client keeps a removed user's access";
+  RtspProbe fresh (port);
+  EXPECT_EQ (fresh.describe ("front", "alice:wonder"), "RTSP/1.0 401 Unauthorized");
+  EXPECT_EQ (fresh.describe ("front", "bob:builder"), "RTSP/1.0 200 OK");
+  int status = 0;
+  std::string answer = http_get (http, "/healthz", status);
+  EXPECT_EQ (answer.substr (answer.size () - 3), "000") << "HTTP still answers: " << answer;
+  EXPECT_EQ (camrelay.all_output ().find ("builder"), std::string::npos) << "a password was logged";
+
+  camrelay.send_signal (SIGTERM);
+  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
+  g_unlink (path.c_str ());
+}
+
 }  // namespace
