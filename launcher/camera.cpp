@@ -284,21 +284,12 @@ namespace camrelay::launcher {
 
 namespace {
 
+template <bool audio>
 GstFlowReturn
-on_video_sample (GstAppSink *sink, gpointer data)
+on_ingest_sample (GstAppSink *sink, gpointer data)
 {
   if (GstSample *sample = gst_app_sink_pull_sample (sink)) {
-    static_cast<Camera *> (data)->on_sample (false, sample);
-    gst_sample_unref (sample);
-  }
-  return GST_FLOW_OK;
-}
-
-GstFlowReturn
-on_audio_sample (GstAppSink *sink, gpointer data)
-{
-  if (GstSample *sample = gst_app_sink_pull_sample (sink)) {
-    static_cast<Camera *> (data)->on_sample (true, sample);
+    static_cast<Camera *> (data)->on_sample (audio, sample);
     gst_sample_unref (sample);
   }
   return GST_FLOW_OK;
@@ -389,7 +380,7 @@ Camera::create (const CameraConfig &config, GstRTSPServer *server, GMainContext 
   gst_util_set_object_arg (G_OBJECT (src), "fallback", config.fallback.c_str ());
   g_object_set (camera->queue_.get (), "max-size-time",
       static_cast<guint64> (config.buffer_time_ms) * GST_MSECOND, nullptr);
-  GstElement *sink = make_ingest_sink ("video_out", on_video_sample, camera.get ());
+  GstElement *sink = make_ingest_sink ("video_out", on_ingest_sample<false>, camera.get ());
   gst_bin_add_many (GST_BIN (camera->pipeline_.get ()), src, camera->queue_.get (), sink, nullptr);
   gst_element_link_pads (src, "video", camera->queue_.get (), "sink");
   // The camera's own pipeline fragment, if any, between the queue and the media.
@@ -702,7 +693,7 @@ Camera::on_audio_pad (GstPad *pad)
     Lock l (lock_);
     audio_pad_ = true;
   }
-  GstElement *sink = make_ingest_sink ("audio_out", on_audio_sample, this);
+  GstElement *sink = make_ingest_sink ("audio_out", on_ingest_sample<true>, this);
   gst_bin_add (GST_BIN (pipeline_.get ()), sink);
   PadPtr sink_pad{gst_element_get_static_pad (sink, "sink")};
   if (gst_pad_link (pad, sink_pad.get ()) != GST_PAD_LINK_OK)

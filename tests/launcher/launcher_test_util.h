@@ -104,25 +104,9 @@ class Launcher {
 
   // The port of "... on RTSP <bind>:<port>" (or "on RTSPS") in the
   // start-up line, or 0.
-  int rtsp_port ()
-  {
-    std::string line = wait_line ("on RTSP", 20s);
-    size_t at = line.find ("on RTSP");
-    if (at == std::string::npos)
-      return 0;
-    size_t colon = line.find (':', at + 7);
-    return colon == std::string::npos ? 0 : std::atoi (line.c_str () + colon + 1);
-  }
-
-  int http_port ()
-  {
-    std::string line = wait_line ("HTTP on ", 20s);
-    size_t at = line.find ("HTTP on ");
-    if (at == std::string::npos)
-      return 0;
-    size_t colon = line.find (':', at + 8);
-    return colon == std::string::npos ? 0 : std::atoi (line.c_str () + colon + 1);
-  }
+  int rtsp_port () { return port_after ("on RTSP"); }
+  // The port of "HTTP on <bind>:<port>" in the start-up line, or 0.
+  int http_port () { return port_after ("HTTP on "); }
 
   bool exited () { return closed_.load () && g_subprocess_get_if_exited (process_); }
 
@@ -146,6 +130,18 @@ class Launcher {
   void send_signal (int signal_number) { g_subprocess_send_signal (process_, signal_number); }
 
  private:
+  // The number after the first ':' that follows `label` in the first line
+  // holding `label` (waiting for it up to 20 s), or 0.
+  int port_after (const std::string &label)
+  {
+    std::string line = wait_line (label, 20s);
+    size_t at = line.find (label);
+    if (at == std::string::npos)
+      return 0;
+    size_t colon = line.find (':', at + label.size ());
+    return colon == std::string::npos ? 0 : std::atoi (line.c_str () + colon + 1);
+  }
+
   size_t count_locked (const std::string &text) const
   {
     size_t seen = 0;
@@ -266,6 +262,16 @@ struct RtspClient {
     return count;
   }
 };
+
+// The end of a test: camrelay stops on SIGTERM with status 0 within 5 s, and
+// its configuration file is removed.
+inline void
+expect_clean_stop (Launcher &camrelay, const std::string &config_path)
+{
+  camrelay.send_signal (SIGTERM);
+  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
+  g_unlink (config_path.c_str ());
+}
 
 inline std::string
 write_config (const std::string &text)

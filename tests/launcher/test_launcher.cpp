@@ -86,9 +86,7 @@ TEST (Launcher, TwoCamerasOverTcpAndUdpWithHealthAndMetrics)
   std::string cameras = http_get (http, "/api/cameras", status);
   EXPECT_NE (cameras.find ("\"name\":\"front\""), std::string::npos) << cameras;
 
-  camrelay.send_signal (SIGTERM);
-  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
-  g_unlink (path.c_str ());
+  expect_clean_stop (camrelay, path);
 }
 
 // The camera drops its connection every 2 s: the five clients stay
@@ -122,9 +120,7 @@ TEST (Launcher, CameraRebootKeepsEveryClientConnected)
     EXPECT_EQ (c->errors_or_eos (), 0);
 
   clients.clear ();
-  camrelay.send_signal (SIGTERM);
-  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
-  g_unlink (path.c_str ());
+  expect_clean_stop (camrelay, path);
 }
 
 TEST (Launcher, BadConfigExitsWith2AndNamesFileLineAndKey)
@@ -210,9 +206,7 @@ TEST (Launcher, AuthenticationMatrix)
     RtspClient digest ("rtsp://127.0.0.1:" + std::to_string (port) + "/private user-id=alice user-pw=wonder", "tcp");
     EXPECT_TRUE (digest.wait_frames (10, 20s)) << camrelay.all_output ();
   }
-  camrelay.send_signal (SIGTERM);
-  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
-  g_unlink (path.c_str ());
+  expect_clean_stop (camrelay, path);
 }
 
 // max_clients of a camera: the next client gets 453 Not Enough Bandwidth;
@@ -244,9 +238,7 @@ TEST (Launcher, ClientLimitsAnswerWithRtspStatus)
   }
   EXPECT_TRUE (first.wait_frames (first.frames + 10, 10s)) << "the admitted client goes on";
 
-  camrelay.send_signal (SIGTERM);
-  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
-  g_unlink (path.c_str ());
+  expect_clean_stop (camrelay, path);
 }
 
 // SIGHUP: cameras added and removed take effect, an unchanged camera's
@@ -280,9 +272,7 @@ TEST (Launcher, SighupReloadsCamerasAndKeepsUnchangedClients)
   EXPECT_TRUE (client.wait_frames (client.frames + 20, 10s));
   EXPECT_EQ (client.errors_or_eos (), 0);
 
-  camrelay.send_signal (SIGTERM);
-  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
-  g_unlink (path.c_str ());
+  expect_clean_stop (camrelay, path);
 }
 
 // A client of a camera that has not sent video yet waits a bounded time,
@@ -302,9 +292,7 @@ TEST (Launcher, CameraWithoutVideoAnswers503)
   EXPECT_NE (camrelay.wait_line ("no video from camera dead yet", 1s), "");
   EXPECT_EQ (probe.describe ("live"), "RTSP/1.0 200 OK");
   EXPECT_EQ (camrelay.all_output ().find ("CRITICAL"), std::string::npos) << camrelay.all_output ();
-  camrelay.send_signal (SIGTERM);
-  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
-  g_unlink (path.c_str ());
+  expect_clean_stop (camrelay, path);
 }
 
 // Players and NVRs often DESCRIBE on a connection of its own and close it:
@@ -336,9 +324,7 @@ TEST (Launcher, DescribeOnlyClientsNeverBreakTheSharedMedia)
   std::fprintf (stderr, "50 DESCRIBEs on their own connections: %.2f s\n", seconds);
   RtspClient client ("rtsp://127.0.0.1:" + std::to_string (port) + "/front", "tcp");
   EXPECT_TRUE (client.wait_frames (10, 20s)) << camrelay.all_output ();
-  camrelay.send_signal (SIGTERM);
-  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
-  g_unlink (path.c_str ());
+  expect_clean_stop (camrelay, path);
 }
 
 // Every client leaves; the next one still gets video (the media kept for
@@ -356,9 +342,7 @@ TEST (Launcher, ANewClientAfterEveryoneLeftGetsVideo)
     EXPECT_TRUE (client.wait_frames (10, 20s)) << protocols << "\n" << camrelay.all_output ();
     EXPECT_EQ (client.errors_or_eos (), 0);
   }
-  camrelay.send_signal (SIGTERM);
-  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
-  g_unlink (path.c_str ());
+  expect_clean_stop (camrelay, path);
 }
 
 // on_demand: the camera connects with the first client and disconnects
@@ -385,9 +369,7 @@ TEST (Launcher, OnDemandCameraConnectsForClientsAndLeavesWhenIdle)
     EXPECT_TRUE (camrelay.wait_count ("lazy: no client for 2 s: disconnecting", round, 10s))
         << camrelay.all_output ();
   }
-  camrelay.send_signal (SIGTERM);
-  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
-  g_unlink (path.c_str ());
+  expect_clean_stop (camrelay, path);
 }
 
 // A camera's audio goes to the clients with its video, codec untouched.
@@ -417,9 +399,7 @@ TEST (Launcher, AudioIsRelayedWithTheVideo)
   EXPECT_EQ (status, 0) << "ffmpeg could not decode the audio and video";
   EXPECT_EQ (camrelay.all_output ().find ("-> reconnecting"), std::string::npos)
       << camrelay.all_output ();
-  camrelay.send_signal (SIGTERM);
-  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
-  g_unlink (path.c_str ());
+  expect_clean_stop (camrelay, path);
 }
 
 // A camera's pipeline fragment runs between the camera and its clients:
@@ -484,9 +464,7 @@ TEST (Launcher, SighupReloadsUsersAndHttp)
   EXPECT_EQ (answer.substr (answer.size () - 3), "000") << "HTTP still answers: " << answer;
   EXPECT_EQ (camrelay.all_output ().find ("builder"), std::string::npos) << "a password was logged";
 
-  camrelay.send_signal (SIGTERM);
-  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
-  g_unlink (path.c_str ());
+  expect_clean_stop (camrelay, path);
 }
 
 }  // namespace

@@ -154,9 +154,7 @@ TEST (LauncherMulticast, EachMulticastCameraGetsAGroupOfItsOwn)
   EXPECT_EQ (transport_parameter (larger.header ("Transport"), "ttl"), std::to_string (kTtl))
       << larger.header ("Transport");
 
-  camrelay.send_signal (SIGTERM);
-  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
-  g_unlink (path.c_str ());
+  expect_clean_stop (camrelay, path);
 }
 
 // A camera without multicast = true refuses a multicast SETUP with 461
@@ -185,9 +183,7 @@ TEST (LauncherMulticast, CameraWithoutMulticastRefusesItAndServesUnicast)
   EXPECT_TRUE (tcp.wait_frames (10, 20s)) << camrelay.all_output ();
   EXPECT_TRUE (shared_tcp.wait_frames (10, 20s)) << camrelay.all_output ();
 
-  camrelay.send_signal (SIGTERM);
-  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
-  g_unlink (path.c_str ());
+  expect_clean_stop (camrelay, path);
 }
 
 // The IPv4 packets that arrive on the loopback interface, as a receiver on
@@ -375,9 +371,7 @@ TEST (LauncherMulticast, MulticastPacketsDecodeIntoFrames)
 
   EXPECT_EQ (probe.request ("TEARDOWN", "east", {"Session: " + s.session}).status,
       "RTSP/1.0 200 OK");
-  camrelay.send_signal (SIGTERM);
-  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
-  g_unlink (path.c_str ());
+  expect_clean_stop (camrelay, path);
 }
 
 }  // namespace

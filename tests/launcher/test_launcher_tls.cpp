@@ -126,9 +126,7 @@ TEST (LauncherTls, RtspsClientsDecodeFrames)
   EXPECT_EQ (secure.describe ("added"), "RTSP/1.0 200 OK") << "a camera added by reload";
   EXPECT_EQ (secure.describe ("none"), "RTSP/1.0 404 Not Found");
 
-  camrelay.send_signal (SIGTERM);
-  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
-  g_unlink (path.c_str ());
+  expect_clean_stop (camrelay, path);
 }
 
 // The RTSPS port speaks TLS only: a plain RTSP client gets no answer and no
@@ -163,9 +161,7 @@ TEST (LauncherTls, PlainRtspToTheTlsPortGetsNoVideo)
   RtspClient client (rtsps_url (port, "front") + " tls-validation-flags=0", "tcp");
   EXPECT_TRUE (client.wait_frames (10, 20s)) << camrelay.all_output ();
 
-  camrelay.send_signal (SIGTERM);
-  EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
-  g_unlink (path.c_str ());
+  expect_clean_stop (camrelay, path);
 }
 
 // A certificate or key that cannot be used: exit status 1, one line naming
