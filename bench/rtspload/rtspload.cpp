@@ -56,6 +56,7 @@ struct Options {
   bool quiet = false, verbose = false;
   int watch_pid = 0;
   double request_timeout_s = 10;
+  double poll_interval_ms = 0;
 };
 
 void
@@ -79,6 +80,9 @@ usage (FILE *out)
       "      --threads N        worker threads, each with its own epoll and 1/N of the clients\n"
       "                         (default 1)\n"
       "      --timeout S        a set-up request unanswered for S seconds fails (default 10)\n"
+      "      --poll-interval MS wait at least MS ms between two polls, so that one recv takes\n"
+      "                         several packets: less CPU, arrival times MS ms coarser\n"
+      "                         (default 0)\n"
       "      --watch-pid PID    also report the CPU use of process PID over the run\n"
       "      --json FILE        write the settings, the aggregate and every client to FILE\n"
       "  -q, --quiet            print the aggregate block only\n"
@@ -113,7 +117,7 @@ int
 parse_options (int argc, char **argv, Options &options)
 {
   enum { kUser = 1000, kPassword, kStall, kStallAfter, kStallFor, kChurn, kThreads, kJson,
-         kWatchPid, kTimeout };
+         kWatchPid, kTimeout, kPollInterval };
   static const option long_options[] = {
     {"url", required_argument, nullptr, 'u'},
     {"clients", required_argument, nullptr, 'n'},
@@ -128,6 +132,7 @@ parse_options (int argc, char **argv, Options &options)
     {"churn", required_argument, nullptr, kChurn},
     {"threads", required_argument, nullptr, kThreads},
     {"timeout", required_argument, nullptr, kTimeout},
+    {"poll-interval", required_argument, nullptr, kPollInterval},
     {"watch-pid", required_argument, nullptr, kWatchPid},
     {"json", required_argument, nullptr, kJson},
     {"quiet", no_argument, nullptr, 'q'},
@@ -155,6 +160,9 @@ parse_options (int argc, char **argv, Options &options)
       case kChurn: ok = parse_number (optarg, options.churn_s, 0); break;
       case kThreads: ok = parse_count (optarg, options.threads, 1) && options.threads <= 64; break;
       case kTimeout: ok = parse_number (optarg, options.request_timeout_s, 0.1); break;
+      case kPollInterval:
+        ok = parse_number (optarg, options.poll_interval_ms, 0) && options.poll_interval_ms <= 100;
+        break;
       case kWatchPid: ok = parse_count (optarg, options.watch_pid, 1); break;
       case kJson: options.json = optarg; break;
       case 'q': options.quiet = true; break;
@@ -515,6 +523,7 @@ main (int argc, char **argv)
   plan.end = plan.start + int64_t (options.duration_s * 1e6);
   plan.ramp = int64_t (options.ramp_s * 1e6);
   plan.total_clients = options.clients;
+  plan.poll_interval = int64_t (options.poll_interval_ms * 1000);
   if (options.stall_clients > 0) {
     plan.stall_start = plan.start + int64_t (options.stall_after_s * 1e6);
     plan.stall_end = plan.stall_start + int64_t (options.stall_for_s * 1e6);

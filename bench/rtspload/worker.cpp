@@ -66,6 +66,7 @@ Worker::run (const Plan &plan, const std::atomic<bool> &interrupted)
   std::vector<bool> started (clients.size (), false);
   bool stalling = false, stall_over = false;
   int64_t next_tick = 0;
+  int64_t poll_not_before = 0;
   for (;;) {
     int64_t now = now_us ();
     if (now >= plan.end || interrupted.load (std::memory_order_relaxed))
@@ -97,13 +98,23 @@ Worker::run (const Plan &plan, const std::atomic<bool> &interrupted)
         stall_over = true;
       }
     }
+    if (now < poll_not_before) {
+      const int64_t pause = std::min (poll_not_before, plan.end) - now;
+      const timespec delay{time_t (pause / 1'000'000), long (pause % 1'000'000) * 1000};
+      nanosleep (&delay, nullptr);
+      continue;
+    }
     const int64_t wake = std::min (next_tick, plan.end);
     const int timeout_ms = int (std::max<int64_t> (0, (wake - now + 999) / 1000));
     const int ready = epoll_wait (epoll_fd_, events_.get (), kEvents, timeout_ms);
     if (ready < 0 && errno != EINTR)
       break;
-    if (ready > 0)
+    if (ready > 0) {
+      // A full array means more is waiting: poll again at once.
+      if (ready < kEvents && plan.poll_interval > 0)
+        poll_not_before = now_us () + plan.poll_interval;
       dispatch (ready);
+    }
   }
 
   // The end: counting stops for every client at once, then TEARDOWN.

@@ -20,6 +20,10 @@ struct Plan {
   int total_clients = 0;
   int64_t stall_start = -1, stall_end = -1;  // for the stall clients; -1: none
   int64_t drain = 1'000'000;  // how long to wait for TEARDOWN answers
+  // Least time between two epoll waits that did not fill the event array.
+  // Waiting lets several packets gather on a socket, read by one recv: far
+  // fewer system calls per packet, for arrival times this much coarser.
+  int64_t poll_interval = 0;
 };
 
 int64_t now_us ();
