@@ -476,8 +476,10 @@ FakeRtspCamera::start (guint16 port)
   std::lock_guard<std::mutex> lock (mutex_);
   if (loop_)
     return true;
+  const bool jpeg = options_.codec == "jpeg";
   if (!control_->clip ()) {
-    ClipPtr clip = h264_clip (options_.width, options_.height, options_.fps, options_.gop);
+    ClipPtr clip = jpeg ? jpeg_clip (options_.width, options_.height, options_.fps, options_.gop)
+                        : h264_clip (options_.width, options_.height, options_.fps, options_.gop);
     if (!clip)
       return false;
     control_->set_clip (clip);
@@ -494,9 +496,11 @@ FakeRtspCamera::start (guint16 port)
   gst_rtsp_server_set_service (server, std::to_string (port).c_str ());
 
   GstRTSPMediaFactory *factory = gst_rtsp_media_factory_new ();
-  gst_rtsp_media_factory_set_launch (factory,
-      "( appsrc name=src is-live=true format=time do-timestamp=false"
-      " ! clocksync name=pace ! rtph264pay name=pay0 pt=96 config-interval=-1 )");
+  gst_rtsp_media_factory_set_launch (factory, jpeg
+      ? "( appsrc name=src is-live=true format=time do-timestamp=false"
+        " ! clocksync name=pace ! rtpjpegpay name=pay0 pt=26 )"
+      : "( appsrc name=src is-live=true format=time do-timestamp=false"
+        " ! clocksync name=pace ! rtph264pay name=pay0 pt=96 config-interval=-1 )");
   gst_rtsp_media_factory_set_shared (factory, options_.shared);
   gst_rtsp_media_factory_add_role (factory, "user", GST_RTSP_PERM_MEDIA_FACTORY_ACCESS,
       G_TYPE_BOOLEAN, TRUE, GST_RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, G_TYPE_BOOLEAN, TRUE, nullptr);

@@ -91,6 +91,7 @@ struct RtspCameraOptions {
   int gop = 15;             // frames per GOP: a new client waits at most this long for a keyframe
   bool shared = true;       // one media for every client, as a real camera
   std::string path = "/cam";
+  std::string codec = "h264";  // or "jpeg" (RTP JPEG)
 };
 
 class FakeRtspCamera {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/gstref.h"
+#include "common/fake_camera.h"
 #include "launcher_test_util.h"
 
 namespace {
@@ -464,6 +465,49 @@ TEST (Launcher, SighupReloadsUsersAndHttp)
   EXPECT_EQ (answer.substr (answer.size () - 3), "000") << "HTTP still answers: " << answer;
   EXPECT_EQ (camrelay.all_output ().find ("builder"), std::string::npos) << "a password was logged";
 
+  expect_clean_stop (camrelay, path);
+}
+
+// The camera comes back from a reboot with another codec: its clients are
+// closed (a payloader cannot change codec), the next client gets a new RTSP
+// media with the new codec, and another camera's clients never notice.
+TEST (Launcher, CodecChangeGivesTheNextClientsANewMedia)
+{
+  camtest::RtspCameraOptions h264;
+  h264.width = 320;
+  h264.height = 240;
+  auto camera = std::make_unique<camtest::FakeRtspCamera> (h264);
+  ASSERT_TRUE (camera->start ());
+  const guint16 camera_port = camera->port ();
+  const std::string path = write_config (config_text (
+      camera_entry ("cam", camera->uri ()) + "fallback = \"none\"\n\n"
+      + camera_entry ("other", "test://other?width=320&height=240")));
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  const std::string base = "rtsp://127.0.0.1:" + std::to_string (port) + "/";
+  auto codec_of = [&] (const std::string &mount) {
+    int status = 0;
+    return run ("timeout 30 ffprobe -v error -rtsp_transport tcp -show_entries stream=codec_name "
+                "-of csv=p=0 " + base + mount, status);
+  };
+  EXPECT_EQ (codec_of ("cam"), "h264\n") << camrelay.all_output ();
+  RtspClient watcher (base + "cam", "tcp");
+  RtspClient other (base + "other", "tcp");
+  ASSERT_TRUE (watcher.wait_frames (10, 20s)) << camrelay.all_output ();
+  ASSERT_TRUE (other.wait_frames (10, 20s)) << camrelay.all_output ();
+
+  // The camera reboots as an MJPEG camera on the same address.
+  camera.reset ();
+  camtest::RtspCameraOptions jpeg = h264;
+  jpeg.codec = "jpeg";
+  camera = std::make_unique<camtest::FakeRtspCamera> (jpeg);
+  ASSERT_TRUE (camera->start (camera_port));
+  EXPECT_NE (camrelay.wait_line ("cam: video is now image/jpeg: new RTSP media", 30s), "")
+      << camrelay.all_output ();
+  EXPECT_EQ (codec_of ("cam"), "mjpeg\n") << camrelay.all_output ();
+  EXPECT_TRUE (other.wait_frames (other.frames + 30, 10s)) << "another camera's client stopped";
+  EXPECT_EQ (other.errors_or_eos (), 0);
   expect_clean_stop (camrelay, path);
 }
 
