@@ -92,6 +92,7 @@ TEST (Config, EveryKeyIsRead)
       "port = 10554\n"
       "max_clients = 500\n"
       "session_timeout = \"2m\"\n"
+      "slow_client_timeout = \"30s\"\n"
       "threads = 16\n"
       "tls_cert = \"" + cert + "\"\n"
       "tls_key = \"key.pem\"\n"  // relative: beside the config file
@@ -143,6 +144,7 @@ TEST (Config, EveryKeyIsRead)
   EXPECT_EQ (config.server.port, 10554);
   EXPECT_EQ (config.server.max_clients, 500u);
   EXPECT_EQ (config.server.session_timeout, 120u);
+  EXPECT_EQ (config.server.slow_client_timeout, 30u);
   EXPECT_EQ (config.server.threads, 16u);
   EXPECT_EQ (config.server.tls_cert, cert);
   EXPECT_EQ (config.server.tls_key, dir.path () + "/key.pem");
@@ -181,13 +183,13 @@ TEST (Config, EveryKeyIsRead)
   EXPECT_FALSE (camera.enabled);
   EXPECT_TRUE (camera.multicast);
   EXPECT_EQ (camera.pipeline, "videorate");
-  EXPECT_EQ (camera.line, 23);
+  EXPECT_EQ (camera.line, 24);
 
   EXPECT_EQ (config.cameras[1].name, "yard");
   EXPECT_EQ (config.cameras[1].location, "rtsps://192.0.2.11:322/live");
   EXPECT_EQ (config.cameras[1].vendor, "");
   EXPECT_EQ (config.cameras[1].stream, "");
-  EXPECT_EQ (config.cameras[1].line, 42);
+  EXPECT_EQ (config.cameras[1].line, 43);
 }
 
 TEST (Config, DefaultsOfAMinimalFile)
@@ -200,6 +202,7 @@ TEST (Config, DefaultsOfAMinimalFile)
   EXPECT_EQ (config.server.port, 8554);
   EXPECT_EQ (config.server.max_clients, 0u);
   EXPECT_EQ (config.server.session_timeout, 60u);
+  EXPECT_EQ (config.server.slow_client_timeout, 10u);
   EXPECT_EQ (config.server.threads, 0u);
   EXPECT_EQ (config.server.tls_cert, "");
   EXPECT_EQ (config.server.tls_key, "");
@@ -423,6 +426,12 @@ TEST (Config, EachValidationMessage)
     {"[server]\nsession_timeout = 1.5\n",
         "cams.toml:2: server.session_timeout: must be a number of seconds, or a duration such as "
         "\"30s\" or \"5m\" (got a floating-point number)"},
+    {"[server]\nslow_client_timeout = -1\n",
+        "cams.toml:2: server.slow_client_timeout: must be between 0s (never) and 24h (got -1)"},
+    {"[server]\nslow_client_timeout = \"25h\"\n",
+        "cams.toml:2: server.slow_client_timeout: must be between 0s (never) and 24h (got \"25h\")"},
+    {"[server]\nslow_client_timeout = \"500ms\"\n",
+        "cams.toml:2: server.slow_client_timeout: must be a whole number of seconds (got \"500ms\")"},
     {"[http]\nport = -5\n", "cams.toml:2: http.port: must be between 0 and 65535 (got -5)"},
     {"[http]\nenabled = \"yes\"\n", "cams.toml:2: http.enabled: must be true or false (got a string)"},
     {"[http]\nport = 8554\n", "cams.toml:1: http.port: is the RTSP port too (server.port = 8554)"},
