@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "client_guard.h"
 #include "config.h"
 #include "status.h"
 
@@ -63,6 +64,7 @@ class Relay {
   std::vector<UserConfig> users_;
   unsigned max_clients_ = 0;
   unsigned session_timeout_ = 60;
+  ClientGuard guard_;  // cuts clients that stop reading
   Config config_;  // what is running
   std::map<std::string, std::shared_ptr<CameraRuntime>> cameras_;
 };
