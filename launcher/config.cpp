@@ -1011,6 +1011,10 @@ read_server (TableReader &reader, ServerConfig &server, const std::string &confi
   if (reader.read_duration_ms ("session_timeout", timeout_ms, 1000, 1000, 86400 * 1000ull,
           "between 1s and 24h") == Read::ok)
     server.session_timeout = static_cast<unsigned> (timeout_ms / 1000);
+  uint64_t slow_ms;
+  if (reader.read_duration_ms ("slow_client_timeout", slow_ms, 1000, 0, 86400 * 1000ull,
+          "between 0s (never) and 24h") == Read::ok)
+    server.slow_client_timeout = static_cast<unsigned> (slow_ms / 1000);
   reader.read_integer ("threads", server.threads, 0, 1024);
 
   read_multicast (reader, server);

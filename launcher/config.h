@@ -14,6 +14,7 @@ struct ServerConfig {
   uint16_t port = 8554;
   unsigned max_clients = 0;        // all cameras together; 0 = no limit
   unsigned session_timeout = 60;   // s, RTSP session timeout
+  unsigned slow_client_timeout = 10;  // s a client may stop reading before it is cut; 0 = never
   unsigned threads = 0;            // RTSP worker threads; 0 = a default for hundreds of clients
   std::string tls_cert;            // PEM files; both set = RTSPS
   std::string tls_key;

@@ -393,6 +393,10 @@ render_metrics (const Status &status)
   writer.family ("camrelay_clients", "gauge", "RTSP clients playing any camera now.");
   writer.sample ("camrelay_clients", {}, status.clients);
 
+  writer.family ("camrelay_clients_cut_total", "counter",
+      "RTSP clients closed because they stopped reading (server.slow_client_timeout).");
+  writer.sample ("camrelay_clients_cut_total", {}, status.clients_cut);
+
   camera_family (writer, status, "camrelay_camera_up", "gauge",
       "1 while the camera is streaming, else 0.",
       [] (const CameraStatus &camera) { return camera.up ? "1" : "0"; });

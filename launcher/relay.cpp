@@ -106,6 +106,7 @@ Relay::start (const Config &config, GMainContext *context, std::string &error)
   users_ = config.users;
   max_clients_ = config.server.max_clients;
   session_timeout_ = config.server.session_timeout;
+  guard_.set_timeout (config.server.slow_client_timeout);
   // The certificate first: when it cannot be used nothing starts.
   GstRTSPAuth *auth = make_auth (config.users);
   const bool tls = !config.server.tls_cert.empty ();
@@ -165,6 +166,7 @@ Relay::cleanup_sessions (gpointer data)
   const gint64 now = g_get_monotonic_time ();
   for (auto &[name, camera] : self->cameras_)
     camera->check_idle (clients[name], now);
+  self->guard_.check ();
   return G_SOURCE_CONTINUE;
 }
 
@@ -209,6 +211,7 @@ Relay::status () const
   uint64_t total = 0;
   std::map<std::string, uint64_t> clients = clients_per_camera (total);
   status.clients = total;
+  status.clients_cut = guard_.cut_total ();
   for (const auto &[name, camera] : cameras_) {
     CameraStatus c;
     c.name = name;
@@ -343,6 +346,7 @@ Relay::reload (const Config &config)
     reload_users (config.users);
   max_clients_ = config.server.max_clients;
   session_timeout_ = config.server.session_timeout;
+  guard_.set_timeout (config.server.slow_client_timeout);
 
   auto find = [] (const std::vector<CameraConfig> &cameras, const std::string &name)
       -> const CameraConfig * {
@@ -383,6 +387,7 @@ Relay::reload (const Config &config)
   next.users = users_;
   next.server.max_clients = config.server.max_clients;
   next.server.session_timeout = config.server.session_timeout;
+  next.server.slow_client_timeout = config.server.slow_client_timeout;
   config_ = next;
   log_line ("reload: %u camera(s) added, %u removed, %u changed, %u untouched", added, removed,
       changed, kept);
@@ -443,6 +448,7 @@ Relay::on_client_connected (GstRTSPServer *, GstRTSPClient *client, gpointer dat
 {
   const std::string ip = client_ip (client);
   log_line ("client %s: connected", ip.c_str ());
+  static_cast<Relay *> (data)->guard_.watch (client);
   g_signal_connect_data (client, "closed",
       G_CALLBACK (+[] (GstRTSPClient *, gpointer ip) {
         log_line ("client %s: disconnected", static_cast<gchar *> (ip));
@@ -459,11 +465,13 @@ Relay::on_client_connected (GstRTSPServer *, GstRTSPClient *client, gpointer dat
       }),
       data);
   g_signal_connect (client, "play-request",
-      G_CALLBACK (+[] (GstRTSPClient *client, GstRTSPContext *ctx, gpointer) {
+      G_CALLBACK (+[] (GstRTSPClient *client, GstRTSPContext *ctx, gpointer data) {
         log_line ("client %s: %splays %s", client_ip (client).c_str (), client_user (ctx).c_str (),
             ctx->uri ? ctx->uri->abspath : "?");
+        static_cast<Relay *> (data)->guard_.playing (client, client_user (ctx),
+            ctx->uri ? ctx->uri->abspath : "?");
       }),
-      nullptr);
+      data);
 }
 
 // A client that arrives before the camera's first video waits a bounded

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "client_guard.h"
 #include "config.h"
 #include "status.h"
 
@@ -66,6 +67,7 @@ class Relay {
   std::vector<UserConfig> users_;
   unsigned max_clients_ = 0;
   unsigned session_timeout_ = 60;
+  ClientGuard guard_;  // cuts clients that stop reading
   Config config_;  // what is running
   // The groups of server.multicast_range not taken by a camera yet.
   GstRTSPAddressPool *multicast_groups_ = nullptr;

@@ -29,6 +29,7 @@ struct Status {
   std::string version;
   double uptime_seconds = 0;
   uint64_t clients = 0;        // all cameras
+  uint64_t clients_cut = 0;    // closed for not reading (server.slow_client_timeout), since start
   std::vector<CameraStatus> cameras;
 };
 

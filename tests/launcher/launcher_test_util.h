@@ -129,6 +129,13 @@ class Launcher {
 
   void send_signal (int signal_number) { g_subprocess_send_signal (process_, signal_number); }
 
+  // The process id of the child, for /proc/PID; 0 when it did not start or has exited.
+  int pid () const
+  {
+    const gchar *id = process_ ? g_subprocess_get_identifier (process_) : nullptr;
+    return id ? std::atoi (id) : 0;
+  }
+
  private:
   // The number after the first ':' that follows `label` in the first line
   // holding `label` (waiting for it up to 20 s), or 0.

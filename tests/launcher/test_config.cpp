@@ -93,6 +93,7 @@ TEST (Config, EveryKeyIsRead)
       "port = 10554\n"
       "max_clients = 500\n"
       "session_timeout = \"2m\"\n"
+      "slow_client_timeout = \"30s\"\n"
       "threads = 16\n"
       "tls_cert = \"" + cert + "\"\n"
       "tls_key = \"key.pem\"\n"  // relative: beside the config file
@@ -148,6 +149,7 @@ TEST (Config, EveryKeyIsRead)
   EXPECT_EQ (config.server.port, 10554);
   EXPECT_EQ (config.server.max_clients, 500u);
   EXPECT_EQ (config.server.session_timeout, 120u);
+  EXPECT_EQ (config.server.slow_client_timeout, 30u);
   EXPECT_EQ (config.server.threads, 16u);
   EXPECT_EQ (config.server.tls_cert, cert);
   EXPECT_EQ (config.server.tls_key, dir.path () + "/key.pem");
@@ -192,13 +194,13 @@ TEST (Config, EveryKeyIsRead)
   EXPECT_FALSE (camera.enabled);
   EXPECT_TRUE (camera.multicast);
   EXPECT_EQ (camera.pipeline, "videorate");
-  EXPECT_EQ (camera.line, 27);
+  EXPECT_EQ (camera.line, 28);
 
   EXPECT_EQ (config.cameras[1].name, "yard");
   EXPECT_EQ (config.cameras[1].location, "rtsps://192.0.2.11:322/live");
   EXPECT_EQ (config.cameras[1].vendor, "");
   EXPECT_EQ (config.cameras[1].stream, "");
-  EXPECT_EQ (config.cameras[1].line, 46);
+  EXPECT_EQ (config.cameras[1].line, 47);
 }
 
 TEST (Config, DefaultsOfAMinimalFile)
@@ -211,6 +213,7 @@ TEST (Config, DefaultsOfAMinimalFile)
   EXPECT_EQ (config.server.port, 8554);
   EXPECT_EQ (config.server.max_clients, 0u);
   EXPECT_EQ (config.server.session_timeout, 60u);
+  EXPECT_EQ (config.server.slow_client_timeout, 10u);
   EXPECT_EQ (config.server.threads, 0u);
   EXPECT_EQ (config.server.tls_cert, "");
   EXPECT_EQ (config.server.tls_key, "");
@@ -480,6 +483,12 @@ TEST (Config, EachValidationMessage)
     {"[server]\nmulticast_iface = \"no-such-if0\"\n",
         "cams.toml:2: server.multicast_iface: no network interface \"no-such-if0\" on this "
         "machine"},
+    {"[server]\nslow_client_timeout = -1\n",
+        "cams.toml:2: server.slow_client_timeout: must be between 0s (never) and 24h (got -1)"},
+    {"[server]\nslow_client_timeout = \"25h\"\n",
+        "cams.toml:2: server.slow_client_timeout: must be between 0s (never) and 24h (got \"25h\")"},
+    {"[server]\nslow_client_timeout = \"500ms\"\n",
+        "cams.toml:2: server.slow_client_timeout: must be a whole number of seconds (got \"500ms\")"},
     {"[http]\nport = -5\n", "cams.toml:2: http.port: must be between 0 and 65535 (got -5)"},
     {"[http]\nenabled = \"yes\"\n", "cams.toml:2: http.enabled: must be true or false (got a string)"},
     {"[http]\nport = 8554\n", "cams.toml:1: http.port: is the RTSP port too (server.port = 8554)"},

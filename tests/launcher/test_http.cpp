@@ -620,6 +620,7 @@ sample_status ()
   status.version = "0.1.0";
   status.uptime_seconds = 3725.25;
   status.clients = 3;
+  status.clients_cut = 7;
 
   CameraStatus door;
   door.name = "door";
@@ -660,6 +661,7 @@ TEST (Metrics, ParsesStrictlyWithHelpAndTypeForEveryFamily)
     {"camrelay_build_info", "gauge"},
     {"camrelay_uptime_seconds", "gauge"},
     {"camrelay_clients", "gauge"},
+    {"camrelay_clients_cut_total", "counter"},
     {"camrelay_camera_up", "gauge"},
     {"camrelay_camera_state", "gauge"},
     {"camrelay_camera_reconnects_total", "counter"},
@@ -685,6 +687,7 @@ TEST (Metrics, ProcessValues)
   EXPECT_EQ (metrics.value ("camrelay_build_info", {{"version", "0.1.0"}}), "1");
   EXPECT_EQ (metrics.value ("camrelay_uptime_seconds"), "3725.250");
   EXPECT_EQ (metrics.value ("camrelay_clients"), "3");
+  EXPECT_EQ (metrics.value ("camrelay_clients_cut_total"), "7");
 }
 
 TEST (Metrics, PerCameraValues)
@@ -744,7 +747,7 @@ TEST (Metrics, NoCamerasStillDeclaresEveryFamily)
   Status status;
   status.version = "0.1.0";
   Exposition metrics = parse_metrics (render_metrics (status));
-  EXPECT_EQ (metrics.families.size (), 11u);
+  EXPECT_EQ (metrics.families.size (), 12u);
   EXPECT_TRUE (metrics.families.at ("camrelay_camera_up").samples.empty ());
 }
 
