@@ -28,7 +28,7 @@
 #include <utility>
 #include <vector>
 
-#include "soak/soak_util.h"
+#include "launcher/launcher_test_util.h"
 
 namespace {
 
