@@ -278,6 +278,12 @@ respond (SoupServerMessage *message, guint status, const char *content_type, std
   SoupMessageHeaders *headers = soup_server_message_get_response_headers (message);
   // Every answer is a snapshot of now; a cached one is wrong.
   soup_message_headers_replace (headers, "Cache-Control", "no-store");
+  // One request per connection: libsoup 3.2 (Debian 12) never closes a
+  // kept-alive connection that the client closed while idle, so every
+  // scrape by curl or Prometheus would leave a socket in CLOSE_WAIT (one fd
+  // and its buffers, forever).  Closing after the answer costs a TCP
+  // handshake per scrape.
+  soup_message_headers_replace (headers, "Connection", "close");
   soup_server_message_set_response (message, content_type, SOUP_MEMORY_COPY,
       body.data (), body.size ());
 }

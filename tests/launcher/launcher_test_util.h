@@ -21,6 +21,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "common/gstref.h"
@@ -33,9 +34,17 @@ using Clock = std::chrono::steady_clock;
 // The camrelay binary, started with `args`; its stderr is collected line by line.
 class Launcher {
  public:
-  explicit Launcher (std::vector<std::string> args)
+  explicit Launcher (std::vector<std::string> args) : Launcher ({}, std::move (args)) {}
+
+  // camrelay run through `wrapper`, a command that ends by exec'ing its
+  // arguments (e.g. {"ip", "netns", "exec", "NS"}), so that pid () is still
+  // camrelay's and signals reach it.
+  Launcher (const std::vector<std::string> &wrapper, std::vector<std::string> args)
   {
-    std::vector<const char *> argv{CAMRELAY_BINARY};
+    std::vector<const char *> argv;
+    for (const std::string &w : wrapper)
+      argv.push_back (w.c_str ());
+    argv.push_back (CAMRELAY_BINARY);
     for (const std::string &a : args)
       argv.push_back (a.c_str ());
     argv.push_back (nullptr);
@@ -205,16 +214,18 @@ run (const std::string &command, int &status)
 }
 
 // An RTSP client in this process: rtspsrc ! depay ! parse ! decoder ! appsink,
-// counting decoded frames.
+// counting decoded frames.  Without `decode`, rtspsrc ! depay ! appsink,
+// counting access units: a cheap client for tests that need many.
 struct RtspClient {
   camrelay::ElementPtr pipeline;
   std::atomic<int> frames{0};
   std::atomic<gint64> last_frame_us{0};
 
-  RtspClient (const std::string &url, const char *protocols)
+  RtspClient (const std::string &url, const char *protocols, bool decode = true)
   {
     std::string description = "rtspsrc location=" + url + " protocols=" + protocols
-        + " latency=200 ! rtph264depay ! h264parse ! avdec_h264 ! appsink name=sink sync=false";
+        + " latency=200 ! rtph264depay ! "
+        + (decode ? "h264parse ! avdec_h264 ! " : "") + "appsink name=sink sync=false";
     GError *error = nullptr;
     pipeline.reset (gst_parse_launch (description.c_str (), &error));
     if (error) {

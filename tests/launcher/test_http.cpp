@@ -999,6 +999,7 @@ class HttpServerTest : public ::testing::Test {
     guint status = 0;
     std::string content_type;
     std::string allow;
+    std::string connection;
     std::string body;
     bool done = false;
   };
@@ -1056,6 +1057,8 @@ class HttpServerTest : public ::testing::Test {
           const char *allow = soup_message_headers_get_one (headers, "Allow");
           call->response->content_type = content_type ? content_type : "";
           call->response->allow = allow ? allow : "";
+          const char *connection = soup_message_headers_get_one (headers, "Connection");
+          call->response->connection = connection ? connection : "";
           call->response->done = true;
         },
         &call);
@@ -1120,6 +1123,17 @@ TEST_F (HttpServerTest, HeadHasNoBody)
   EXPECT_EQ (response.status, 200u);
   EXPECT_EQ (response.content_type, "text/plain; version=0.0.4; charset=utf-8");
   EXPECT_TRUE (response.body.empty ());
+}
+
+// Every answer closes its connection: with libsoup 3.2, a kept-alive
+// connection closed by the client while idle is never freed on the server.
+TEST_F (HttpServerTest, EveryAnswerClosesItsConnection)
+{
+  start_server ();
+  for (const char *path : {"/healthz", "/metrics", "/api/cameras", "/nothing"}) {
+    Response response = fetch ("GET", path);
+    EXPECT_EQ (response.connection, "close") << path;
+  }
 }
 
 TEST_F (HttpServerTest, UnknownPathsAre404)
