@@ -408,6 +408,26 @@ TEST (Config, VendorFileProblems)
           "give location instead"}));
 }
 
+// The same checks on templates given as text, as the fuzz target uses them.
+TEST (Config, VendorTemplatesFromText)
+{
+  gchar *contents = nullptr;
+  ASSERT_TRUE (g_file_get_contents (kVendors.c_str (), &contents, nullptr, nullptr));
+  const std::string shipped = contents;
+  g_free (contents);
+  EXPECT_TRUE (check_vendor_templates (shipped, kVendors).empty ());
+
+  std::vector<std::string> out;
+  for (const ConfigError &error : check_vendor_templates (
+           "[tapo]\nmain = \"rtsp://{address}/a\"\nsub = \"rtsp://{address}/{b\"\n", "v.toml"))
+    out.push_back (error.to_string ());
+  EXPECT_EQ (out, (std::vector<std::string>{
+      "v.toml:3: tapo.sub: unbalanced \"{\" (placeholders are {address} and {port})"}));
+
+  ASSERT_EQ (check_vendor_templates ("[tapo\n", "").size (), 1u);
+  EXPECT_EQ (check_vendor_templates ("[tapo\n", "")[0].file, "(vendors)");
+}
+
 // ---- one message per problem ----------------------------------------------------
 
 struct ErrorCase {
