@@ -1,0 +1,92 @@
+// camerasrc's handling of its `location` (see camerauri.h).
+#include "camerasrc/camerauri.h"
+
+#include <gst/gst.h>
+
+#include <cstring>
+#include <vector>
+
+#include "common/gstref.h"
+
+namespace camrelay::camerasrc {
+
+bool
+has_supported_scheme (const char *uri)
+{
+  static const char *schemes[] = {"rtsp", "rtsps", "http", "https", "file", "test"};
+  GstUri *parsed = gst_uri_from_string (uri);
+  const char *scheme = parsed ? gst_uri_get_scheme (parsed) : nullptr;
+  bool known = false;
+  for (const char *s : schemes)
+    known = known || (scheme && g_ascii_strcasecmp (scheme, s) == 0);
+  if (parsed)
+    gst_uri_unref (parsed);
+  return known;
+}
+
+std::string
+redact_uri (const std::string &uri)
+{
+  GstUri *parsed = gst_uri_from_string (uri.c_str ());
+  if (!parsed)
+    return "(invalid URI)";
+  if (!gst_uri_get_userinfo (parsed)) {
+    gst_uri_unref (parsed);
+    return uri;  // verbatim: nothing to hide
+  }
+  parsed = gst_uri_make_writable (parsed);
+  gst_uri_set_userinfo (parsed, nullptr);
+  GCharPtr text{gst_uri_to_string (parsed)};
+  gst_uri_unref (parsed);
+  return text.get ();
+}
+
+std::string
+redact_text (std::string text, const std::string &location, const std::string &user_pw)
+{
+  std::vector<std::string> secrets;
+  if (!user_pw.empty ())
+    secrets.push_back (user_pw);
+  if (GstUri *parsed = gst_uri_from_string (location.c_str ())) {
+    if (const char *userinfo = gst_uri_get_userinfo (parsed)) {
+      secrets.emplace_back (userinfo);
+      const char *colon = strchr (userinfo, ':');
+      if (colon && colon[1])
+        secrets.emplace_back (colon + 1);
+    }
+    gst_uri_unref (parsed);
+  }
+  for (const std::string &secret : secrets) {
+    for (size_t at = text.find (secret); at != std::string::npos;
+         at = text.find (secret, at + 3))
+      text.replace (at, secret.size (), "***");
+  }
+  return text;
+}
+
+UriParts
+split_uri (const std::string &location, const std::string &user_id, const std::string &user_pw)
+{
+  UriParts parts;
+  GstUri *parsed = gst_uri_from_string (location.c_str ());
+  if (!parsed)
+    return parts;
+  parts.scheme = gst_uri_get_scheme (parsed) ? gst_uri_get_scheme (parsed) : "";
+  if (const char *userinfo = gst_uri_get_userinfo (parsed)) {
+    GCharPtr unescaped{g_uri_unescape_string (userinfo, nullptr)};
+    std::string info = unescaped ? unescaped.get () : userinfo;
+    size_t colon = info.find (':');
+    parts.user = info.substr (0, colon);
+    if (colon != std::string::npos)
+      parts.password = info.substr (colon + 1);
+  }
+  gst_uri_unref (parsed);
+  parts.without_userinfo = redact_uri (location);
+  if (!user_id.empty ())
+    parts.user = user_id;
+  if (!user_pw.empty ())
+    parts.password = user_pw;
+  return parts;
+}
+
+}  // namespace camrelay::camerasrc
