@@ -776,7 +776,7 @@ read_http (TableReader &reader, HttpConfig &http)
   reader.read_bool ("enabled", http.enabled);
   // The HTTP server listens on an address, not a name (it does not resolve).
   if (reader.read_nonempty_string ("bind", http.bind) == Read::ok
-      && !g_hostname_is_ip_address (http.bind.c_str ()))
+      && !is_ip_address (http.bind))
     reader.error ("bind", "must be an IP address, such as \"127.0.0.1\" or \"0.0.0.0\" (got "
         + quote (http.bind) + ")");
   reader.read_integer ("port", http.port, 0, 65535);

@@ -99,9 +99,15 @@ is_host_name (std::string_view host)
 }
 
 bool
+is_ip_address (const std::string &text)
+{
+  return text.find ('\0') == std::string::npos && g_hostname_is_ip_address (text.c_str ());
+}
+
+bool
 is_ip_or_host_name (const std::string &text)
 {
-  return g_hostname_is_ip_address (text.c_str ()) || is_host_name (text);
+  return is_ip_address (text) || is_host_name (text);
 }
 
 // What is wrong with `location` as a camerasrc URI, or "" when nothing is.
@@ -159,13 +165,13 @@ parse_address (const std::string &text)
         return std::nullopt;
       port = rest.substr (1);
     }
-    if (!g_hostname_is_ip_address (host.c_str ()) || host.find (':') == std::string::npos)
+    if (!is_ip_address (host) || host.find (':') == std::string::npos)
       return std::nullopt;
     address.host = "[" + host + "]";
   } else {
     size_t colons = static_cast<size_t> (std::count (text.begin (), text.end (), ':'));
     if (colons > 1) {  // a bare IPv6 address
-      if (!g_hostname_is_ip_address (text.c_str ()))
+      if (!is_ip_address (text))
         return std::nullopt;
       address.host = "[" + text + "]";
     } else {
@@ -220,7 +226,7 @@ std::optional<uint32_t>
 parse_ipv4_multicast (const std::string &text)
 {
   in_addr address{};
-  if (inet_pton (AF_INET, text.c_str (), &address) != 1)
+  if (text.find ('\0') != std::string::npos || inet_pton (AF_INET, text.c_str (), &address) != 1)
     return std::nullopt;
   const uint32_t value = ntohl (address.s_addr);
   if ((value >> 28) != 0xe)

@@ -18,6 +18,10 @@ std::string quote (std::string_view text);
 // not such a duration or is not a whole number of milliseconds.
 std::optional<uint64_t> parse_duration_ms (std::string_view text);
 
+// An IPv4 or IPv6 address literal (no brackets).  A NUL inside never is:
+// TOML strings may hold one ("\u0000"), and the C functions would stop there.
+bool is_ip_address (const std::string &text);
+
 // A host name: letters, digits, '-', '.' and '_', at most 253 characters.
 bool is_host_name (std::string_view host);
 bool is_ip_or_host_name (const std::string &text);

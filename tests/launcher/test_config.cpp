@@ -339,6 +339,15 @@ TEST (Config, VendorAddressForms)
   EXPECT_EQ (location ("fd00::5"), "rtsp://[fd00::5]:554/stream1");
   EXPECT_EQ (location ("[fd00::5]"), "rtsp://[fd00::5]:554/stream1");
   EXPECT_EQ (location ("[fd00::5]:10554"), "rtsp://[fd00::5]:10554/stream1");
+  // A NUL ends the address for the C functions, not for TOML: refused, not cut short.
+  EXPECT_EQ (messages (parse ("[[cameras]]\nname = \"c\"\nvendor = \"tapo\"\n"
+                              "address = \"fd00::5\\u0000x\"\n")),
+      (std::vector<std::string>{"cams.toml:4: cameras[0].address: must be an IP address or host "
+          "name, optionally with :port (got \"fd00::5\\x00x\")"}));
+  EXPECT_EQ (messages (parse ("[http]\nbind = \"127.0.0.1\\u0000x\"\n[[cameras]]\nname = \"c\"\n"
+                              "location = \"test://c\"\n")),
+      (std::vector<std::string>{"cams.toml:2: http.bind: must be an IP address, such as "
+          "\"127.0.0.1\" or \"0.0.0.0\" (got \"127.0.0.1\\x00x\")"}));
   // Vendor names are matched without regard to case.
   EXPECT_EQ (parse_camera ("name = \"c\"\nvendor = \"TAPO\"\naddress = \"h\"\n").location,
       "rtsp://h:554/stream1");
