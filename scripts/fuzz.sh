@@ -94,7 +94,8 @@ echo "fuzz: built ${#targets[@]} targets in $(( $(date +%s) - start ))s"
 # Each run starts from a copy of the seeds, in a folder of its own.
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+# Full stacks, through GLib too, so that lsan.supp can name its functions.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/fuzz/lsan.supp:print_suppressions=0}
 run () {  # TARGET
