@@ -154,6 +154,11 @@ parse_address (const std::string &text)
   Address address;
   std::string host;
   std::string port;
+  // An IPv6 zone ("fe80::1%eth0") is an IP address to GLib, but its '%'
+  // would have to be written %25 in the URI the template makes; no vendor
+  // camera is reached that way, so it is refused like any other non-address.
+  if (text.find ('%') != std::string::npos)
+    return std::nullopt;
   if (!text.empty () && text[0] == '[') {
     size_t close = text.find (']');
     if (close == std::string::npos)

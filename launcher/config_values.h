@@ -32,7 +32,7 @@ std::string check_location (const std::string &location);
 
 // A camera's `address` for a vendor template: a host name or IP address,
 // optionally with ":port"; an IPv6 address may be written with or without
-// brackets ("[fd00::5]:8554", "fd00::5").
+// brackets ("[fd00::5]:8554", "fd00::5"), but with no zone ("%eth0").
 struct Address {
   std::string host;  // as it goes into a URI: IPv6 in brackets
   uint16_t port = 0; // 0: the vendor's default

@@ -348,6 +348,9 @@ TEST (Config, VendorAddressForms)
                               "location = \"test://c\"\n")),
       (std::vector<std::string>{"cams.toml:2: http.bind: must be an IP address, such as "
           "\"127.0.0.1\" or \"0.0.0.0\" (got \"127.0.0.1\\x00x\")"}));
+  // An IPv6 zone would need %25 in the location: refused.
+  EXPECT_FALSE (parse ("[[cameras]]\nname = \"c\"\nvendor = \"tapo\"\n"
+                       "address = \"fe80::1%eth0\"\n").config);
   // Vendor names are matched without regard to case.
   EXPECT_EQ (parse_camera ("name = \"c\"\nvendor = \"TAPO\"\naddress = \"h\"\n").location,
       "rtsp://h:554/stream1");
