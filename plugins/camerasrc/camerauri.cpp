@@ -57,6 +57,10 @@ redact_text (std::string text, const std::string &location, const std::string &u
     gst_uri_unref (parsed);
   }
   for (const std::string &secret : secrets) {
+    // An empty userinfo ("rtsp://@host/") is no secret, and "" is found
+    // everywhere: replacing it would never end.
+    if (secret.empty ())
+      continue;
     for (size_t at = text.find (secret); at != std::string::npos;
          at = text.find (secret, at + 3))
       text.replace (at, secret.size (), "***");
