@@ -51,11 +51,37 @@ redact_uri (const std::string &uri)
     gst_uri_unref (parsed);
     return uri;  // verbatim: nothing to hide
   }
-  parsed = gst_uri_make_writable (parsed);
-  gst_uri_set_userinfo (parsed, nullptr);
-  GCharPtr text{gst_uri_to_string (parsed)};
+  // GstUri ends the user information at the first '@', so a '@' left
+  // unencoded in a password ("rtsp://admin:p@ss@host/") would leave the rest
+  // of the password in front of the host: everything of the authority up to
+  // its last '@' goes first.  Then GstUri strips whatever it still takes for
+  // user information, until none is left (each pass removes a '@').
+  std::string text = uri;
+  const size_t authority = text.find ("://");
+  if (authority != std::string::npos) {
+    const size_t end = text.find_first_of ("/?#", authority + 3);
+    const size_t at = text.rfind ('@', end == std::string::npos ? std::string::npos : end);
+    if (at != std::string::npos && at > authority)
+      text.erase (authority + 3, at - authority - 2);
+  }
   gst_uri_unref (parsed);
-  return text.get ();
+  parsed = parse_uri (text.c_str ());
+  for (int pass = 0; parsed && gst_uri_get_userinfo (parsed); pass++) {
+    if (pass == 16) {
+      gst_uri_unref (parsed);
+      return "(invalid URI)";
+    }
+    parsed = gst_uri_make_writable (parsed);
+    gst_uri_set_userinfo (parsed, nullptr);
+    GCharPtr stripped{gst_uri_to_string (parsed)};
+    gst_uri_unref (parsed);
+    text = stripped.get ();
+    parsed = parse_uri (text.c_str ());
+  }
+  if (!parsed)
+    return "(invalid URI)";
+  gst_uri_unref (parsed);
+  return text;
 }
 
 std::string
