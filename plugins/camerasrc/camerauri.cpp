@@ -13,13 +13,15 @@ namespace camrelay::camerasrc {
 namespace {
 
 // gst_uri_from_string(), but never for a text with a '%' that does not start
-// two hexadecimal digits: GStreamer 1.22 dereferences NULL on such an escape
-// in a query key ("rtsp://h/x?a%0=1"), and the text is no URI anyway.
+// two hexadecimal digits, nor with "%00": GStreamer 1.22 dereferences NULL
+// when g_uri_unescape_string() refuses a query key ("rtsp://h/x?a%0=1",
+// "?a%00=1"), and no camera URI holds either.
 GstUri *
 parse_uri (const char *text)
 {
   for (const char *percent = strchr (text, '%'); percent; percent = strchr (percent + 1, '%')) {
-    if (!g_ascii_isxdigit (percent[1]) || !g_ascii_isxdigit (percent[2]))
+    if (!g_ascii_isxdigit (percent[1]) || !g_ascii_isxdigit (percent[2]) ||
+        (percent[1] == '0' && percent[2] == '0'))
       return nullptr;
   }
   return gst_uri_from_string (text);

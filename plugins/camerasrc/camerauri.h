@@ -9,8 +9,8 @@ namespace camrelay::camerasrc {
 
 // Whether `uri` is a URI with a scheme camerasrc opens: rtsp, rtsps, http,
 // https, file or test (in any case).  Every function here takes a text with
-// a bad percent-escape ('%' not followed by two hexadecimal digits) for no
-// URI at all.
+// a bad percent-escape ('%' not followed by two hexadecimal digits, or
+// "%00") for no URI at all.
 bool has_supported_scheme (const char *uri);
 
 // The URI without its user information, for logs, messages and stats;
