@@ -92,6 +92,13 @@ ConfigResult load_config (const std::string &path, const std::string &vendor_tem
 ConfigResult parse_config (const std::string &text, const std::string &path,
     const std::string &vendor_templates);
 
+// Checks vendor URL templates given as text (what the file at
+// `vendor_templates` holds; `path` only names it in messages) the way
+// parse_config checks the file when a camera names a vendor: every problem,
+// in file order; empty when they can be used.
+std::vector<ConfigError> check_vendor_templates (const std::string &text,
+    const std::string &path);
+
 // The configuration camrelay runs with no arguments: the synthetic test
 // camera at rtsp://127.0.0.1:8554/test, no users, HTTP on 127.0.0.1:8080.
 Config default_config ();

@@ -18,6 +18,8 @@ packages=(
   libsoup-3.0-dev libtomlplusplus-dev
   # launcher RTSPS: GIO's TLS module
   glib-networking
+  # fuzz targets (scripts/fuzz.sh): clang with libFuzzer and the sanitizers
+  clang libclang-rt-14-dev
   # third-party clients used by integration tests; openssl makes their test certificates
   ffmpeg curl openssl
 )

@@ -51,6 +51,7 @@
 #include <thread>
 #include <vector>
 
+#include "camerasrc/camerauri.h"
 #include "common/gstref.h"
 
 GST_DEBUG_CATEGORY_STATIC (camera_src_debug);
@@ -63,6 +64,11 @@ using Lock = std::unique_lock<std::mutex>;
 using camrelay::CapsPtr;
 using camrelay::ElementPtr;
 using camrelay::GCharPtr;
+using camrelay::camerasrc::has_supported_scheme;
+using camrelay::camerasrc::redact_text;
+using camrelay::camerasrc::redact_uri;
+using camrelay::camerasrc::split_uri;
+using camrelay::camerasrc::UriParts;
 
 constexpr guint DEFAULT_LATENCY_MS = 200;
 constexpr guint64 DEFAULT_RETRY_DELAY = GST_SECOND;
@@ -272,83 +278,6 @@ DEFINE_ENUM_TYPE (gst_camera_src_fallback_get_type, "GstCameraSrcFallback",
     {GST_CAMERA_SRC_FALLBACK_SLATE, "Send an encoded 'camera offline' picture", "slate"})
 
 namespace {
-
-// ---- credentials ------------------------------------------------------------
-
-// The URI without its user information, for logs, messages and stats.
-std::string
-redact_uri (const std::string &uri)
-{
-  GstUri *parsed = gst_uri_from_string (uri.c_str ());
-  if (!parsed)
-    return "(invalid URI)";
-  if (!gst_uri_get_userinfo (parsed)) {
-    gst_uri_unref (parsed);
-    return uri;  // verbatim: nothing to hide
-  }
-  parsed = gst_uri_make_writable (parsed);
-  gst_uri_set_userinfo (parsed, nullptr);
-  GCharPtr text{gst_uri_to_string (parsed)};
-  gst_uri_unref (parsed);
-  return text.get ();
-}
-
-// Removes every credential we know of from a text that came from a child
-// (an error message may quote the URI).
-std::string
-redact_text (std::string text, const Settings &settings)
-{
-  std::vector<std::string> secrets;
-  if (!settings.user_pw.empty ())
-    secrets.push_back (settings.user_pw);
-  if (GstUri *parsed = gst_uri_from_string (settings.location.c_str ())) {
-    if (const char *userinfo = gst_uri_get_userinfo (parsed)) {
-      secrets.emplace_back (userinfo);
-      const char *colon = strchr (userinfo, ':');
-      if (colon && colon[1])
-        secrets.emplace_back (colon + 1);
-    }
-    gst_uri_unref (parsed);
-  }
-  for (const std::string &secret : secrets) {
-    for (size_t at = text.find (secret); at != std::string::npos;
-         at = text.find (secret, at + 3))
-      text.replace (at, secret.size (), "***");
-  }
-  return text;
-}
-
-struct UriParts {
-  std::string scheme;
-  std::string without_userinfo;
-  std::string user;
-  std::string password;
-};
-
-UriParts
-split_uri (const Settings &settings)
-{
-  UriParts parts;
-  GstUri *parsed = gst_uri_from_string (settings.location.c_str ());
-  if (!parsed)
-    return parts;
-  parts.scheme = gst_uri_get_scheme (parsed) ? gst_uri_get_scheme (parsed) : "";
-  if (const char *userinfo = gst_uri_get_userinfo (parsed)) {
-    GCharPtr unescaped{g_uri_unescape_string (userinfo, nullptr)};
-    std::string info = unescaped ? unescaped.get () : userinfo;
-    size_t colon = info.find (':');
-    parts.user = info.substr (0, colon);
-    if (colon != std::string::npos)
-      parts.password = info.substr (colon + 1);
-  }
-  gst_uri_unref (parsed);
-  parts.without_userinfo = redact_uri (settings.location);
-  if (!settings.user_id.empty ())
-    parts.user = settings.user_id;
-  if (!settings.user_pw.empty ())
-    parts.password = settings.user_pw;
-  return parts;
-}
 
 // ---- time ---------------------------------------------------------------------
 
@@ -633,7 +562,7 @@ report_fault (GstCameraSrc *self, guint64 generation, std::string reason)
   Lock lock (p.lock);
   if (generation != p.generation || p.fault)
     return;
-  p.fault = redact_text (std::move (reason), p.settings);
+  p.fault = redact_text (std::move (reason), p.settings.location, p.settings.user_pw);
   p.wake.notify_all ();
 }
 
@@ -961,7 +890,7 @@ on_select_stream (GstElement *, guint, GstCaps *caps, gpointer user_data)
 static std::optional<std::string>
 build_session (GstCameraSrc *self, guint64 generation, const Settings &settings)
 {
-  const UriParts uri = split_uri (settings);
+  const UriParts uri = split_uri (settings.location, settings.user_id, settings.user_pw);
   std::vector<GstElement *> head;
   GstElement *dynamic = nullptr;  // the element whose pads appear later
 
@@ -1619,16 +1548,8 @@ gst_camera_src_change_state (GstElement *element, GstStateChange transition)
 static gboolean
 set_location (GstCameraSrc *self, const gchar *uri, GError **error)
 {
-  static const char *schemes[] = {"rtsp", "rtsps", "http", "https", "file", "test"};
   if (uri) {
-    GstUri *parsed = gst_uri_from_string (uri);
-    const char *scheme = parsed ? gst_uri_get_scheme (parsed) : nullptr;
-    bool known = false;
-    for (const char *s : schemes)
-      known = known || (scheme && g_ascii_strcasecmp (scheme, s) == 0);
-    if (parsed)
-      gst_uri_unref (parsed);
-    if (!known) {
+    if (!has_supported_scheme (uri)) {
       g_set_error (error, GST_URI_ERROR, GST_URI_ERROR_UNSUPPORTED_PROTOCOL,
           "camerasrc: unsupported URI '%s' (expected rtsp, rtsps, http, https, file or test)",
           redact_uri (uri).c_str ());

@@ -523,7 +523,15 @@ parse_uri (const char *uri, Settings &out, GError **error)
   }
 
   Settings s;
-  s.name = host ? host : "";
+  // NAME as written, not g_uri_split's host: that one is percent-decoded
+  // ("a%40b" gives "a@b") and loses the brackets of an IP literal, and
+  // build_uri() writes the name back as it is, so that the canonical URI
+  // would not parse again.
+  if (host) {
+    s.name = base.substr (std::strlen (SCHEME) + 3);
+    if (path && *path)
+      s.name.pop_back ();  // the "/" of "test://NAME/"
+  }
   std::vector<std::string> seen;
   camrelay::UniqueRef<gchar *, g_strfreev> items{g_strsplit (raw_query, "&", -1)};
   for (gchar **item = items.get (); *item; ++item) {

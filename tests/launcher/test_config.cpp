@@ -342,6 +342,18 @@ TEST (Config, VendorAddressForms)
   EXPECT_EQ (location ("fd00::5"), "rtsp://[fd00::5]:554/stream1");
   EXPECT_EQ (location ("[fd00::5]"), "rtsp://[fd00::5]:554/stream1");
   EXPECT_EQ (location ("[fd00::5]:10554"), "rtsp://[fd00::5]:10554/stream1");
+  // A NUL ends the address for the C functions, not for TOML: refused, not cut short.
+  EXPECT_EQ (messages (parse ("[[cameras]]\nname = \"c\"\nvendor = \"tapo\"\n"
+                              "address = \"fd00::5\\u0000x\"\n")),
+      (std::vector<std::string>{"cams.toml:4: cameras[0].address: must be an IP address or host "
+          "name, optionally with :port (got \"fd00::5\\x00x\")"}));
+  EXPECT_EQ (messages (parse ("[http]\nbind = \"127.0.0.1\\u0000x\"\n[[cameras]]\nname = \"c\"\n"
+                              "location = \"test://c\"\n")),
+      (std::vector<std::string>{"cams.toml:2: http.bind: must be an IP address, such as "
+          "\"127.0.0.1\" or \"0.0.0.0\" (got \"127.0.0.1\\x00x\")"}));
+  // An IPv6 zone would need %25 in the location: refused.
+  EXPECT_FALSE (parse ("[[cameras]]\nname = \"c\"\nvendor = \"tapo\"\n"
+                       "address = \"fe80::1%eth0\"\n").config);
   // Vendor names are matched without regard to case.
   EXPECT_EQ (parse_camera ("name = \"c\"\nvendor = \"TAPO\"\naddress = \"h\"\n").location,
       "rtsp://h:554/stream1");
@@ -409,6 +421,26 @@ TEST (Config, VendorFileProblems)
           vendors + ":10: Bad: vendor names must be lower-case letters, digits, - and _",
           "cams.toml:3: cameras[0].vendor: the vendor URL templates cannot be used (see above); "
           "give location instead"}));
+}
+
+// The same checks on templates given as text, as the fuzz target uses them.
+TEST (Config, VendorTemplatesFromText)
+{
+  gchar *contents = nullptr;
+  ASSERT_TRUE (g_file_get_contents (kVendors.c_str (), &contents, nullptr, nullptr));
+  const std::string shipped = contents;
+  g_free (contents);
+  EXPECT_TRUE (check_vendor_templates (shipped, kVendors).empty ());
+
+  std::vector<std::string> out;
+  for (const ConfigError &error : check_vendor_templates (
+           "[tapo]\nmain = \"rtsp://{address}/a\"\nsub = \"rtsp://{address}/{b\"\n", "v.toml"))
+    out.push_back (error.to_string ());
+  EXPECT_EQ (out, (std::vector<std::string>{
+      "v.toml:3: tapo.sub: unbalanced \"{\" (placeholders are {address} and {port})"}));
+
+  ASSERT_EQ (check_vendor_templates ("[tapo\n", "").size (), 1u);
+  EXPECT_EQ (check_vendor_templates ("[tapo\n", "")[0].file, "(vendors)");
 }
 
 // ---- one message per problem ----------------------------------------------------

@@ -299,6 +299,14 @@ TEST (TestCameraSrcUri, PropertiesUpdateLocation)
   g_object_get (src.get (), "location", &raw_location, nullptr);
   location.reset (raw_location);
   EXPECT_STREQ (location.get (), "test://cam?width=320&framerate=15&gop=10");
+
+  // NAME comes back as written, so that the canonical URI is accepted again.
+  for (const char *uri : {"test://a%40b?gop=10", "test://my%20cam", "test://[::1]"}) {
+    g_object_set (src.get (), "location", uri, nullptr);
+    g_object_get (src.get (), "location", &raw_location, nullptr);
+    location.reset (raw_location);
+    EXPECT_STREQ (location.get (), uri);
+  }
 }
 
 struct BadUri {

@@ -1,0 +1,141 @@
+// camerasrc's handling of its `location` (see camerauri.h).
+#include "camerasrc/camerauri.h"
+
+#include <gst/gst.h>
+
+#include <cstring>
+#include <vector>
+
+#include "common/gstref.h"
+
+namespace camrelay::camerasrc {
+
+namespace {
+
+// gst_uri_from_string(), but never for a text with a '%' that does not start
+// two hexadecimal digits, nor with "%00": GStreamer 1.22 dereferences NULL
+// when g_uri_unescape_string() refuses a query key ("rtsp://h/x?a%0=1",
+// "?a%00=1"), and no camera URI holds either.
+GstUri *
+parse_uri (const char *text)
+{
+  for (const char *percent = strchr (text, '%'); percent; percent = strchr (percent + 1, '%')) {
+    if (!g_ascii_isxdigit (percent[1]) || !g_ascii_isxdigit (percent[2]) ||
+        (percent[1] == '0' && percent[2] == '0'))
+      return nullptr;
+  }
+  return gst_uri_from_string (text);
+}
+
+}  // namespace
+
+bool
+has_supported_scheme (const char *uri)
+{
+  static const char *schemes[] = {"rtsp", "rtsps", "http", "https", "file", "test"};
+  GstUri *parsed = parse_uri (uri);
+  const char *scheme = parsed ? gst_uri_get_scheme (parsed) : nullptr;
+  bool known = false;
+  for (const char *s : schemes)
+    known = known || (scheme && g_ascii_strcasecmp (scheme, s) == 0);
+  if (parsed)
+    gst_uri_unref (parsed);
+  return known;
+}
+
+std::string
+redact_uri (const std::string &uri)
+{
+  GstUri *parsed = parse_uri (uri.c_str ());
+  if (!parsed)
+    return "(invalid URI)";
+  if (!gst_uri_get_userinfo (parsed)) {
+    gst_uri_unref (parsed);
+    return uri;  // verbatim: nothing to hide
+  }
+  // GstUri ends the user information at the first '@', so a '@' left
+  // unencoded in a password ("rtsp://admin:p@ss@host/") would leave the rest
+  // of the password in front of the host: everything of the authority up to
+  // its last '@' goes first.  Then GstUri strips whatever it still takes for
+  // user information, until none is left (each pass removes a '@').
+  std::string text = uri;
+  const size_t authority = text.find ("://");
+  if (authority != std::string::npos) {
+    const size_t end = text.find_first_of ("/?#", authority + 3);
+    const size_t at = text.rfind ('@', end == std::string::npos ? std::string::npos : end);
+    if (at != std::string::npos && at > authority)
+      text.erase (authority + 3, at - authority - 2);
+  }
+  gst_uri_unref (parsed);
+  parsed = parse_uri (text.c_str ());
+  for (int pass = 0; parsed && gst_uri_get_userinfo (parsed); pass++) {
+    if (pass == 16) {
+      gst_uri_unref (parsed);
+      return "(invalid URI)";
+    }
+    parsed = gst_uri_make_writable (parsed);
+    gst_uri_set_userinfo (parsed, nullptr);
+    GCharPtr stripped{gst_uri_to_string (parsed)};
+    gst_uri_unref (parsed);
+    text = stripped.get ();
+    parsed = parse_uri (text.c_str ());
+  }
+  if (!parsed)
+    return "(invalid URI)";
+  gst_uri_unref (parsed);
+  return text;
+}
+
+std::string
+redact_text (std::string text, const std::string &location, const std::string &user_pw)
+{
+  std::vector<std::string> secrets;
+  if (!user_pw.empty ())
+    secrets.push_back (user_pw);
+  if (GstUri *parsed = parse_uri (location.c_str ())) {
+    if (const char *userinfo = gst_uri_get_userinfo (parsed)) {
+      secrets.emplace_back (userinfo);
+      const char *colon = strchr (userinfo, ':');
+      if (colon && colon[1])
+        secrets.emplace_back (colon + 1);
+    }
+    gst_uri_unref (parsed);
+  }
+  for (const std::string &secret : secrets) {
+    // An empty userinfo ("rtsp://@host/") is no secret, and "" is found
+    // everywhere: replacing it would never end.
+    if (secret.empty ())
+      continue;
+    for (size_t at = text.find (secret); at != std::string::npos;
+         at = text.find (secret, at + 3))
+      text.replace (at, secret.size (), "***");
+  }
+  return text;
+}
+
+UriParts
+split_uri (const std::string &location, const std::string &user_id, const std::string &user_pw)
+{
+  UriParts parts;
+  GstUri *parsed = parse_uri (location.c_str ());
+  if (!parsed)
+    return parts;
+  parts.scheme = gst_uri_get_scheme (parsed) ? gst_uri_get_scheme (parsed) : "";
+  if (const char *userinfo = gst_uri_get_userinfo (parsed)) {
+    GCharPtr unescaped{g_uri_unescape_string (userinfo, nullptr)};
+    std::string info = unescaped ? unescaped.get () : userinfo;
+    size_t colon = info.find (':');
+    parts.user = info.substr (0, colon);
+    if (colon != std::string::npos)
+      parts.password = info.substr (colon + 1);
+  }
+  gst_uri_unref (parsed);
+  parts.without_userinfo = redact_uri (location);
+  if (!user_id.empty ())
+    parts.user = user_id;
+  if (!user_pw.empty ())
+    parts.password = user_pw;
+  return parts;
+}
+
+}  // namespace camrelay::camerasrc
