@@ -43,6 +43,24 @@ has_supported_scheme (const char *uri)
   return known;
 }
 
+// The user information as written: everything of the authority up to its
+// last '@' (GstUri stops at the first one, but a '@' left unencoded in a
+// password, "rtsp://admin:p@ss@host/", belongs to the password).  Empty when
+// there is none.
+static std::string
+written_userinfo (const std::string &uri)
+{
+  const size_t authority = uri.find ("://");
+  if (authority == std::string::npos)
+    return "";
+  const size_t start = authority + 3;
+  const size_t end = uri.find_first_of ("/?#", start);
+  const size_t at = uri.rfind ('@', end == std::string::npos ? std::string::npos : end);
+  if (at == std::string::npos || at < start)
+    return "";
+  return uri.substr (start, at - start);
+}
+
 std::string
 redact_uri (const std::string &uri)
 {
@@ -93,11 +111,12 @@ redact_text (std::string text, const std::string &location, const std::string &u
   if (!user_pw.empty ())
     secrets.push_back (user_pw);
   if (GstUri *parsed = parse_uri (location.c_str ())) {
-    if (const char *userinfo = gst_uri_get_userinfo (parsed)) {
-      secrets.emplace_back (userinfo);
-      const char *colon = strchr (userinfo, ':');
-      if (colon && colon[1])
-        secrets.emplace_back (colon + 1);
+    if (gst_uri_get_userinfo (parsed)) {
+      const std::string userinfo = written_userinfo (location);
+      secrets.push_back (userinfo);
+      const size_t colon = userinfo.find (':');
+      if (colon != std::string::npos && colon + 1 < userinfo.size ())
+        secrets.push_back (userinfo.substr (colon + 1));
     }
     gst_uri_unref (parsed);
   }
@@ -121,8 +140,9 @@ split_uri (const std::string &location, const std::string &user_id, const std::s
   if (!parsed)
     return parts;
   parts.scheme = gst_uri_get_scheme (parsed) ? gst_uri_get_scheme (parsed) : "";
-  if (const char *userinfo = gst_uri_get_userinfo (parsed)) {
-    GCharPtr unescaped{g_uri_unescape_string (userinfo, nullptr)};
+  if (gst_uri_get_userinfo (parsed)) {
+    const std::string userinfo = written_userinfo (location);
+    GCharPtr unescaped{g_uri_unescape_string (userinfo.c_str (), nullptr)};
     std::string info = unescaped ? unescaped.get () : userinfo;
     size_t colon = info.find (':');
     parts.user = info.substr (0, colon);

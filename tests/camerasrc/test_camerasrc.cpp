@@ -211,6 +211,28 @@ TEST (CameraSrc, LocationChangeInPlayingSwitchesCamera)
   EXPECT_EQ (second.clients (), 1u);
 }
 
+// Users write passwords with '@' in URIs without encoding it
+// ("rtsp://admin:p@ss@host/"): the password is everything up to the last
+// '@' of the authority, and none of it shows in messages or stats.
+TEST (CameraSrc, UnencodedAtInThePasswordOfTheUri)
+{
+  FakeRtspCamera camera;
+  camera.require_auth ("admin", "p@ss@word");
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, camera.uri_with_credentials ("admin", "p@ss@word")));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_frames (5, 10s)) << p.describe_messages ();
+  const std::string stats_text = stats_string (p.by_name ("cam"));
+  EXPECT_EQ (stats_text.find ("ss@word"), std::string::npos) << stats_text;
+  EXPECT_EQ (stats_text.find ("ss%40word"), std::string::npos) << stats_text;
+  for (const auto &m : p.messages ()) {
+    EXPECT_EQ (m.text.find ("ss@word"), std::string::npos) << m.text;
+    EXPECT_EQ (m.location.find ("ss"), std::string::npos) << m.location;
+  }
+  EXPECT_LT (p.stop (), 1.0);
+}
+
 TEST (CameraSrc, CredentialsNeverAppearInMessagesOrStats)
 {
   FakeRtspCamera camera;
