@@ -233,7 +233,14 @@ class TableReader {
       error (key, std::string ("must be a string (got ") + type_name (*node) + ")");
       return Read::invalid;
     }
-    out = node->as_string ()->get ();
+    const std::string &value = node->as_string ()->get ();
+    // Every value ends up in a C string (GStreamer, GLib, the RTSP server):
+    // a NUL would silently cut it short.
+    if (value.find ('\0') != std::string::npos) {
+      error (key, "must not contain a NUL character (\\u0000)");
+      return Read::invalid;
+    }
+    out = value;
     return Read::ok;
   }
 

@@ -345,12 +345,12 @@ TEST (Config, VendorAddressForms)
   // A NUL ends the address for the C functions, not for TOML: refused, not cut short.
   EXPECT_EQ (messages (parse ("[[cameras]]\nname = \"c\"\nvendor = \"tapo\"\n"
                               "address = \"fd00::5\\u0000x\"\n")),
-      (std::vector<std::string>{"cams.toml:4: cameras[0].address: must be an IP address or host "
-          "name, optionally with :port (got \"fd00::5\\x00x\")"}));
+      (std::vector<std::string>{"cams.toml:4: cameras[0].address: must not contain a NUL "
+          "character (\\u0000)"}));
   EXPECT_EQ (messages (parse ("[http]\nbind = \"127.0.0.1\\u0000x\"\n[[cameras]]\nname = \"c\"\n"
                               "location = \"test://c\"\n")),
-      (std::vector<std::string>{"cams.toml:2: http.bind: must be an IP address, such as "
-          "\"127.0.0.1\" or \"0.0.0.0\" (got \"127.0.0.1\\x00x\")"}));
+      (std::vector<std::string>{"cams.toml:2: http.bind: must not contain a NUL character "
+          "(\\u0000)"}));
   // An IPv6 zone would need %25 in the location: refused.
   EXPECT_FALSE (parse ("[[cameras]]\nname = \"c\"\nvendor = \"tapo\"\n"
                        "address = \"fe80::1%eth0\"\n").config);
@@ -891,6 +891,20 @@ TEST (Config, HttpBindIsAnAddress)
   ConfigResult result = parse ("[http]\nbind = \"::1\"\n[[cameras]]\nname = \"a\"\nlocation = \"test://a\"\n");
   ASSERT_TRUE (result.config) << testing::PrintToString (messages (result));
   EXPECT_EQ (result.config->http.bind, "::1");
+}
+
+// A NUL in any string would cut it short where it is used (a password, an
+// interface name...): refused, without quoting the value.
+TEST (Config, NulInAStringIsRefused)
+{
+  EXPECT_EQ (messages (parse ("[[users]]\nname = \"a\"\npassword = \"se\\u0000cret\"\n"
+                              "[[cameras]]\nname = \"c\"\nlocation = \"test://c\"\n")),
+      (std::vector<std::string>{"cams.toml:3: users[0].password: must not contain a NUL "
+                                "character (\\u0000)"}));
+  EXPECT_EQ (messages (parse ("[server]\nmulticast_iface = \"lo\\u0000x\"\n[[cameras]]\n"
+                              "name = \"c\"\nlocation = \"test://c\"\n")),
+      (std::vector<std::string>{"cams.toml:2: server.multicast_iface: must not contain a NUL "
+                                "character (\\u0000)"}));
 }
 
 }  // namespace
