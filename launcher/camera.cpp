@@ -21,6 +21,10 @@ namespace {
 
 using Lock = std::unique_lock<std::mutex>;
 
+// Reconnection to a camera that went away: first attempt, then at most.
+constexpr guint64 RETRY_DELAY_MS = 500;
+constexpr guint64 RETRY_DELAY_MAX_MS = 1000;
+
 // How long a client waits for a camera's first audio after its first video.
 constexpr auto AUDIO_WAIT = std::chrono::seconds (1);
 
@@ -403,6 +407,11 @@ Camera::create (const CameraConfig &config, GstRTSPServer *server, GMainContext 
         nullptr);
   gst_util_set_object_arg (G_OBJECT (src), "protocols", config.transport.c_str ());
   gst_util_set_object_arg (G_OBJECT (src), "fallback", config.fallback.c_str ());
+  // A camera that went away is tried again every 0.5 to 1 s (camerasrc's own
+  // backoff goes up to 30 s): clients have video again within about a second
+  // of the camera's return, for the price of one connection attempt a second.
+  g_object_set (src, "retry-delay", static_cast<guint64> (RETRY_DELAY_MS * GST_MSECOND),
+      "retry-delay-max", static_cast<guint64> (RETRY_DELAY_MAX_MS * GST_MSECOND), nullptr);
   g_object_set (camera->queue_.get (), "max-size-time",
       static_cast<guint64> (config.buffer_time_ms) * GST_MSECOND, nullptr);
   GstElement *sink = make_ingest_sink ("video_out", on_ingest_sample<false>, camera.get ());
