@@ -442,8 +442,9 @@ write_json (const std::string &path, const Options &options, Summary &normal, Su
       options.duration_s, options.ramp_s, options.stall_clients, options.stall_after_s,
       options.stall_for_s, options.churn_s, options.threads);
   fprintf (out, "\"wall_s\": %.3f, \"load_cpu_percent\": %.2f, ", wall_s, cpu_percent);
-  if (mark_s >= 0)
-    fprintf (out, "\"mark_s\": %.3f, ", mark_s);
+  if (mark_s >= 0)  // also on CLOCK_MONOTONIC, to compare runs of two processes
+    fprintf (out, "\"mark_s\": %.3f, \"mark_monotonic_s\": %.6f, ", mark_s,
+        mark_us.load () / 1e6);
   if (options.watch_pid > 0)
     fprintf (out, "\"server_pid\": %d, \"server_cpu_percent\": %.2f, ", options.watch_pid,
         server_cpu_percent);
