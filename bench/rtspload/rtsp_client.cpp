@@ -562,6 +562,9 @@ Client::on_rtp (const uint8_t *data, size_t available, size_t size)
       && payload_is_keyframe (stats.codec, packet.payload, packet.payload_size)) {
     frame_is_key_ = true;
     stats.keyframes++;
+    if (const int64_t mark = mark_us.load (std::memory_order_relaxed);
+        mark >= 0 && now_ >= mark && stats.keyframe_after_mark_us < 0)
+      stats.keyframe_after_mark_us = now_ - mark;
     if (!seen_keyframe_) {
       seen_keyframe_ = true;
       stats.join_us.push_back (now_ - play_sent_);  // once per session, not per packet

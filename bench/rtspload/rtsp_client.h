@@ -63,6 +63,7 @@ struct ClientStats {
   // a relay's once-a-second fallback picture); -1: none yet.
   int64_t first_frame_after_mark_us = -1;
   int64_t video_after_mark_us = -1;
+  int64_t keyframe_after_mark_us = -1;  // from the mark to the first keyframe packet
 };
 
 // The instant marked by SIGUSR1 (CLOCK_MONOTONIC, microseconds), -1 if none:

@@ -462,7 +462,8 @@ write_json (const std::string &path, const Options &options, Summary &normal, Su
         "\"keyframes\": %llu, \"lost\": %llu, \"reordered\": %llu, \"malformed\": %llu, "
         "\"first_packet_ms\": %s, \"first_keyframe_ms\": %s, \"max_frame_gap_ms\": %.2f, "
         "\"playing_s\": %.3f, \"fps\": %.2f, \"frames_after_stall\": %llu, "
-        "\"first_frame_after_mark_ms\": %s, \"video_after_mark_ms\": %s}%s\n",
+        "\"first_frame_after_mark_ms\": %s, \"video_after_mark_ms\": %s, "
+        "\"keyframe_after_mark_ms\": %s}%s\n",
         s.id, s.stall_client ? "true" : "false", json_string (s.outcome).c_str (),
         json_string (s.error).c_str (), codec_name (s.codec), s.attempts, s.connects,
         s.disconnects, s.churns, s.playing_at_end ? "true" : "false",
@@ -473,7 +474,8 @@ write_json (const std::string &path, const Options &options, Summary &normal, Su
         json_ms (s.first_keyframe_us).c_str (), s.max_frame_gap_us / 1000.0, s.playing_us / 1e6,
         s.playing_us > 0 ? s.frames * 1e6 / s.playing_us : 0.0,
         (unsigned long long) s.frames_after_stall, json_ms (s.first_frame_after_mark_us).c_str (),
-        json_ms (s.video_after_mark_us).c_str (), i + 1 < all.size () ? "," : "");
+        json_ms (s.video_after_mark_us).c_str (), json_ms (s.keyframe_after_mark_us).c_str (),
+        i + 1 < all.size () ? "," : "");
   }
   fprintf (out, "]\n}\n");
   fclose (out);
