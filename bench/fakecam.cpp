@@ -36,13 +36,16 @@ toggle_stall (gpointer)
 }
 
 // Each media's payloader output is dropped while the camera is stalled.
+// rtph264pay pushes the packets of a fragmented frame (FU-A) as one buffer
+// list, so lists are dropped too, not only single buffers.
 void
 on_media_configure (GstRTSPMediaFactory *, GstRTSPMedia *media, gpointer)
 {
   GstElement *element = gst_rtsp_media_get_element (media);
   GstElement *pay = gst_bin_get_by_name (GST_BIN (element), "pay0");
   GstPad *src = gst_element_get_static_pad (pay, "src");
-  gst_pad_add_probe (src, GST_PAD_PROBE_TYPE_BUFFER,
+  gst_pad_add_probe (src,
+      static_cast<GstPadProbeType> (GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
       [] (GstPad *, GstPadProbeInfo *, gpointer) {
         return stalled ? GST_PAD_PROBE_DROP : GST_PAD_PROBE_OK;
       },

@@ -13,6 +13,8 @@
 
 namespace rtspload {
 
+std::atomic<int64_t> mark_us{-1};
+
 UdpScratch::UdpScratch ()
     : buffers (new uint8_t[kBatch * kDatagram]), messages (new mmsghdr[kBatch]),
       vectors (new iovec[kBatch])
@@ -546,6 +548,12 @@ Client::on_rtp (const uint8_t *data, size_t available, size_t size)
     frame_is_key_ = false;
     if (last_frame_ >= 0 && now_ - last_frame_ > stats.max_frame_gap_us)
       stats.max_frame_gap_us = now_ - last_frame_;
+    if (const int64_t mark = mark_us.load (std::memory_order_relaxed); mark >= 0 && now_ >= mark) {
+      if (stats.first_frame_after_mark_us < 0)
+        stats.first_frame_after_mark_us = now_ - mark;
+      if (stats.video_after_mark_us < 0 && last_frame_ >= mark && now_ - last_frame_ <= kLiveGapUs)
+        stats.video_after_mark_us = last_frame_ - mark;
+    }
     last_frame_ = now_;
     if (stall_end_ >= 0 && now_ >= stall_end_)
       stats.frames_after_stall++;
@@ -554,6 +562,9 @@ Client::on_rtp (const uint8_t *data, size_t available, size_t size)
       && payload_is_keyframe (stats.codec, packet.payload, packet.payload_size)) {
     frame_is_key_ = true;
     stats.keyframes++;
+    if (const int64_t mark = mark_us.load (std::memory_order_relaxed);
+        mark >= 0 && now_ >= mark && stats.keyframe_after_mark_us < 0)
+      stats.keyframe_after_mark_us = now_ - mark;
     if (!seen_keyframe_) {
       seen_keyframe_ = true;
       stats.join_us.push_back (now_ - play_sent_);  // once per session, not per packet

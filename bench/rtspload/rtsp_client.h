@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -57,7 +58,19 @@ struct ClientStats {
                                   // to the end of its session
   int64_t playing_us = 0;         // time with PLAY answered, summed over sessions
   uint64_t frames_after_stall = 0;
+  // After the mark (SIGUSR1, see mark_us): from the mark to the first frame,
+  // and to the first of two frames at most kLiveGapUs apart (live video, not
+  // a relay's once-a-second fallback picture); -1: none yet.
+  int64_t first_frame_after_mark_us = -1;
+  int64_t video_after_mark_us = -1;
+  int64_t keyframe_after_mark_us = -1;  // from the mark to the first keyframe packet
 };
+
+// The instant marked by SIGUSR1 (CLOCK_MONOTONIC, microseconds), -1 if none:
+// the bench sends it when a camera comes back or a stall ends.
+extern std::atomic<int64_t> mark_us;
+// Two frames closer than this count as live video (30 fps: 33 ms apart).
+constexpr int64_t kLiveGapUs = 100'000;
 
 // Scratch space for recvmmsg, one per worker.
 struct UdpScratch {

@@ -42,6 +42,13 @@ on_signal (int)
   interrupted.store (true);
 }
 
+// SIGUSR1: mark this instant (clock_gettime is async-signal-safe).
+void
+on_mark (int)
+{
+  mark_us.store (now_us ());
+}
+
 struct Options {
   std::string url;
   int clients = 1;
@@ -86,6 +93,11 @@ usage (FILE *out)
       "      --watch-pid PID    also report the CPU use of process PID over the run\n"
       "      --json FILE        write the settings, the aggregate and every client to FILE\n"
       "  -q, --quiet            print the aggregate block only\n"
+      "\n"
+      "SIGUSR1 marks an instant (send it once, e.g. when the camera comes back): each\n"
+      "client then reports the time from the mark to its first frame and to live video\n"
+      "(the first of two frames at most 100 ms apart).\n"
+      "\n"
       "  -v, --verbose          also print one line per client\n"
       "  -h, --help\n"
       "\n"
@@ -269,6 +281,7 @@ struct Summary {
            malformed = 0, frames_after_stall = 0;
   unsigned sessions_without_keyframe = 0;
   Distribution fps, first_packet_ms, join_ms, max_gap_ms, after_stall;
+  Distribution frame_after_mark_ms, video_after_mark_ms;  // clients that got one
   double playing_s = 0;
 
   void add (const ClientStats &s)
@@ -305,6 +318,10 @@ struct Summary {
       first_packet_ms.add (s.first_packet_us / 1000.0);
     for (int64_t join : s.join_us)
       join_ms.add (join / 1000.0);
+    if (s.first_frame_after_mark_us >= 0)
+      frame_after_mark_ms.add (s.first_frame_after_mark_us / 1000.0);
+    if (s.video_after_mark_us >= 0)
+      video_after_mark_ms.add (s.video_after_mark_us / 1000.0);
   }
 
   std::string outcomes_text () const
@@ -373,7 +390,7 @@ print_client (FILE *out, const ClientStats &s)
 
 void
 write_json (const std::string &path, const Options &options, Summary &normal, Summary &stalled,
-    double wall_s, double cpu_percent, double server_cpu_percent,
+    double wall_s, double cpu_percent, double server_cpu_percent, double mark_s,
     const std::vector<const ClientStats *> &all)
 {
   FILE *out = fopen (path.c_str (), "w");
@@ -400,7 +417,9 @@ write_json (const std::string &path, const Options &options, Summary &normal, Su
         "\"first_keyframe_ms\": {\"p50\": %.2f, \"p95\": %.2f, \"max\": %.2f, \"sessions\": %zu, "
         "\"without_keyframe\": %u}, "
         "\"max_frame_gap_ms\": {\"p50\": %.2f, \"p95\": %.2f, \"max\": %.2f}, "
-        "\"frames_after_stall\": %llu}",
+        "\"frames_after_stall\": %llu, "
+        "\"after_mark_ms\": {\"first_frame\": {\"clients\": %zu, \"p50\": %.2f, \"p95\": %.2f, "
+        "\"max\": %.2f}, \"video\": {\"clients\": %zu, \"p50\": %.2f, \"p95\": %.2f, \"max\": %.2f}}}",
         (unsigned long long) s.attempts, (unsigned long long) s.connects,
         (unsigned long long) s.churns, (unsigned long long) s.frames,
         (unsigned long long) s.keyframes, (unsigned long long) s.packets,
@@ -409,7 +428,11 @@ write_json (const std::string &path, const Options &options, Summary &normal, Su
         s.first_packet_ms.at (0.5), s.first_packet_ms.at (0.95), s.first_packet_ms.at (1),
         s.join_ms.at (0.5), s.join_ms.at (0.95), s.join_ms.at (1), s.join_ms.values.size (),
         s.sessions_without_keyframe, s.max_gap_ms.at (0.5), s.max_gap_ms.at (0.95),
-        s.max_gap_ms.at (1), (unsigned long long) s.frames_after_stall);
+        s.max_gap_ms.at (1), (unsigned long long) s.frames_after_stall,
+        s.frame_after_mark_ms.values.size (), s.frame_after_mark_ms.at (0.5),
+        s.frame_after_mark_ms.at (0.95), s.frame_after_mark_ms.at (1),
+        s.video_after_mark_ms.values.size (), s.video_after_mark_ms.at (0.5),
+        s.video_after_mark_ms.at (0.95), s.video_after_mark_ms.at (1));
   };
   fprintf (out,
       "{\n\"settings\": {\"url\": %s, \"clients\": %d, \"transport\": \"%s\", \"duration_s\": %g, "
@@ -419,6 +442,9 @@ write_json (const std::string &path, const Options &options, Summary &normal, Su
       options.duration_s, options.ramp_s, options.stall_clients, options.stall_after_s,
       options.stall_for_s, options.churn_s, options.threads);
   fprintf (out, "\"wall_s\": %.3f, \"load_cpu_percent\": %.2f, ", wall_s, cpu_percent);
+  if (mark_s >= 0)  // also on CLOCK_MONOTONIC, to compare runs of two processes
+    fprintf (out, "\"mark_s\": %.3f, \"mark_monotonic_s\": %.6f, ", mark_s,
+        mark_us.load () / 1e6);
   if (options.watch_pid > 0)
     fprintf (out, "\"server_pid\": %d, \"server_cpu_percent\": %.2f, ", options.watch_pid,
         server_cpu_percent);
@@ -435,7 +461,9 @@ write_json (const std::string &path, const Options &options, Summary &normal, Su
         "\"playing_at_end\": %s, \"packets\": %llu, \"bytes\": %llu, \"frames\": %llu, "
         "\"keyframes\": %llu, \"lost\": %llu, \"reordered\": %llu, \"malformed\": %llu, "
         "\"first_packet_ms\": %s, \"first_keyframe_ms\": %s, \"max_frame_gap_ms\": %.2f, "
-        "\"playing_s\": %.3f, \"fps\": %.2f, \"frames_after_stall\": %llu}%s\n",
+        "\"playing_s\": %.3f, \"fps\": %.2f, \"frames_after_stall\": %llu, "
+        "\"first_frame_after_mark_ms\": %s, \"video_after_mark_ms\": %s, "
+        "\"keyframe_after_mark_ms\": %s}%s\n",
         s.id, s.stall_client ? "true" : "false", json_string (s.outcome).c_str (),
         json_string (s.error).c_str (), codec_name (s.codec), s.attempts, s.connects,
         s.disconnects, s.churns, s.playing_at_end ? "true" : "false",
@@ -445,7 +473,9 @@ write_json (const std::string &path, const Options &options, Summary &normal, Su
         (unsigned long long) s.malformed, json_ms (s.first_packet_us).c_str (),
         json_ms (s.first_keyframe_us).c_str (), s.max_frame_gap_us / 1000.0, s.playing_us / 1e6,
         s.playing_us > 0 ? s.frames * 1e6 / s.playing_us : 0.0,
-        (unsigned long long) s.frames_after_stall, i + 1 < all.size () ? "," : "");
+        (unsigned long long) s.frames_after_stall, json_ms (s.first_frame_after_mark_us).c_str (),
+        json_ms (s.video_after_mark_us).c_str (), json_ms (s.keyframe_after_mark_us).c_str (),
+        i + 1 < all.size () ? "," : "");
   }
   fprintf (out, "]\n}\n");
   fclose (out);
@@ -501,6 +531,10 @@ main (int argc, char **argv)
   sigaction (SIGINT, &action, nullptr);
   sigaction (SIGTERM, &action, nullptr);
   signal (SIGPIPE, SIG_IGN);
+  struct sigaction mark_action{};
+  mark_action.sa_handler = on_mark;
+  mark_action.sa_flags = SA_RESTART;
+  sigaction (SIGUSR1, &mark_action, nullptr);
 
   // Stall clients are spread over the range of ids, so they are not all the
   // first to start.
@@ -598,6 +632,15 @@ main (int argc, char **argv)
         triple (stalled.max_gap_ms).c_str ());
   fprintf (out, "load cpu %% of one core %.1f cpu-s %.2f wall-s %.2f\n", cpu_percent,
       cpu_us / 1e6, wall_us / 1e6);
+  const int64_t mark = mark_us.load ();
+  const double mark_s = mark >= 0 ? (mark - plan.start) / 1e6 : -1;
+  if (mark >= 0)
+    fprintf (out,
+        "after mark at-s %.2f first frame ms p50/p95/max %s clients %zu live video ms "
+        "p50/p95/max %s clients %zu of %d\n",
+        mark_s, triple (normal.frame_after_mark_ms).c_str (),
+        normal.frame_after_mark_ms.values.size (), triple (normal.video_after_mark_ms).c_str (),
+        normal.video_after_mark_ms.values.size (), normal.clients);
   if (options.watch_pid > 0)
     fprintf (out, "server cpu %% of one core %.1f pid %d%s\n", server_cpu_percent,
         options.watch_pid, server_cpu_end < 0 ? " (gone)" : "");
@@ -605,6 +648,6 @@ main (int argc, char **argv)
 
   if (!options.json.empty ())
     write_json (options.json, options, normal, stalled, wall_us / 1e6, cpu_percent,
-        server_cpu_percent, all);
+        server_cpu_percent, mark_s, all);
   return 0;
 }
