@@ -6,9 +6,16 @@
 #include <glib-unix.h>
 #include <gst/gst.h>
 
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "config.h"
 #include "http.h"
@@ -54,6 +61,9 @@ on_stop_signal (gpointer data)
   g_main_loop_quit (loop->loop);
   return G_SOURCE_CONTINUE;
 }
+
+// How long stopping may take before the watchdog ends the process.
+constexpr int STOP_BOUND_MS = 4000;
 
 struct Reload {
   Relay *relay;
@@ -204,8 +214,30 @@ main (int argc, char **argv)
   g_main_loop_run (loop.loop);
 
   std::fprintf (stderr, "camrelay: stopping\n");
+  // A service stops within 5 s: should closing the clients or the cameras
+  // ever hang (a bug), a watchdog says where and ends the process anyway.
+  std::mutex stop_lock;
+  std::condition_variable stopped_cond;
+  bool stopped = false;
+  std::atomic<const char *> stage{"HTTP"};
+  std::thread watchdog ([&] {
+    std::unique_lock<std::mutex> l (stop_lock);
+    if (!stopped_cond.wait_for (l, std::chrono::milliseconds (STOP_BOUND_MS), [&] { return stopped; })) {
+      std::fprintf (stderr, "camrelay: stopping took over %d ms (stuck stopping %s); exiting\n",
+          STOP_BOUND_MS, stage.load ());
+      std::fflush (stderr);
+      _exit (0);
+    }
+  });
   http.stop ();
+  stage = "the RTSP clients and cameras";
   relay.stop ();
+  {
+    std::lock_guard<std::mutex> l (stop_lock);
+    stopped = true;
+  }
+  stopped_cond.notify_all ();
+  watchdog.join ();
   g_main_loop_unref (loop.loop);
   return 0;
 }

@@ -288,6 +288,8 @@ expect_clean_stop (Launcher &camrelay, const std::string &config_path)
 {
   camrelay.send_signal (SIGTERM);
   EXPECT_EQ (camrelay.wait_exit (5s), 0) << camrelay.all_output ();
+  EXPECT_EQ (camrelay.wait_line ("stopping took over", 0ms), "")
+      << "the stop watchdog had to end camrelay\n" << camrelay.all_output ();
   g_unlink (config_path.c_str ());
 }
 
