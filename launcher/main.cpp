@@ -214,8 +214,11 @@ main (int argc, char **argv)
   g_main_loop_run (loop.loop);
 
   std::fprintf (stderr, "camrelay: stopping\n");
-  // A service stops within 5 s: should closing the clients or the cameras
-  // ever hang (a bug), a watchdog says where and ends the process anyway.
+  // A service stops within 5 s.  Unpreparing a media can deadlock in
+  // gst-rtsp-server 1.22 (the state change to NULL against the media's bus
+  // thread recalculating latency, each waiting for a lock the other holds;
+  // seen under load): a watchdog says where it was stuck and ends the
+  // process anyway.
   std::mutex stop_lock;
   std::condition_variable stopped_cond;
   bool stopped = false;
