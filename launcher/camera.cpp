@@ -98,6 +98,21 @@ static gboolean
 camrelay_media_handle_message (GstRTSPMedia *media, GstMessage *message)
 {
   auto *self = CAMRELAY_MEDIA (media);
+  // gst-rtsp-server (1.22) recalculates the latency right in the media's bus
+  // thread, under its own locks; that waits for the pipeline's state lock,
+  // and a concurrent unprepare holds that state lock while it waits for one
+  // of those locks (seen: stop hanging under load).  Done from GStreamer's
+  // own thread pool instead, it just waits for the state change to finish.
+  if (GST_MESSAGE_TYPE (message) == GST_MESSAGE_LATENCY) {
+    camrelay::ElementPtr element{gst_rtsp_media_get_element (media)};
+    if (GstObject *pipeline = element ? gst_object_get_parent (GST_OBJECT (element.get ())) : nullptr) {
+      gst_element_call_async (GST_ELEMENT (pipeline),
+          [] (GstElement *pipeline, gpointer) { gst_bin_recalculate_latency (GST_BIN (pipeline)); },
+          nullptr, nullptr);
+      gst_object_unref (pipeline);
+      return TRUE;
+    }
+  }
   if (GST_MESSAGE_TYPE (message) == GST_MESSAGE_ERROR && self->camera) {
     if (auto camera = self->camera->lock ()) {
       GError *error = nullptr;
