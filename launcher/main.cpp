@@ -214,11 +214,10 @@ main (int argc, char **argv)
   g_main_loop_run (loop.loop);
 
   std::fprintf (stderr, "camrelay: stopping\n");
-  // A service stops within 5 s.  Unpreparing a media can deadlock in
-  // gst-rtsp-server 1.22 (the state change to NULL against the media's bus
-  // thread recalculating latency, each waiting for a lock the other holds;
-  // seen under load): a watchdog says where it was stuck and ends the
-  // process anyway.
+  // A service stops within 5 s: should closing the clients or the cameras
+  // ever hang (a bug: one such, in gst-rtsp-server's latency handling, is
+  // worked around in camera.cpp), a watchdog says where it was stuck and
+  // ends the process anyway.
   std::mutex stop_lock;
   std::condition_variable stopped_cond;
   bool stopped = false;
