@@ -251,30 +251,6 @@ camrelay_media_factory_gen_key (GstRTSPMediaFactory *factory, const GstRTSPUrl *
   return full;
 }
 
-// gst-rtsp-server (1.22) hands RTP and RTCP to TCP clients through an appsink
-// per stream, added to the media's pipeline with the first TCP client, that
-// blocks when full.  While every TCP client of the stream is back-pressured
-// (one stuck client is enough when it is the only one) that appsink holds the
-// stream's tee, and with it the UDP and multicast clients; and once that
-// client is gone nothing wakes the sending thread again, so they stay without
-// video for good.  An appsink that drops its oldest sample instead never
-// holds the tee, and each new sample wakes the sender.
-static void
-never_block_on_tcp_clients (GstElement *media_element)
-{
-  GstObject *pipeline = gst_object_get_parent (GST_OBJECT (media_element));
-  if (!pipeline)
-    return;
-  g_signal_connect (pipeline, "deep-element-added",
-      G_CALLBACK (+[] (GstBin *, GstBin *, GstElement *element, gpointer) {
-        GstElementFactory *factory = gst_element_get_factory (element);
-        if (factory && g_str_equal (GST_OBJECT_NAME (factory), "appsink"))
-          g_object_set (element, "drop", TRUE, nullptr);
-      }),
-      nullptr);
-  gst_object_unref (pipeline);
-}
-
 static void
 camrelay_media_factory_configure (GstRTSPMediaFactory *factory, GstRTSPMedia *media)
 {
@@ -289,7 +265,6 @@ camrelay_media_factory_configure (GstRTSPMediaFactory *factory, GstRTSPMedia *me
   self->camera = new std::weak_ptr<Camera> (camera);
   self->generation = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (element.get ()), kGenerationKey));
   camera->attach_media (media, video.get (), audio.get (), self->generation);
-  never_block_on_tcp_clients (element.get ());
   g_signal_connect (media, "prepared", G_CALLBACK (+[] (GstRTSPMedia *media, gpointer) {
     auto *m = CAMRELAY_MEDIA (media);
     if (auto c = m->camera->lock ())
