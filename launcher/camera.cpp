@@ -246,7 +246,7 @@ camrelay_media_factory_gen_key (GstRTSPMediaFactory *factory, const GstRTSPUrl *
   auto camera = CAMRELAY_MEDIA_FACTORY (factory)->camera->lock ();
   if (!key || !camera)
     return key;
-  gchar *full = g_strdup_printf ("%s#%u", key, camera->plan_media ().generation);
+  gchar *full = g_strdup_printf ("%s#%u", key, camera->generation ());
   g_free (key);
   return full;
 }
@@ -562,6 +562,13 @@ Camera::bytes_out () const
 {
   Lock l (lock_);
   return bytes_out_;
+}
+
+unsigned
+Camera::generation () const
+{
+  Lock l (lock_);
+  return generation_;
 }
 
 Camera::MediaPlan

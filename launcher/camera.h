@@ -69,6 +69,8 @@ class Camera : public std::enable_shared_from_this<Camera> {
     unsigned generation = 0;
   };
   MediaPlan plan_media ();
+  // The current media's generation (part of the factory's cache key).
+  unsigned generation () const;
   void attach_media (GstRTSPMedia *media, GstElement *video_src, GstElement *audio_src,
       unsigned generation);
   void media_prepared (GstRTSPMedia *media, unsigned generation);
