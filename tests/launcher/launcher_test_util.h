@@ -5,7 +5,10 @@
 
 #include <gio/gio.h>
 #include <glib/gstdio.h>
+#include <sys/prctl.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <gst/app/app.h>
 #include <gst/gst.h>
@@ -50,9 +53,14 @@ class Launcher {
       argv.push_back (a.c_str ());
     argv.push_back (nullptr);
     GError *error = nullptr;
-    process_ = g_subprocess_newv (argv.data (),
-        static_cast<GSubprocessFlags> (G_SUBPROCESS_FLAGS_STDERR_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE),
-        &error);
+    GSubprocessLauncher *launcher = g_subprocess_launcher_new (
+        static_cast<GSubprocessFlags> (G_SUBPROCESS_FLAGS_STDERR_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE));
+    // camrelay dies with the test: a test process killed by a failed
+    // assertion or a signal leaves no relay running behind it.
+    g_subprocess_launcher_set_child_setup (
+        launcher, [] (gpointer) { prctl (PR_SET_PDEATHSIG, SIGKILL); }, nullptr, nullptr);
+    process_ = g_subprocess_launcher_spawnv (launcher, argv.data (), &error);
+    g_object_unref (launcher);
     if (!process_) {
       ADD_FAILURE () << "cannot start camrelay: " << error->message;
       g_error_free (error);
