@@ -403,6 +403,13 @@ render_metrics (const Status &status)
       "RTSP clients closed because they stopped reading (server.slow_client_timeout).");
   writer.sample ("camrelay_clients_cut_total", {}, status.clients_cut);
 
+  writer.family ("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+  writer.sample ("process_resident_memory_bytes", {}, status.resident_bytes);
+  writer.family ("camrelay_heap_bytes", "gauge",
+      "Heap memory: in_use is allocated, free is freed but kept by the allocator.");
+  writer.sample ("camrelay_heap_bytes", {{"state", "in_use"}}, status.heap_in_use_bytes);
+  writer.sample ("camrelay_heap_bytes", {{"state", "free"}}, status.heap_free_bytes);
+
   camera_family (writer, status, "camrelay_camera_up", "gauge",
       "1 while the camera is streaming, else 0.",
       [] (const CameraStatus &camera) { return camera.up ? "1" : "0"; });

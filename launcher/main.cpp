@@ -13,11 +13,13 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 
 #include "config.h"
+#include "heap.h"
 #include "http.h"
 #include "relay.h"
 
@@ -64,6 +66,8 @@ on_stop_signal (gpointer data)
 
 // How long stopping may take before the watchdog ends the process.
 constexpr int STOP_BOUND_MS = 4000;
+// How often free heap memory goes back to the system (heap.h).
+constexpr unsigned HEAP_TRIM_INTERVAL_S = 10;
 
 struct Reload {
   Relay *relay;
@@ -125,6 +129,7 @@ on_hangup (gpointer data)
 int
 main (int argc, char **argv)
 {
+  tune_heap ();
   gchar *config_path = nullptr;
   gboolean check = FALSE;
   gboolean version = FALSE;
@@ -178,6 +183,11 @@ main (int argc, char **argv)
   }
 
   GMainContext *context = g_main_context_default ();
+  std::unique_ptr<GSource, void (*) (GSource *)> heap_trim (
+      start_heap_trim (context, HEAP_TRIM_INTERVAL_S), [] (GSource *source) {
+        g_source_destroy (source);
+        g_source_unref (source);
+      });
   Loop loop{g_main_loop_new (context, FALSE)};
   Relay relay (VERSION);
   std::string failure;
@@ -186,7 +196,14 @@ main (int argc, char **argv)
     g_main_loop_unref (loop.loop);
     return 1;
   }
-  HttpServer http ([&relay] { return relay.status (); });
+  HttpServer http ([&relay] {
+    Status status = relay.status ();
+    const HeapFigures heap = heap_figures ();
+    status.resident_bytes = heap.resident_bytes;
+    status.heap_in_use_bytes = heap.in_use_bytes;
+    status.heap_free_bytes = heap.free_bytes;
+    return status;
+  });
   if (config.http.enabled && !http.start (config.http.bind, config.http.port, context, failure)) {
     std::fprintf (stderr, "camrelay: %s\n", failure.c_str ());
     relay.stop ();

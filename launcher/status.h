@@ -30,6 +30,9 @@ struct Status {
   double uptime_seconds = 0;
   uint64_t clients = 0;        // all cameras
   uint64_t clients_cut = 0;    // closed for not reading (server.slow_client_timeout), since start
+  uint64_t resident_bytes = 0;     // the process's resident memory
+  uint64_t heap_in_use_bytes = 0;  // allocated by malloc and not freed
+  uint64_t heap_free_bytes = 0;    // freed, kept by the allocator for reuse
   std::vector<CameraStatus> cameras;
 };
 

@@ -621,6 +621,9 @@ sample_status ()
   status.uptime_seconds = 3725.25;
   status.clients = 3;
   status.clients_cut = 7;
+  status.resident_bytes = 52428800;
+  status.heap_in_use_bytes = 24117248;
+  status.heap_free_bytes = 1048576;
 
   CameraStatus door;
   door.name = "door";
@@ -662,6 +665,8 @@ TEST (Metrics, ParsesStrictlyWithHelpAndTypeForEveryFamily)
     {"camrelay_uptime_seconds", "gauge"},
     {"camrelay_clients", "gauge"},
     {"camrelay_clients_cut_total", "counter"},
+    {"process_resident_memory_bytes", "gauge"},
+    {"camrelay_heap_bytes", "gauge"},
     {"camrelay_camera_up", "gauge"},
     {"camrelay_camera_state", "gauge"},
     {"camrelay_camera_reconnects_total", "counter"},
@@ -676,7 +681,8 @@ TEST (Metrics, ParsesStrictlyWithHelpAndTypeForEveryFamily)
     ASSERT_TRUE (metrics.families.count (name)) << name;
     EXPECT_EQ (metrics.families.at (name).type, type) << name;
     EXPECT_FALSE (metrics.families.at (name).help.empty ()) << name;
-    EXPECT_EQ (name.rfind ("camrelay_", 0), 0u) << name;
+    // Ours, or the name Prometheus' own clients give a process figure.
+    EXPECT_TRUE (name.rfind ("camrelay_", 0) == 0 || name.rfind ("process_", 0) == 0) << name;
     EXPECT_EQ (type == "counter", g_str_has_suffix (name.c_str (), "_total")) << name;
   }
 }
@@ -688,6 +694,9 @@ TEST (Metrics, ProcessValues)
   EXPECT_EQ (metrics.value ("camrelay_uptime_seconds"), "3725.250");
   EXPECT_EQ (metrics.value ("camrelay_clients"), "3");
   EXPECT_EQ (metrics.value ("camrelay_clients_cut_total"), "7");
+  EXPECT_EQ (metrics.value ("process_resident_memory_bytes"), "52428800");
+  EXPECT_EQ (metrics.value ("camrelay_heap_bytes", {{"state", "in_use"}}), "24117248");
+  EXPECT_EQ (metrics.value ("camrelay_heap_bytes", {{"state", "free"}}), "1048576");
 }
 
 TEST (Metrics, PerCameraValues)
@@ -747,7 +756,7 @@ TEST (Metrics, NoCamerasStillDeclaresEveryFamily)
   Status status;
   status.version = "0.1.0";
   Exposition metrics = parse_metrics (render_metrics (status));
-  EXPECT_EQ (metrics.families.size (), 12u);
+  EXPECT_EQ (metrics.families.size (), 14u);
   EXPECT_TRUE (metrics.families.at ("camrelay_camera_up").samples.empty ());
 }
 

@@ -84,6 +84,14 @@ TEST (Launcher, TwoCamerasOverTcpAndUdpWithHealthAndMetrics)
   EXPECT_NE (metrics.find ("camrelay_camera_up{camera=\"back\"} 1"), std::string::npos) << metrics;
   EXPECT_NE (metrics.find ("camrelay_camera_clients{camera=\"front\"} 1"), std::string::npos)
       << metrics;
+  // The process's memory: resident size from /proc (over a MiB for any
+  // GStreamer process), the heap from the allocator (zero under
+  // AddressSanitizer, which has its own).
+  const std::string resident = "\nprocess_resident_memory_bytes ";
+  const size_t at = metrics.find (resident);
+  ASSERT_NE (at, std::string::npos) << metrics;
+  EXPECT_GT (std::atol (metrics.c_str () + at + resident.size ()), 1L << 20) << metrics;
+  EXPECT_NE (metrics.find ("\ncamrelay_heap_bytes{state=\"in_use\"} "), std::string::npos) << metrics;
   std::string cameras = http_get (http, "/api/cameras", status);
   EXPECT_NE (cameras.find ("\"name\":\"front\""), std::string::npos) << cameras;
 
