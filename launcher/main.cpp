@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "common/upstream_criticals.h"
 #include "config.h"
 #include "heap.h"
 #include "http.h"
@@ -160,6 +161,7 @@ main (int argc, char **argv)
   // Before the configuration: pipeline fragments in it are checked against
   // the elements there are.
   gst_init (nullptr, nullptr);
+  camrelay::install_upstream_critical_filter ();
   ensure_plugin ();
 
   Config config;
