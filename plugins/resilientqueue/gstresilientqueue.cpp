@@ -159,6 +159,11 @@ struct Stats {
 // Everything the element's threads share; guarded by `lock` unless noted.
 struct GstResilientQueuePrivate {
   std::mutex lock;
+  // Serialises starting the src task against deactivating the src pad, so
+  // that a task is never started after the deactivation stopped it.  Held
+  // while starting the task (which posts a STREAM_STATUS message), never
+  // while `lock` is held nor while joining the task; taken before `lock`.
+  std::mutex task_lock;
   std::condition_variable item_added;    // src task waits for data
   std::condition_variable item_removed;  // blocked push waits for room
   std::condition_variable query_handled;
@@ -747,10 +752,23 @@ gst_resilient_queue_chain (GstPad *, GstObject *parent, GstBuffer *buffer)
 
 void src_loop (gpointer data);
 
-void
+// Starts the src task, unless a flush or a deactivation came after the
+// caller set srcresult to OK.  Called without `lock`: starting a task posts a
+// STREAM_STATUS message, and a synchronous bus handler may read our
+// properties.
+gboolean
 start_src_task (GstResilientQueue *self)
 {
-  gst_pad_start_task (self->srcpad, src_loop, self, nullptr);
+  GstResilientQueuePrivate &p = *self->priv;
+  std::lock_guard<std::mutex> task_guard (p.task_lock);
+  {
+    Lock lock (p.lock);
+    if (p.srcresult != GST_FLOW_OK) {
+      GST_DEBUG_OBJECT (self, "not starting the task: %s", gst_flow_get_name (p.srcresult));
+      return TRUE;
+    }
+  }
+  return gst_pad_start_task (self->srcpad, src_loop, self, nullptr);
 }
 
 // Queues a serialized event.  A refused event returns the reason as a flow
@@ -830,13 +848,18 @@ gst_resilient_queue_sink_event (GstPad *, GstObject *parent, GstEvent *event)
       GST_DEBUG_OBJECT (self, "flush stop");
       const GstFlowReturn ret = forward_event (self, event);
       gst_segment_init (&p.sink_segment, GST_FORMAT_UNDEFINED);
-      Lock lock (p.lock);
-      flush_items (p);
-      p.eos = false;
-      if (gst_pad_is_active (self->srcpad)) {
-        p.srcresult = GST_FLOW_OK;
-        start_src_task (self);
+      bool restart = false;
+      {
+        Lock lock (p.lock);
+        flush_items (p);
+        p.eos = false;
+        if (gst_pad_is_active (self->srcpad)) {
+          p.srcresult = GST_FLOW_OK;
+          restart = true;
+        }
       }
+      if (restart)
+        start_src_task (self);
       return ret;
     }
     case GST_EVENT_SEGMENT:
@@ -969,6 +992,10 @@ wait_for_data (GstResilientQueue *self, Lock &lock)
   p.src_waiting = false;
 }
 
+// Called by the task itself, with the lock held: whoever sets srcresult back
+// to OK and restarts the task does so under the lock too, so the restart
+// cannot fall between our check of srcresult and the pause and be undone by
+// it.  Pausing posts no message, and the stream lock it takes is ours already.
 void
 pause_task (GstResilientQueue *self, GstFlowReturn reason)
 {
@@ -989,6 +1016,7 @@ on_push_failed (GstResilientQueue *self, GstFlowReturn ret)
     eos_queued = p.eos;
     // A push waiting for room must not wait for a task that stopped.
     wake_everyone (p);
+    pause_task (self, ret);
   }
   // Upstream learns of the failure from its next push, unless it already sent
   // EOS: then nobody else will report it.
@@ -996,7 +1024,6 @@ on_push_failed (GstResilientQueue *self, GstFlowReturn ret)
     GST_ELEMENT_FLOW_ERROR (self, ret);
     gst_pad_push_event (self->srcpad, gst_event_new_eos ());
   }
-  pause_task (self, ret);
 }
 
 void
@@ -1036,7 +1063,6 @@ push_event (GstResilientQueue *self, Item &item)
     return;
   p.srcresult = GST_FLOW_EOS;
   wake_everyone (p);
-  lock.unlock ();
   pause_task (self, GST_FLOW_EOS);
 }
 
@@ -1079,9 +1105,7 @@ src_loop (gpointer data)
     while (p.items.empty () && p.srcresult == GST_FLOW_OK)
       wait_for_data (self, lock);
     if (p.srcresult != GST_FLOW_OK) {
-      const GstFlowReturn reason = p.srcresult;
-      lock.unlock ();
-      pause_task (self, reason);
+      pause_task (self, p.srcresult);
       return;
     }
     item = std::move (p.items.front ());
@@ -1117,13 +1141,18 @@ gst_resilient_queue_src_activate_mode (GstPad *pad, GstObject *parent, GstPadMod
     return FALSE;
 
   if (active) {
-    Lock lock (p.lock);
-    p.srcresult = GST_FLOW_OK;
-    p.eos = false;
-    return gst_pad_start_task (pad, src_loop, self, nullptr);
+    {
+      Lock lock (p.lock);
+      p.srcresult = GST_FLOW_OK;
+      p.eos = false;
+    }
+    return start_src_task (self);
   }
 
   {
+    // Once this is done no start_src_task() can start the task again, and
+    // one under way has finished: the task stopped below stays stopped.
+    std::lock_guard<std::mutex> task_guard (p.task_lock);
     Lock lock (p.lock);
     p.srcresult = GST_FLOW_FLUSHING;
     wake_everyone (p);
@@ -1145,12 +1174,17 @@ gst_resilient_queue_src_event (GstPad *pad, GstObject *parent, GstEvent *event)
 
   if (GST_EVENT_TYPE (event) == GST_EVENT_RECONFIGURE) {
     // Downstream may be linked again: try pushing once more.
-    Lock lock (p.lock);
-    if (p.srcresult == GST_FLOW_NOT_LINKED) {
-      GST_DEBUG_OBJECT (self, "reconfigured, restarting the task");
-      p.srcresult = GST_FLOW_OK;
-      start_src_task (self);
+    bool restart = false;
+    {
+      Lock lock (p.lock);
+      if (p.srcresult == GST_FLOW_NOT_LINKED) {
+        GST_DEBUG_OBJECT (self, "reconfigured, restarting the task");
+        p.srcresult = GST_FLOW_OK;
+        restart = true;
+      }
     }
+    if (restart)
+      start_src_task (self);
   }
   return gst_pad_event_default (pad, parent, event);
 }

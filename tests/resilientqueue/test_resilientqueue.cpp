@@ -697,6 +697,80 @@ TEST (ResilientQueueSignals, HandlersMayReadPropertiesAndAreCounted)
 }
 
 // ---------------------------------------------------------------------------
+// Synchronous bus handlers
+
+// Reads the element's properties from a synchronous bus handler, as an
+// application setting thread priorities on STREAM_STATUS would, and notes
+// the stream status types posted by the element's src pad.
+struct StreamStatusReader {
+  GstElement *element;
+  std::mutex mutex;
+  std::vector<GstStreamStatusType> types;
+};
+
+GstBusSyncReply
+read_properties_on_stream_status (GstBus *, GstMessage *message, gpointer data)
+{
+  auto *reader = static_cast<StreamStatusReader *> (data);
+  if (GST_MESSAGE_TYPE (message) != GST_MESSAGE_STREAM_STATUS)
+    return GST_BUS_DROP;
+  GstStreamStatusType type;
+  GstElement *owner = nullptr;
+  gst_message_parse_stream_status (message, &type, &owner);
+  // Deadlocks if the message is posted with the element's lock held.
+  guint level = 0;
+  g_object_get (reader->element, "current-level-buffers", &level, nullptr);
+  Stats stats = get_stats (reader->element);
+  PadPtr srcpad{gst_element_get_static_pad (reader->element, "src")};
+  if (owner == reader->element && GST_MESSAGE_SRC (message) == GST_OBJECT (srcpad.get ())) {
+    std::lock_guard<std::mutex> lock (reader->mutex);
+    reader->types.push_back (type);
+  }
+  return GST_BUS_DROP;
+}
+
+TEST (ResilientQueueBus, SyncHandlerMayReadPropertiesOnStreamStatus)
+{
+  HarnessPtr h = make_harness ({{"leaky", "gop"}});
+  ASSERT_NE (h, nullptr);
+  StreamStatusReader reader{h->element, {}, {}};
+  camrelay::BusPtr bus{gst_bus_new ()};
+  gst_bus_set_sync_handler (bus.get (), read_properties_on_stream_status, &reader, nullptr);
+  gst_element_set_bus (h->element, bus.get ());
+
+  // NULL stops the src task; PLAYING creates a new one, and CREATE is posted
+  // by the thread that activates the pad.
+  ASSERT_EQ (gst_element_set_state (h->element, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+  {
+    std::lock_guard<std::mutex> lock (reader.mutex);
+    reader.types.clear ();
+  }
+  GstElement *element = h->element;
+  auto playing = std::async (std::launch::async,
+      [element] { return gst_element_set_state (element, GST_STATE_PLAYING); });
+  if (playing.wait_for (5s) != std::future_status::ready)
+    abort_on_hang ("a sync handler reading a property on STREAM_STATUS deadlocked");
+  EXPECT_EQ (playing.get (), GST_STATE_CHANGE_SUCCESS);
+  {
+    std::lock_guard<std::mutex> lock (reader.mutex);
+    EXPECT_NE (std::find (reader.types.begin (), reader.types.end (), GST_STREAM_STATUS_TYPE_CREATE),
+        reader.types.end ())
+        << "the src task was not created (no STREAM_STATUS CREATE)";
+  }
+
+  // The queue works with the task started that way.
+  Recorder recorder (h->element);
+  gst_harness_push_event (h.get (), gst_event_new_stream_start ("rqtest"));
+  gst_harness_push_event (h.get (), make_caps_event (0));
+  gst_harness_push_event (h.get (), make_segment_event (0));
+  ASSERT_EQ (gst_harness_push (h.get (), make_buffer (1, true)), GST_FLOW_OK);
+  EXPECT_TRUE (recorder.wait_buffers (1));
+
+  ASSERT_EQ (gst_element_set_state (h->element, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+  gst_element_set_bus (h->element, nullptr);
+}
+
+// ---------------------------------------------------------------------------
 // The resilientqueue-dropped element message
 
 void
