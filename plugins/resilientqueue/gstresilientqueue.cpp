@@ -793,14 +793,21 @@ queue_event (GstResilientQueue *self, GstEvent *event)
     }
     if (p.srcresult != GST_FLOW_OK || p.eos) {
       const GstFlowReturn reason = p.eos ? GST_FLOW_EOS : p.srcresult;
-      GST_DEBUG_OBJECT (self, "refusing %s event: %s", GST_EVENT_TYPE_NAME (event),
-          gst_flow_get_name (reason));
-      // Keep sticky events for when downstream is linked again.
-      if (reason != GST_FLOW_FLUSHING && GST_EVENT_IS_STICKY (event))
-        gst_pad_store_sticky_event (self->srcpad, event);
-      lock.unlock ();
-      gst_event_unref (event);
-      return reason;
+      // Downstream failed (not linked, an error) but may come back: a sticky
+      // event still belongs to the stream and is queued in its place, to go
+      // out after the data queued before it once the task runs again, as in
+      // queue.  (Stored on the src pad it would go out ahead of that data.)
+      const bool keep = GST_EVENT_IS_STICKY (event) && type != GST_EVENT_EOS
+          && reason != GST_FLOW_FLUSHING && reason != GST_FLOW_EOS;
+      if (!keep) {
+        GST_DEBUG_OBJECT (self, "refusing %s event: %s", GST_EVENT_TYPE_NAME (event),
+            gst_flow_get_name (reason));
+        lock.unlock ();
+        gst_event_unref (event);
+        return reason;
+      }
+      GST_DEBUG_OBJECT (self, "downstream %s: queueing %s event for later",
+          gst_flow_get_name (reason), GST_EVENT_TYPE_NAME (event));
     }
     if (type == GST_EVENT_EOS)
       p.eos = true;

@@ -528,6 +528,51 @@ TEST_F (LeakyModeTest, StickyEventsInDroppedRangeSurvive)
   EXPECT_EQ (gen, 2);
 }
 
+// Downstream unlinked: a caps event is kept in its place and goes out, after
+// the buffers queued before it, once downstream is linked again.  Setting
+// the caps on the src pad notifies ::caps; a handler reading a property of
+// the element must not deadlock.
+TEST_F (LeakyModeTest, StickyEventWhileNotLinkedKeepsItsPlace)
+{
+  start ("gop", "0");
+  push (1, true);
+  push (2, false);
+  PadPtr srcpad{gst_element_get_static_pad (h_->element, "src")};
+  ASSERT_TRUE (gst_pad_unlink (srcpad.get (), h_->sinkpad));
+  hold_->release ();  // buffer 0 now meets an unlinked pad
+  // A serialized query returns once the task has failed: refused at once if
+  // it already has, else woken by the failure.  1 and 2 stay queued.
+  {
+    camrelay::CapsPtr caps{make_caps (0)};
+    camrelay::QueryPtr query{gst_query_new_allocation (caps.get (), FALSE)};
+    EXPECT_FALSE (gst_pad_peer_query (h_->srcpad, query.get ()));
+  }
+  EXPECT_EQ (gst_harness_push (h_.get (), make_buffer (3, true)), GST_FLOW_NOT_LINKED);
+
+  auto on_caps = +[] (GObject *, GParamSpec *, gpointer element) {
+    guint level = 0;
+    g_object_get (element, "current-level-buffers", &level, nullptr);
+  };
+  gulong notify_id = g_signal_connect (srcpad.get (), "notify::caps", G_CALLBACK (on_caps), h_->element);
+  GstHarness *h = h_.get ();
+  auto sent = std::async (std::launch::async, [h] { return gst_harness_push_event (h, make_caps_event (1)); });
+  if (sent.wait_for (5s) != std::future_status::ready)
+    abort_on_hang ("a notify::caps handler reading a property deadlocked the caps event");
+  EXPECT_TRUE (sent.get ()) << "caps event refused while downstream is not linked";
+
+  // Linking sends RECONFIGURE: the task runs again.
+  ASSERT_EQ (gst_pad_link (srcpad.get (), h_->sinkpad), GST_PAD_LINK_OK);
+  push (4, true);
+  ASSERT_TRUE (recorder_->wait_buffers (4)) << join (recorder_->tokens ());
+  settle ();
+  std::vector<std::string> tail;
+  for (const auto &token : recorder_->tokens ())
+    if (token[0] == 'B' || token.rfind ("caps:", 0) == 0)
+      tail.push_back (token);
+  EXPECT_EQ (join (tail), "caps:0 B0 B1 B2 caps:1 B4");
+  g_signal_handler_disconnect (srcpad.get (), notify_id);
+}
+
 // ---------------------------------------------------------------------------
 // EOS
 
