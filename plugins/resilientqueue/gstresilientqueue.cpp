@@ -279,6 +279,20 @@ refresh_oldest_time (GstResilientQueuePrivate &p)
   }
 }
 
+// The running time of the newest timed buffer, found again after the tail
+// of the queue changed.
+void
+refresh_newest_time (GstResilientQueuePrivate &p)
+{
+  p.newest_time = GST_CLOCK_TIME_NONE;
+  for (auto it = p.items.rbegin (); it != p.items.rend (); ++it) {
+    if (it->is_buffer () && GST_CLOCK_TIME_IS_VALID (it->running_time)) {
+      p.newest_time = it->running_time;
+      return;
+    }
+  }
+}
+
 // Whether the queue would exceed a limit with `incoming` added.
 bool
 overflows_with (const GstResilientQueuePrivate &p, const Item &incoming)
@@ -427,6 +441,22 @@ drop_head_buffer (GstResilientQueuePrivate &p)
   return false;
 }
 
+// Drops the newest buffer, as if it had been refused on arrival: the next
+// buffer to arrive is flagged DISCONT.
+bool
+drop_tail_buffer (GstResilientQueuePrivate &p)
+{
+  for (size_t i = p.items.size (); i-- > 0;) {
+    if (p.items[i].is_buffer ()) {
+      drop_buffers_in_range (p, i, i + 1);
+      refresh_newest_time (p);
+      p.discont_next_in = true;
+      return true;
+    }
+  }
+  return false;
+}
+
 // The incoming buffer is not queued.
 void
 drop_incoming (GstResilientQueuePrivate &p, Item &item)
@@ -465,23 +495,35 @@ leak_downstream (GstResilientQueuePrivate &p, Item &item)
   return false;
 }
 
-// Brings the queue back within limits that were just lowered.
+// Brings the queue back within limits that were just lowered, at once and
+// in every mode, dropping what the mode would have dropped had the limits
+// been in force all along: whole GOPs from the head in gop and none (a none
+// push cannot wait for room that is already owed), the oldest buffers in
+// downstream, the newest ones in upstream.
 void
 trim_to_limits (GstResilientQueuePrivate &p)
 {
-  if (p.leaky == GST_RESILIENT_QUEUE_LEAKY_GOP) {
-    while (over_limits (p)) {
-      if (drop_head_gop (p, false))
-        continue;
-      // Only the GOP being received is left and it is too big: drop it and
-      // the rest of it as it arrives.
-      if (!drop_head_gop (p, true))
-        break;
-      p.dropping_deltas = true;
-    }
-  } else if (p.leaky == GST_RESILIENT_QUEUE_LEAKY_DOWNSTREAM) {
-    while (over_limits (p) && drop_head_buffer (p))
-      ;
+  switch (p.leaky) {
+    case GST_RESILIENT_QUEUE_LEAKY_NONE:
+    case GST_RESILIENT_QUEUE_LEAKY_GOP:
+      while (over_limits (p)) {
+        if (drop_head_gop (p, false))
+          continue;
+        // Only the GOP being received is left and it is too big: drop it and
+        // the rest of it as it arrives.
+        if (!drop_head_gop (p, true))
+          break;
+        p.dropping_deltas = true;
+      }
+      break;
+    case GST_RESILIENT_QUEUE_LEAKY_DOWNSTREAM:
+      while (over_limits (p) && drop_head_buffer (p))
+        ;
+      break;
+    case GST_RESILIENT_QUEUE_LEAKY_UPSTREAM:
+      while (over_limits (p) && drop_tail_buffer (p))
+        ;
+      break;
   }
 }
 
@@ -622,12 +664,16 @@ make_buffer_item (GstResilientQueue *self, GstBuffer *buffer)
 // ---- upstream side --------------------------------------------------------
 
 // leaky=none: waits for room until max-block-time has passed or a flush.
+// The deadline follows max-block-time as it is now, so lowering it shortens a
+// wait under way (setting it signals the condition).
 void
 wait_for_room (GstResilientQueuePrivate &p, Lock &lock, const Item &item)
 {
   const auto start = Clock::now ();
-  const auto deadline = start + std::chrono::nanoseconds (p.max_block_time);
-  while (p.srcresult == GST_FLOW_OK && overflows_with (p, item) && Clock::now () < deadline) {
+  while (p.srcresult == GST_FLOW_OK && overflows_with (p, item)) {
+    const auto deadline = start + std::chrono::nanoseconds (p.max_block_time);
+    if (Clock::now () >= deadline)
+      break;
     p.sink_waiting = true;
     p.item_removed.wait_until (lock, deadline);
     p.sink_waiting = false;
@@ -644,7 +690,16 @@ make_room (GstResilientQueuePrivate &p, Lock &lock, Item &item)
   switch (p.leaky) {
     case GST_RESILIENT_QUEUE_LEAKY_NONE:
       wait_for_room (p, lock, item);
-      if (p.srcresult != GST_FLOW_OK || !overflows_with (p, item))
+      if (p.srcresult != GST_FLOW_OK)
+        return true;
+      // Lowered limits may have dropped the GOP being received meanwhile.
+      if (item.keyframe) {
+        p.dropping_deltas = false;
+      } else if (p.dropping_deltas) {
+        drop_incoming (p, item);
+        return false;
+      }
+      if (!overflows_with (p, item))
         return true;
       GST_DEBUG ("blocked for max-block-time, dropping as gop");
       return leak_gops (p, item);
@@ -928,10 +983,14 @@ queue_query (GstResilientQueue *self, GstQuery *query)
   if (p.src_waiting)
     p.item_added.notify_one ();
 
-  const auto deadline = Clock::now () + std::chrono::nanoseconds (p.max_block_time);
-  while (!waiter->answered && p.srcresult == GST_FLOW_OK
-      && p.query_handled.wait_until (lock, deadline) != std::cv_status::timeout)
-    ;
+  // As for a push, the deadline follows max-block-time as it is now.
+  const auto start = Clock::now ();
+  while (!waiter->answered && p.srcresult == GST_FLOW_OK) {
+    const auto deadline = start + std::chrono::nanoseconds (p.max_block_time);
+    if (Clock::now () >= deadline)
+      break;
+    p.query_handled.wait_until (lock, deadline);
+  }
   if (!waiter->answered) {
     waiter->abandoned = true;
     GST_DEBUG_OBJECT (self, "refusing %s query: %s", GST_QUERY_TYPE_NAME (query),
@@ -1280,9 +1339,12 @@ gst_resilient_queue_set_property (GObject *object, guint prop_id, const GValue *
         return;
     }
     // New limits apply at once: lower ones trim the queue, and a push
-    // waiting for room re-checks.
+    // waiting for room or a query waiting for its answer re-checks (also
+    // its deadline, when max-block-time changed).
     trim_to_limits (p);
     p.item_removed.notify_all ();
+    if (prop_id == PROP_MAX_BLOCK_TIME)
+      p.query_handled.notify_all ();
     notice = collect_drop_notice (p);
   }
   deliver_drop_notice (self, notice);

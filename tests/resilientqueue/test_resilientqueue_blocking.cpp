@@ -60,6 +60,8 @@ timed_push (GstHarness *h, GstBuffer *buffer, std::chrono::seconds limit = 10s)
 }
 
 constexpr double kBound = 0.3;  // max-block-time used below, seconds
+// How late a bounded wait may return on a loaded two-core machine.
+constexpr double kSlack = 0.25;
 
 TEST (ResilientQueueBlocking, MaxBlockTimeBoundsAPushThenDropsAsGop)
 {
@@ -127,6 +129,63 @@ TEST (ResilientQueueBlocking, SerializedQueryOnFullQueueIsRefusedInTime)
   ASSERT_EQ (gst_harness_push (q.h.get (), make_buffer (4, true)), GST_FLOW_OK);
   ASSERT_TRUE (q.recorder->wait_buffers (5));
   EXPECT_EQ (q.recorder->offsets (), (V{0, 1, 2, 3, 4}));
+}
+
+// max-block-time lowered while a push waits: the push's deadline follows.
+TEST (ResilientQueueBlocking, LoweringMaxBlockTimeShortensABlockedPush)
+{
+  HeldQueue q;
+  make_held_queue (q, "none", "30000000000", 3);  // [1K 2D 3D]
+  if (HasFatalFailure ())
+    return;
+  SignalCounter overruns (q.h->element, "overrun");
+  GstHarness *h = q.h.get ();
+  auto start = SteadyClock::now ();
+  auto pushed = std::async (std::launch::async, [h] { return gst_harness_push (h, make_buffer (4, true)); });
+  ASSERT_TRUE (overruns.wait_count (1));
+  ASSERT_EQ (pushed.wait_for (200ms), std::future_status::timeout) << "the push did not wait for room";
+
+  // Lowered below the time already waited: the push gives up at once.
+  g_object_set (q.h->element, "max-block-time", guint64 (kBound * GST_SECOND), nullptr);
+  if (pushed.wait_for (2s) != std::future_status::ready) {
+    ADD_FAILURE () << "the blocked push kept its old deadline";
+    q.hold->release ();
+    if (pushed.wait_for (kWaitTimeout) != std::future_status::ready)
+      abort_on_hang ("blocked push never returned");
+  }
+  const double took = seconds_since (start);
+  EXPECT_EQ (pushed.get (), GST_FLOW_OK);
+  EXPECT_LT (took, 0.2 + kSlack) << "blocked for " << took << " s";
+  // Then it dropped as gop: [1 2 3] went, 4 is queued.
+  EXPECT_EQ (level_buffers (q.h->element), 1u);
+  EXPECT_EQ (stat (get_stats (q.h->element), "dropped-buffers"), 3u);
+}
+
+// The same for a serialized query waiting for its answer.
+TEST (ResilientQueueBlocking, LoweringMaxBlockTimeShortensAWaitingQuery)
+{
+  HeldQueue q;
+  make_held_queue (q, "gop", "30000000000", 3);
+  if (HasFatalFailure ())
+    return;
+  GstPad *harness_src = q.h->srcpad;
+  auto start = SteadyClock::now ();
+  auto answered = std::async (std::launch::async, [harness_src] {
+    camrelay::CapsPtr caps{make_caps (0)};
+    camrelay::QueryPtr query{gst_query_new_allocation (caps.get (), FALSE)};
+    return gst_pad_peer_query (harness_src, query.get ());
+  });
+  ASSERT_EQ (answered.wait_for (200ms), std::future_status::timeout) << "the query did not wait";
+  g_object_set (q.h->element, "max-block-time", guint64 (kBound * GST_SECOND), nullptr);
+  if (answered.wait_for (2s) != std::future_status::ready) {
+    ADD_FAILURE () << "the waiting query kept its old deadline";
+    q.hold->release ();
+    if (answered.wait_for (kWaitTimeout) != std::future_status::ready)
+      abort_on_hang ("waiting query never returned");
+  }
+  const double took = seconds_since (start);
+  EXPECT_FALSE (answered.get ());
+  EXPECT_LT (took, 0.2 + kSlack) << "waited for " << took << " s";
 }
 
 TEST (ResilientQueueBlocking, FlushStartReleasesABlockedPush)
