@@ -185,6 +185,10 @@ struct GstResilientQueuePrivate {
   // FLUSHING while stopped or flushing; the downstream flow result otherwise.
   // Re-checked after every wake-up.
   GstFlowReturn srcresult = GST_FLOW_FLUSHING;
+  // Counts flushes and deactivations.  A waiter compares it with the value
+  // it started with: FLUSH_STOP may set srcresult back to OK before a waiter
+  // woken by FLUSH_START runs again, and the flush still concerns it.
+  guint64 flush_generation = 0;
   bool eos = false;              // EOS queued: refuse further data
   bool dropping_deltas = false;  // gop: the current GOP is lost, wait for a keyframe
   bool discont_next_in = false;  // flag the next queued buffer DISCONT
@@ -580,6 +584,30 @@ wake_everyone (GstResilientQueuePrivate &p)
   p.query_handled.notify_all ();
 }
 
+// Flush start or deactivation: every wait ends, now and until srcresult is
+// OK again; a wait that began before ends even if it is OK again by then.
+void
+set_flushing (GstResilientQueuePrivate &p)
+{
+  p.srcresult = GST_FLOW_FLUSHING;
+  p.flush_generation++;
+  wake_everyone (p);
+}
+
+// Whether a waiter that started at `generation` is to give up.
+bool
+flushed_since (const GstResilientQueuePrivate &p, guint64 generation)
+{
+  return p.srcresult != GST_FLOW_OK || p.flush_generation != generation;
+}
+
+// What a push that started at `generation` returns once flushed_since().
+GstFlowReturn
+flushed_result (const GstResilientQueuePrivate &p, guint64 generation)
+{
+  return p.flush_generation != generation ? GST_FLOW_FLUSHING : p.srcresult;
+}
+
 // ---- posting (no lock held) -----------------------------------------------
 
 void post_drop_report (GstResilientQueue *self, const DropReport &report);
@@ -667,10 +695,10 @@ make_buffer_item (GstResilientQueue *self, GstBuffer *buffer)
 // The deadline follows max-block-time as it is now, so lowering it shortens a
 // wait under way (setting it signals the condition).
 void
-wait_for_room (GstResilientQueuePrivate &p, Lock &lock, const Item &item)
+wait_for_room (GstResilientQueuePrivate &p, Lock &lock, const Item &item, guint64 generation)
 {
   const auto start = Clock::now ();
-  while (p.srcresult == GST_FLOW_OK && overflows_with (p, item)) {
+  while (!flushed_since (p, generation) && overflows_with (p, item)) {
     const auto deadline = start + std::chrono::nanoseconds (p.max_block_time);
     if (Clock::now () >= deadline)
       break;
@@ -685,12 +713,12 @@ wait_for_room (GstResilientQueuePrivate &p, Lock &lock, const Item &item)
 // Makes room for `item` according to the leaky mode.  Returns whether it is
 // to be queued; otherwise it has been dropped.
 bool
-make_room (GstResilientQueuePrivate &p, Lock &lock, Item &item)
+make_room (GstResilientQueuePrivate &p, Lock &lock, Item &item, guint64 generation)
 {
   switch (p.leaky) {
     case GST_RESILIENT_QUEUE_LEAKY_NONE:
-      wait_for_room (p, lock, item);
-      if (p.srcresult != GST_FLOW_OK)
+      wait_for_room (p, lock, item, generation);
+      if (flushed_since (p, generation))
         return true;
       // Lowered limits may have dropped the GOP being received meanwhile.
       if (item.keyframe) {
@@ -749,6 +777,7 @@ gst_resilient_queue_chain (GstPad *, GstObject *parent, GstBuffer *buffer)
       release_item (item);
       return ret;
     }
+    const guint64 generation = p.flush_generation;
     p.stats.received_buffers++;
 
     if (overflows_with (p, item)) {
@@ -759,9 +788,9 @@ gst_resilient_queue_chain (GstPad *, GstObject *parent, GstBuffer *buffer)
       lock.unlock ();
       g_signal_emit (self, signals[SIGNAL_OVERRUN], 0);
       lock.lock ();
-      if (p.srcresult != GST_FLOW_OK) {
+      if (flushed_since (p, generation)) {
         release_item (item);
-        return p.srcresult;
+        return flushed_result (p, generation);
       }
     }
 
@@ -774,12 +803,11 @@ gst_resilient_queue_chain (GstPad *, GstObject *parent, GstBuffer *buffer)
       if (drop_if_oversized (p, item)) {
         queue_it = false;
       } else if (overflows_with (p, item)) {
-        queue_it = make_room (p, lock, item);
-        if (p.srcresult != GST_FLOW_OK) {
-          const GstFlowReturn ret = p.srcresult;
+        queue_it = make_room (p, lock, item, generation);
+        if (flushed_since (p, generation)) {
           if (queue_it)
             release_item (item);
-          return ret;
+          return flushed_result (p, generation);
         }
       }
     }
@@ -900,8 +928,7 @@ gst_resilient_queue_sink_event (GstPad *, GstObject *parent, GstEvent *event)
       const GstFlowReturn ret = forward_event (self, event);
       {
         Lock lock (p.lock);
-        p.srcresult = GST_FLOW_FLUSHING;
-        wake_everyone (p);
+        set_flushing (p);
       }
       gst_pad_pause_task (self->srcpad);
       return ret;
@@ -984,8 +1011,9 @@ queue_query (GstResilientQueue *self, GstQuery *query)
     p.item_added.notify_one ();
 
   // As for a push, the deadline follows max-block-time as it is now.
+  const guint64 generation = p.flush_generation;
   const auto start = Clock::now ();
-  while (!waiter->answered && p.srcresult == GST_FLOW_OK) {
+  while (!waiter->answered && !flushed_since (p, generation)) {
     const auto deadline = start + std::chrono::nanoseconds (p.max_block_time);
     if (Clock::now () >= deadline)
       break;
@@ -994,8 +1022,8 @@ queue_query (GstResilientQueue *self, GstQuery *query)
   if (!waiter->answered) {
     waiter->abandoned = true;
     GST_DEBUG_OBJECT (self, "refusing %s query: %s", GST_QUERY_TYPE_NAME (query),
-        p.srcresult == GST_FLOW_OK ? "not answered within max-block-time"
-                                   : gst_flow_get_name (p.srcresult));
+        !flushed_since (p, generation) ? "not answered within max-block-time"
+                                       : gst_flow_get_name (flushed_result (p, generation)));
     return FALSE;
   }
   GstQuery *answer = waiter->answer;
@@ -1030,8 +1058,7 @@ gst_resilient_queue_sink_activate_mode (GstPad *, GstObject *parent, GstPadMode 
     // Release a push or query waiting for room; the pad's stream lock is
     // taken right after this returns.
     Lock lock (p.lock);
-    p.srcresult = GST_FLOW_FLUSHING;
-    wake_everyone (p);
+    set_flushing (p);
   }
   return TRUE;
 }
@@ -1220,11 +1247,12 @@ gst_resilient_queue_src_activate_mode (GstPad *pad, GstObject *parent, GstPadMod
     // one under way has finished: the task stopped below stays stopped.
     std::lock_guard<std::mutex> task_guard (p.task_lock);
     Lock lock (p.lock);
-    p.srcresult = GST_FLOW_FLUSHING;
-    wake_everyone (p);
+    set_flushing (p);
   }
   // The task is waiting on a condition we just signalled or pushing into a
-  // downstream element that is already flushing, so this join is short.
+  // downstream element that is already flushing, so this join is short
+  // (unless downstream ignores flushing: then it lasts until it returns; the
+  // waits upstream were released above all the same).
   gboolean stopped = gst_pad_stop_task (pad);
   cancel_drop_timer (p);
   Lock lock (p.lock);
