@@ -38,6 +38,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 GST_DEBUG_CATEGORY_STATIC (resilient_queue_debug);
 GST_DEBUG_CATEGORY_STATIC (resilient_queue_dataflow);
@@ -576,6 +577,28 @@ flush_items (GstResilientQueuePrivate &p)
   p.underrun_signalled = false;
 }
 
+// Empties the queue for FLUSH_STOP.  Sticky events other than SEGMENT and
+// EOS still describe the stream after the flush, and upstream does not send
+// them again: they are handed back, oldest first, for the caller to store on
+// the src pad once the lock is released, as queue does.
+std::vector<GstEvent *>
+flush_items_keeping_sticky_events (GstResilientQueuePrivate &p)
+{
+  std::vector<GstEvent *> sticky;
+  for (Item &item : p.items) {
+    if (item.kind != ItemKind::Event)
+      continue;
+    GstEvent *event = GST_EVENT_CAST (item.object);
+    if (GST_EVENT_IS_STICKY (event) && GST_EVENT_TYPE (event) != GST_EVENT_SEGMENT
+        && GST_EVENT_TYPE (event) != GST_EVENT_EOS) {
+      sticky.push_back (event);
+      item.object = nullptr;
+    }
+  }
+  flush_items (p);
+  return sticky;
+}
+
 void
 wake_everyone (GstResilientQueuePrivate &p)
 {
@@ -938,14 +961,21 @@ gst_resilient_queue_sink_event (GstPad *, GstObject *parent, GstEvent *event)
       const GstFlowReturn ret = forward_event (self, event);
       gst_segment_init (&p.sink_segment, GST_FORMAT_UNDEFINED);
       bool restart = false;
+      std::vector<GstEvent *> sticky;
       {
         Lock lock (p.lock);
-        flush_items (p);
+        sticky = flush_items_keeping_sticky_events (p);
         p.eos = false;
         if (gst_pad_is_active (self->srcpad)) {
           p.srcresult = GST_FLOW_OK;
           restart = true;
         }
+      }
+      // The task is paused (FLUSH_START) and restarts after this: nothing
+      // else sets sticky events on the src pad meanwhile.
+      for (GstEvent *event : sticky) {
+        gst_pad_store_sticky_event (self->srcpad, event);
+        gst_event_unref (event);
       }
       if (restart)
         start_src_task (self);

@@ -10,6 +10,7 @@
 #include <gst/gst.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <future>
 #include <vector>
 
@@ -267,6 +268,42 @@ TEST (ResilientQueueBlocking, FlushStartReleasesABlockedPush)
     if (offset != 0)
       out.push_back (offset);
   EXPECT_EQ (out, (V{10})) << "flushed buffers came out";
+}
+
+// Sticky events still queued when a flush comes describe the stream after
+// it too: upstream does not send them again (the sink pad has them), so they
+// must not be lost with the flushed data, as in queue.  SEGMENT is not kept:
+// a new one follows the flush.
+TEST (ResilientQueueBlocking, FlushKeepsQueuedStickyEvents)
+{
+  HeldQueue q;
+  make_held_queue (q, "gop", "5000000000", 2);
+  if (HasFatalFailure ())
+    return;
+  GstHarness *h = q.h.get ();
+  gst_harness_push_event (h, make_caps_event (1));
+  gst_harness_push_event (h, make_tag_event ("kept"));
+  ASSERT_EQ (gst_harness_push (h, make_buffer (3, false)), GST_FLOW_OK);
+  // FLUSH_START releases the held buffer 0 (DownstreamHold gives way to it).
+  EXPECT_TRUE (gst_harness_push_event (h, gst_event_new_flush_start ()));
+  q.hold->release ();
+  EXPECT_TRUE (gst_harness_push_event (h, gst_event_new_flush_stop (TRUE)));
+  Recorder after_flush (h->element);
+  gst_harness_push_event (h, make_segment_event (0));
+  ASSERT_EQ (gst_harness_push (h, make_buffer (10, true)), GST_FLOW_OK);
+  gst_harness_push_event (h, make_marker_event (1));
+  ASSERT_TRUE (after_flush.wait_marker (1));
+  std::vector<std::string> seen = after_flush.tokens ();
+  const auto at = [&] (const char *token) { return std::find (seen.begin (), seen.end (), token) - seen.begin (); };
+  EXPECT_LT (at ("caps:1"), at ("B10")) << "caps lost in the flush: " << ::testing::PrintToString (seen);
+  EXPECT_LT (at ("tag:kept"), at ("B10")) << "tags lost in the flush: " << ::testing::PrintToString (seen);
+  EXPECT_EQ (after_flush.offsets (), (V{10}));
+  camrelay::PadPtr srcpad{gst_element_get_static_pad (h->element, "src")};
+  camrelay::CapsPtr caps{gst_pad_get_current_caps (srcpad.get ())};
+  ASSERT_NE (caps, nullptr);
+  int gen = -1;
+  gst_structure_get_int (gst_caps_get_structure (caps.get (), 0), "gen", &gen);
+  EXPECT_EQ (gen, 1);
 }
 
 // A serialized query waiting on a full queue is refused at once when the
