@@ -636,14 +636,31 @@ flushed_result (const GstResilientQueuePrivate &p, guint64 generation)
 void post_drop_report (GstResilientQueue *self, const DropReport &report);
 gboolean on_drop_timer (GstClock *, GstClockTime, GstClockID id, gpointer user_data);
 
+// What the drop timer holds: a weak reference.  The system clock lets go of a
+// cancelled timer in its own thread, some time after cancel_drop_timer(); a
+// strong reference would keep the element alive past its owner's last
+// unref until then.
+struct DropTimerTarget {
+  GWeakRef element;
+};
+
+void
+free_drop_timer_target (gpointer data)
+{
+  auto *target = static_cast<DropTimerTarget *> (data);
+  g_weak_ref_clear (&target->element);
+  delete target;
+}
+
 void
 deliver_drop_notice (GstResilientQueue *self, DropNotice &notice)
 {
   if (notice.report)
     post_drop_report (self, *notice.report);
   if (notice.start_timer) {
-    gst_clock_id_wait_async (notice.start_timer, on_drop_timer, gst_object_ref (self),
-        gst_object_unref);
+    auto *target = new DropTimerTarget;
+    g_weak_ref_init (&target->element, self);
+    gst_clock_id_wait_async (notice.start_timer, on_drop_timer, target, free_drop_timer_target);
     gst_clock_id_unref (notice.start_timer);
     notice.start_timer = nullptr;
   }
@@ -652,18 +669,22 @@ deliver_drop_notice (GstResilientQueue *self, DropNotice &notice)
 gboolean
 on_drop_timer (GstClock *, GstClockTime, GstClockID id, gpointer user_data)
 {
-  GstResilientQueue *self = GST_RESILIENT_QUEUE (user_data);
+  auto *target = static_cast<DropTimerTarget *> (user_data);
+  auto *self = static_cast<GstResilientQueue *> (g_weak_ref_get (&target->element));
+  if (!self)
+    return TRUE;  // gone
   GstResilientQueuePrivate &p = *self->priv;
   DropNotice notice;
   {
     Lock lock (p.lock);
-    if (p.drop_timer != id)
-      return TRUE;  // cancelled
-    gst_clock_id_unref (p.drop_timer);
-    p.drop_timer = nullptr;
-    notice = collect_drop_notice (p);
+    if (p.drop_timer == id) {
+      gst_clock_id_unref (p.drop_timer);
+      p.drop_timer = nullptr;
+      notice = collect_drop_notice (p);
+    }  // else cancelled
   }
   deliver_drop_notice (self, notice);
+  gst_object_unref (self);
   return TRUE;
 }
 

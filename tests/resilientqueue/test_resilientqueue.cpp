@@ -980,6 +980,36 @@ TEST (ResilientQueueMessages, DroppedMessageIsRateLimited)
   gst_element_set_bus (h->element, nullptr);
 }
 
+// An element whose drop message is still pending (its timer armed) is
+// finalized when its owner lets go of it, not later when the clock's thread
+// gets round to the cancelled timer.
+TEST (ResilientQueueMessages, PendingDropMessageDoesNotKeepTheElementAlive)
+{
+  int alive = 0;
+  for (int round = 0; round < 200; round++) {
+    HarnessPtr h = make_harness ({{"leaky", "upstream"}, {"max-size-buffers", "1"},
+        {"max-size-time", "0"}, {"max-size-bytes", "0"}});
+    ASSERT_NE (h, nullptr);
+    auto hold = std::make_unique<DownstreamHold> (h->element);
+    ASSERT_EQ (gst_harness_push (h.get (), make_buffer (0, true)), GST_FLOW_OK);
+    ASSERT_EQ (hold->wait_parked (), 0);
+    // 1 fills the queue; 2 is dropped and reported at once, 3 and 4 are
+    // dropped within the second: their report waits on the timer.
+    for (guint64 n = 1; n <= 4; n++)
+      ASSERT_EQ (gst_harness_push (h.get (), make_buffer (n, true)), GST_FLOW_OK);
+    GWeakRef element;
+    g_weak_ref_init (&element, h->element);
+    hold.reset ();
+    h.reset ();
+    if (GObject *still = static_cast<GObject *> (g_weak_ref_get (&element))) {
+      alive++;
+      g_object_unref (still);
+    }
+    g_weak_ref_clear (&element);
+  }
+  EXPECT_EQ (alive, 0) << "elements outlived their owner in " << alive << " of 200 rounds";
+}
+
 // ---------------------------------------------------------------------------
 // Latency
 
