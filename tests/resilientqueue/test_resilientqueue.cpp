@@ -855,8 +855,10 @@ GstBusSyncReply
 read_properties_on_stream_status (GstBus *, GstMessage *message, gpointer data)
 {
   auto *reader = static_cast<StreamStatusReader *> (data);
-  if (GST_MESSAGE_TYPE (message) != GST_MESSAGE_STREAM_STATUS)
+  if (GST_MESSAGE_TYPE (message) != GST_MESSAGE_STREAM_STATUS) {
+    gst_message_unref (message);
     return GST_BUS_DROP;
+  }
   GstStreamStatusType type;
   GstElement *owner = nullptr;
   gst_message_parse_stream_status (message, &type, &owner);
@@ -869,6 +871,7 @@ read_properties_on_stream_status (GstBus *, GstMessage *message, gpointer data)
     std::lock_guard<std::mutex> lock (reader->mutex);
     reader->types.push_back (type);
   }
+  gst_message_unref (message);  // dropped: ours to release
   return GST_BUS_DROP;
 }
 
