@@ -38,6 +38,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 GST_DEBUG_CATEGORY_STATIC (resilient_queue_debug);
 GST_DEBUG_CATEGORY_STATIC (resilient_queue_dataflow);
@@ -159,6 +160,11 @@ struct Stats {
 // Everything the element's threads share; guarded by `lock` unless noted.
 struct GstResilientQueuePrivate {
   std::mutex lock;
+  // Serialises starting the src task against deactivating the src pad, so
+  // that a task is never started after the deactivation stopped it.  Held
+  // while starting the task (which posts a STREAM_STATUS message), never
+  // while `lock` is held nor while joining the task; taken before `lock`.
+  std::mutex task_lock;
   std::condition_variable item_added;    // src task waits for data
   std::condition_variable item_removed;  // blocked push waits for room
   std::condition_variable query_handled;
@@ -180,6 +186,10 @@ struct GstResilientQueuePrivate {
   // FLUSHING while stopped or flushing; the downstream flow result otherwise.
   // Re-checked after every wake-up.
   GstFlowReturn srcresult = GST_FLOW_FLUSHING;
+  // Counts flushes and deactivations.  A waiter compares it with the value
+  // it started with: FLUSH_STOP may set srcresult back to OK before a waiter
+  // woken by FLUSH_START runs again, and the flush still concerns it.
+  guint64 flush_generation = 0;
   bool eos = false;              // EOS queued: refuse further data
   bool dropping_deltas = false;  // gop: the current GOP is lost, wait for a keyframe
   bool discont_next_in = false;  // flag the next queued buffer DISCONT
@@ -269,6 +279,20 @@ refresh_oldest_time (GstResilientQueuePrivate &p)
   for (const Item &item : p.items) {
     if (item.is_buffer () && GST_CLOCK_TIME_IS_VALID (item.running_time)) {
       p.oldest_time = item.running_time;
+      return;
+    }
+  }
+}
+
+// The running time of the newest timed buffer, found again after the tail
+// of the queue changed.
+void
+refresh_newest_time (GstResilientQueuePrivate &p)
+{
+  p.newest_time = GST_CLOCK_TIME_NONE;
+  for (auto it = p.items.rbegin (); it != p.items.rend (); ++it) {
+    if (it->is_buffer () && GST_CLOCK_TIME_IS_VALID (it->running_time)) {
+      p.newest_time = it->running_time;
       return;
     }
   }
@@ -422,6 +446,22 @@ drop_head_buffer (GstResilientQueuePrivate &p)
   return false;
 }
 
+// Drops the newest buffer, as if it had been refused on arrival: the next
+// buffer to arrive is flagged DISCONT.
+bool
+drop_tail_buffer (GstResilientQueuePrivate &p)
+{
+  for (size_t i = p.items.size (); i-- > 0;) {
+    if (p.items[i].is_buffer ()) {
+      drop_buffers_in_range (p, i, i + 1);
+      refresh_newest_time (p);
+      p.discont_next_in = true;
+      return true;
+    }
+  }
+  return false;
+}
+
 // The incoming buffer is not queued.
 void
 drop_incoming (GstResilientQueuePrivate &p, Item &item)
@@ -460,23 +500,35 @@ leak_downstream (GstResilientQueuePrivate &p, Item &item)
   return false;
 }
 
-// Brings the queue back within limits that were just lowered.
+// Brings the queue back within limits that were just lowered, at once and
+// in every mode, dropping what the mode would have dropped had the limits
+// been in force all along: whole GOPs from the head in gop and none (a none
+// push cannot wait for room that is already owed), the oldest buffers in
+// downstream, the newest ones in upstream.
 void
 trim_to_limits (GstResilientQueuePrivate &p)
 {
-  if (p.leaky == GST_RESILIENT_QUEUE_LEAKY_GOP) {
-    while (over_limits (p)) {
-      if (drop_head_gop (p, false))
-        continue;
-      // Only the GOP being received is left and it is too big: drop it and
-      // the rest of it as it arrives.
-      if (!drop_head_gop (p, true))
-        break;
-      p.dropping_deltas = true;
-    }
-  } else if (p.leaky == GST_RESILIENT_QUEUE_LEAKY_DOWNSTREAM) {
-    while (over_limits (p) && drop_head_buffer (p))
-      ;
+  switch (p.leaky) {
+    case GST_RESILIENT_QUEUE_LEAKY_NONE:
+    case GST_RESILIENT_QUEUE_LEAKY_GOP:
+      while (over_limits (p)) {
+        if (drop_head_gop (p, false))
+          continue;
+        // Only the GOP being received is left and it is too big: drop it and
+        // the rest of it as it arrives.
+        if (!drop_head_gop (p, true))
+          break;
+        p.dropping_deltas = true;
+      }
+      break;
+    case GST_RESILIENT_QUEUE_LEAKY_DOWNSTREAM:
+      while (over_limits (p) && drop_head_buffer (p))
+        ;
+      break;
+    case GST_RESILIENT_QUEUE_LEAKY_UPSTREAM:
+      while (over_limits (p) && drop_tail_buffer (p))
+        ;
+      break;
   }
 }
 
@@ -525,6 +577,28 @@ flush_items (GstResilientQueuePrivate &p)
   p.underrun_signalled = false;
 }
 
+// Empties the queue for FLUSH_STOP.  Sticky events other than SEGMENT and
+// EOS still describe the stream after the flush, and upstream does not send
+// them again: they are handed back, oldest first, for the caller to store on
+// the src pad once the lock is released, as queue does.
+std::vector<GstEvent *>
+flush_items_keeping_sticky_events (GstResilientQueuePrivate &p)
+{
+  std::vector<GstEvent *> sticky;
+  for (Item &item : p.items) {
+    if (item.kind != ItemKind::Event)
+      continue;
+    GstEvent *event = GST_EVENT_CAST (item.object);
+    if (GST_EVENT_IS_STICKY (event) && GST_EVENT_TYPE (event) != GST_EVENT_SEGMENT
+        && GST_EVENT_TYPE (event) != GST_EVENT_EOS) {
+      sticky.push_back (event);
+      item.object = nullptr;
+    }
+  }
+  flush_items (p);
+  return sticky;
+}
+
 void
 wake_everyone (GstResilientQueuePrivate &p)
 {
@@ -533,10 +607,50 @@ wake_everyone (GstResilientQueuePrivate &p)
   p.query_handled.notify_all ();
 }
 
+// Flush start or deactivation: every wait ends, now and until srcresult is
+// OK again; a wait that began before ends even if it is OK again by then.
+void
+set_flushing (GstResilientQueuePrivate &p)
+{
+  p.srcresult = GST_FLOW_FLUSHING;
+  p.flush_generation++;
+  wake_everyone (p);
+}
+
+// Whether a waiter that started at `generation` is to give up.
+bool
+flushed_since (const GstResilientQueuePrivate &p, guint64 generation)
+{
+  return p.srcresult != GST_FLOW_OK || p.flush_generation != generation;
+}
+
+// What a push that started at `generation` returns once flushed_since().
+GstFlowReturn
+flushed_result (const GstResilientQueuePrivate &p, guint64 generation)
+{
+  return p.flush_generation != generation ? GST_FLOW_FLUSHING : p.srcresult;
+}
+
 // ---- posting (no lock held) -----------------------------------------------
 
 void post_drop_report (GstResilientQueue *self, const DropReport &report);
 gboolean on_drop_timer (GstClock *, GstClockTime, GstClockID id, gpointer user_data);
+
+// What the drop timer holds: a weak reference.  The system clock lets go of a
+// cancelled timer in its own thread, some time after cancel_drop_timer(); a
+// strong reference would keep the element alive past its owner's last
+// unref until then.
+struct DropTimerTarget {
+  GWeakRef element;
+};
+
+void
+free_drop_timer_target (gpointer data)
+{
+  auto *target = static_cast<DropTimerTarget *> (data);
+  g_weak_ref_clear (&target->element);
+  delete target;
+}
 
 void
 deliver_drop_notice (GstResilientQueue *self, DropNotice &notice)
@@ -544,8 +658,9 @@ deliver_drop_notice (GstResilientQueue *self, DropNotice &notice)
   if (notice.report)
     post_drop_report (self, *notice.report);
   if (notice.start_timer) {
-    gst_clock_id_wait_async (notice.start_timer, on_drop_timer, gst_object_ref (self),
-        gst_object_unref);
+    auto *target = new DropTimerTarget;
+    g_weak_ref_init (&target->element, self);
+    gst_clock_id_wait_async (notice.start_timer, on_drop_timer, target, free_drop_timer_target);
     gst_clock_id_unref (notice.start_timer);
     notice.start_timer = nullptr;
   }
@@ -554,18 +669,22 @@ deliver_drop_notice (GstResilientQueue *self, DropNotice &notice)
 gboolean
 on_drop_timer (GstClock *, GstClockTime, GstClockID id, gpointer user_data)
 {
-  GstResilientQueue *self = GST_RESILIENT_QUEUE (user_data);
+  auto *target = static_cast<DropTimerTarget *> (user_data);
+  auto *self = static_cast<GstResilientQueue *> (g_weak_ref_get (&target->element));
+  if (!self)
+    return TRUE;  // gone
   GstResilientQueuePrivate &p = *self->priv;
   DropNotice notice;
   {
     Lock lock (p.lock);
-    if (p.drop_timer != id)
-      return TRUE;  // cancelled
-    gst_clock_id_unref (p.drop_timer);
-    p.drop_timer = nullptr;
-    notice = collect_drop_notice (p);
+    if (p.drop_timer == id) {
+      gst_clock_id_unref (p.drop_timer);
+      p.drop_timer = nullptr;
+      notice = collect_drop_notice (p);
+    }  // else cancelled
   }
   deliver_drop_notice (self, notice);
+  gst_object_unref (self);
   return TRUE;
 }
 
@@ -617,12 +736,16 @@ make_buffer_item (GstResilientQueue *self, GstBuffer *buffer)
 // ---- upstream side --------------------------------------------------------
 
 // leaky=none: waits for room until max-block-time has passed or a flush.
+// The deadline follows max-block-time as it is now, so lowering it shortens a
+// wait under way (setting it signals the condition).
 void
-wait_for_room (GstResilientQueuePrivate &p, Lock &lock, const Item &item)
+wait_for_room (GstResilientQueuePrivate &p, Lock &lock, const Item &item, guint64 generation)
 {
   const auto start = Clock::now ();
-  const auto deadline = start + std::chrono::nanoseconds (p.max_block_time);
-  while (p.srcresult == GST_FLOW_OK && overflows_with (p, item) && Clock::now () < deadline) {
+  while (!flushed_since (p, generation) && overflows_with (p, item)) {
+    const auto deadline = start + std::chrono::nanoseconds (p.max_block_time);
+    if (Clock::now () >= deadline)
+      break;
     p.sink_waiting = true;
     p.item_removed.wait_until (lock, deadline);
     p.sink_waiting = false;
@@ -634,12 +757,21 @@ wait_for_room (GstResilientQueuePrivate &p, Lock &lock, const Item &item)
 // Makes room for `item` according to the leaky mode.  Returns whether it is
 // to be queued; otherwise it has been dropped.
 bool
-make_room (GstResilientQueuePrivate &p, Lock &lock, Item &item)
+make_room (GstResilientQueuePrivate &p, Lock &lock, Item &item, guint64 generation)
 {
   switch (p.leaky) {
     case GST_RESILIENT_QUEUE_LEAKY_NONE:
-      wait_for_room (p, lock, item);
-      if (p.srcresult != GST_FLOW_OK || !overflows_with (p, item))
+      wait_for_room (p, lock, item, generation);
+      if (flushed_since (p, generation))
+        return true;
+      // Lowered limits may have dropped the GOP being received meanwhile.
+      if (item.keyframe) {
+        p.dropping_deltas = false;
+      } else if (p.dropping_deltas) {
+        drop_incoming (p, item);
+        return false;
+      }
+      if (!overflows_with (p, item))
         return true;
       GST_DEBUG ("blocked for max-block-time, dropping as gop");
       return leak_gops (p, item);
@@ -689,6 +821,7 @@ gst_resilient_queue_chain (GstPad *, GstObject *parent, GstBuffer *buffer)
       release_item (item);
       return ret;
     }
+    const guint64 generation = p.flush_generation;
     p.stats.received_buffers++;
 
     if (overflows_with (p, item)) {
@@ -699,9 +832,9 @@ gst_resilient_queue_chain (GstPad *, GstObject *parent, GstBuffer *buffer)
       lock.unlock ();
       g_signal_emit (self, signals[SIGNAL_OVERRUN], 0);
       lock.lock ();
-      if (p.srcresult != GST_FLOW_OK) {
+      if (flushed_since (p, generation)) {
         release_item (item);
-        return p.srcresult;
+        return flushed_result (p, generation);
       }
     }
 
@@ -714,12 +847,11 @@ gst_resilient_queue_chain (GstPad *, GstObject *parent, GstBuffer *buffer)
       if (drop_if_oversized (p, item)) {
         queue_it = false;
       } else if (overflows_with (p, item)) {
-        queue_it = make_room (p, lock, item);
-        if (p.srcresult != GST_FLOW_OK) {
-          const GstFlowReturn ret = p.srcresult;
+        queue_it = make_room (p, lock, item, generation);
+        if (flushed_since (p, generation)) {
           if (queue_it)
             release_item (item);
-          return ret;
+          return flushed_result (p, generation);
         }
       }
     }
@@ -747,10 +879,23 @@ gst_resilient_queue_chain (GstPad *, GstObject *parent, GstBuffer *buffer)
 
 void src_loop (gpointer data);
 
-void
+// Starts the src task, unless a flush or a deactivation came after the
+// caller set srcresult to OK.  Called without `lock`: starting a task posts a
+// STREAM_STATUS message, and a synchronous bus handler may read our
+// properties.
+gboolean
 start_src_task (GstResilientQueue *self)
 {
-  gst_pad_start_task (self->srcpad, src_loop, self, nullptr);
+  GstResilientQueuePrivate &p = *self->priv;
+  std::lock_guard<std::mutex> task_guard (p.task_lock);
+  {
+    Lock lock (p.lock);
+    if (p.srcresult != GST_FLOW_OK) {
+      GST_DEBUG_OBJECT (self, "not starting the task: %s", gst_flow_get_name (p.srcresult));
+      return TRUE;
+    }
+  }
+  return gst_pad_start_task (self->srcpad, src_loop, self, nullptr);
 }
 
 // Queues a serialized event.  A refused event returns the reason as a flow
@@ -775,14 +920,21 @@ queue_event (GstResilientQueue *self, GstEvent *event)
     }
     if (p.srcresult != GST_FLOW_OK || p.eos) {
       const GstFlowReturn reason = p.eos ? GST_FLOW_EOS : p.srcresult;
-      GST_DEBUG_OBJECT (self, "refusing %s event: %s", GST_EVENT_TYPE_NAME (event),
-          gst_flow_get_name (reason));
-      // Keep sticky events for when downstream is linked again.
-      if (reason != GST_FLOW_FLUSHING && GST_EVENT_IS_STICKY (event))
-        gst_pad_store_sticky_event (self->srcpad, event);
-      lock.unlock ();
-      gst_event_unref (event);
-      return reason;
+      // Downstream failed (not linked, an error) but may come back: a sticky
+      // event still belongs to the stream and is queued in its place, to go
+      // out after the data queued before it once the task runs again, as in
+      // queue.  (Stored on the src pad it would go out ahead of that data.)
+      const bool keep = GST_EVENT_IS_STICKY (event) && type != GST_EVENT_EOS
+          && reason != GST_FLOW_FLUSHING && reason != GST_FLOW_EOS;
+      if (!keep) {
+        GST_DEBUG_OBJECT (self, "refusing %s event: %s", GST_EVENT_TYPE_NAME (event),
+            gst_flow_get_name (reason));
+        lock.unlock ();
+        gst_event_unref (event);
+        return reason;
+      }
+      GST_DEBUG_OBJECT (self, "downstream %s: queueing %s event for later",
+          gst_flow_get_name (reason), GST_EVENT_TYPE_NAME (event));
     }
     if (type == GST_EVENT_EOS)
       p.eos = true;
@@ -820,8 +972,7 @@ gst_resilient_queue_sink_event (GstPad *, GstObject *parent, GstEvent *event)
       const GstFlowReturn ret = forward_event (self, event);
       {
         Lock lock (p.lock);
-        p.srcresult = GST_FLOW_FLUSHING;
-        wake_everyone (p);
+        set_flushing (p);
       }
       gst_pad_pause_task (self->srcpad);
       return ret;
@@ -830,13 +981,25 @@ gst_resilient_queue_sink_event (GstPad *, GstObject *parent, GstEvent *event)
       GST_DEBUG_OBJECT (self, "flush stop");
       const GstFlowReturn ret = forward_event (self, event);
       gst_segment_init (&p.sink_segment, GST_FORMAT_UNDEFINED);
-      Lock lock (p.lock);
-      flush_items (p);
-      p.eos = false;
-      if (gst_pad_is_active (self->srcpad)) {
-        p.srcresult = GST_FLOW_OK;
-        start_src_task (self);
+      bool restart = false;
+      std::vector<GstEvent *> sticky;
+      {
+        Lock lock (p.lock);
+        sticky = flush_items_keeping_sticky_events (p);
+        p.eos = false;
+        if (gst_pad_is_active (self->srcpad)) {
+          p.srcresult = GST_FLOW_OK;
+          restart = true;
+        }
       }
+      // The task is paused (FLUSH_START) and restarts after this: nothing
+      // else sets sticky events on the src pad meanwhile.
+      for (GstEvent *event : sticky) {
+        gst_pad_store_sticky_event (self->srcpad, event);
+        gst_event_unref (event);
+      }
+      if (restart)
+        start_src_task (self);
       return ret;
     }
     case GST_EVENT_SEGMENT:
@@ -898,15 +1061,20 @@ queue_query (GstResilientQueue *self, GstQuery *query)
   if (p.src_waiting)
     p.item_added.notify_one ();
 
-  const auto deadline = Clock::now () + std::chrono::nanoseconds (p.max_block_time);
-  while (!waiter->answered && p.srcresult == GST_FLOW_OK
-      && p.query_handled.wait_until (lock, deadline) != std::cv_status::timeout)
-    ;
+  // As for a push, the deadline follows max-block-time as it is now.
+  const guint64 generation = p.flush_generation;
+  const auto start = Clock::now ();
+  while (!waiter->answered && !flushed_since (p, generation)) {
+    const auto deadline = start + std::chrono::nanoseconds (p.max_block_time);
+    if (Clock::now () >= deadline)
+      break;
+    p.query_handled.wait_until (lock, deadline);
+  }
   if (!waiter->answered) {
     waiter->abandoned = true;
     GST_DEBUG_OBJECT (self, "refusing %s query: %s", GST_QUERY_TYPE_NAME (query),
-        p.srcresult == GST_FLOW_OK ? "not answered within max-block-time"
-                                   : gst_flow_get_name (p.srcresult));
+        !flushed_since (p, generation) ? "not answered within max-block-time"
+                                       : gst_flow_get_name (flushed_result (p, generation)));
     return FALSE;
   }
   GstQuery *answer = waiter->answer;
@@ -941,8 +1109,7 @@ gst_resilient_queue_sink_activate_mode (GstPad *, GstObject *parent, GstPadMode 
     // Release a push or query waiting for room; the pad's stream lock is
     // taken right after this returns.
     Lock lock (p.lock);
-    p.srcresult = GST_FLOW_FLUSHING;
-    wake_everyone (p);
+    set_flushing (p);
   }
   return TRUE;
 }
@@ -969,6 +1136,10 @@ wait_for_data (GstResilientQueue *self, Lock &lock)
   p.src_waiting = false;
 }
 
+// Called by the task itself, with the lock held: whoever sets srcresult back
+// to OK and restarts the task does so under the lock too, so the restart
+// cannot fall between our check of srcresult and the pause and be undone by
+// it.  Pausing posts no message, and the stream lock it takes is ours already.
 void
 pause_task (GstResilientQueue *self, GstFlowReturn reason)
 {
@@ -989,6 +1160,7 @@ on_push_failed (GstResilientQueue *self, GstFlowReturn ret)
     eos_queued = p.eos;
     // A push waiting for room must not wait for a task that stopped.
     wake_everyone (p);
+    pause_task (self, ret);
   }
   // Upstream learns of the failure from its next push, unless it already sent
   // EOS: then nobody else will report it.
@@ -996,7 +1168,6 @@ on_push_failed (GstResilientQueue *self, GstFlowReturn ret)
     GST_ELEMENT_FLOW_ERROR (self, ret);
     gst_pad_push_event (self->srcpad, gst_event_new_eos ());
   }
-  pause_task (self, ret);
 }
 
 void
@@ -1036,7 +1207,6 @@ push_event (GstResilientQueue *self, Item &item)
     return;
   p.srcresult = GST_FLOW_EOS;
   wake_everyone (p);
-  lock.unlock ();
   pause_task (self, GST_FLOW_EOS);
 }
 
@@ -1079,9 +1249,7 @@ src_loop (gpointer data)
     while (p.items.empty () && p.srcresult == GST_FLOW_OK)
       wait_for_data (self, lock);
     if (p.srcresult != GST_FLOW_OK) {
-      const GstFlowReturn reason = p.srcresult;
-      lock.unlock ();
-      pause_task (self, reason);
+      pause_task (self, p.srcresult);
       return;
     }
     item = std::move (p.items.front ());
@@ -1117,19 +1285,25 @@ gst_resilient_queue_src_activate_mode (GstPad *pad, GstObject *parent, GstPadMod
     return FALSE;
 
   if (active) {
-    Lock lock (p.lock);
-    p.srcresult = GST_FLOW_OK;
-    p.eos = false;
-    return gst_pad_start_task (pad, src_loop, self, nullptr);
+    {
+      Lock lock (p.lock);
+      p.srcresult = GST_FLOW_OK;
+      p.eos = false;
+    }
+    return start_src_task (self);
   }
 
   {
+    // Once this is done no start_src_task() can start the task again, and
+    // one under way has finished: the task stopped below stays stopped.
+    std::lock_guard<std::mutex> task_guard (p.task_lock);
     Lock lock (p.lock);
-    p.srcresult = GST_FLOW_FLUSHING;
-    wake_everyone (p);
+    set_flushing (p);
   }
   // The task is waiting on a condition we just signalled or pushing into a
-  // downstream element that is already flushing, so this join is short.
+  // downstream element that is already flushing, so this join is short
+  // (unless downstream ignores flushing: then it lasts until it returns; the
+  // waits upstream were released above all the same).
   gboolean stopped = gst_pad_stop_task (pad);
   cancel_drop_timer (p);
   Lock lock (p.lock);
@@ -1145,12 +1319,17 @@ gst_resilient_queue_src_event (GstPad *pad, GstObject *parent, GstEvent *event)
 
   if (GST_EVENT_TYPE (event) == GST_EVENT_RECONFIGURE) {
     // Downstream may be linked again: try pushing once more.
-    Lock lock (p.lock);
-    if (p.srcresult == GST_FLOW_NOT_LINKED) {
-      GST_DEBUG_OBJECT (self, "reconfigured, restarting the task");
-      p.srcresult = GST_FLOW_OK;
-      start_src_task (self);
+    bool restart = false;
+    {
+      Lock lock (p.lock);
+      if (p.srcresult == GST_FLOW_NOT_LINKED) {
+        GST_DEBUG_OBJECT (self, "reconfigured, restarting the task");
+        p.srcresult = GST_FLOW_OK;
+        restart = true;
+      }
     }
+    if (restart)
+      start_src_task (self);
   }
   return gst_pad_event_default (pad, parent, event);
 }
@@ -1239,9 +1418,12 @@ gst_resilient_queue_set_property (GObject *object, guint prop_id, const GValue *
         return;
     }
     // New limits apply at once: lower ones trim the queue, and a push
-    // waiting for room re-checks.
+    // waiting for room or a query waiting for its answer re-checks (also
+    // its deadline, when max-block-time changed).
     trim_to_limits (p);
     p.item_removed.notify_all ();
+    if (prop_id == PROP_MAX_BLOCK_TIME)
+      p.query_handled.notify_all ();
     notice = collect_drop_notice (p);
   }
   deliver_drop_notice (self, notice);

@@ -460,6 +460,10 @@ class DownstreamHold {
 
 // A gate on the src pad the test opens and closes: while closed, the src task
 // waits in the probe (bounded: after kWaitTimeout it gives up and notes it).
+// Unlike DownstreamHold it ignores flushing, as a sink stuck in a call that
+// knows nothing of flushes would: only opening it lets the buffer go on.
+// Add it before a Recorder on the same pad, so that the recorder sees what
+// passed the gate.
 class Gate {
  public:
   explicit Gate (GstElement *element) : pad_ (gst_element_get_static_pad (element, "src"))
@@ -492,14 +496,28 @@ class Gate {
     std::lock_guard<std::mutex> lock (mutex_);
     return timed_out_;
   }
+  // Waits until the src task is held in the closed gate; returns the number
+  // of the buffer it holds, or -1 on timeout.
+  gint64 wait_holding (std::chrono::milliseconds timeout = kWaitTimeout)
+  {
+    std::unique_lock<std::mutex> lock (mutex_);
+    if (!cond_.wait_for (lock, timeout, [&] { return holding_ >= 0; }))
+      return -1;
+    return holding_;
+  }
 
  private:
-  static GstPadProbeReturn on_buffer (GstPad *, GstPadProbeInfo *, gpointer user_data)
+  static GstPadProbeReturn on_buffer (GstPad *, GstPadProbeInfo *info, gpointer user_data)
   {
     auto *self = static_cast<Gate *> (user_data);
     std::unique_lock<std::mutex> lock (self->mutex_);
-    if (!self->cond_.wait_for (lock, kWaitTimeout, [&] { return !self->closed_; }))
-      self->timed_out_ = true;
+    if (self->closed_) {
+      self->holding_ = static_cast<gint64> (GST_BUFFER_OFFSET (GST_PAD_PROBE_INFO_BUFFER (info)));
+      self->cond_.notify_all ();
+      if (!self->cond_.wait_for (lock, kWaitTimeout, [&] { return !self->closed_; }))
+        self->timed_out_ = true;
+      self->holding_ = -1;
+    }
     return GST_PAD_PROBE_OK;
   }
 
@@ -509,6 +527,7 @@ class Gate {
   std::condition_variable cond_;
   bool closed_ = false;
   bool timed_out_ = false;
+  gint64 holding_ = -1;
 };
 
 // Counts emissions of a signal and lets the test wait for them.

@@ -528,6 +528,52 @@ TEST_F (LeakyModeTest, StickyEventsInDroppedRangeSurvive)
   EXPECT_EQ (gen, 2);
 }
 
+// Downstream unlinked: a caps event is kept in its place and goes out, after
+// the buffers queued before it, once downstream is linked again.  Setting
+// the caps on the src pad notifies ::caps; a handler reading a property of
+// the element must not deadlock.
+TEST_F (LeakyModeTest, StickyEventWhileNotLinkedKeepsItsPlace)
+{
+  start ("gop", "0");
+  push (1, true);
+  push (2, false);
+  PadPtr srcpad{gst_element_get_static_pad (h_->element, "src")};
+  ASSERT_TRUE (gst_pad_unlink (srcpad.get (), h_->sinkpad));
+  hold_->release ();  // buffer 0 now meets an unlinked pad
+  // A serialized query returns once the task has failed: refused at once if
+  // it already has, else woken by the failure.  1 and 2 stay queued.
+  {
+    camrelay::CapsPtr caps{make_caps (0)};
+    camrelay::QueryPtr query{gst_query_new_allocation (caps.get (), FALSE)};
+    EXPECT_FALSE (gst_pad_peer_query (h_->srcpad, query.get ()));
+  }
+  EXPECT_EQ (gst_harness_push (h_.get (), make_buffer (3, true)), GST_FLOW_NOT_LINKED);
+
+  auto on_caps = +[] (GObject *, GParamSpec *, gpointer element) {
+    guint level = 0;
+    g_object_get (element, "current-level-buffers", &level, nullptr);
+  };
+  gulong notify_id = g_signal_connect (srcpad.get (), "notify::caps", G_CALLBACK (on_caps), h_->element);
+  GstHarness *h = h_.get ();
+  auto sent = std::async (std::launch::async, [h] { return gst_harness_push_event (h, make_caps_event (1)); });
+  if (sent.wait_for (5s) != std::future_status::ready)
+    abort_on_hang ("a notify::caps handler reading a property deadlocked the caps event");
+  EXPECT_TRUE (sent.get ()) << "caps event refused while downstream is not linked";
+
+  // Linking sends RECONFIGURE: the task runs again.
+  ASSERT_EQ (gst_pad_link (srcpad.get (), h_->sinkpad), GST_PAD_LINK_OK);
+  push (4, true);
+  ASSERT_TRUE (recorder_->wait_buffers (4)) << join (recorder_->tokens ());
+  settle ();
+  // (caps:0, from make_harness, may have gone out before the recorder.)
+  std::vector<std::string> tail;
+  for (const auto &token : recorder_->tokens ())
+    if (token[0] == 'B' || (token.rfind ("caps:", 0) == 0 && token != "caps:0"))
+      tail.push_back (token);
+  EXPECT_EQ (join (tail), "B0 B1 B2 caps:1 B4");
+  g_signal_handler_disconnect (srcpad.get (), notify_id);
+}
+
 // ---------------------------------------------------------------------------
 // EOS
 
@@ -570,6 +616,103 @@ TEST_F (LeakyModeTest, ShrinkingMaxSizeBuffersTrimsAtOnce)
   EXPECT_EQ (stat (stats, "dropped-buffers"), 4u);
   EXPECT_EQ (stat (stats, "dropped-gops"), 2u);
 }
+
+// A push waiting for room (leaky=none) whose GOP is trimmed away meanwhile:
+// the delta unit goes too, and the next keyframe restarts the stream.
+TEST_F (LeakyModeTest, NoneDropsAWaitingDeltaWhoseGopWasTrimmed)
+{
+  start ("none", "3", "30000000000");
+  push (1, true);
+  push (2, false);
+  push (3, false);
+  SignalCounter overruns (h_->element, "overrun");
+  GstHarness *h = h_.get ();
+  auto pushed = std::async (std::launch::async, [h] { return gst_harness_push (h, make_buffer (4, false)); });
+  ASSERT_TRUE (overruns.wait_count (1));
+  ASSERT_EQ (pushed.wait_for (100ms), std::future_status::timeout) << "the push did not wait for room";
+  // Only the GOP being received is queued: it all goes, with what follows.
+  g_object_set (h_->element, "max-size-buffers", 2u, nullptr);
+  EXPECT_EQ (level_buffers (h_->element), 0u) << "limit not applied at once";
+  if (pushed.wait_for (5s) != std::future_status::ready) {
+    ADD_FAILURE () << "the waiting push was not woken by the lowered limit";
+    hold_->release ();
+    if (pushed.wait_for (kWaitTimeout) != std::future_status::ready)
+      abort_on_hang ("blocked push never returned");
+  }
+  EXPECT_EQ (pushed.get (), GST_FLOW_OK);
+  EXPECT_EQ (level_buffers (h_->element), 0u) << "a delta unit of a dropped GOP was queued";
+  push (5, true);
+  release_and_wait (2);
+  settle ();
+  EXPECT_EQ (recorder_->offsets (), (V{0, 5}));
+  EXPECT_EQ (discont_offsets (*recorder_), (V{5}));
+  Stats stats = get_stats (h_->element);
+  EXPECT_EQ (stat (stats, "dropped-buffers"), 4u);
+}
+
+// Lowering max-size-bytes in PLAYING brings the level within the new limit
+// at once in every mode, dropping what the mode drops: whole GOPs from the
+// head (gop, none), the oldest buffers (downstream), the newest (upstream).
+struct LoweredLimitCase {
+  const char *leaky;
+  guint level_after;       // bytes left at once
+  V out;                   // buffers out, 9 pushed after the queue drained
+  V discont;
+  guint64 dropped_buffers;
+  guint64 dropped_gops;
+};
+
+std::ostream &
+operator<< (std::ostream &os, const LoweredLimitCase &c)
+{
+  return os << "leaky=" << c.leaky;
+}
+
+class LoweredByteLimitTest : public ::testing::TestWithParam<LoweredLimitCase> {};
+
+TEST_P (LoweredByteLimitTest, AppliesAtOnce)
+{
+  const LoweredLimitCase &c = GetParam ();
+  HarnessPtr h = make_harness ({{"leaky", c.leaky}, {"max-size-bytes", "10000"},
+      {"max-size-buffers", "0"}, {"max-size-time", "0"}, {"max-block-time", "30000000000"}});
+  ASSERT_NE (h, nullptr);
+  Recorder recorder (h->element);
+  DownstreamHold hold (h->element);
+  ASSERT_EQ (gst_harness_push (h.get (), make_buffer (0, true)), GST_FLOW_OK);
+  ASSERT_EQ (hold.wait_parked (), 0);
+  // GOPs [1 2 3] [4 5 6] [7 8], 100 bytes each.
+  for (guint64 n = 1; n <= 8; n++)
+    ASSERT_EQ (gst_harness_push (h.get (), make_buffer (n, n % 3 == 1)), GST_FLOW_OK);
+  ASSERT_EQ (level_bytes (h->element), 800u);
+
+  g_object_set (h->element, "max-size-bytes", 300u, nullptr);
+  EXPECT_EQ (level_bytes (h->element), c.level_after) << "limit not applied at once";
+  EXPECT_LE (level_bytes (h->element), 300u);
+
+  hold.release ();
+  ASSERT_TRUE (recorder.wait_buffers (c.out.size () - 1));
+  ASSERT_EQ (gst_harness_push (h.get (), make_buffer (9, true)), GST_FLOW_OK);
+  gst_harness_push_event (h.get (), make_marker_event (1));
+  ASSERT_TRUE (recorder.wait_marker (1));
+  EXPECT_EQ (recorder.offsets (), c.out);
+  EXPECT_EQ (discont_offsets (recorder), c.discont);
+  for (const auto &item : recorder.buffers ()) {
+    if (item.discont && c.dropped_gops > 0) {
+      EXPECT_TRUE (item.keyframe) << "buffer " << item.offset;
+    }
+  }
+  Stats stats = get_stats (h->element);
+  EXPECT_EQ (stat (stats, "dropped-buffers"), c.dropped_buffers);
+  EXPECT_EQ (stat (stats, "dropped-bytes"), c.dropped_buffers * 100);
+  EXPECT_EQ (stat (stats, "dropped-gops"), c.dropped_gops);
+}
+
+INSTANTIATE_TEST_SUITE_P (Leaky, LoweredByteLimitTest,
+    ::testing::Values (LoweredLimitCase{"gop", 200, {0, 7, 8, 9}, {7}, 6, 2},
+        LoweredLimitCase{"none", 200, {0, 7, 8, 9}, {7}, 6, 2},
+        LoweredLimitCase{"downstream", 300, {0, 6, 7, 8, 9}, {6}, 5, 0},
+        LoweredLimitCase{"upstream", 300, {0, 1, 2, 3, 9}, {9}, 5, 0}),
+    [] (const ::testing::TestParamInfo<LoweredLimitCase> &info) { return std::string (info.param.leaky); });
 
 TEST (ResilientQueueLimits, ShrinkingMaxSizeTimeTrimsAtOnce)
 {
@@ -697,6 +840,83 @@ TEST (ResilientQueueSignals, HandlersMayReadPropertiesAndAreCounted)
 }
 
 // ---------------------------------------------------------------------------
+// Synchronous bus handlers
+
+// Reads the element's properties from a synchronous bus handler, as an
+// application setting thread priorities on STREAM_STATUS would, and notes
+// the stream status types posted by the element's src pad.
+struct StreamStatusReader {
+  GstElement *element;
+  std::mutex mutex;
+  std::vector<GstStreamStatusType> types;
+};
+
+GstBusSyncReply
+read_properties_on_stream_status (GstBus *, GstMessage *message, gpointer data)
+{
+  auto *reader = static_cast<StreamStatusReader *> (data);
+  if (GST_MESSAGE_TYPE (message) != GST_MESSAGE_STREAM_STATUS) {
+    gst_message_unref (message);
+    return GST_BUS_DROP;
+  }
+  GstStreamStatusType type;
+  GstElement *owner = nullptr;
+  gst_message_parse_stream_status (message, &type, &owner);
+  // Deadlocks if the message is posted with the element's lock held.
+  guint level = 0;
+  g_object_get (reader->element, "current-level-buffers", &level, nullptr);
+  Stats stats = get_stats (reader->element);
+  PadPtr srcpad{gst_element_get_static_pad (reader->element, "src")};
+  if (owner == reader->element && GST_MESSAGE_SRC (message) == GST_OBJECT (srcpad.get ())) {
+    std::lock_guard<std::mutex> lock (reader->mutex);
+    reader->types.push_back (type);
+  }
+  gst_message_unref (message);  // dropped: ours to release
+  return GST_BUS_DROP;
+}
+
+TEST (ResilientQueueBus, SyncHandlerMayReadPropertiesOnStreamStatus)
+{
+  HarnessPtr h = make_harness ({{"leaky", "gop"}});
+  ASSERT_NE (h, nullptr);
+  StreamStatusReader reader{h->element, {}, {}};
+  camrelay::BusPtr bus{gst_bus_new ()};
+  gst_bus_set_sync_handler (bus.get (), read_properties_on_stream_status, &reader, nullptr);
+  gst_element_set_bus (h->element, bus.get ());
+
+  // NULL stops the src task; PLAYING creates a new one, and CREATE is posted
+  // by the thread that activates the pad.
+  ASSERT_EQ (gst_element_set_state (h->element, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+  {
+    std::lock_guard<std::mutex> lock (reader.mutex);
+    reader.types.clear ();
+  }
+  GstElement *element = h->element;
+  auto playing = std::async (std::launch::async,
+      [element] { return gst_element_set_state (element, GST_STATE_PLAYING); });
+  if (playing.wait_for (5s) != std::future_status::ready)
+    abort_on_hang ("a sync handler reading a property on STREAM_STATUS deadlocked");
+  EXPECT_EQ (playing.get (), GST_STATE_CHANGE_SUCCESS);
+  {
+    std::lock_guard<std::mutex> lock (reader.mutex);
+    EXPECT_NE (std::find (reader.types.begin (), reader.types.end (), GST_STREAM_STATUS_TYPE_CREATE),
+        reader.types.end ())
+        << "the src task was not created (no STREAM_STATUS CREATE)";
+  }
+
+  // The queue works with the task started that way.
+  Recorder recorder (h->element);
+  gst_harness_push_event (h.get (), gst_event_new_stream_start ("rqtest"));
+  gst_harness_push_event (h.get (), make_caps_event (0));
+  gst_harness_push_event (h.get (), make_segment_event (0));
+  ASSERT_EQ (gst_harness_push (h.get (), make_buffer (1, true)), GST_FLOW_OK);
+  EXPECT_TRUE (recorder.wait_buffers (1));
+
+  ASSERT_EQ (gst_element_set_state (h->element, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+  gst_element_set_bus (h->element, nullptr);
+}
+
+// ---------------------------------------------------------------------------
 // The resilientqueue-dropped element message
 
 void
@@ -761,6 +981,36 @@ TEST (ResilientQueueMessages, DroppedMessageIsRateLimited)
   EXPECT_EQ (stat (stats, "dropped-bytes"), 70u);
   hold.release ();
   gst_element_set_bus (h->element, nullptr);
+}
+
+// An element whose drop message is still pending (its timer armed) is
+// finalized when its owner lets go of it, not later when the clock's thread
+// gets round to the cancelled timer.
+TEST (ResilientQueueMessages, PendingDropMessageDoesNotKeepTheElementAlive)
+{
+  int alive = 0;
+  for (int round = 0; round < 200; round++) {
+    HarnessPtr h = make_harness ({{"leaky", "upstream"}, {"max-size-buffers", "1"},
+        {"max-size-time", "0"}, {"max-size-bytes", "0"}});
+    ASSERT_NE (h, nullptr);
+    auto hold = std::make_unique<DownstreamHold> (h->element);
+    ASSERT_EQ (gst_harness_push (h.get (), make_buffer (0, true)), GST_FLOW_OK);
+    ASSERT_EQ (hold->wait_parked (), 0);
+    // 1 fills the queue; 2 is dropped and reported at once, 3 and 4 are
+    // dropped within the second: their report waits on the timer.
+    for (guint64 n = 1; n <= 4; n++)
+      ASSERT_EQ (gst_harness_push (h.get (), make_buffer (n, true)), GST_FLOW_OK);
+    GWeakRef element;
+    g_weak_ref_init (&element, h->element);
+    hold.reset ();
+    h.reset ();
+    if (GObject *still = static_cast<GObject *> (g_weak_ref_get (&element))) {
+      alive++;
+      g_object_unref (still);
+    }
+    g_weak_ref_clear (&element);
+  }
+  EXPECT_EQ (alive, 0) << "elements outlived their owner in " << alive << " of 200 rounds";
 }
 
 // ---------------------------------------------------------------------------
