@@ -498,14 +498,15 @@ on_camera_sample (GstCameraSrc *self, const SinkContext &ctx, GstSample *sample)
   }
 
   // Downstream does not read: drop until the next keyframe rather than grow.
-  guint64 backlog = 0;
+  ElementPtr appsrc;
   {
     Lock lock (p.lock);
     Output &out = output_for (p, ctx.kind);
     if (ctx.generation != p.generation || !out.appsrc)
       return;
-    g_object_get (out.appsrc, "current-level-time", &backlog, nullptr);
+    appsrc = camrelay::ref_object (out.appsrc);
   }
+  const guint64 backlog = gst_app_src_get_current_level_time (GST_APP_SRC (appsrc.get ()));
 
   const bool keyframe = !GST_BUFFER_FLAG_IS_SET (buffer, GST_BUFFER_FLAG_DELTA_UNIT);
   {
@@ -625,25 +626,43 @@ add_to_session (GstCameraSrc *self, guint64 generation, const std::vector<GstEle
       return false;
     }
   }
+  bool current;
+  {
+    Lock lock (p.lock);
+    current = generation == p.generation;
+  }
+  if (!current) {
+    for (GstElement *e : elements)
+      gst_object_unref (gst_object_ref_sink (e));
+    return false;
+  }
   // Our own references: the manager may tear the session down while this
   // (streaming) thread is still linking and starting the elements.
   std::vector<ElementPtr> held;
+  for (GstElement *e : elements) {
+    // The inner chain lives by our state machine, not the bin's state
+    // changes: a bin going to PAUSED would otherwise park the camera's
+    // streaming thread in the appsink's preroll while we tear it down.
+    gst_element_set_locked_state (e, TRUE);
+    held.emplace_back (GST_ELEMENT (gst_object_ref_sink (e)));
+    // Unlocked: element-added and deep-element-added are emitted from here,
+    // and their handlers may read our properties.
+    gst_bin_add (GST_BIN (self), e);
+  }
   {
     Lock lock (p.lock);
-    if (generation != p.generation) {
+    current = generation == p.generation;
+    if (current) {
       for (GstElement *e : elements)
-        gst_object_unref (gst_object_ref_sink (e));
-      return false;
+        p.session_elements.push_back (GST_ELEMENT (gst_object_ref (e)));
     }
-    for (GstElement *e : elements) {
-      // The inner chain lives by our state machine, not the bin's state
-      // changes: a bin going to PAUSED would otherwise park the camera's
-      // streaming thread in the appsink's preroll while we tear it down.
-      gst_element_set_locked_state (e, TRUE);
-      gst_bin_add (GST_BIN (self), e);
-      p.session_elements.push_back (GST_ELEMENT (gst_object_ref (e)));
-      held.emplace_back (GST_ELEMENT (gst_object_ref (e)));
-    }
+  }
+  if (!current) {
+    // Torn down while they were being added: teardown_session did not see
+    // them, so they are ours to remove.
+    for (GstElement *e : elements)
+      gst_bin_remove (GST_BIN (self), e);
+    return false;
   }
   bool ok = true;
   for (size_t i = 1; ok && i < elements.size (); i++) {
@@ -1418,10 +1437,10 @@ stop_manager (GstCameraSrc *self)
 // ---- GstBin / GstElement ---------------------------------------------------------
 
 static bool
-is_output (GstCameraSrcPrivate &p, GstObject *src)
+is_in (GstObject *src, const std::vector<ElementPtr> &elements)
 {
-  for (GstElement *appsrc : {p.video.appsrc, p.audio.appsrc})
-    if (appsrc && (src == GST_OBJECT (appsrc) || gst_object_has_as_ancestor (src, GST_OBJECT (appsrc))))
+  for (const ElementPtr &e : elements)
+    if (src == GST_OBJECT (e.get ()) || gst_object_has_as_ancestor (src, GST_OBJECT (e.get ())))
       return true;
   return false;
 }
@@ -1455,16 +1474,24 @@ gst_camera_src_handle_message (GstBin *bin, GstMessage *message)
 
   if ((type == GST_MESSAGE_ERROR || type == GST_MESSAGE_WARNING || type == GST_MESSAGE_EOS)
       && src != GST_OBJECT (self)) {
-    std::optional<guint64> generation;
+    // Copied under the lock, looked through without it: the ancestry walk
+    // takes the object locks of the message's source and its parents.
+    std::vector<ElementPtr> outputs;
+    std::vector<ElementPtr> session;
+    guint64 current;
     {
       Lock lock (p.lock);
-      if (!is_output (p, src)) {
-        generation = G_MAXUINT64;  // an old session's element unless found below
-        for (GstElement *e : p.session_elements)
-          if (src == GST_OBJECT (e) || gst_object_has_as_ancestor (src, GST_OBJECT (e)))
-            generation = p.generation;
-      }
+      for (GstElement *appsrc : {p.video.appsrc, p.audio.appsrc})
+        if (appsrc)
+          outputs.push_back (camrelay::ref_object (appsrc));
+      for (GstElement *e : p.session_elements)
+        session.push_back (camrelay::ref_object (e));
+      current = p.generation;
     }
+    std::optional<guint64> generation;
+    if (!is_in (src, outputs))
+      // An old session's element unless it is one of the current session.
+      generation = is_in (src, session) ? current : G_MAXUINT64;
     if (generation) {
       if (type == GST_MESSAGE_ERROR) {
         GError *error = nullptr;
@@ -1582,6 +1609,10 @@ gst_camera_src_set_property (GObject *object, guint prop_id, const GValue *value
     return;
   }
 
+  // The output appsrcs to pass the latency on to, once unlocked: setting
+  // their property notifies, and deep-notify handlers may read ours.
+  std::vector<ElementPtr> latency_targets;
+  gint64 latency = 0;
   Lock lock (p.lock);
   Settings &s = p.settings;
   switch (prop_id) {
@@ -1594,14 +1625,13 @@ gst_camera_src_set_property (GObject *object, guint prop_id, const GValue *value
     case PROP_PROTOCOLS:
       s.protocols = static_cast<GstCameraSrcProtocols> (g_value_get_enum (value));
       break;
-    case PROP_LATENCY: {
+    case PROP_LATENCY:
       s.latency_ms = g_value_get_uint (value);
-      const gint64 latency = static_cast<gint64> (s.latency_ms) * GST_MSECOND;
+      latency = static_cast<gint64> (s.latency_ms) * GST_MSECOND;
       for (GstElement *appsrc : {p.video.appsrc, p.audio.appsrc})
         if (appsrc)
-          g_object_set (appsrc, "min-latency", latency, nullptr);
+          latency_targets.push_back (camrelay::ref_object (appsrc));
       break;
-    }
     case PROP_AUDIO:
       s.audio = g_value_get_boolean (value);
       break;
@@ -1630,6 +1660,9 @@ gst_camera_src_set_property (GObject *object, guint prop_id, const GValue *value
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
   }
+  lock.unlock ();
+  for (const ElementPtr &appsrc : latency_targets)
+    g_object_set (appsrc.get (), "min-latency", latency, nullptr);
 }
 
 static GstStructure *
