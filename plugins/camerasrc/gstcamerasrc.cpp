@@ -147,6 +147,11 @@ struct Settings {
 // One output: a persistent appsrc ghosted to our pad, and the continuity
 // state of what went out through it.
 struct Output {
+  // Held from the timestamping of a buffer until it is in the appsrc, so
+  // that the camera's frames and the fallback pictures go out in the order
+  // (and with the timestamps) they were given.  Taken before the element's
+  // lock, never while waiting: the appsrc never blocks a push.
+  std::mutex push_lock;
   GstElement *appsrc = nullptr;  // a child of the bin; we hold a reference too
   CapsPtr caps;                  // last caps sent
   GstClockTime last_ts = GST_CLOCK_TIME_NONE;
@@ -384,72 +389,84 @@ map_timestamp (Output &out, GstClockTime ts)
   return mapped > 0 ? static_cast<GstClockTime> (mapped) : 0;
 }
 
-// Sends `buffer` (owned) with output timestamps derived from the running times
-// `pts`/`dts`, after caps when they changed.  `from_camera` is false for
-// fallback pictures, which are not part of a camera session.  Takes the lock.
-static void
-send_buffer (GstCameraSrc *self, StreamKind kind, GstBuffer *buffer, GstCaps *caps,
-    GstClockTime pts, GstClockTime dts, bool from_camera)
-{
-  GstCameraSrcPrivate &p = *self->priv;
+// What goes to an output appsrc, decided under the lock.
+struct Outgoing {
   ElementPtr appsrc;
-  CapsPtr new_caps;
-  {
-    Lock lock (p.lock);
-    Output &out = output_for (p, kind);
-    if (!out.appsrc) {
-      gst_buffer_unref (buffer);
-      return;
-    }
-    appsrc = camrelay::ref_object (out.appsrc);
-    GstClockTime key = GST_CLOCK_TIME_IS_VALID (dts) ? dts : pts;
-    if (from_camera && !out.session_started) {
-      // A new session restarts the stream (after a gap or fallback
-      // pictures).  One whose clock is behind what went out already (a file
-      // that loops, a camera with a reset clock) continues after it.
-      out.session_started = true;
-      out.discont = true;
-      out.session_shift = 0;
-      if (GST_CLOCK_TIME_IS_VALID (key) && GST_CLOCK_TIME_IS_VALID (out.last_ts)
-          && key <= out.last_ts)
-        out.session_shift = static_cast<GstClockTimeDiff> (out.last_ts - key) + GST_MSECOND;
-    }
-    if (from_camera) {
-      pts = map_timestamp (out, pts);
-      dts = map_timestamp (out, dts);
-    }
-    key = GST_CLOCK_TIME_IS_VALID (dts) ? dts : pts;
+  CapsPtr new_caps;  // set when the caps changed
+  GstBuffer *buffer = nullptr;
+};
+
+// Stamps `buffer` (owned) for `out`, with output timestamps derived from the
+// running times `pts`/`dts`, and says what to push (lock and the output's
+// push lock held).  `from_camera` is false for fallback pictures, which are
+// not part of a camera session.  False when there is nothing to push.
+static bool
+prepare_buffer (Output &out, GstBuffer *buffer, GstCaps *caps, GstClockTime pts,
+    GstClockTime dts, bool from_camera, Outgoing &outgoing)
+{
+  if (!out.appsrc) {
+    gst_buffer_unref (buffer);
+    return false;
+  }
+  GstClockTime key = GST_CLOCK_TIME_IS_VALID (dts) ? dts : pts;
+  if (from_camera && !out.session_started) {
+    // A new session restarts the stream (after a gap or fallback
+    // pictures).  One whose clock is behind what went out already (a file
+    // that loops, a camera with a reset clock) continues after it.
+    out.session_started = true;
+    out.discont = true;
+    out.session_shift = 0;
     if (GST_CLOCK_TIME_IS_VALID (key) && GST_CLOCK_TIME_IS_VALID (out.last_ts)
-        && key <= out.last_ts) {
-      // Strictly increasing, whatever the camera sends.
-      const GstClockTime bump = out.last_ts + GST_USECOND - key;
-      if (GST_CLOCK_TIME_IS_VALID (pts))
-        pts += bump;
-      if (GST_CLOCK_TIME_IS_VALID (dts))
-        dts += bump;
-      key += bump;
-    }
-    if (GST_CLOCK_TIME_IS_VALID (key))
-      out.last_ts = key;
-    if (caps && (!out.caps || !gst_caps_is_equal (out.caps.get (), caps))) {
-      out.caps.reset (gst_caps_ref (caps));
-      new_caps.reset (gst_caps_ref (caps));
-    }
-    buffer = gst_buffer_make_writable (buffer);
-    GST_BUFFER_PTS (buffer) = pts;
-    GST_BUFFER_DTS (buffer) = dts;
-    if (out.discont) {
-      GST_BUFFER_FLAG_SET (buffer, GST_BUFFER_FLAG_DISCONT);
-      out.discont = false;
-    } else {
-      GST_BUFFER_FLAG_UNSET (buffer, GST_BUFFER_FLAG_DISCONT);
-    }
+        && key <= out.last_ts)
+      out.session_shift = static_cast<GstClockTimeDiff> (out.last_ts - key) + GST_MSECOND;
   }
-  if (new_caps) {
-    GST_DEBUG_OBJECT (self, "new caps %" GST_PTR_FORMAT, new_caps.get ());
-    gst_app_src_set_caps (GST_APP_SRC (appsrc.get ()), new_caps.get ());
+  if (from_camera) {
+    pts = map_timestamp (out, pts);
+    dts = map_timestamp (out, dts);
   }
-  gst_app_src_push_buffer (GST_APP_SRC (appsrc.get ()), buffer);
+  key = GST_CLOCK_TIME_IS_VALID (dts) ? dts : pts;
+  if (GST_CLOCK_TIME_IS_VALID (key) && GST_CLOCK_TIME_IS_VALID (out.last_ts)
+      && key <= out.last_ts) {
+    // Strictly increasing, whatever the camera sends.
+    const GstClockTime bump = out.last_ts + GST_USECOND - key;
+    if (GST_CLOCK_TIME_IS_VALID (pts))
+      pts += bump;
+    if (GST_CLOCK_TIME_IS_VALID (dts))
+      dts += bump;
+    key += bump;
+  }
+  if (GST_CLOCK_TIME_IS_VALID (key))
+    out.last_ts = key;
+  if (caps && (!out.caps || !gst_caps_is_equal (out.caps.get (), caps))) {
+    out.caps.reset (gst_caps_ref (caps));
+    outgoing.new_caps.reset (gst_caps_ref (caps));
+  }
+  buffer = gst_buffer_make_writable (buffer);
+  GST_BUFFER_PTS (buffer) = pts;
+  GST_BUFFER_DTS (buffer) = dts;
+  if (out.discont) {
+    GST_BUFFER_FLAG_SET (buffer, GST_BUFFER_FLAG_DISCONT);
+    out.discont = false;
+  } else {
+    GST_BUFFER_FLAG_UNSET (buffer, GST_BUFFER_FLAG_DISCONT);
+  }
+  outgoing.appsrc = camrelay::ref_object (out.appsrc);
+  outgoing.buffer = buffer;
+  return true;
+}
+
+// Hands a prepared buffer to its appsrc (push lock held, lock not held).
+// Never blocks: the appsrc queues without limit (on_camera_sample bounds it).
+static void
+push_outgoing (GstCameraSrc *self, Outgoing &outgoing)
+{
+  GstAppSrc *appsrc = GST_APP_SRC (outgoing.appsrc.get ());
+  if (outgoing.new_caps) {
+    GST_DEBUG_OBJECT (self, "new caps %" GST_PTR_FORMAT, outgoing.new_caps.get ());
+    gst_app_src_set_caps (appsrc, outgoing.new_caps.get ());
+  }
+  gst_app_src_push_buffer (appsrc, outgoing.buffer);
+  outgoing.buffer = nullptr;
 }
 
 static void
@@ -509,11 +526,13 @@ on_camera_sample (GstCameraSrc *self, const SinkContext &ctx, GstSample *sample)
   const guint64 backlog = gst_app_src_get_current_level_time (GST_APP_SRC (appsrc.get ()));
 
   const bool keyframe = !GST_BUFFER_FLAG_IS_SET (buffer, GST_BUFFER_FLAG_DELTA_UNIT);
+  Output &out = output_for (p, ctx.kind);
+  std::lock_guard<std::mutex> push (out.push_lock);
+  Outgoing outgoing;
   {
     Lock lock (p.lock);
     if (ctx.generation != p.generation)
       return;
-    Output &out = output_for (p, ctx.kind);
     if (backlog > MAX_OUTPUT_BACKLOG) {
       if (!out.need_keyframe)
         GST_WARNING_OBJECT (self, "downstream is not reading: dropping until the next keyframe");
@@ -540,8 +559,10 @@ on_camera_sample (GstCameraSrc *self, const SinkContext &ctx, GstSample *sample)
       // Audio starts with the video of the session.
       return;
     }
+    if (!prepare_buffer (out, gst_buffer_ref (buffer), caps, pts, dts, true, outgoing))
+      return;
   }
-  send_buffer (self, ctx.kind, gst_buffer_ref (buffer), caps, pts, dts, true);
+  push_outgoing (self, outgoing);
 }
 
 static GstFlowReturn
@@ -1005,10 +1026,11 @@ make_output_appsrc (const char *name, guint latency_ms)
   GstElement *appsrc = gst_element_factory_make ("appsrc", name);
   if (!appsrc)
     return nullptr;
-  // Live, in running time; unbounded here because on_camera_sample bounds
-  // the backlog itself, GOP by GOP.
+  // Live, in running time; unbounded and never blocking a push (pushes
+  // happen under an output's push lock) because on_camera_sample bounds the
+  // backlog itself, GOP by GOP.
   g_object_set (appsrc, "is-live", TRUE, "format", GST_FORMAT_TIME, "do-timestamp", FALSE,
-      "max-bytes", static_cast<guint64> (0), "emit-signals", FALSE,
+      "max-bytes", static_cast<guint64> (0), "block", FALSE, "emit-signals", FALSE,
       "min-latency", static_cast<gint64> (latency_ms) * GST_MSECOND, nullptr);
   gst_util_set_object_arg (G_OBJECT (appsrc), "stream-type", "stream");
   return appsrc;
@@ -1161,34 +1183,42 @@ static void
 send_fallback (GstCameraSrc *self)
 {
   GstCameraSrcPrivate &p = *self->priv;
-  GstBuffer *frame = nullptr;
-  CapsPtr caps;
+  const GstClockTime now = running_time_now (GST_ELEMENT (self));
+  if (!GST_CLOCK_TIME_IS_VALID (now))
+    return;
+  GST_LOG_OBJECT (self, "sending a fallback picture");
+  Output &out = p.video;
+  std::lock_guard<std::mutex> push (out.push_lock);
+  Outgoing outgoing;
   {
     Lock lock (p.lock);
+    // The camera is back (its first keyframe went out since the manager
+    // decided to send this): a picture now would land amid its frames.
+    if (out.session_started)
+      return;
+    GstBuffer *frame = nullptr;
+    GstCaps *caps = nullptr;
     if (p.settings.fallback == GST_CAMERA_SRC_FALLBACK_FREEZE && p.last_keyframe) {
       frame = gst_buffer_copy (p.last_keyframe);
-      caps.reset (p.last_keyframe_caps ? gst_caps_ref (p.last_keyframe_caps.get ()) : nullptr);
+      caps = p.last_keyframe_caps.get ();
     } else if (p.settings.fallback == GST_CAMERA_SRC_FALLBACK_SLATE) {
       if (p.slate && gst_sample_get_buffer (p.slate)) {
         frame = gst_buffer_copy (gst_sample_get_buffer (p.slate));
-        caps.reset (gst_caps_ref (gst_sample_get_caps (p.slate)));
+        caps = gst_sample_get_caps (p.slate);
       } else if (p.last_keyframe) {
         frame = gst_buffer_copy (p.last_keyframe);
-        caps.reset (p.last_keyframe_caps ? gst_caps_ref (p.last_keyframe_caps.get ()) : nullptr);
+        caps = p.last_keyframe_caps.get ();
       }
     }
     if (!frame)
       return;
+    GST_BUFFER_FLAG_UNSET (frame, GST_BUFFER_FLAG_DELTA_UNIT);
+    GST_BUFFER_DURATION (frame) = GST_CLOCK_TIME_NONE;
+    if (!prepare_buffer (out, frame, caps, now, now, false, outgoing))
+      return;
     p.stats.fallback_frames++;
   }
-  GstClockTime now = running_time_now (GST_ELEMENT (self));
-  if (!GST_CLOCK_TIME_IS_VALID (now)) {
-    gst_buffer_unref (frame);
-    return;
-  }
-  GST_BUFFER_FLAG_UNSET (frame, GST_BUFFER_FLAG_DELTA_UNIT);
-  GST_BUFFER_DURATION (frame) = GST_CLOCK_TIME_NONE;
-  send_buffer (self, StreamKind::Video, frame, caps.get (), now, now, false);
+  push_outgoing (self, outgoing);
 }
 
 static void
