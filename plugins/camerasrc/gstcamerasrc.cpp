@@ -399,10 +399,11 @@ struct Outgoing {
 // Stamps `buffer` (owned) for `out`, with output timestamps derived from the
 // running times `pts`/`dts`, and says what to push (lock and the output's
 // push lock held).  `from_camera` is false for fallback pictures, which are
-// not part of a camera session.  False when there is nothing to push.
+// not part of a camera session.  `leader` is the output whose session this
+// one follows (the video, for the audio).  False when there is nothing to push.
 static bool
-prepare_buffer (Output &out, GstBuffer *buffer, GstCaps *caps, GstClockTime pts,
-    GstClockTime dts, bool from_camera, Outgoing &outgoing)
+prepare_buffer (Output &out, const Output *leader, GstBuffer *buffer, GstCaps *caps,
+    GstClockTime pts, GstClockTime dts, bool from_camera, Outgoing &outgoing)
 {
   if (!out.appsrc) {
     gst_buffer_unref (buffer);
@@ -412,13 +413,16 @@ prepare_buffer (Output &out, GstBuffer *buffer, GstCaps *caps, GstClockTime pts,
   if (from_camera && !out.session_started) {
     // A new session restarts the stream (after a gap or fallback
     // pictures).  One whose clock is behind what went out already (a file
-    // that loops, a camera with a reset clock) continues after it.
+    // that loops, a camera with a reset clock) continues after it.  The
+    // audio moves with the video (which started first), so that the two
+    // stay aligned, and further only if it must.
     out.session_started = true;
     out.discont = true;
-    out.session_shift = 0;
+    out.session_shift = leader && leader->session_started ? leader->session_shift : 0;
     if (GST_CLOCK_TIME_IS_VALID (key) && GST_CLOCK_TIME_IS_VALID (out.last_ts)
-        && key <= out.last_ts)
-      out.session_shift = static_cast<GstClockTimeDiff> (out.last_ts - key) + GST_MSECOND;
+        && map_timestamp (out, key) <= out.last_ts)
+      out.session_shift += static_cast<GstClockTimeDiff> (out.last_ts - map_timestamp (out, key))
+          + GST_MSECOND;
   }
   if (from_camera) {
     pts = map_timestamp (out, pts);
@@ -559,7 +563,8 @@ on_camera_sample (GstCameraSrc *self, const SinkContext &ctx, GstSample *sample)
       // Audio starts with the video of the session.
       return;
     }
-    if (!prepare_buffer (out, gst_buffer_ref (buffer), caps, pts, dts, true, outgoing))
+    const Output *leader = ctx.kind == StreamKind::Audio ? &p.video : nullptr;
+    if (!prepare_buffer (out, leader, gst_buffer_ref (buffer), caps, pts, dts, true, outgoing))
       return;
   }
   push_outgoing (self, outgoing);
@@ -1214,7 +1219,13 @@ send_fallback (GstCameraSrc *self)
       return;
     GST_BUFFER_FLAG_UNSET (frame, GST_BUFFER_FLAG_DELTA_UNIT);
     GST_BUFFER_DURATION (frame) = GST_CLOCK_TIME_NONE;
-    if (!prepare_buffer (out, frame, caps, now, now, false, outgoing))
+    // Stamped `latency` behind the clock, as late as the element says its
+    // buffers may be: the camera's frames come out at most that far behind,
+    // so a returning camera's first frames follow the last picture without
+    // moving the session's timeline (and the video away from the audio).
+    const GstClockTime latency = p.settings.latency_ms * GST_MSECOND;
+    const GstClockTime ts = now > latency ? now - latency : 0;
+    if (!prepare_buffer (out, nullptr, frame, caps, ts, ts, false, outgoing))
       return;
     p.stats.fallback_frames++;
   }

@@ -6,6 +6,7 @@
 #include <gst/gst.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
@@ -306,4 +307,161 @@ TEST (CameraSrcContract, FallbackNeverInterleavesWithTheCamera)
   EXPECT_GT (fallback, 0u);
   expect_fallback_only_in_gaps (entries);
   EXPECT_TRUE (p.messages_of (GST_MESSAGE_ERROR).empty ()) << p.describe_messages ();
+}
+
+namespace {
+
+// Median of (running time at arrival - PTS) over the camera's buffers among
+// `entries[from, to)`: how far behind the clock the output runs.
+double
+median_lag (const std::vector<BufferEntry> &entries, size_t from, size_t to)
+{
+  std::vector<double> lags;
+  for (size_t i = from; i < to && i < entries.size (); i++) {
+    const BufferEntry &e = entries[i];
+    if (!e.fallback && GST_CLOCK_TIME_IS_VALID (e.running_time_at_arrival))
+      lags.push_back ((double (e.running_time_at_arrival) - double (e.pts)) / GST_SECOND);
+  }
+  if (lags.empty ())
+    return -1;
+  std::sort (lags.begin (), lags.end ());
+  return lags[lags.size () / 2];
+}
+
+// Index of the first buffer at or after `from` whose PTS is at least `pts`,
+// or the size.
+size_t
+first_at (const std::vector<BufferEntry> &entries, GstClockTime pts, size_t from = 0)
+{
+  for (size_t i = from; i < entries.size (); i++)
+    if (entries[i].pts >= pts)
+      return i;
+  return entries.size ();
+}
+
+constexpr GstClockTime kCameraLag = 300 * GST_MSECOND;
+
+// Makes every test camera that camerasrc builds send its frames `kCameraLag`
+// behind the clock, as a camera path that buffers does (a jitter buffer
+// holding frames, a camera stamping them at capture).
+GstPadProbeReturn
+delay_timestamps (GstPad *, GstPadProbeInfo *info, gpointer)
+{
+  GstBuffer *buffer = gst_buffer_make_writable (GST_PAD_PROBE_INFO_BUFFER (info));
+  for (GstClockTime *ts : {&GST_BUFFER_PTS (buffer), &GST_BUFFER_DTS (buffer)})
+    if (GST_CLOCK_TIME_IS_VALID (*ts))
+      *ts = *ts > kCameraLag ? *ts - kCameraLag : 0;
+  GST_PAD_PROBE_INFO_DATA (info) = buffer;
+  return GST_PAD_PROBE_OK;
+}
+
+void
+on_camera_pad (GstElement *, GstPad *pad, gpointer)
+{
+  if (GST_PAD_IS_SRC (pad))
+    gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, delay_timestamps, nullptr, nullptr);
+}
+
+void
+delay_test_cameras (GstBin *, GstBin *, GstElement *element, gpointer)
+{
+  GstElementFactory *factory = gst_element_get_factory (element);
+  if (!factory || g_strcmp0 (GST_OBJECT_NAME (factory), "testcamerasrc") != 0)
+    return;
+  gst_element_foreach_src_pad (element, [] (GstElement *e, GstPad *pad, gpointer) -> gboolean {
+    on_camera_pad (e, pad, nullptr);
+    return TRUE;
+  }, nullptr);
+  g_signal_connect (element, "pad-added", G_CALLBACK (on_camera_pad), nullptr);
+}
+
+struct ConnectionLag {
+  double video = 0;  // s behind the clock
+  double audio = 0;
+};
+
+// A test camera with audio whose frames come out 300 ms behind the clock
+// drops every second and comes back at once, four times, with fallback
+// pictures every 10 ms while it is away (so the last one goes out just
+// before the camera's first keyframe).  Returns how far behind the clock
+// video and audio ran on each connection, measured over 0.1-0.5 s after its
+// first keyframe.
+std::vector<ConnectionLag>
+returning_camera_lags (guint latency_ms)
+{
+  std::vector<ConnectionLag> lags;
+  TestPipeline p;
+  EXPECT_TRUE (p.launch (camerasrc_pipeline (
+      "fallback=freeze fallback-interval=10000000 retry-delay=20000000 "
+      "retry-delay-max=40000000 latency=" + std::to_string (latency_ms)) +
+      " cam.audio ! appsink name=audio_sink sync=false max-buffers=1 drop=true"));
+  if (!p.pipeline ())
+    return lags;
+  g_object_set (p.by_name ("cam"), "location",
+      "test://cam?width=320&height=240&gop=10&audio=aac&drop-after=1", nullptr);
+  g_signal_connect (p.pipeline (), "deep-element-added", G_CALLBACK (delay_test_cameras), nullptr);
+  BufferLog video;
+  video.attach (p.pipeline (), p.sink ());
+  BufferLog audio;
+  audio.attach (p.pipeline (), p.by_name ("audio_sink"));
+  EXPECT_TRUE (p.play ());
+  EXPECT_TRUE (p.wait_state ("streaming", 10s, 0, 4)) << p.describe_messages ();
+  const size_t frames = p.frame_count ();
+  EXPECT_TRUE (p.wait_frames (frames + 20, 5s));
+  EXPECT_LT (stop_bounded (p), 1.0);
+  EXPECT_TRUE (p.messages_of (GST_MESSAGE_ERROR).empty ()) << p.describe_messages ();
+
+  const auto v = video.entries ();
+  const auto a = audio.entries ();
+  EXPECT_FALSE (a.empty ()) << "no audio";
+  expect_fallback_only_in_gaps (v);
+  // Each connection starts with a DISCONT keyframe of the camera.  (Frames
+  // the first one sent before the delay could apply, stamped 0, fall before
+  // the measured span.)
+  for (size_t i = 0; i < v.size (); i++) {
+    if (v[i].fallback || !v[i].discont)
+      continue;
+    const GstClockTime start = v[i].pts + 100 * GST_MSECOND;
+    const GstClockTime end = start + 400 * GST_MSECOND;
+    const size_t v_end = first_at (v, end, i);
+    const size_t a_from = first_at (a, start);
+    ConnectionLag lag;
+    lag.video = median_lag (v, first_at (v, start, i), v_end);
+    lag.audio = median_lag (a, a_from, first_at (a, end, a_from));
+    if (v_end == v.size () || lag.audio < 0)
+      continue;  // too short to measure: the pipeline stopped
+    std::fprintf (stderr, "connection %zu: video %.3f s behind the clock, audio %.3f s\n",
+        lags.size () + 1, lag.video, lag.audio);
+    lags.push_back (lag);
+  }
+  EXPECT_GE (lags.size (), 3u) << "too few connections to compare";
+  return lags;
+}
+
+}  // namespace
+
+// With the camera's frames within camerasrc's latency (500 ms), each
+// returning camera keeps its place on the timeline, like the first
+// connection (which followed no fallback picture): fallback pictures do not
+// push it later, which would also move the video away from the audio.
+TEST (CameraSrcContract, FallbackKeepsTheReturningCameraOnItsTimeline)
+{
+  const auto lags = returning_camera_lags (500);
+  for (size_t i = 1; i < lags.size (); i++) {
+    EXPECT_NEAR (lags[i].video, lags[0].video, 0.1)
+        << "connection " << i + 1 << ": the video moved on the timeline";
+    EXPECT_NEAR (lags[i].video - lags[i].audio, lags[0].video - lags[0].audio, 0.1)
+        << "connection " << i + 1 << ": audio and video drifted apart";
+  }
+}
+
+// A camera later than camerasrc's latency (100 ms) may land behind the
+// fallback pictures, and its session then moves later: its audio moves
+// with it.
+TEST (CameraSrcContract, AudioMovesWithTheVideo)
+{
+  const auto lags = returning_camera_lags (100);
+  for (size_t i = 1; i < lags.size (); i++)
+    EXPECT_NEAR (lags[i].video - lags[i].audio, lags[0].video - lags[0].audio, 0.05)
+        << "connection " << i + 1 << ": audio and video drifted apart";
 }
