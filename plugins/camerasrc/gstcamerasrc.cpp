@@ -9,8 +9,10 @@
  * `souphttpsrc ! multipartdemux ! jpegparse`, `filesrc ! parsebin`, or the
  * synthetic `testcamerasrc`) ends in an internal appsink; it is torn down and
  * rebuilt as the camera comes and goes.  Outside, an appsrc per stream sends
- * one continuous live stream: one stream-start, one segment, new caps only
- * when the camera's parameters change, timestamps in running time that
+ * one continuous live stream: one segment, one stream-start per codec (a
+ * camera that comes back with another codec starts a new stream, which
+ * decodebin3 follows), new caps only when the camera's parameters change,
+ * timestamps in running time that
  * strictly increase across reconnects, and a keyframe flagged DISCONT first
  * after every gap.  Frames are parsed and access-unit aligned, keyframes carry
  * their parameter sets; nothing is re-encoded.
@@ -159,6 +161,11 @@ struct Output {
   bool session_started = false;
   bool need_keyframe = true;
   bool discont = true;
+  // The stream going out, a new one for each codec: announced downstream
+  // by its stream-start, which carries it, and a stream-collection before
+  // its first buffer (see on_output_data).
+  GstStream *stream = nullptr;
+  guint32 group_id = 0;  // shared by the element's streams
 };
 
 struct Stats {
@@ -389,10 +396,22 @@ map_timestamp (Output &out, GstClockTime ts)
   return mapped > 0 ? static_cast<GstClockTime> (mapped) : 0;
 }
 
+static GstEvent *
+make_stream_start (GstStream *stream, guint32 group_id)
+{
+  GstEvent *event = gst_event_new_stream_start (gst_stream_get_stream_id (stream));
+  gst_event_set_stream (event, stream);
+  gst_event_set_group_id (event, group_id);
+  return event;
+}
+
 // What goes to an output appsrc, decided under the lock.
 struct Outgoing {
   ElementPtr appsrc;
-  CapsPtr new_caps;  // set when the caps changed
+  CapsPtr new_caps;                       // set when the caps changed
+  camrelay::ObjectPtr<GstStream> stream;  // with new caps: the stream they are for
+  bool new_stream = false;                // another codec: a stream-start first
+  guint32 group_id = 0;
   GstBuffer *buffer = nullptr;
 };
 
@@ -442,6 +461,19 @@ prepare_buffer (Output &out, const Output *leader, GstBuffer *buffer, GstCaps *c
   if (GST_CLOCK_TIME_IS_VALID (key))
     out.last_ts = key;
   if (caps && (!out.caps || !gst_caps_is_equal (out.caps.get (), caps))) {
+    // Another codec is another stream: decoders downstream are chosen per
+    // stream, and a new stream-start lets them choose again.  Other changes
+    // (size, profile, parameter sets) stay in the stream: new caps only.
+    if (out.caps && !gst_structure_has_name (gst_caps_get_structure (caps, 0),
+                        gst_structure_get_name (gst_caps_get_structure (out.caps.get (), 0)))) {
+      GstStream *stream = gst_stream_new (nullptr, nullptr,
+          gst_stream_get_stream_type (out.stream), GST_STREAM_FLAG_NONE);
+      gst_object_unref (out.stream);
+      out.stream = GST_STREAM (gst_object_ref_sink (stream));
+      outgoing.new_stream = true;
+      outgoing.group_id = out.group_id;
+    }
+    outgoing.stream = camrelay::ref_object (out.stream);
     out.caps.reset (gst_caps_ref (caps));
     outgoing.new_caps.reset (gst_caps_ref (caps));
   }
@@ -465,8 +497,16 @@ static void
 push_outgoing (GstCameraSrc *self, Outgoing &outgoing)
 {
   GstAppSrc *appsrc = GST_APP_SRC (outgoing.appsrc.get ());
+  GstStream *stream = outgoing.stream.get ();
+  if (outgoing.new_stream) {
+    // The appsrc queues it in order with the caps and buffers.
+    GST_DEBUG_OBJECT (self, "another codec: new stream %s", gst_stream_get_stream_id (stream));
+    gst_element_send_event (outgoing.appsrc.get (),
+        make_stream_start (stream, outgoing.group_id));
+  }
   if (outgoing.new_caps) {
     GST_DEBUG_OBJECT (self, "new caps %" GST_PTR_FORMAT, outgoing.new_caps.get ());
+    gst_stream_set_caps (stream, outgoing.new_caps.get ());
     gst_app_src_set_caps (appsrc, outgoing.new_caps.get ());
   }
   gst_app_src_push_buffer (appsrc, outgoing.buffer);
@@ -1041,6 +1081,75 @@ make_output_appsrc (const char *name, guint latency_ms)
   return appsrc;
 }
 
+// Announces the streams of an output on its appsrc's source pad.  Each run
+// of the appsrc starts with a stream-start of basesrc's own: it is replaced
+// by the output's, which carries the output's GstStream.  Each stream's
+// collection goes out just before its first buffer, after its stream-start,
+// caps and segment (queued in the appsrc with the caps, it would make the
+// appsrc send a segment of its own first, and basesrc then another).
+struct OutputAnnouncer {
+  GstCameraSrc *self;
+  StreamKind kind;
+  GstStream *pending = nullptr;  // streaming thread only: to announce
+};
+
+static GstPadProbeReturn
+on_output_data (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  auto *announcer = static_cast<OutputAnnouncer *> (user_data);
+  if (GST_PAD_PROBE_INFO_TYPE (info) & GST_PAD_PROBE_TYPE_BUFFER) {
+    if (GstStream *stream = announcer->pending) {
+      announcer->pending = nullptr;
+      GstStreamCollection *collection = gst_stream_collection_new (nullptr);
+      gst_stream_collection_add_stream (collection, stream);
+      gst_pad_push_event (pad, gst_event_new_stream_collection (collection));
+      gst_object_unref (collection);
+    }
+    return GST_PAD_PROBE_OK;
+  }
+  GstEvent *event = GST_PAD_PROBE_INFO_EVENT (info);
+  if (GST_EVENT_TYPE (event) != GST_EVENT_STREAM_START)
+    return GST_PAD_PROBE_OK;
+  GstStream *stream = nullptr;
+  gst_event_parse_stream (event, &stream);
+  if (!stream) {
+    GstCameraSrcPrivate &p = *announcer->self->priv;
+    guint32 group_id;
+    {
+      Lock lock (p.lock);
+      const Output &out = output_for (p, announcer->kind);
+      stream = GST_STREAM (gst_object_ref (out.stream));
+      group_id = out.group_id;
+    }
+    gst_event_unref (event);
+    GST_PAD_PROBE_INFO_DATA (info) = make_stream_start (stream, group_id);
+  }
+  gst_clear_object (&announcer->pending);
+  announcer->pending = stream;  // takes the reference
+  return GST_PAD_PROBE_OK;
+}
+
+// The output's first stream, and the probe that announces it.
+static void
+init_output_stream (GstCameraSrc *self, Output &out, StreamKind kind, guint32 group_id)
+{
+  GstPad *pad = gst_element_get_static_pad (out.appsrc, "src");
+  GCharPtr stream_id{gst_pad_create_stream_id (pad, out.appsrc,
+      kind == StreamKind::Video ? "video" : "audio")};
+  out.stream = GST_STREAM (gst_object_ref_sink (gst_stream_new (stream_id.get (), nullptr,
+      kind == StreamKind::Video ? GST_STREAM_TYPE_VIDEO : GST_STREAM_TYPE_AUDIO,
+      GST_STREAM_FLAG_NONE)));
+  out.group_id = group_id;
+  gst_pad_add_probe (pad,
+      static_cast<GstPadProbeType> (GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM | GST_PAD_PROBE_TYPE_BUFFER),
+      on_output_data, new OutputAnnouncer{self, kind}, [] (gpointer data) {
+        auto *announcer = static_cast<OutputAnnouncer *> (data);
+        gst_clear_object (&announcer->pending);
+        delete announcer;
+      });
+  gst_object_unref (pad);
+}
+
 static GstPad *
 ghost_output (GstCameraSrc *self, GstElement *appsrc, GstStaticPadTemplate *templ)
 {
@@ -1076,6 +1185,8 @@ ensure_audio_output (GstCameraSrc *self)
       return;
     }
     p.audio.appsrc = GST_ELEMENT (gst_object_ref (appsrc));
+    // Not in the bin yet: no one else can see it.
+    init_output_stream (self, p.audio, StreamKind::Audio, p.video.group_id);
   }
   gst_bin_add (GST_BIN (self), appsrc);
   gst_element_sync_state_with_parent (appsrc);
@@ -1486,8 +1597,12 @@ is_in (GstObject *src, const std::vector<ElementPtr> &elements)
   return false;
 }
 
-// Children's errors, warnings and EOS are the camera's faults: they are
-// handled here and never reach the pipeline.
+// The inner chain's errors, warnings and EOS are the camera's faults: they
+// are handled here and never reach the pipeline.  The output appsrcs' are
+// not: an error there says that downstream refused what we send (most often
+// not-negotiated: it cannot take the camera's codec, or a codec change),
+// which no reconnect can cure and which the application must see, so it goes
+// on to the pipeline as it is.  Only an audio pad nobody linked is no error.
 static void
 gst_camera_src_handle_message (GstBin *bin, GstMessage *message)
 {
@@ -1886,6 +2001,8 @@ gst_camera_src_finalize (GObject *object)
     gst_object_unref (e);
   gst_clear_object (&p->video.appsrc);
   gst_clear_object (&p->audio.appsrc);
+  gst_clear_object (&p->video.stream);
+  gst_clear_object (&p->audio.stream);
   gst_clear_buffer (&p->last_keyframe);
   if (p->slate)
     gst_sample_unref (p->slate);
@@ -2001,6 +2118,7 @@ gst_camera_src_init (GstCameraSrc *self)
   GST_OBJECT_FLAG_SET (self, GST_ELEMENT_FLAG_SOURCE);
   GstElement *appsrc = make_output_appsrc ("video_output", DEFAULT_LATENCY_MS);
   self->priv->video.appsrc = GST_ELEMENT (gst_object_ref (appsrc));
+  init_output_stream (self, self->priv->video, StreamKind::Video, gst_util_group_id_next ());
   gst_bin_add (GST_BIN (self), appsrc);
   self->video_pad = ghost_output (self, appsrc, &video_template);
   self->audio_pad = nullptr;

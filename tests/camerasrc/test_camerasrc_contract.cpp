@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <cstdlib>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -464,4 +465,135 @@ TEST (CameraSrcContract, AudioMovesWithTheVideo)
   for (size_t i = 1; i < lags.size (); i++)
     EXPECT_NEAR (lags[i].video - lags[i].audio, lags[0].video - lags[0].audio, 0.05)
         << "connection " << i + 1 << ": audio and video drifted apart";
+}
+
+// ---- a codec change starts a new stream ---------------------------------------
+
+namespace {
+
+// What left camerasrc's video pad: the media type of each buffer, and the
+// stream-starts and stream-collections.
+class OutputLog {
+ public:
+  void attach (GstElement *camerasrc)
+  {
+    camrelay::PadPtr pad{gst_element_get_static_pad (camerasrc, "video")};
+    gst_pad_add_probe (pad.get (), GST_PAD_PROBE_TYPE_DATA_DOWNSTREAM, on_data, this, nullptr);
+  }
+  std::vector<std::string> buffer_types () const
+  {
+    std::lock_guard<std::mutex> lock (mutex_);
+    return buffer_types_;
+  }
+  std::vector<std::string> stream_ids () const
+  {
+    std::lock_guard<std::mutex> lock (mutex_);
+    return stream_ids_;
+  }
+  int collections () const
+  {
+    std::lock_guard<std::mutex> lock (mutex_);
+    return collections_;
+  }
+
+ private:
+  static GstPadProbeReturn on_data (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+  {
+    auto *self = static_cast<OutputLog *> (user_data);
+    std::lock_guard<std::mutex> lock (self->mutex_);
+    if (GST_IS_BUFFER (GST_PAD_PROBE_INFO_DATA (info))) {
+      camrelay::CapsPtr caps{gst_pad_get_current_caps (pad)};
+      self->buffer_types_.push_back (
+          caps ? gst_structure_get_name (gst_caps_get_structure (caps.get (), 0)) : "");
+    } else if (GST_IS_EVENT (GST_PAD_PROBE_INFO_DATA (info))) {
+      GstEvent *event = GST_PAD_PROBE_INFO_EVENT (info);
+      if (GST_EVENT_TYPE (event) == GST_EVENT_STREAM_START) {
+        const gchar *id = nullptr;
+        gst_event_parse_stream_start (event, &id);
+        self->stream_ids_.push_back (id ? id : "");
+      } else if (GST_EVENT_TYPE (event) == GST_EVENT_STREAM_COLLECTION) {
+        self->collections_++;
+      }
+    }
+    return GST_PAD_PROBE_OK;
+  }
+
+  mutable std::mutex mutex_;
+  std::vector<std::string> buffer_types_;
+  std::vector<std::string> stream_ids_;
+  int collections_ = 0;
+};
+
+// Waits, frame by frame, until a frame that reached the sink satisfies
+// `match`, at most `timeout`.
+bool
+wait_frame_matching (TestPipeline &p, const std::function<bool (const FrameRecord &)> &match,
+    std::chrono::milliseconds timeout)
+{
+  const auto deadline = SteadyClock::now () + timeout;
+  for (size_t seen = 0;;) {
+    const auto frames = p.frames ();
+    for (; seen < frames.size (); seen++)
+      if (match (frames[seen]))
+        return true;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds> (
+        deadline - SteadyClock::now ());
+    if (left.count () <= 0 || !p.wait_frames (seen + 1, left))
+      return false;
+  }
+}
+
+}  // namespace
+
+// The camera switches from H.264 to H.265 (a camera that rebooted into
+// another codec, here a new location): decodebin3 downstream decodes on,
+// without an ERROR or EOS.  A change of size in the same codec is no new
+// stream.
+TEST (CameraSrcContract, CodecChangeStartsANewStreamThatDecodebin3Follows)
+{
+  for (const char *decoder : {"openh264dec", "libde265dec"})
+    ASSERT_TRUE (has_factory (decoder)) << decoder;
+  TestPipeline p;
+  ASSERT_TRUE (p.launch ("camerasrc name=cam fallback=none retry-delay=100000000 ! "
+                         "decodebin3 ! appsink name=sink sync=false"));
+  GstElement *camerasrc = p.by_name ("cam");
+  g_object_set (camerasrc, "location", "test://cam?width=320&height=240&gop=10", nullptr);
+  OutputLog output;
+  output.attach (camerasrc);
+  ASSERT_TRUE (p.play ());
+  // Non-fatal checks from here on: a decodebin3 stuck in a codec change
+  // cannot stop, and the test must still end (stop_bounded).
+  EXPECT_TRUE (p.wait_frames (15, 10s)) << p.describe_messages ();
+
+  g_object_set (camerasrc, "location", "test://cam?width=320&height=240&gop=10&codec=h265",
+      nullptr);
+  auto h265_out = [&output] {
+    size_t count = 0;
+    for (const auto &type : output.buffer_types ())
+      count += type == "video/x-h265";
+    return count;
+  };
+  EXPECT_TRUE (p.wait_until ([&] { return h265_out () >= 1; }, 10s)) << "no H.265 out";
+  // Decoded H.265: frames keep coming out of decodebin3.
+  const size_t decoded = p.frame_count ();
+  EXPECT_TRUE (p.wait_frames (decoded + 15, 10s))
+      << "decodebin3 stopped after the codec change\n" << p.describe_messages ();
+  EXPECT_GE (h265_out (), 15u);
+  const auto ids = output.stream_ids ();
+  EXPECT_EQ (ids.size (), 2u) << "one stream-start per codec";
+  if (ids.size () == 2) {
+    EXPECT_NE (ids[0], ids[1]);
+  }
+
+  // Same codec, another size: new caps only.
+  g_object_set (camerasrc, "location", "test://cam?width=160&height=120&gop=10&codec=h265",
+      nullptr);
+  EXPECT_TRUE (wait_frame_matching (p, [] (const FrameRecord &f) { return f.width == 160; }, 10s))
+      << "no decoded frame of the new size";
+  EXPECT_EQ (output.stream_ids ().size (), 2u) << "a new stream for a change of size";
+  EXPECT_EQ (output.collections (), 2);
+
+  EXPECT_LT (stop_bounded (p), 1.0);
+  EXPECT_TRUE (p.messages_of (GST_MESSAGE_ERROR).empty ()) << p.describe_messages ();
+  EXPECT_TRUE (p.messages_of (GST_MESSAGE_EOS).empty ()) << p.describe_messages ();
 }
