@@ -1445,6 +1445,19 @@ manager_loop (GstCameraSrc *self)
         StateChange change;
         {
           Lock lock (p.lock);
+          // Another camera: what the old one looked like is no fallback for
+          // it, and no fact about it.
+          gst_clear_buffer (&p.last_keyframe);
+          p.last_keyframe_caps.reset ();
+          if (p.slate) {
+            gst_sample_unref (p.slate);
+            p.slate = nullptr;
+          }
+          p.stats.width = p.stats.height = 0;
+          p.stats.fps_n = 0;
+          p.stats.fps_d = 1;
+          p.stats.codec.clear ();
+          p.stats.bitrate_window.clear ();
           p.attempt = 0;
           change = set_state_locked (p, GST_CAMERA_SRC_STATE_CONNECTING, "location changed");
         }

@@ -597,3 +597,41 @@ TEST (CameraSrcContract, CodecChangeStartsANewStreamThatDecodebin3Follows)
   EXPECT_TRUE (p.messages_of (GST_MESSAGE_ERROR).empty ()) << p.describe_messages ();
   EXPECT_TRUE (p.messages_of (GST_MESSAGE_EOS).empty ()) << p.describe_messages ();
 }
+
+// ---- a new location forgets the old camera ------------------------------------
+
+// After a switch to a camera that never answers, the old camera's last
+// keyframe is not shown as the new camera's fallback, and the stats no
+// longer describe the old camera.
+TEST (CameraSrcContract, LocationChangeForgetsTheOldCamera)
+{
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, "test://old?width=320&height=240&gop=10",
+      "fallback=freeze fallback-interval=50000000"));
+  BufferLog log;
+  log.attach (p.pipeline (), p.sink ());
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_frames (15, 10s)) << p.describe_messages ();
+  GstElement *camerasrc = p.by_name ("cam");
+  auto stats = get_stats (camerasrc);
+  EXPECT_EQ (stat_int (stats.get (), "width"), 320);
+  EXPECT_EQ (stat_string (stats.get (), "codec"), "h264");
+
+  const size_t from = next_state_index (p);
+  const size_t after_switch = log.entries ().size ();
+  const std::string nobody = "rtsp://127.0.0.1:" + std::to_string (closed_port ()) + "/cam";
+  g_object_set (camerasrc, "location", nobody.c_str (), nullptr);
+  // Attempts fail for a while, fallback intervals (50 ms) pass.
+  ASSERT_TRUE (p.wait_state ("reconnecting", 5s, from, 3)) << p.describe_messages ();
+  const auto entries = log.entries ();
+  size_t fallback_after = 0;
+  for (size_t i = after_switch; i < entries.size (); i++)
+    fallback_after += entries[i].fallback;
+  EXPECT_EQ (fallback_after, 0u) << "the old camera's keyframe as the new camera's fallback";
+  stats = get_stats (camerasrc);
+  EXPECT_EQ (stat_int (stats.get (), "width"), 0) << stats_string (camerasrc);
+  EXPECT_EQ (stat_int (stats.get (), "height"), 0);
+  EXPECT_EQ (stat_string (stats.get (), "codec"), "");
+  EXPECT_EQ (stat_u64 (stats.get (), "bitrate"), 0u);
+  EXPECT_LT (stop_bounded (p), 1.0);
+}
