@@ -89,6 +89,9 @@ constexpr auto WARNING_INTERVAL = std::chrono::seconds (5);
 constexpr auto BITRATE_WINDOW = std::chrono::seconds (5);
 // The manager re-checks its deadlines at least this often.
 constexpr auto MANAGER_TICK = std::chrono::milliseconds (100);
+// Longest a slate may take to encode; until it is there, the fallback
+// repeats the last keyframe.
+constexpr auto SLATE_TIMEOUT = std::chrono::seconds (5);
 // Beyond this much data waiting in an output appsrc (downstream is not
 // reading), drop until the next keyframe instead of growing.
 constexpr guint64 MAX_OUTPUT_BACKLOG = 5 * GST_SECOND;
@@ -1232,40 +1235,67 @@ teardown_session (GstCameraSrc *self)
   }
 }
 
-// Encodes one "camera offline" picture in the camera's codec and size.
-static GstSample *
-make_slate (const std::string &codec, gint width, gint height)
+// A slate being made: a small pipeline of its own that encodes one "camera
+// offline" picture in the background, while the manager goes on.  It knows
+// nothing of the element (no callback, no bus handler): the manager looks for
+// its picture on every wake-up, and nobody ever waits for it to stop, since
+// an encoder cannot be interrupted (x265 at 1080p takes a second on a busy
+// machine).  Its state change to NULL runs from GStreamer's thread pool
+// (gst_deinit waits for that pool).
+struct SlateBuild {
+  ElementPtr pipeline;
+  ElementPtr sink;
+  std::string codec;
+  gint width = 0;
+  gint height = 0;
+  Clock::time_point deadline = Clock::time_point::max ();
+};
+
+// Lets go of the slate pipeline: to NULL from GStreamer's thread pool.
+static void
+drop_slate (SlateBuild &build)
 {
-  const char *encoder = codec == "h265" ? "x265enc ! h265parse config-interval=-1 ! "
-                                          "video/x-h265,stream-format=byte-stream,alignment=au"
-      : codec == "jpeg" ? "jpegenc ! jpegparse"
-                        : "x264enc speed-preset=ultrafast key-int-max=1 ! h264parse "
-                          "config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au";
-  GCharPtr description{g_strdup_printf ("videotestsrc num-buffers=1 pattern=black ! "
-                                        "video/x-raw,format=I420,width=%d,height=%d,framerate=1/1 ! "
-                                        "textoverlay text=\"camera offline\" valignment=center "
-                                        "halignment=center font-desc=\"Sans Bold 32\" ! %s ! "
-                                        "appsink name=sink sync=false",
-      width > 0 ? width : 1280, height > 0 ? height : 720, encoder)};
-  GError *error = nullptr;
-  ElementPtr pipeline{gst_parse_launch (description.get (), &error)};
-  if (!pipeline) {
-    GST_WARNING ("cannot make the slate: %s", error ? error->message : "unknown error");
-    g_clear_error (&error);
-    return nullptr;
-  }
-  g_clear_error (&error);
-  ElementPtr sink{gst_bin_get_by_name (GST_BIN (pipeline.get ()), "sink")};
-  gst_element_set_state (pipeline.get (), GST_STATE_PLAYING);
-  // Bounded: the manager must stay responsive (going to NULL waits for it).
-  // Without a slate in time, the fallback repeats the last keyframe.
-  GstSample *sample = gst_app_sink_try_pull_sample (GST_APP_SINK (sink.get ()), GST_SECOND / 2);
-  gst_element_set_state (pipeline.get (), GST_STATE_NULL);
-  return sample;
+  if (build.pipeline)
+    gst_element_call_async (build.pipeline.get (), [] (GstElement *pipeline, gpointer) {
+      gst_element_set_state (pipeline, GST_STATE_NULL);
+    }, nullptr, nullptr);
+  build = SlateBuild ();
 }
 
+// Takes the slate's picture when it is there, or gives up on a slate that
+// failed or is late (manager thread).
 static void
-prepare_slate (GstCameraSrc *self)
+poll_slate (GstCameraSrc *self, SlateBuild &build)
+{
+  GstCameraSrcPrivate &p = *self->priv;
+  if (!build.pipeline)
+    return;
+  if (GstSample *slate = gst_app_sink_try_pull_sample (GST_APP_SINK (build.sink.get ()), 0)) {
+    GST_DEBUG_OBJECT (self, "slate made");
+    drop_slate (build);
+    Lock lock (p.lock);
+    if (p.slate)
+      gst_sample_unref (p.slate);
+    p.slate = slate;
+    return;
+  }
+  camrelay::BusPtr bus{gst_element_get_bus (build.pipeline.get ())};
+  camrelay::MessagePtr error{gst_bus_pop_filtered (bus.get (), GST_MESSAGE_ERROR)};
+  if (error || Clock::now () >= build.deadline) {
+    GError *gerror = nullptr;
+    if (error)
+      gst_message_parse_error (error.get (), &gerror, nullptr);
+    GST_WARNING_OBJECT (self, "no slate (%s): the fallback repeats the last keyframe",
+        gerror ? gerror->message : "too slow");
+    g_clear_error (&gerror);
+    drop_slate (build);
+  }
+}
+
+// Starts making a slate in the camera's codec and size, unless the current
+// one (or the one being made) already is (manager thread).
+static void
+start_slate (GstCameraSrc *self, SlateBuild &build)
 {
   GstCameraSrcPrivate &p = *self->priv;
   std::string codec;
@@ -1287,11 +1317,39 @@ prepare_slate (GstCameraSrc *self)
         return;
     }
   }
-  GstSample *slate = make_slate (codec, width, height);
-  Lock lock (p.lock);
-  if (p.slate)
-    gst_sample_unref (p.slate);
-  p.slate = slate;
+  if (build.pipeline) {
+    if (build.codec == codec && build.width == width && build.height == height)
+      return;
+    drop_slate (build);
+  }
+  const char *encoder = codec == "h265"
+      ? "x265enc speed-preset=ultrafast tune=zerolatency key-int-max=1 ! h265parse "
+        "config-interval=-1 ! video/x-h265,stream-format=byte-stream,alignment=au"
+      : codec == "jpeg" ? "jpegenc ! jpegparse"
+                        : "x264enc speed-preset=ultrafast tune=zerolatency key-int-max=1 ! "
+                          "h264parse config-interval=-1 ! "
+                          "video/x-h264,stream-format=byte-stream,alignment=au";
+  GCharPtr description{g_strdup_printf ("videotestsrc num-buffers=1 pattern=black ! "
+                                        "video/x-raw,format=I420,width=%d,height=%d,framerate=1/1 ! "
+                                        "textoverlay text=\"camera offline\" valignment=center "
+                                        "halignment=center font-desc=\"Sans Bold 32\" ! %s ! "
+                                        "appsink name=sink sync=false",
+      width > 0 ? width : 1280, height > 0 ? height : 720, encoder)};
+  GError *error = nullptr;
+  ElementPtr pipeline{gst_parse_launch (description.get (), &error)};
+  if (!pipeline || error) {
+    GST_WARNING_OBJECT (self, "cannot make the slate: %s", error ? error->message : "unknown error");
+    g_clear_error (&error);
+    return;
+  }
+  build.sink.reset (gst_bin_get_by_name (GST_BIN (pipeline.get ()), "sink"));
+  build.pipeline = std::move (pipeline);
+  build.codec = codec;
+  build.width = width;
+  build.height = height;
+  build.deadline = Clock::now () + SLATE_TIMEOUT;
+  GST_DEBUG_OBJECT (self, "making a %s slate of %dx%d", codec.c_str (), width, height);
+  gst_element_set_state (build.pipeline.get (), GST_STATE_PLAYING);
 }
 
 // Sends one fallback picture while the camera is away.
@@ -1383,6 +1441,7 @@ manager_loop (GstCameraSrc *self)
   Clock::time_point retry_at = Clock::now ();
   Clock::time_point connect_deadline = NEVER;
   Clock::time_point next_fallback = Clock::now ();
+  SlateBuild slate;
 
   while (true) {
     enum class Action { None, Connect, Fault, Loop, Switch, Streaming, Fallback } action =
@@ -1393,7 +1452,8 @@ manager_loop (GstCameraSrc *self)
     {
       Lock lock (p.lock);
       // Sleep until the next deadline (at most a tick), or an event.
-      auto wake_at = std::min ({Clock::now () + MANAGER_TICK, retry_at, connect_deadline});
+      auto wake_at = std::min ({Clock::now () + MANAGER_TICK, retry_at, connect_deadline,
+          slate.deadline});
       if (p.state != GST_CAMERA_SRC_STATE_STREAMING
           && p.settings.fallback != GST_CAMERA_SRC_FALLBACK_NONE)
         wake_at = std::min (wake_at, next_fallback);
@@ -1402,6 +1462,11 @@ manager_loop (GstCameraSrc *self)
       });
       if (!p.running)
         break;
+      if (slate.pipeline) {
+        lock.unlock ();
+        poll_slate (self, slate);
+        lock.lock ();
+      }
       const auto now = Clock::now ();
       settings = p.settings;
       generation = p.generation;
@@ -1442,6 +1507,7 @@ manager_loop (GstCameraSrc *self)
         break;
       case Action::Switch: {
         teardown_session (self);
+        drop_slate (slate);
         StateChange change;
         {
           Lock lock (p.lock);
@@ -1525,7 +1591,7 @@ manager_loop (GstCameraSrc *self)
         // and keep their pace through failed attempts.
         if (was_streaming) {
           next_fallback = Clock::now () + ns (settings.fallback_interval);
-          prepare_slate (self);
+          start_slate (self, slate);
         }
         break;
       }
@@ -1554,6 +1620,8 @@ manager_loop (GstCameraSrc *self)
         break;
     }
   }
+  // Stopping: a slate still being made is not waited for.
+  drop_slate (slate);
 }
 
 static void

@@ -134,6 +134,7 @@ struct BufferEntry {
   bool keyframe = false;
   bool discont = false;
   bool fallback = false;
+  std::string caps;  // the caps it went out with
 };
 
 class BufferLog {
@@ -152,11 +153,15 @@ class BufferLog {
   }
 
  private:
-  static GstPadProbeReturn on_buffer (GstPad *, GstPadProbeInfo *info, gpointer user_data)
+  static GstPadProbeReturn on_buffer (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
   {
     auto *self = static_cast<BufferLog *> (user_data);
     GstBuffer *buffer = GST_PAD_PROBE_INFO_BUFFER (info);
     BufferEntry entry;
+    if (camrelay::CapsPtr caps{gst_pad_get_current_caps (pad)}) {
+      camrelay::GCharPtr text{gst_caps_to_string (caps.get ())};
+      entry.caps = text.get ();
+    }
     entry.pts = GST_BUFFER_PTS (buffer);
     entry.dts = GST_BUFFER_DTS (buffer);
     entry.keyframe = !GST_BUFFER_FLAG_IS_SET (buffer, GST_BUFFER_FLAG_DELTA_UNIT);
@@ -634,4 +639,57 @@ TEST (CameraSrcContract, LocationChangeForgetsTheOldCamera)
   EXPECT_EQ (stat_string (stats.get (), "codec"), "");
   EXPECT_EQ (stat_u64 (stats.get (), "bitrate"), 0u);
   EXPECT_LT (stop_bounded (p), 1.0);
+}
+
+// ---- the slate ------------------------------------------------------------------
+
+// A 4K H.265 camera drops; camerasrc starts encoding its slate (x265 at 4K:
+// as slow as a slate gets, seconds on a busy machine) as it announces
+// `reconnecting`.  Going to NULL right then stays within the second.
+TEST (CameraSrcContract, NullWhileTheSlateIsBeingMade)
+{
+  ASSERT_TRUE (has_factory ("x265enc"));
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p,
+      "test://cam?codec=h265&width=3840&height=2160&framerate=2&gop=1&bitrate=300&drop-after=1",
+      "fallback=slate retry-delay=3000000000 retry-delay-max=3000000000 "
+      "connect-timeout=10000000000 timeout=5000000000"));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_state ("reconnecting", 15s)) << p.describe_messages ();
+  const double took = stop_bounded (p);
+  std::fprintf (stderr, "to NULL in %.3f s\n", took);
+  EXPECT_LT (took, 1.0);
+}
+
+// The slate is made in the background: the camera drops, fallback pictures
+// (the last keyframe at first) go out meanwhile, then the slate, in the
+// camera's codec and size but with caps of its own.
+TEST (CameraSrcContract, TheSlateIsMadeInTheBackground)
+{
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, "test://cam?width=320&height=240&gop=10&drop-after=1",
+      "fallback=slate fallback-interval=100000000 retry-delay=2000000000 "
+      "retry-delay-max=2000000000"));
+  BufferLog log;
+  log.attach (p.pipeline (), p.sink ());
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_state ("reconnecting", 10s)) << p.describe_messages ();
+  const std::string camera_caps = log.entries ().front ().caps;
+  auto slates = [&log, &camera_caps] {
+    size_t count = 0;
+    for (const auto &e : log.entries ())
+      count += e.fallback && e.caps != camera_caps;
+    return count;
+  };
+  EXPECT_TRUE (p.wait_until ([&] { return slates () >= 3; }, 2s)) << "no slate";
+  EXPECT_LT (stop_bounded (p), 1.0);
+  for (const auto &e : log.entries ()) {
+    if (e.fallback && e.caps != camera_caps) {
+      EXPECT_NE (e.caps.find ("video/x-h264"), std::string::npos) << e.caps;
+      EXPECT_NE (e.caps.find ("width=(int)320"), std::string::npos) << e.caps;
+      EXPECT_NE (e.caps.find ("height=(int)240"), std::string::npos) << e.caps;
+      break;
+    }
+  }
+  expect_fallback_only_in_gaps (log.entries ());
 }
