@@ -632,7 +632,8 @@ report_fault (GstCameraSrc *self, guint64 generation, std::string reason)
   Lock lock (p.lock);
   if (generation != p.generation || p.fault)
     return;
-  p.fault = redact_text (std::move (reason), p.settings.location, p.settings.user_pw);
+  p.fault = redact_text (std::move (reason), p.settings.location, p.settings.user_id,
+      p.settings.user_pw);
   p.wake.notify_all ();
 }
 

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <thread>
 
+#include "camerasrc/camerauri.h"
 #include "camerasrc_test_util.h"
 
 using namespace camtest;
@@ -692,4 +693,52 @@ TEST (CameraSrcContract, TheSlateIsMadeInTheBackground)
     }
   }
   expect_fallback_only_in_gaps (log.entries ());
+}
+
+// ---- credentials in reports -------------------------------------------------------
+
+// The user name is a credential too: redact_text removes it, from the URI's
+// user information and from user-id, as written and percent-decoded, where
+// it stands as a word (a short name must not eat every word that holds it).
+TEST (CameraSrcContract, RedactTextRemovesTheUserName)
+{
+  using camrelay::camerasrc::redact_text;
+  EXPECT_EQ (redact_text ("401 for user camadmin on rtsp://camadmin:s3cret@host/",
+                 "rtsp://camadmin:s3cret@host/", "", ""),
+      "401 for user *** on rtsp://***@host/");
+  EXPECT_EQ (redact_text ("user 'viewer' unknown; password s3cret", "rtsp://host/", "viewer",
+                 "s3cret"),
+      "user '***' unknown; password ***");
+  // Percent-encoded in the URI, decoded in the message, and the other way.
+  EXPECT_EQ (redact_text ("no user j.doe@corp", "rtsp://j.doe%40corp:pw@host/", "", ""),
+      "no user ***");
+  EXPECT_EQ (redact_text ("user j.doe%40corp", "rtsp://j.doe%40corp:pw@host/", "", ""),
+      "user ***");
+  // A name only where it stands as a word.
+  EXPECT_EQ (redact_text ("a camera at 10.0.0.1 refused a", "rtsp://a:pw@host/", "", ""),
+      "*** camera at 10.0.0.1 refused ***");
+  EXPECT_EQ (redact_text ("administrator, admin2 and admin", "rtsp://host/", "admin", ""),
+      "administrator, admin2 and ***");
+  // A user without password, and an empty user, which is no secret.
+  EXPECT_EQ (redact_text ("bad user bob", "rtsp://bob@host/", "", ""), "bad user ***");
+  EXPECT_EQ (redact_text ("text", "rtsp://:pw@host/", "", ""), "text");
+  EXPECT_EQ (redact_text ("text pw", "rtsp://@host/", "", "pw"), "text ***");
+}
+
+// And the element uses it on what it reports: a user-id quoted in a child's
+// error (here a test:// key of that name: the location itself is reported
+// as it is, only its user information removed) is in no reason and no stat.
+TEST (CameraSrcContract, TheUserNameIsInNoReason)
+{
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, "test://cam?camadmin=1", "user-id=camadmin user-pw=s3cret"));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_state ("reconnecting", 5s)) << p.describe_messages ();
+  auto stats = get_stats (p.by_name ("cam"));
+  const std::string last_error = stat_string (stats.get (), "last-error");
+  EXPECT_NE (last_error.find ("key '***'"), std::string::npos) << last_error;
+  EXPECT_EQ (last_error.find ("camadmin"), std::string::npos) << last_error;
+  EXPECT_LT (stop_bounded (p), 1.0);
+  for (const auto &m : p.state_messages ())
+    EXPECT_EQ (m.reason.find ("camadmin"), std::string::npos) << m.reason;
 }
