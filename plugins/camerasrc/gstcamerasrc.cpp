@@ -40,6 +40,7 @@
 
 #include "camerasrc/gstcamerasrc.h"
 
+#include <gio/gio.h>
 #include <gst/app/app.h>
 
 #include <algorithm>
@@ -89,6 +90,8 @@ constexpr auto WARNING_INTERVAL = std::chrono::seconds (5);
 constexpr auto BITRATE_WINDOW = std::chrono::seconds (5);
 // The manager re-checks its deadlines at least this often.
 constexpr auto MANAGER_TICK = std::chrono::milliseconds (100);
+// Longest the diagnosis of an HTTP camera that could not be reached may take.
+constexpr guint DIAGNOSIS_TIMEOUT_MS = 1000;
 // Longest a slate may take to encode; until it is there, the fallback
 // repeats the last keyframe.
 constexpr auto SLATE_TIMEOUT = std::chrono::seconds (5);
@@ -222,6 +225,10 @@ struct GstCameraSrcPrivate {
   bool running = false;
   bool location_changed = false;
   std::optional<std::string> fault;  // reported by a child or a callback
+  bool fault_generic = false;        // it says only that the stream stopped
+  const void *fault_origin = nullptr;  // the session element it came from (compared only)
+  std::string session_warning;       // the session's last warning, redacted
+  GCancellable *diagnosis = nullptr; // the diagnosis under way (see diagnose_http)
   bool end_of_file = false;          // file:// reached its end: loop
   bool first_frame = false;          // the session delivered its first keyframe
 
@@ -625,15 +632,32 @@ on_new_sample (GstAppSink *sink, gpointer user_data)
   return GST_FLOW_OK;
 }
 
+// How an error of the inner chain ranks as the reason of a fault.
+struct FaultOrigin {
+  const void *element = nullptr;  // the session element it came from
+  bool from_source = false;       // that element is the chain's source
+  bool generic = false;           // it says only that a stream stopped
+};
+
+// Records the session's fault: the first one, unless that one is generic
+// ("Internal data stream error") and a specific error, not yet handled,
+// follows from the same element or from the source.  Errors of elements
+// downstream of a source that stopped are consequences, not reasons.
 static void
-report_fault (GstCameraSrc *self, guint64 generation, std::string reason)
+report_fault (GstCameraSrc *self, guint64 generation, std::string reason,
+    const FaultOrigin &origin = FaultOrigin ())
 {
   GstCameraSrcPrivate &p = *self->priv;
   Lock lock (p.lock);
-  if (generation != p.generation || p.fault)
+  if (generation != p.generation)
+    return;
+  if (p.fault && !(p.fault_generic && !origin.generic
+                     && (origin.from_source || origin.element == p.fault_origin)))
     return;
   p.fault = redact_text (std::move (reason), p.settings.location, p.settings.user_id,
       p.settings.user_pw);
+  p.fault_generic = origin.generic;
+  p.fault_origin = origin.element;
   p.wake.notify_all ();
 }
 
@@ -1215,6 +1239,9 @@ teardown_session (GstCameraSrc *self)
     elements.swap (p.session_elements);
     p.session_is_file = false;
     p.fault.reset ();
+    p.fault_generic = false;
+    p.fault_origin = nullptr;
+    p.session_warning.clear ();
     p.end_of_file = false;
     p.first_frame = false;
     for (Output *out : {&p.video, &p.audio}) {
@@ -1417,6 +1444,108 @@ warn_fault (GstCameraSrc *self, const std::string &reason, const std::string &lo
       ("reconnecting with backoff"));
 }
 
+// souphttpsrc 1.22 with libsoup 3 says only "Internal data stream error"
+// when it cannot reach the server: why is in its debug log.  To tell the
+// user, connect to the camera's host and port the way libsoup does (GIO's
+// resolver and proxy settings), for at most DIAGNOSIS_TIMEOUT_MS, and
+// return GIO's reason ("Error resolving ...", "Could not connect to ...:
+// Connection refused").  Manager thread; `cancellable` also stops it.
+static std::optional<std::string>
+diagnose_http (const std::string &uri, GCancellable *cancellable)
+{
+  // An explicit proxy (souphttpsrc's default one) is not where we would go.
+  for (const char *variable : {"http_proxy", "HTTP_PROXY"}) {
+    const gchar *proxy = g_getenv (variable);
+    if (proxy && *proxy)
+      return std::nullopt;
+  }
+  GMainContext *context = g_main_context_new ();
+  g_main_context_push_thread_default (context);
+  struct Outcome {
+    bool done = false;
+    GError *error = nullptr;
+  } outcome;
+  camrelay::GObjectPtr<GSocketClient> client{g_socket_client_new ()};
+  g_socket_client_connect_to_uri_async (client.get (), uri.c_str (), 80, cancellable,
+      [] (GObject *source, GAsyncResult *result, gpointer data) {
+        auto *outcome = static_cast<Outcome *> (data);
+        GSocketConnection *connection = g_socket_client_connect_to_uri_finish (
+            G_SOCKET_CLIENT (source), result, &outcome->error);
+        if (connection)
+          g_object_unref (connection);
+        outcome->done = true;
+      }, &outcome);
+  GSource *timeout = g_timeout_source_new (DIAGNOSIS_TIMEOUT_MS);
+  g_source_set_callback (timeout, [] (gpointer data) {
+    g_cancellable_cancel (G_CANCELLABLE (data));
+    return G_SOURCE_REMOVE;
+  }, g_object_ref (cancellable), g_object_unref);
+  g_source_attach (timeout, context);
+  while (!outcome.done)
+    g_main_context_iteration (context, TRUE);
+  g_source_destroy (timeout);
+  g_source_unref (timeout);
+  g_main_context_pop_thread_default (context);
+  g_main_context_unref (context);
+  std::optional<std::string> reason;
+  if (outcome.error && !g_error_matches (outcome.error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    reason = outcome.error->message;
+  g_clear_error (&outcome.error);
+  return reason;
+}
+
+// The best reason for a fault whose error said only that the stream stopped
+// (manager thread): the warning the session gave before it, or for an HTTP
+// camera that never sent video, why it cannot be reached.
+static std::string
+explain_generic_fault (GstCameraSrc *self, const std::string &reason, const std::string &warning,
+    bool had_video, const Settings &settings)
+{
+  GstCameraSrcPrivate &p = *self->priv;
+  if (!warning.empty ())
+    return warning + " (then: " + reason + ")";
+  const UriParts uri = split_uri (settings.location, settings.user_id, settings.user_pw);
+  if (had_video || (uri.scheme != "http" && uri.scheme != "https"))
+    return reason;
+  GCancellable *cancellable = g_cancellable_new ();
+  {
+    Lock lock (p.lock);
+    if (!p.running) {
+      g_object_unref (cancellable);
+      return reason;
+    }
+    p.diagnosis = G_CANCELLABLE (g_object_ref (cancellable));
+  }
+  std::optional<std::string> diagnosis = diagnose_http (uri.without_userinfo, cancellable);
+  {
+    Lock lock (p.lock);
+    g_clear_object (&p.diagnosis);
+  }
+  g_object_unref (cancellable);
+  if (!diagnosis)
+    return reason;
+  GST_DEBUG_OBJECT (self, "the camera cannot be reached: %s", diagnosis->c_str ());
+  Lock lock (p.lock);
+  return redact_text ("cannot reach the camera: " + *diagnosis, settings.location,
+      settings.user_id, settings.user_pw);
+}
+
+// Cancels a diagnosis under way, if any (lock not held).
+static void
+cancel_diagnosis (GstCameraSrcPrivate &p)
+{
+  GCancellable *diagnosis = nullptr;
+  {
+    Lock lock (p.lock);
+    if (p.diagnosis)
+      diagnosis = G_CANCELLABLE (g_object_ref (p.diagnosis));
+  }
+  if (diagnosis) {
+    g_cancellable_cancel (diagnosis);
+    g_object_unref (diagnosis);
+  }
+}
+
 // Backoff before attempt `attempt` (1-based): doubling, capped, ±20% jitter.
 static guint64
 backoff_delay (const Settings &settings, guint attempt, std::mt19937_64 &random)
@@ -1448,6 +1577,9 @@ manager_loop (GstCameraSrc *self)
     enum class Action { None, Connect, Fault, Loop, Switch, Streaming, Fallback } action =
         Action::None;
     std::string reason;
+    bool reason_generic = false;
+    std::string warning;
+    bool had_video = false;
     Settings settings;
     guint64 generation = 0;
     {
@@ -1480,6 +1612,9 @@ manager_loop (GstCameraSrc *self)
       } else if (p.fault) {
         action = Action::Fault;
         reason = *p.fault;
+        reason_generic = p.fault_generic;
+        warning = p.session_warning;
+        had_video = p.video.session_started;
         p.fault.reset ();
       } else if (p.end_of_file) {
         p.end_of_file = false;
@@ -1555,6 +1690,8 @@ manager_loop (GstCameraSrc *self)
         GST_INFO_OBJECT (self, "camera fault: %s", reason.c_str ());
         const std::string location = redact_uri (settings.location);
         teardown_session (self);
+        if (reason_generic)
+          reason = explain_generic_fault (self, reason, warning, had_video, settings);
         StateChange change;
         bool give_up = false;
         guint64 delay = 0;
@@ -1655,6 +1792,7 @@ stop_manager (GstCameraSrc *self)
     p.running = false;
     p.wake.notify_all ();
   }
+  cancel_diagnosis (p);
   if (p.manager.joinable ())
     p.manager.join ();
   teardown_session (self);
@@ -1670,13 +1808,14 @@ stop_manager (GstCameraSrc *self)
 
 // ---- GstBin / GstElement ---------------------------------------------------------
 
-static bool
-is_in (GstObject *src, const std::vector<ElementPtr> &elements)
+// The element of `elements` that is `src` or holds it, or nullptr.
+static GstElement *
+find_holder (GstObject *src, const std::vector<ElementPtr> &elements)
 {
   for (const ElementPtr &e : elements)
     if (src == GST_OBJECT (e.get ()) || gst_object_has_as_ancestor (src, GST_OBJECT (e.get ())))
-      return true;
-  return false;
+      return e.get ();
+  return nullptr;
 }
 
 // The inner chain's errors, warnings and EOS are the camera's faults: they
@@ -1727,14 +1866,23 @@ gst_camera_src_handle_message (GstBin *bin, GstMessage *message)
       current = p.generation;
     }
     std::optional<guint64> generation;
-    if (!is_in (src, outputs))
-      // An old session's element unless it is one of the current session.
-      generation = is_in (src, session) ? current : G_MAXUINT64;
+    FaultOrigin origin;
+    if (!find_holder (src, outputs)) {
+      // An old session's element unless it is one of the current session,
+      // whose first element is its source.
+      GstElement *holder = find_holder (src, session);
+      generation = holder ? current : G_MAXUINT64;
+      origin.element = holder;
+      origin.from_source = holder && holder == session.front ().get ();
+    }
     if (generation) {
-      if (type == GST_MESSAGE_ERROR) {
+      if (type == GST_MESSAGE_ERROR || type == GST_MESSAGE_WARNING) {
         GError *error = nullptr;
         gchar *debug = nullptr;
-        gst_message_parse_error (message, &error, &debug);
+        if (type == GST_MESSAGE_ERROR)
+          gst_message_parse_error (message, &error, &debug);
+        else
+          gst_message_parse_warning (message, &error, &debug);
         std::string reason = error ? error->message : "unknown error";
         // The debug text often says what really happened ("Connection
         // refused", "Unauthorized"): keep its last line.
@@ -1746,12 +1894,22 @@ gst_camera_src_handle_message (GstBin *bin, GstMessage *message)
           if (!detail.empty ())
             reason += " (" + detail + ")";
         }
-        GST_DEBUG_OBJECT (self, "error from %s: %s", GST_OBJECT_NAME (src), reason.c_str ());
+        // "Internal data stream error": a loop that stopped, whose cause (if
+        // anyone said it) is in another message.
+        origin.generic = error && error->domain == GST_STREAM_ERROR
+            && error->code == GST_STREAM_ERROR_FAILED;
+        GST_DEBUG_OBJECT (self, "%s from %s: %s", type == GST_MESSAGE_ERROR ? "error" : "warning",
+            GST_OBJECT_NAME (src), reason.c_str ());
         g_clear_error (&error);
         g_free (debug);
-        report_fault (self, *generation, reason);
-      } else if (type == GST_MESSAGE_WARNING) {
-        GST_DEBUG_OBJECT (self, "warning from %s (handled)", GST_OBJECT_NAME (src));
+        if (type == GST_MESSAGE_ERROR) {
+          report_fault (self, *generation, reason, origin);
+        } else {
+          Lock lock (p.lock);
+          if (*generation == p.generation)
+            p.session_warning = redact_text (reason, p.settings.location, p.settings.user_id,
+                p.settings.user_pw);
+        }
       }
       gst_message_unref (message);
       return;
@@ -1822,12 +1980,16 @@ set_location (GstCameraSrc *self, const gchar *uri, GError **error)
     }
   }
   GstCameraSrcPrivate &p = *self->priv;
-  Lock lock (p.lock);
-  p.settings.location = uri ? uri : "";
-  if (p.running) {
+  {
+    Lock lock (p.lock);
+    p.settings.location = uri ? uri : "";
+    if (!p.running)
+      return TRUE;
     p.location_changed = true;
     p.wake.notify_all ();
   }
+  // The old camera's diagnosis is no longer of interest.
+  cancel_diagnosis (p);
   return TRUE;
 }
 

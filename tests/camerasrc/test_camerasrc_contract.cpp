@@ -742,3 +742,27 @@ TEST (CameraSrcContract, TheUserNameIsInNoReason)
   for (const auto &m : p.state_messages ())
     EXPECT_EQ (m.reason.find ("camadmin"), std::string::npos) << m.reason;
 }
+
+// ---- precise reasons ----------------------------------------------------------------
+
+// An HTTP camera whose name does not resolve: the reason says so, not the
+// "Internal data stream error" that follows it.  (.invalid never resolves:
+// RFC 2606; no network is needed to fail.)
+TEST (CameraSrcContract, AnUnresolvedHttpHostIsTheReason)
+{
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, "http://nonexistent.invalid/video.mjpg",
+      "retry-delay=2000000000 retry-delay-max=2000000000"));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_state ("reconnecting", 10s)) << p.describe_messages ();
+  const auto messages = p.state_messages ();
+  std::string reason;
+  for (const auto &m : messages)
+    if (m.state == "reconnecting")
+      reason = m.reason;
+  std::fprintf (stderr, "reason: %s\n", reason.c_str ());
+  EXPECT_NE (reason.find ("resolv"), std::string::npos) << reason;
+  EXPECT_NE (reason.find ("nonexistent.invalid"), std::string::npos) << reason;
+  EXPECT_EQ (reason.find ("Internal data stream error"), std::string::npos) << reason;
+  EXPECT_LT (stop_bounded (p), 1.0);
+}
