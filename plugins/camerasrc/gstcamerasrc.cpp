@@ -34,7 +34,7 @@
  * ## Example launch lines
  * |[
  * gst-launch-1.0 camerasrc location=rtsp://user:pass@192.0.2.10/stream1 ! decodebin ! autovideosink
- * gst-launch-1.0 -e camerasrc location=test://cam?width=640&height=360 ! h264parse ! mp4mux ! filesink location=cam.mp4
+ * gst-launch-1.0 -e camerasrc location="test://cam?width=640&height=360" ! h264parse ! mp4mux ! filesink location=cam.mp4
  * ]|
  */
 
@@ -1898,18 +1898,20 @@ gst_camera_src_handle_message (GstBin *bin, GstMessage *message)
         // anyone said it) is in another message.
         origin.generic = error && error->domain == GST_STREAM_ERROR
             && error->code == GST_STREAM_ERROR_FAILED;
-        GST_DEBUG_OBJECT (self, "%s from %s: %s", type == GST_MESSAGE_ERROR ? "error" : "warning",
-            GST_OBJECT_NAME (src), reason.c_str ());
         g_clear_error (&error);
         g_free (debug);
-        if (type == GST_MESSAGE_ERROR) {
-          report_fault (self, *generation, reason, origin);
-        } else {
+        {
+          // Credentials out before anything (our log included) sees it.
           Lock lock (p.lock);
-          if (*generation == p.generation)
-            p.session_warning = redact_text (reason, p.settings.location, p.settings.user_id,
-                p.settings.user_pw);
+          reason = redact_text (std::move (reason), p.settings.location, p.settings.user_id,
+              p.settings.user_pw);
+          if (type == GST_MESSAGE_WARNING && *generation == p.generation)
+            p.session_warning = reason;
         }
+        GST_DEBUG_OBJECT (self, "%s from %s: %s", type == GST_MESSAGE_ERROR ? "error" : "warning",
+            GST_OBJECT_NAME (src), reason.c_str ());
+        if (type == GST_MESSAGE_ERROR)
+          report_fault (self, *generation, reason, origin);
       }
       gst_message_unref (message);
       return;
