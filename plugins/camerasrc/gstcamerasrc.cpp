@@ -84,7 +84,7 @@ constexpr GstCameraSrcProtocols DEFAULT_PROTOCOLS = GST_CAMERA_SRC_PROTOCOLS_TCP
 constexpr GstCameraSrcFallback DEFAULT_FALLBACK = GST_CAMERA_SRC_FALLBACK_FREEZE;
 
 // Streaming this long makes the next fault start the backoff from retry-delay.
-constexpr auto BACKOFF_RESET_AFTER = std::chrono::seconds (60);
+constexpr guint64 DEFAULT_RETRY_RESET_TIME = 60 * GST_SECOND;
 constexpr double JITTER = 0.2;
 constexpr auto WARNING_INTERVAL = std::chrono::seconds (5);
 constexpr auto BITRATE_WINDOW = std::chrono::seconds (5);
@@ -120,6 +120,7 @@ enum {
   PROP_AUDIO,
   PROP_RETRY_DELAY,
   PROP_RETRY_DELAY_MAX,
+  PROP_RETRY_RESET_TIME,
   PROP_MAX_RETRIES,
   PROP_TIMEOUT,
   PROP_CONNECT_TIMEOUT,
@@ -145,6 +146,7 @@ struct Settings {
   bool audio = true;
   guint64 retry_delay = DEFAULT_RETRY_DELAY;
   guint64 retry_delay_max = DEFAULT_RETRY_DELAY_MAX;
+  guint64 retry_reset_time = DEFAULT_RETRY_RESET_TIME;
   gint max_retries = DEFAULT_MAX_RETRIES;
   guint64 timeout = DEFAULT_TIMEOUT;
   guint64 connect_timeout = DEFAULT_CONNECT_TIMEOUT;
@@ -1702,7 +1704,7 @@ manager_loop (GstCameraSrc *self)
           was_streaming = p.state == GST_CAMERA_SRC_STATE_STREAMING;
           p.stats.last_error = reason;
           if (p.state == GST_CAMERA_SRC_STATE_STREAMING && p.streaming_since
-              && now - *p.streaming_since >= BACKOFF_RESET_AFTER)
+              && now - *p.streaming_since >= ns (settings.retry_reset_time))
             p.attempt = 0;
           p.attempt++;
           p.stats.reconnects++;
@@ -2043,6 +2045,9 @@ gst_camera_src_set_property (GObject *object, guint prop_id, const GValue *value
     case PROP_RETRY_DELAY_MAX:
       s.retry_delay_max = g_value_get_uint64 (value);
       break;
+    case PROP_RETRY_RESET_TIME:
+      s.retry_reset_time = g_value_get_uint64 (value);
+      break;
     case PROP_MAX_RETRIES:
       s.max_retries = g_value_get_int (value);
       break;
@@ -2149,6 +2154,9 @@ gst_camera_src_get_property (GObject *object, guint prop_id, GValue *value, GPar
     case PROP_RETRY_DELAY_MAX:
       g_value_set_uint64 (value, s.retry_delay_max);
       break;
+    case PROP_RETRY_RESET_TIME:
+      g_value_set_uint64 (value, s.retry_reset_time);
+      break;
     case PROP_MAX_RETRIES:
       g_value_set_int (value, s.max_retries);
       break;
@@ -2224,8 +2232,8 @@ static gchar **
 gst_camera_src_preset_get_property_names (GstPreset *)
 {
   static const char *names[] = {"protocols", "latency", "audio", "retry-delay",
-      "retry-delay-max", "max-retries", "timeout", "connect-timeout", "fallback",
-      "fallback-interval", nullptr};
+      "retry-delay-max", "retry-reset-time", "max-retries", "timeout", "connect-timeout",
+      "fallback", "fallback-interval", nullptr};
   return g_strdupv (const_cast<gchar **> (names));
 }
 
@@ -2302,10 +2310,16 @@ gst_camera_src_class_init (GstCameraSrcClass *klass)
       g_param_spec_uint64 ("retry-delay-max", "Max. retry delay (ns)",
           "Longest delay between reconnect attempts, in nanoseconds",
           GST_MSECOND, 3600 * GST_SECOND, DEFAULT_RETRY_DELAY_MAX, rw));
+  g_object_class_install_property (gobject_class, PROP_RETRY_RESET_TIME,
+      g_param_spec_uint64 ("retry-reset-time", "Retry reset time (ns)",
+          "A fault after streaming this long counts as the first: the backoff starts again "
+          "from retry-delay and max-retries counts from zero, in nanoseconds (0 = after any "
+          "streaming, 18446744073709551615 = never)",
+          0, G_MAXUINT64, DEFAULT_RETRY_RESET_TIME, rw));
   g_object_class_install_property (gobject_class, PROP_MAX_RETRIES,
       g_param_spec_int ("max-retries", "Max. retries",
           "Reconnect attempts after a fault before giving up with an error (-1 = forever); "
-          "counted again from zero after a minute of streaming",
+          "counted again from zero after retry-reset-time of streaming",
           -1, G_MAXINT, DEFAULT_MAX_RETRIES, rw));
   g_object_class_install_property (gobject_class, PROP_TIMEOUT,
       g_param_spec_uint64 ("timeout", "Stall timeout (ns)",

@@ -834,3 +834,52 @@ TEST (CameraSrcContract, CredentialsAreNotInTheElementsDebugOutput)
   }
   EXPECT_TRUE (quoted) << "the child's error is not in the log";
 }
+
+// ---- backoff reset --------------------------------------------------------------------
+
+// A camera that drops 0.6 s into every connection: with the default reset
+// time, faults pile up (attempt 1, 2, 3, backoff doubling from retry-delay).
+// With retry-reset-time at 0.2 s, a connection that streamed longer ends in
+// a fault that counts as the first again: attempt 1, retry-delay ±20%.
+TEST (CameraSrcContract, BackoffRestartsAfterRetryResetTimeOfStreaming)
+{
+  constexpr guint64 kDelay = 100 * GST_MSECOND;
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, "test://cam?width=160&height=120&gop=5&drop-after=0.6",
+      "retry-delay=100000000 retry-delay-max=1600000000"));
+  GstElement *camerasrc = p.by_name ("cam");
+  GParamSpec *pspec = g_object_class_find_property (G_OBJECT_GET_CLASS (camerasrc),
+      "retry-reset-time");
+  ASSERT_NE (pspec, nullptr) << "no retry-reset-time property";
+  ASSERT_EQ (G_PARAM_SPEC_VALUE_TYPE (pspec), G_TYPE_UINT64);
+  EXPECT_EQ (G_PARAM_SPEC_UINT64 (pspec)->default_value, 60 * GST_SECOND);
+  ASSERT_TRUE (p.play ());
+
+  auto faults = [&p] {
+    std::vector<MessageRecord> out;
+    for (const auto &m : p.state_messages ())
+      if (m.state == "reconnecting")
+        out.push_back (m);
+    return out;
+  };
+  ASSERT_TRUE (p.wait_state ("reconnecting", 15s, 0, 3)) << p.describe_messages ();
+  auto before = faults ();
+  for (size_t i = 0; i < 3; i++) {
+    EXPECT_EQ (before[i].attempt, i + 1) << before[i].text;
+    const double expected = double (kDelay << i);
+    EXPECT_GE (double (before[i].retry_in), 0.8 * expected) << before[i].text;
+    EXPECT_LE (double (before[i].retry_in), 1.2 * expected) << before[i].text;
+  }
+
+  g_object_set (camerasrc, "retry-reset-time", static_cast<guint64> (200 * GST_MSECOND), nullptr);
+  // The next connection streams 0.6 s, longer than that: its fault is a
+  // first one.  (The one under way may already count double.)
+  const size_t from = next_state_index (p);
+  ASSERT_TRUE (p.wait_state ("reconnecting", 15s, from, 2)) << p.describe_messages ();
+  const auto after = faults ();
+  const MessageRecord &reset = after.back ();
+  EXPECT_EQ (reset.attempt, 1u) << reset.text;
+  EXPECT_GE (double (reset.retry_in), 0.8 * kDelay) << reset.text;
+  EXPECT_LE (double (reset.retry_in), 1.2 * kDelay) << reset.text;
+  EXPECT_LT (stop_bounded (p), 1.0);
+}
