@@ -1159,17 +1159,17 @@ on_output_data (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
   return GST_PAD_PROBE_OK;
 }
 
-// The output's first stream, and the probe that announces it.
-static void
-init_output_stream (GstCameraSrc *self, Output &out, StreamKind kind, guint32 group_id)
+// The first stream of an output's `appsrc` (returned), and the probe that
+// announces its streams.
+static GstStream *
+init_output_stream (GstCameraSrc *self, GstElement *appsrc, StreamKind kind)
 {
-  GstPad *pad = gst_element_get_static_pad (out.appsrc, "src");
-  GCharPtr stream_id{gst_pad_create_stream_id (pad, out.appsrc,
+  GstPad *pad = gst_element_get_static_pad (appsrc, "src");
+  GCharPtr stream_id{gst_pad_create_stream_id (pad, appsrc,
       kind == StreamKind::Video ? "video" : "audio")};
-  out.stream = GST_STREAM (gst_object_ref_sink (gst_stream_new (stream_id.get (), nullptr,
+  GstStream *stream = GST_STREAM (gst_object_ref_sink (gst_stream_new (stream_id.get (), nullptr,
       kind == StreamKind::Video ? GST_STREAM_TYPE_VIDEO : GST_STREAM_TYPE_AUDIO,
       GST_STREAM_FLAG_NONE)));
-  out.group_id = group_id;
   gst_pad_add_probe (pad,
       static_cast<GstPadProbeType> (GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM | GST_PAD_PROBE_TYPE_BUFFER),
       on_output_data, new OutputAnnouncer{self, kind}, [] (gpointer data) {
@@ -1178,6 +1178,7 @@ init_output_stream (GstCameraSrc *self, Output &out, StreamKind kind, guint32 gr
         delete announcer;
       });
   gst_object_unref (pad);
+  return stream;
 }
 
 static GstPad *
@@ -1208,15 +1209,17 @@ ensure_audio_output (GstCameraSrc *self)
   GstElement *appsrc = make_output_appsrc ("audio_output", latency_ms);
   if (!appsrc)
     return;
+  GstStream *stream = init_output_stream (self, appsrc, StreamKind::Audio);
   {
     Lock lock (p.lock);
     if (p.audio.appsrc) {  // raced with another stream of the camera
+      gst_object_unref (stream);
       gst_object_unref (gst_object_ref_sink (appsrc));
       return;
     }
     p.audio.appsrc = GST_ELEMENT (gst_object_ref (appsrc));
-    // Not in the bin yet: no one else can see it.
-    init_output_stream (self, p.audio, StreamKind::Audio, p.video.group_id);
+    p.audio.stream = stream;
+    p.audio.group_id = p.video.group_id;
   }
   gst_bin_add (GST_BIN (self), appsrc);
   gst_element_sync_state_with_parent (appsrc);
@@ -2378,7 +2381,8 @@ gst_camera_src_init (GstCameraSrc *self)
   GST_OBJECT_FLAG_SET (self, GST_ELEMENT_FLAG_SOURCE);
   GstElement *appsrc = make_output_appsrc ("video_output", DEFAULT_LATENCY_MS);
   self->priv->video.appsrc = GST_ELEMENT (gst_object_ref (appsrc));
-  init_output_stream (self, self->priv->video, StreamKind::Video, gst_util_group_id_next ());
+  self->priv->video.stream = init_output_stream (self, appsrc, StreamKind::Video);
+  self->priv->video.group_id = gst_util_group_id_next ();
   gst_bin_add (GST_BIN (self), appsrc);
   self->video_pad = ghost_output (self, appsrc, &video_template);
   self->audio_pad = nullptr;
