@@ -12,10 +12,10 @@
  * one continuous live stream: one segment, one stream-start per codec (a
  * camera that comes back with another codec starts a new stream, which
  * decodebin3 follows), new caps only when the camera's parameters change,
- * timestamps in running time that
- * strictly increase across reconnects, and a keyframe flagged DISCONT first
- * after every gap.  Frames are parsed and access-unit aligned, keyframes carry
- * their parameter sets; nothing is re-encoded.
+ * timestamps in running time that strictly increase across reconnects, and a
+ * keyframe flagged DISCONT first after every gap.  Frames are parsed and
+ * access-unit aligned, keyframes carry their parameter sets; nothing is
+ * re-encoded.
  *
  * Every camera fault (refused, unresolved, timed out, 4xx/5xx, reset, stalled,
  * garbage) is retried with exponential backoff and ±20% jitter, forever by
