@@ -104,31 +104,66 @@ redact_uri (const std::string &uri)
   return text;
 }
 
-std::string
-redact_text (std::string text, const std::string &location, const std::string &user_pw)
+// Replaces every occurrence of `secret` in `text` by "***".
+static void
+replace_everywhere (std::string &text, const std::string &secret)
 {
-  std::vector<std::string> secrets;
-  if (!user_pw.empty ())
-    secrets.push_back (user_pw);
+  // An empty userinfo ("rtsp://@host/") is no secret, and "" is found
+  // everywhere: replacing it would never end.
+  if (secret.empty ())
+    return;
+  for (size_t at = text.find (secret); at != std::string::npos; at = text.find (secret, at + 3))
+    text.replace (at, secret.size (), "***");
+}
+
+// Replaces `name` in `text` by "***" where it stands as a word: neither
+// preceded nor followed by a letter or a digit.
+static void
+replace_word (std::string &text, const std::string &name)
+{
+  if (name.empty ())
+    return;
+  size_t at = text.find (name);
+  while (at != std::string::npos) {
+    const size_t end = at + name.size ();
+    const bool starts = at == 0 || !g_ascii_isalnum (text[at - 1]);
+    const bool ends = end == text.size () || !g_ascii_isalnum (text[end]);
+    if (starts && ends) {
+      text.replace (at, name.size (), "***");
+      at = text.find (name, at + 3);
+    } else {
+      at = text.find (name, at + 1);
+    }
+  }
+}
+
+std::string
+redact_text (std::string text, const std::string &location, const std::string &user_id,
+    const std::string &user_pw)
+{
+  std::vector<std::string> secrets;  // removed wherever they appear
+  std::vector<std::string> names;    // removed where they stand as a word
+  secrets.push_back (user_pw);
+  names.push_back (user_id);
   if (GstUri *parsed = parse_uri (location.c_str ())) {
     if (gst_uri_get_userinfo (parsed)) {
-      const std::string userinfo = written_userinfo (location);
-      secrets.push_back (userinfo);
-      const size_t colon = userinfo.find (':');
-      if (colon != std::string::npos && colon + 1 < userinfo.size ())
-        secrets.push_back (userinfo.substr (colon + 1));
+      // As written and percent-decoded: a child may quote either.
+      const std::string written = written_userinfo (location);
+      GCharPtr unescaped{g_uri_unescape_string (written.c_str (), nullptr)};
+      for (const std::string &userinfo : {written, std::string (unescaped ? unescaped.get () : "")}) {
+        secrets.push_back (userinfo);
+        const size_t colon = userinfo.find (':');
+        names.push_back (userinfo.substr (0, colon));
+        if (colon != std::string::npos)
+          secrets.push_back (userinfo.substr (colon + 1));
+      }
     }
     gst_uri_unref (parsed);
   }
-  for (const std::string &secret : secrets) {
-    // An empty userinfo ("rtsp://@host/") is no secret, and "" is found
-    // everywhere: replacing it would never end.
-    if (secret.empty ())
-      continue;
-    for (size_t at = text.find (secret); at != std::string::npos;
-         at = text.find (secret, at + 3))
-      text.replace (at, secret.size (), "***");
-  }
+  for (const std::string &secret : secrets)
+    replace_everywhere (text, secret);
+  for (const std::string &name : names)
+    replace_word (text, name);
   return text;
 }
 

@@ -18,10 +18,13 @@ bool has_supported_scheme (const char *uri);
 std::string redact_uri (const std::string &uri);
 
 // `text` (which came from a child: an error message may quote the URI) with
-// every credential we know of replaced by "***": `user_pw`, and the user
-// information of `location` and the password in it.
+// every credential we know of replaced by "***": `user_pw`, the user
+// information of `location` and the password in it, wherever they appear;
+// `user_id` and the user name of `location` where they stand as a word (not
+// next to a letter or digit), so that a short name does not eat every word
+// holding it.  Those of `location` both as written and percent-decoded.
 std::string redact_text (std::string text, const std::string &location,
-    const std::string &user_pw);
+    const std::string &user_id, const std::string &user_pw);
 
 struct UriParts {
   std::string scheme;

@@ -9,11 +9,13 @@
  * `souphttpsrc ! multipartdemux ! jpegparse`, `filesrc ! parsebin`, or the
  * synthetic `testcamerasrc`) ends in an internal appsink; it is torn down and
  * rebuilt as the camera comes and goes.  Outside, an appsrc per stream sends
- * one continuous live stream: one stream-start, one segment, new caps only
- * when the camera's parameters change, timestamps in running time that
- * strictly increase across reconnects, and a keyframe flagged DISCONT first
- * after every gap.  Frames are parsed and access-unit aligned, keyframes carry
- * their parameter sets; nothing is re-encoded.
+ * one continuous live stream: one segment, one stream-start per codec (a
+ * camera that comes back with another codec starts a new stream, which
+ * decodebin3 follows), new caps only when the camera's parameters change,
+ * timestamps in running time that strictly increase across reconnects, and a
+ * keyframe flagged DISCONT first after every gap.  Frames are parsed and
+ * access-unit aligned, keyframes carry their parameter sets; nothing is
+ * re-encoded.
  *
  * Every camera fault (refused, unresolved, timed out, 4xx/5xx, reset, stalled,
  * garbage) is retried with exponential backoff and ±20% jitter, forever by
@@ -32,12 +34,13 @@
  * ## Example launch lines
  * |[
  * gst-launch-1.0 camerasrc location=rtsp://user:pass@192.0.2.10/stream1 ! decodebin ! autovideosink
- * gst-launch-1.0 -e camerasrc location=test://cam?width=640&height=360 ! h264parse ! mp4mux ! filesink location=cam.mp4
+ * gst-launch-1.0 -e camerasrc location="test://cam?width=640&height=360" ! h264parse ! mp4mux ! filesink location=cam.mp4
  * ]|
  */
 
 #include "camerasrc/gstcamerasrc.h"
 
+#include <gio/gio.h>
 #include <gst/app/app.h>
 
 #include <algorithm>
@@ -81,12 +84,17 @@ constexpr GstCameraSrcProtocols DEFAULT_PROTOCOLS = GST_CAMERA_SRC_PROTOCOLS_TCP
 constexpr GstCameraSrcFallback DEFAULT_FALLBACK = GST_CAMERA_SRC_FALLBACK_FREEZE;
 
 // Streaming this long makes the next fault start the backoff from retry-delay.
-constexpr auto BACKOFF_RESET_AFTER = std::chrono::seconds (60);
+constexpr guint64 DEFAULT_RETRY_RESET_TIME = 60 * GST_SECOND;
 constexpr double JITTER = 0.2;
 constexpr auto WARNING_INTERVAL = std::chrono::seconds (5);
 constexpr auto BITRATE_WINDOW = std::chrono::seconds (5);
 // The manager re-checks its deadlines at least this often.
 constexpr auto MANAGER_TICK = std::chrono::milliseconds (100);
+// Longest the diagnosis of an HTTP camera that could not be reached may take.
+constexpr guint DIAGNOSIS_TIMEOUT_MS = 1000;
+// Longest a slate may take to encode; until it is there, the fallback
+// repeats the last keyframe.
+constexpr auto SLATE_TIMEOUT = std::chrono::seconds (5);
 // Beyond this much data waiting in an output appsrc (downstream is not
 // reading), drop until the next keyframe instead of growing.
 constexpr guint64 MAX_OUTPUT_BACKLOG = 5 * GST_SECOND;
@@ -112,6 +120,7 @@ enum {
   PROP_AUDIO,
   PROP_RETRY_DELAY,
   PROP_RETRY_DELAY_MAX,
+  PROP_RETRY_RESET_TIME,
   PROP_MAX_RETRIES,
   PROP_TIMEOUT,
   PROP_CONNECT_TIMEOUT,
@@ -137,6 +146,7 @@ struct Settings {
   bool audio = true;
   guint64 retry_delay = DEFAULT_RETRY_DELAY;
   guint64 retry_delay_max = DEFAULT_RETRY_DELAY_MAX;
+  guint64 retry_reset_time = DEFAULT_RETRY_RESET_TIME;
   gint max_retries = DEFAULT_MAX_RETRIES;
   guint64 timeout = DEFAULT_TIMEOUT;
   guint64 connect_timeout = DEFAULT_CONNECT_TIMEOUT;
@@ -147,6 +157,11 @@ struct Settings {
 // One output: a persistent appsrc ghosted to our pad, and the continuity
 // state of what went out through it.
 struct Output {
+  // Held from the timestamping of a buffer until it is in the appsrc, so
+  // that the camera's frames and the fallback pictures go out in the order
+  // (and with the timestamps) they were given.  Taken before the element's
+  // lock, never while waiting: the appsrc never blocks a push.
+  std::mutex push_lock;
   GstElement *appsrc = nullptr;  // a child of the bin; we hold a reference too
   CapsPtr caps;                  // last caps sent
   GstClockTime last_ts = GST_CLOCK_TIME_NONE;
@@ -154,6 +169,11 @@ struct Output {
   bool session_started = false;
   bool need_keyframe = true;
   bool discont = true;
+  // The stream going out, a new one for each codec: announced downstream
+  // by its stream-start, which carries it, and a stream-collection before
+  // its first buffer (see on_output_data).
+  GstStream *stream = nullptr;
+  guint32 group_id = 0;  // shared by the element's streams
 };
 
 struct Stats {
@@ -207,6 +227,10 @@ struct GstCameraSrcPrivate {
   bool running = false;
   bool location_changed = false;
   std::optional<std::string> fault;  // reported by a child or a callback
+  bool fault_generic = false;        // it says only that the stream stopped
+  const void *fault_origin = nullptr;  // the session element it came from (compared only)
+  std::string session_warning;       // the session's last warning, redacted
+  GCancellable *diagnosis = nullptr; // the diagnosis under way (see diagnose_http)
   bool end_of_file = false;          // file:// reached its end: loop
   bool first_frame = false;          // the session delivered its first keyframe
 
@@ -384,72 +408,121 @@ map_timestamp (Output &out, GstClockTime ts)
   return mapped > 0 ? static_cast<GstClockTime> (mapped) : 0;
 }
 
-// Sends `buffer` (owned) with output timestamps derived from the running times
-// `pts`/`dts`, after caps when they changed.  `from_camera` is false for
-// fallback pictures, which are not part of a camera session.  Takes the lock.
-static void
-send_buffer (GstCameraSrc *self, StreamKind kind, GstBuffer *buffer, GstCaps *caps,
-    GstClockTime pts, GstClockTime dts, bool from_camera)
+static GstEvent *
+make_stream_start (GstStream *stream, guint32 group_id)
 {
-  GstCameraSrcPrivate &p = *self->priv;
+  GstEvent *event = gst_event_new_stream_start (gst_stream_get_stream_id (stream));
+  gst_event_set_stream (event, stream);
+  gst_event_set_group_id (event, group_id);
+  return event;
+}
+
+// What goes to an output appsrc, decided under the lock.
+struct Outgoing {
   ElementPtr appsrc;
-  CapsPtr new_caps;
-  {
-    Lock lock (p.lock);
-    Output &out = output_for (p, kind);
-    if (!out.appsrc) {
-      gst_buffer_unref (buffer);
-      return;
-    }
-    appsrc = camrelay::ref_object (out.appsrc);
-    GstClockTime key = GST_CLOCK_TIME_IS_VALID (dts) ? dts : pts;
-    if (from_camera && !out.session_started) {
-      // A new session restarts the stream (after a gap or fallback
-      // pictures).  One whose clock is behind what went out already (a file
-      // that loops, a camera with a reset clock) continues after it.
-      out.session_started = true;
-      out.discont = true;
-      out.session_shift = 0;
-      if (GST_CLOCK_TIME_IS_VALID (key) && GST_CLOCK_TIME_IS_VALID (out.last_ts)
-          && key <= out.last_ts)
-        out.session_shift = static_cast<GstClockTimeDiff> (out.last_ts - key) + GST_MSECOND;
-    }
-    if (from_camera) {
-      pts = map_timestamp (out, pts);
-      dts = map_timestamp (out, dts);
-    }
-    key = GST_CLOCK_TIME_IS_VALID (dts) ? dts : pts;
+  CapsPtr new_caps;                       // set when the caps changed
+  camrelay::ObjectPtr<GstStream> stream;  // with new caps: the stream they are for
+  bool new_stream = false;                // another codec: a stream-start first
+  guint32 group_id = 0;
+  GstBuffer *buffer = nullptr;
+};
+
+// Stamps `buffer` (owned) for `out`, with output timestamps derived from the
+// running times `pts`/`dts`, and says what to push (lock and the output's
+// push lock held).  `from_camera` is false for fallback pictures, which are
+// not part of a camera session.  `leader` is the output whose session this
+// one follows (the video, for the audio).  False when there is nothing to push.
+static bool
+prepare_buffer (Output &out, const Output *leader, GstBuffer *buffer, GstCaps *caps,
+    GstClockTime pts, GstClockTime dts, bool from_camera, Outgoing &outgoing)
+{
+  if (!out.appsrc) {
+    gst_buffer_unref (buffer);
+    return false;
+  }
+  GstClockTime key = GST_CLOCK_TIME_IS_VALID (dts) ? dts : pts;
+  if (from_camera && !out.session_started) {
+    // A new session restarts the stream (after a gap or fallback
+    // pictures).  One whose clock is behind what went out already (a file
+    // that loops, a camera with a reset clock) continues after it.  The
+    // audio moves with the video (which started first), so that the two
+    // stay aligned, and further only if it must.
+    out.session_started = true;
+    out.discont = true;
+    out.session_shift = leader && leader->session_started ? leader->session_shift : 0;
     if (GST_CLOCK_TIME_IS_VALID (key) && GST_CLOCK_TIME_IS_VALID (out.last_ts)
-        && key <= out.last_ts) {
-      // Strictly increasing, whatever the camera sends.
-      const GstClockTime bump = out.last_ts + GST_USECOND - key;
-      if (GST_CLOCK_TIME_IS_VALID (pts))
-        pts += bump;
-      if (GST_CLOCK_TIME_IS_VALID (dts))
-        dts += bump;
-      key += bump;
-    }
-    if (GST_CLOCK_TIME_IS_VALID (key))
-      out.last_ts = key;
-    if (caps && (!out.caps || !gst_caps_is_equal (out.caps.get (), caps))) {
-      out.caps.reset (gst_caps_ref (caps));
-      new_caps.reset (gst_caps_ref (caps));
-    }
-    buffer = gst_buffer_make_writable (buffer);
-    GST_BUFFER_PTS (buffer) = pts;
-    GST_BUFFER_DTS (buffer) = dts;
-    if (out.discont) {
-      GST_BUFFER_FLAG_SET (buffer, GST_BUFFER_FLAG_DISCONT);
-      out.discont = false;
-    } else {
-      GST_BUFFER_FLAG_UNSET (buffer, GST_BUFFER_FLAG_DISCONT);
-    }
+        && map_timestamp (out, key) <= out.last_ts)
+      out.session_shift += static_cast<GstClockTimeDiff> (out.last_ts - map_timestamp (out, key))
+          + GST_MSECOND;
   }
-  if (new_caps) {
-    GST_DEBUG_OBJECT (self, "new caps %" GST_PTR_FORMAT, new_caps.get ());
-    gst_app_src_set_caps (GST_APP_SRC (appsrc.get ()), new_caps.get ());
+  if (from_camera) {
+    pts = map_timestamp (out, pts);
+    dts = map_timestamp (out, dts);
   }
-  gst_app_src_push_buffer (GST_APP_SRC (appsrc.get ()), buffer);
+  key = GST_CLOCK_TIME_IS_VALID (dts) ? dts : pts;
+  if (GST_CLOCK_TIME_IS_VALID (key) && GST_CLOCK_TIME_IS_VALID (out.last_ts)
+      && key <= out.last_ts) {
+    // Strictly increasing, whatever the camera sends.
+    const GstClockTime bump = out.last_ts + GST_USECOND - key;
+    if (GST_CLOCK_TIME_IS_VALID (pts))
+      pts += bump;
+    if (GST_CLOCK_TIME_IS_VALID (dts))
+      dts += bump;
+    key += bump;
+  }
+  if (GST_CLOCK_TIME_IS_VALID (key))
+    out.last_ts = key;
+  if (caps && (!out.caps || !gst_caps_is_equal (out.caps.get (), caps))) {
+    // Another codec is another stream: decoders downstream are chosen per
+    // stream, and a new stream-start lets them choose again.  Other changes
+    // (size, profile, parameter sets) stay in the stream: new caps only.
+    if (out.caps && !gst_structure_has_name (gst_caps_get_structure (caps, 0),
+                        gst_structure_get_name (gst_caps_get_structure (out.caps.get (), 0)))) {
+      GstStream *stream = gst_stream_new (nullptr, nullptr,
+          gst_stream_get_stream_type (out.stream), GST_STREAM_FLAG_NONE);
+      gst_object_unref (out.stream);
+      out.stream = GST_STREAM (gst_object_ref_sink (stream));
+      outgoing.new_stream = true;
+      outgoing.group_id = out.group_id;
+    }
+    outgoing.stream = camrelay::ref_object (out.stream);
+    out.caps.reset (gst_caps_ref (caps));
+    outgoing.new_caps.reset (gst_caps_ref (caps));
+  }
+  buffer = gst_buffer_make_writable (buffer);
+  GST_BUFFER_PTS (buffer) = pts;
+  GST_BUFFER_DTS (buffer) = dts;
+  if (out.discont) {
+    GST_BUFFER_FLAG_SET (buffer, GST_BUFFER_FLAG_DISCONT);
+    out.discont = false;
+  } else {
+    GST_BUFFER_FLAG_UNSET (buffer, GST_BUFFER_FLAG_DISCONT);
+  }
+  outgoing.appsrc = camrelay::ref_object (out.appsrc);
+  outgoing.buffer = buffer;
+  return true;
+}
+
+// Hands a prepared buffer to its appsrc (push lock held, lock not held).
+// Never blocks: the appsrc queues without limit (on_camera_sample bounds it).
+static void
+push_outgoing (GstCameraSrc *self, Outgoing &outgoing)
+{
+  GstAppSrc *appsrc = GST_APP_SRC (outgoing.appsrc.get ());
+  GstStream *stream = outgoing.stream.get ();
+  if (outgoing.new_stream) {
+    // The appsrc queues it in order with the caps and buffers.
+    GST_DEBUG_OBJECT (self, "another codec: new stream %s", gst_stream_get_stream_id (stream));
+    gst_element_send_event (outgoing.appsrc.get (),
+        make_stream_start (stream, outgoing.group_id));
+  }
+  if (outgoing.new_caps) {
+    GST_DEBUG_OBJECT (self, "new caps %" GST_PTR_FORMAT, outgoing.new_caps.get ());
+    gst_stream_set_caps (stream, outgoing.new_caps.get ());
+    gst_app_src_set_caps (appsrc, outgoing.new_caps.get ());
+  }
+  gst_app_src_push_buffer (appsrc, outgoing.buffer);
+  outgoing.buffer = nullptr;
 }
 
 static void
@@ -498,21 +571,24 @@ on_camera_sample (GstCameraSrc *self, const SinkContext &ctx, GstSample *sample)
   }
 
   // Downstream does not read: drop until the next keyframe rather than grow.
-  guint64 backlog = 0;
+  ElementPtr appsrc;
   {
     Lock lock (p.lock);
     Output &out = output_for (p, ctx.kind);
     if (ctx.generation != p.generation || !out.appsrc)
       return;
-    g_object_get (out.appsrc, "current-level-time", &backlog, nullptr);
+    appsrc = camrelay::ref_object (out.appsrc);
   }
+  const guint64 backlog = gst_app_src_get_current_level_time (GST_APP_SRC (appsrc.get ()));
 
   const bool keyframe = !GST_BUFFER_FLAG_IS_SET (buffer, GST_BUFFER_FLAG_DELTA_UNIT);
+  Output &out = output_for (p, ctx.kind);
+  std::lock_guard<std::mutex> push (out.push_lock);
+  Outgoing outgoing;
   {
     Lock lock (p.lock);
     if (ctx.generation != p.generation)
       return;
-    Output &out = output_for (p, ctx.kind);
     if (backlog > MAX_OUTPUT_BACKLOG) {
       if (!out.need_keyframe)
         GST_WARNING_OBJECT (self, "downstream is not reading: dropping until the next keyframe");
@@ -539,8 +615,11 @@ on_camera_sample (GstCameraSrc *self, const SinkContext &ctx, GstSample *sample)
       // Audio starts with the video of the session.
       return;
     }
+    const Output *leader = ctx.kind == StreamKind::Audio ? &p.video : nullptr;
+    if (!prepare_buffer (out, leader, gst_buffer_ref (buffer), caps, pts, dts, true, outgoing))
+      return;
   }
-  send_buffer (self, ctx.kind, gst_buffer_ref (buffer), caps, pts, dts, true);
+  push_outgoing (self, outgoing);
 }
 
 static GstFlowReturn
@@ -555,14 +634,32 @@ on_new_sample (GstAppSink *sink, gpointer user_data)
   return GST_FLOW_OK;
 }
 
+// How an error of the inner chain ranks as the reason of a fault.
+struct FaultOrigin {
+  const void *element = nullptr;  // the session element it came from
+  bool from_source = false;       // that element is the chain's source
+  bool generic = false;           // it says only that a stream stopped
+};
+
+// Records the session's fault: the first one, unless that one is generic
+// ("Internal data stream error") and a specific error, not yet handled,
+// follows from the same element or from the source.  Errors of elements
+// downstream of a source that stopped are consequences, not reasons.
 static void
-report_fault (GstCameraSrc *self, guint64 generation, std::string reason)
+report_fault (GstCameraSrc *self, guint64 generation, std::string reason,
+    const FaultOrigin &origin = FaultOrigin ())
 {
   GstCameraSrcPrivate &p = *self->priv;
   Lock lock (p.lock);
-  if (generation != p.generation || p.fault)
+  if (generation != p.generation)
     return;
-  p.fault = redact_text (std::move (reason), p.settings.location, p.settings.user_pw);
+  if (p.fault && !(p.fault_generic && !origin.generic
+                     && (origin.from_source || origin.element == p.fault_origin)))
+    return;
+  p.fault = redact_text (std::move (reason), p.settings.location, p.settings.user_id,
+      p.settings.user_pw);
+  p.fault_generic = origin.generic;
+  p.fault_origin = origin.element;
   p.wake.notify_all ();
 }
 
@@ -625,25 +722,43 @@ add_to_session (GstCameraSrc *self, guint64 generation, const std::vector<GstEle
       return false;
     }
   }
+  bool current;
+  {
+    Lock lock (p.lock);
+    current = generation == p.generation;
+  }
+  if (!current) {
+    for (GstElement *e : elements)
+      gst_object_unref (gst_object_ref_sink (e));
+    return false;
+  }
   // Our own references: the manager may tear the session down while this
   // (streaming) thread is still linking and starting the elements.
   std::vector<ElementPtr> held;
+  for (GstElement *e : elements) {
+    // The inner chain lives by our state machine, not the bin's state
+    // changes: a bin going to PAUSED would otherwise park the camera's
+    // streaming thread in the appsink's preroll while we tear it down.
+    gst_element_set_locked_state (e, TRUE);
+    held.emplace_back (GST_ELEMENT (gst_object_ref_sink (e)));
+    // Unlocked: element-added and deep-element-added are emitted from here,
+    // and their handlers may read our properties.
+    gst_bin_add (GST_BIN (self), e);
+  }
   {
     Lock lock (p.lock);
-    if (generation != p.generation) {
+    current = generation == p.generation;
+    if (current) {
       for (GstElement *e : elements)
-        gst_object_unref (gst_object_ref_sink (e));
-      return false;
+        p.session_elements.push_back (GST_ELEMENT (gst_object_ref (e)));
     }
-    for (GstElement *e : elements) {
-      // The inner chain lives by our state machine, not the bin's state
-      // changes: a bin going to PAUSED would otherwise park the camera's
-      // streaming thread in the appsink's preroll while we tear it down.
-      gst_element_set_locked_state (e, TRUE);
-      gst_bin_add (GST_BIN (self), e);
-      p.session_elements.push_back (GST_ELEMENT (gst_object_ref (e)));
-      held.emplace_back (GST_ELEMENT (gst_object_ref (e)));
-    }
+  }
+  if (!current) {
+    // Torn down while they were being added: teardown_session did not see
+    // them, so they are ours to remove.
+    for (GstElement *e : elements)
+      gst_bin_remove (GST_BIN (self), e);
+    return false;
   }
   bool ok = true;
   for (size_t i = 1; ok && i < elements.size (); i++) {
@@ -986,13 +1101,84 @@ make_output_appsrc (const char *name, guint latency_ms)
   GstElement *appsrc = gst_element_factory_make ("appsrc", name);
   if (!appsrc)
     return nullptr;
-  // Live, in running time; unbounded here because on_camera_sample bounds
-  // the backlog itself, GOP by GOP.
+  // Live, in running time; unbounded and never blocking a push (pushes
+  // happen under an output's push lock) because on_camera_sample bounds the
+  // backlog itself, GOP by GOP.
   g_object_set (appsrc, "is-live", TRUE, "format", GST_FORMAT_TIME, "do-timestamp", FALSE,
-      "max-bytes", static_cast<guint64> (0), "emit-signals", FALSE,
+      "max-bytes", static_cast<guint64> (0), "block", FALSE, "emit-signals", FALSE,
       "min-latency", static_cast<gint64> (latency_ms) * GST_MSECOND, nullptr);
   gst_util_set_object_arg (G_OBJECT (appsrc), "stream-type", "stream");
   return appsrc;
+}
+
+// Announces the streams of an output on its appsrc's source pad.  Each run
+// of the appsrc starts with a stream-start of basesrc's own: it is replaced
+// by the output's, which carries the output's GstStream.  Each stream's
+// collection goes out just before its first buffer, after its stream-start,
+// caps and segment (queued in the appsrc with the caps, it would make the
+// appsrc send a segment of its own first, and basesrc then another).
+struct OutputAnnouncer {
+  GstCameraSrc *self;
+  StreamKind kind;
+  GstStream *pending = nullptr;  // streaming thread only: to announce
+};
+
+static GstPadProbeReturn
+on_output_data (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  auto *announcer = static_cast<OutputAnnouncer *> (user_data);
+  if (GST_PAD_PROBE_INFO_TYPE (info) & GST_PAD_PROBE_TYPE_BUFFER) {
+    if (GstStream *stream = announcer->pending) {
+      announcer->pending = nullptr;
+      GstStreamCollection *collection = gst_stream_collection_new (nullptr);
+      gst_stream_collection_add_stream (collection, stream);
+      gst_pad_push_event (pad, gst_event_new_stream_collection (collection));
+      gst_object_unref (collection);
+    }
+    return GST_PAD_PROBE_OK;
+  }
+  GstEvent *event = GST_PAD_PROBE_INFO_EVENT (info);
+  if (GST_EVENT_TYPE (event) != GST_EVENT_STREAM_START)
+    return GST_PAD_PROBE_OK;
+  GstStream *stream = nullptr;
+  gst_event_parse_stream (event, &stream);
+  if (!stream) {
+    GstCameraSrcPrivate &p = *announcer->self->priv;
+    guint32 group_id;
+    {
+      Lock lock (p.lock);
+      const Output &out = output_for (p, announcer->kind);
+      stream = GST_STREAM (gst_object_ref (out.stream));
+      group_id = out.group_id;
+    }
+    gst_event_unref (event);
+    GST_PAD_PROBE_INFO_DATA (info) = make_stream_start (stream, group_id);
+  }
+  gst_clear_object (&announcer->pending);
+  announcer->pending = stream;  // takes the reference
+  return GST_PAD_PROBE_OK;
+}
+
+// The first stream of an output's `appsrc` (returned), and the probe that
+// announces its streams.
+static GstStream *
+init_output_stream (GstCameraSrc *self, GstElement *appsrc, StreamKind kind)
+{
+  GstPad *pad = gst_element_get_static_pad (appsrc, "src");
+  GCharPtr stream_id{gst_pad_create_stream_id (pad, appsrc,
+      kind == StreamKind::Video ? "video" : "audio")};
+  GstStream *stream = GST_STREAM (gst_object_ref_sink (gst_stream_new (stream_id.get (), nullptr,
+      kind == StreamKind::Video ? GST_STREAM_TYPE_VIDEO : GST_STREAM_TYPE_AUDIO,
+      GST_STREAM_FLAG_NONE)));
+  gst_pad_add_probe (pad,
+      static_cast<GstPadProbeType> (GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM | GST_PAD_PROBE_TYPE_BUFFER),
+      on_output_data, new OutputAnnouncer{self, kind}, [] (gpointer data) {
+        auto *announcer = static_cast<OutputAnnouncer *> (data);
+        gst_clear_object (&announcer->pending);
+        delete announcer;
+      });
+  gst_object_unref (pad);
+  return stream;
 }
 
 static GstPad *
@@ -1023,13 +1209,17 @@ ensure_audio_output (GstCameraSrc *self)
   GstElement *appsrc = make_output_appsrc ("audio_output", latency_ms);
   if (!appsrc)
     return;
+  GstStream *stream = init_output_stream (self, appsrc, StreamKind::Audio);
   {
     Lock lock (p.lock);
     if (p.audio.appsrc) {  // raced with another stream of the camera
+      gst_object_unref (stream);
       gst_object_unref (gst_object_ref_sink (appsrc));
       return;
     }
     p.audio.appsrc = GST_ELEMENT (gst_object_ref (appsrc));
+    p.audio.stream = stream;
+    p.audio.group_id = p.video.group_id;
   }
   gst_bin_add (GST_BIN (self), appsrc);
   gst_element_sync_state_with_parent (appsrc);
@@ -1054,6 +1244,9 @@ teardown_session (GstCameraSrc *self)
     elements.swap (p.session_elements);
     p.session_is_file = false;
     p.fault.reset ();
+    p.fault_generic = false;
+    p.fault_origin = nullptr;
+    p.session_warning.clear ();
     p.end_of_file = false;
     p.first_frame = false;
     for (Output *out : {&p.video, &p.audio}) {
@@ -1075,40 +1268,67 @@ teardown_session (GstCameraSrc *self)
   }
 }
 
-// Encodes one "camera offline" picture in the camera's codec and size.
-static GstSample *
-make_slate (const std::string &codec, gint width, gint height)
+// A slate being made: a small pipeline of its own that encodes one "camera
+// offline" picture in the background, while the manager goes on.  It knows
+// nothing of the element (no callback, no bus handler): the manager looks for
+// its picture on every wake-up, and nobody ever waits for it to stop, since
+// an encoder cannot be interrupted (x265 at 1080p takes a second on a busy
+// machine).  Its state change to NULL runs from GStreamer's thread pool
+// (gst_deinit waits for that pool).
+struct SlateBuild {
+  ElementPtr pipeline;
+  ElementPtr sink;
+  std::string codec;
+  gint width = 0;
+  gint height = 0;
+  Clock::time_point deadline = Clock::time_point::max ();
+};
+
+// Lets go of the slate pipeline: to NULL from GStreamer's thread pool.
+static void
+drop_slate (SlateBuild &build)
 {
-  const char *encoder = codec == "h265" ? "x265enc ! h265parse config-interval=-1 ! "
-                                          "video/x-h265,stream-format=byte-stream,alignment=au"
-      : codec == "jpeg" ? "jpegenc ! jpegparse"
-                        : "x264enc speed-preset=ultrafast key-int-max=1 ! h264parse "
-                          "config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au";
-  GCharPtr description{g_strdup_printf ("videotestsrc num-buffers=1 pattern=black ! "
-                                        "video/x-raw,format=I420,width=%d,height=%d,framerate=1/1 ! "
-                                        "textoverlay text=\"camera offline\" valignment=center "
-                                        "halignment=center font-desc=\"Sans Bold 32\" ! %s ! "
-                                        "appsink name=sink sync=false",
-      width > 0 ? width : 1280, height > 0 ? height : 720, encoder)};
-  GError *error = nullptr;
-  ElementPtr pipeline{gst_parse_launch (description.get (), &error)};
-  if (!pipeline) {
-    GST_WARNING ("cannot make the slate: %s", error ? error->message : "unknown error");
-    g_clear_error (&error);
-    return nullptr;
-  }
-  g_clear_error (&error);
-  ElementPtr sink{gst_bin_get_by_name (GST_BIN (pipeline.get ()), "sink")};
-  gst_element_set_state (pipeline.get (), GST_STATE_PLAYING);
-  // Bounded: the manager must stay responsive (going to NULL waits for it).
-  // Without a slate in time, the fallback repeats the last keyframe.
-  GstSample *sample = gst_app_sink_try_pull_sample (GST_APP_SINK (sink.get ()), GST_SECOND / 2);
-  gst_element_set_state (pipeline.get (), GST_STATE_NULL);
-  return sample;
+  if (build.pipeline)
+    gst_element_call_async (build.pipeline.get (), [] (GstElement *pipeline, gpointer) {
+      gst_element_set_state (pipeline, GST_STATE_NULL);
+    }, nullptr, nullptr);
+  build = SlateBuild ();
 }
 
+// Takes the slate's picture when it is there, or gives up on a slate that
+// failed or is late (manager thread).
 static void
-prepare_slate (GstCameraSrc *self)
+poll_slate (GstCameraSrc *self, SlateBuild &build)
+{
+  GstCameraSrcPrivate &p = *self->priv;
+  if (!build.pipeline)
+    return;
+  if (GstSample *slate = gst_app_sink_try_pull_sample (GST_APP_SINK (build.sink.get ()), 0)) {
+    GST_DEBUG_OBJECT (self, "slate made");
+    drop_slate (build);
+    Lock lock (p.lock);
+    if (p.slate)
+      gst_sample_unref (p.slate);
+    p.slate = slate;
+    return;
+  }
+  camrelay::BusPtr bus{gst_element_get_bus (build.pipeline.get ())};
+  camrelay::MessagePtr error{gst_bus_pop_filtered (bus.get (), GST_MESSAGE_ERROR)};
+  if (error || Clock::now () >= build.deadline) {
+    GError *gerror = nullptr;
+    if (error)
+      gst_message_parse_error (error.get (), &gerror, nullptr);
+    GST_WARNING_OBJECT (self, "no slate (%s): the fallback repeats the last keyframe",
+        gerror ? gerror->message : "too slow");
+    g_clear_error (&gerror);
+    drop_slate (build);
+  }
+}
+
+// Starts making a slate in the camera's codec and size, unless the current
+// one (or the one being made) already is (manager thread).
+static void
+start_slate (GstCameraSrc *self, SlateBuild &build)
 {
   GstCameraSrcPrivate &p = *self->priv;
   std::string codec;
@@ -1130,11 +1350,39 @@ prepare_slate (GstCameraSrc *self)
         return;
     }
   }
-  GstSample *slate = make_slate (codec, width, height);
-  Lock lock (p.lock);
-  if (p.slate)
-    gst_sample_unref (p.slate);
-  p.slate = slate;
+  if (build.pipeline) {
+    if (build.codec == codec && build.width == width && build.height == height)
+      return;
+    drop_slate (build);
+  }
+  const char *encoder = codec == "h265"
+      ? "x265enc speed-preset=ultrafast tune=zerolatency key-int-max=1 ! h265parse "
+        "config-interval=-1 ! video/x-h265,stream-format=byte-stream,alignment=au"
+      : codec == "jpeg" ? "jpegenc ! jpegparse"
+                        : "x264enc speed-preset=ultrafast tune=zerolatency key-int-max=1 ! "
+                          "h264parse config-interval=-1 ! "
+                          "video/x-h264,stream-format=byte-stream,alignment=au";
+  GCharPtr description{g_strdup_printf ("videotestsrc num-buffers=1 pattern=black ! "
+                                        "video/x-raw,format=I420,width=%d,height=%d,framerate=1/1 ! "
+                                        "textoverlay text=\"camera offline\" valignment=center "
+                                        "halignment=center font-desc=\"Sans Bold 32\" ! %s ! "
+                                        "appsink name=sink sync=false",
+      width > 0 ? width : 1280, height > 0 ? height : 720, encoder)};
+  GError *error = nullptr;
+  ElementPtr pipeline{gst_parse_launch (description.get (), &error)};
+  if (!pipeline || error) {
+    GST_WARNING_OBJECT (self, "cannot make the slate: %s", error ? error->message : "unknown error");
+    g_clear_error (&error);
+    return;
+  }
+  build.sink.reset (gst_bin_get_by_name (GST_BIN (pipeline.get ()), "sink"));
+  build.pipeline = std::move (pipeline);
+  build.codec = codec;
+  build.width = width;
+  build.height = height;
+  build.deadline = Clock::now () + SLATE_TIMEOUT;
+  GST_DEBUG_OBJECT (self, "making a %s slate of %dx%d", codec.c_str (), width, height);
+  gst_element_set_state (build.pipeline.get (), GST_STATE_PLAYING);
 }
 
 // Sends one fallback picture while the camera is away.
@@ -1142,34 +1390,48 @@ static void
 send_fallback (GstCameraSrc *self)
 {
   GstCameraSrcPrivate &p = *self->priv;
-  GstBuffer *frame = nullptr;
-  CapsPtr caps;
+  const GstClockTime now = running_time_now (GST_ELEMENT (self));
+  if (!GST_CLOCK_TIME_IS_VALID (now))
+    return;
+  GST_LOG_OBJECT (self, "sending a fallback picture");
+  Output &out = p.video;
+  std::lock_guard<std::mutex> push (out.push_lock);
+  Outgoing outgoing;
   {
     Lock lock (p.lock);
+    // The camera is back (its first keyframe went out since the manager
+    // decided to send this): a picture now would land amid its frames.
+    if (out.session_started)
+      return;
+    GstBuffer *frame = nullptr;
+    GstCaps *caps = nullptr;
     if (p.settings.fallback == GST_CAMERA_SRC_FALLBACK_FREEZE && p.last_keyframe) {
       frame = gst_buffer_copy (p.last_keyframe);
-      caps.reset (p.last_keyframe_caps ? gst_caps_ref (p.last_keyframe_caps.get ()) : nullptr);
+      caps = p.last_keyframe_caps.get ();
     } else if (p.settings.fallback == GST_CAMERA_SRC_FALLBACK_SLATE) {
       if (p.slate && gst_sample_get_buffer (p.slate)) {
         frame = gst_buffer_copy (gst_sample_get_buffer (p.slate));
-        caps.reset (gst_caps_ref (gst_sample_get_caps (p.slate)));
+        caps = gst_sample_get_caps (p.slate);
       } else if (p.last_keyframe) {
         frame = gst_buffer_copy (p.last_keyframe);
-        caps.reset (p.last_keyframe_caps ? gst_caps_ref (p.last_keyframe_caps.get ()) : nullptr);
+        caps = p.last_keyframe_caps.get ();
       }
     }
     if (!frame)
       return;
+    GST_BUFFER_FLAG_UNSET (frame, GST_BUFFER_FLAG_DELTA_UNIT);
+    GST_BUFFER_DURATION (frame) = GST_CLOCK_TIME_NONE;
+    // Stamped `latency` behind the clock, as late as the element says its
+    // buffers may be: the camera's frames come out at most that far behind,
+    // so a returning camera's first frames follow the last picture without
+    // moving the session's timeline (and the video away from the audio).
+    const GstClockTime latency = p.settings.latency_ms * GST_MSECOND;
+    const GstClockTime ts = now > latency ? now - latency : 0;
+    if (!prepare_buffer (out, nullptr, frame, caps, ts, ts, false, outgoing))
+      return;
     p.stats.fallback_frames++;
   }
-  GstClockTime now = running_time_now (GST_ELEMENT (self));
-  if (!GST_CLOCK_TIME_IS_VALID (now)) {
-    gst_buffer_unref (frame);
-    return;
-  }
-  GST_BUFFER_FLAG_UNSET (frame, GST_BUFFER_FLAG_DELTA_UNIT);
-  GST_BUFFER_DURATION (frame) = GST_CLOCK_TIME_NONE;
-  send_buffer (self, StreamKind::Video, frame, caps.get (), now, now, false);
+  push_outgoing (self, outgoing);
 }
 
 static void
@@ -1185,6 +1447,108 @@ warn_fault (GstCameraSrc *self, const std::string &reason, const std::string &lo
   }
   GST_ELEMENT_WARNING (self, RESOURCE, READ, ("Camera %s: %s", location.c_str (), reason.c_str ()),
       ("reconnecting with backoff"));
+}
+
+// souphttpsrc 1.22 with libsoup 3 says only "Internal data stream error"
+// when it cannot reach the server: why is in its debug log.  To tell the
+// user, connect to the camera's host and port the way libsoup does (GIO's
+// resolver and proxy settings), for at most DIAGNOSIS_TIMEOUT_MS, and
+// return GIO's reason ("Error resolving ...", "Could not connect to ...:
+// Connection refused").  Manager thread; `cancellable` also stops it.
+static std::optional<std::string>
+diagnose_http (const std::string &uri, GCancellable *cancellable)
+{
+  // An explicit proxy (souphttpsrc's default one) is not where we would go.
+  for (const char *variable : {"http_proxy", "HTTP_PROXY"}) {
+    const gchar *proxy = g_getenv (variable);
+    if (proxy && *proxy)
+      return std::nullopt;
+  }
+  GMainContext *context = g_main_context_new ();
+  g_main_context_push_thread_default (context);
+  struct Outcome {
+    bool done = false;
+    GError *error = nullptr;
+  } outcome;
+  camrelay::GObjectPtr<GSocketClient> client{g_socket_client_new ()};
+  g_socket_client_connect_to_uri_async (client.get (), uri.c_str (), 80, cancellable,
+      [] (GObject *source, GAsyncResult *result, gpointer data) {
+        auto *outcome = static_cast<Outcome *> (data);
+        GSocketConnection *connection = g_socket_client_connect_to_uri_finish (
+            G_SOCKET_CLIENT (source), result, &outcome->error);
+        if (connection)
+          g_object_unref (connection);
+        outcome->done = true;
+      }, &outcome);
+  GSource *timeout = g_timeout_source_new (DIAGNOSIS_TIMEOUT_MS);
+  g_source_set_callback (timeout, [] (gpointer data) {
+    g_cancellable_cancel (G_CANCELLABLE (data));
+    return G_SOURCE_REMOVE;
+  }, g_object_ref (cancellable), g_object_unref);
+  g_source_attach (timeout, context);
+  while (!outcome.done)
+    g_main_context_iteration (context, TRUE);
+  g_source_destroy (timeout);
+  g_source_unref (timeout);
+  g_main_context_pop_thread_default (context);
+  g_main_context_unref (context);
+  std::optional<std::string> reason;
+  if (outcome.error && !g_error_matches (outcome.error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    reason = outcome.error->message;
+  g_clear_error (&outcome.error);
+  return reason;
+}
+
+// The best reason for a fault whose error said only that the stream stopped
+// (manager thread): the warning the session gave before it, or for an HTTP
+// camera that never sent video, why it cannot be reached.
+static std::string
+explain_generic_fault (GstCameraSrc *self, const std::string &reason, const std::string &warning,
+    bool had_video, const Settings &settings)
+{
+  GstCameraSrcPrivate &p = *self->priv;
+  if (!warning.empty ())
+    return warning + " (then: " + reason + ")";
+  const UriParts uri = split_uri (settings.location, settings.user_id, settings.user_pw);
+  if (had_video || (uri.scheme != "http" && uri.scheme != "https"))
+    return reason;
+  GCancellable *cancellable = g_cancellable_new ();
+  {
+    Lock lock (p.lock);
+    if (!p.running) {
+      g_object_unref (cancellable);
+      return reason;
+    }
+    p.diagnosis = G_CANCELLABLE (g_object_ref (cancellable));
+  }
+  std::optional<std::string> diagnosis = diagnose_http (uri.without_userinfo, cancellable);
+  {
+    Lock lock (p.lock);
+    g_clear_object (&p.diagnosis);
+  }
+  g_object_unref (cancellable);
+  if (!diagnosis)
+    return reason;
+  GST_DEBUG_OBJECT (self, "the camera cannot be reached: %s", diagnosis->c_str ());
+  Lock lock (p.lock);
+  return redact_text ("cannot reach the camera: " + *diagnosis, settings.location,
+      settings.user_id, settings.user_pw);
+}
+
+// Cancels a diagnosis under way, if any (lock not held).
+static void
+cancel_diagnosis (GstCameraSrcPrivate &p)
+{
+  GCancellable *diagnosis = nullptr;
+  {
+    Lock lock (p.lock);
+    if (p.diagnosis)
+      diagnosis = G_CANCELLABLE (g_object_ref (p.diagnosis));
+  }
+  if (diagnosis) {
+    g_cancellable_cancel (diagnosis);
+    g_object_unref (diagnosis);
+  }
 }
 
 // Backoff before attempt `attempt` (1-based): doubling, capped, ±20% jitter.
@@ -1212,17 +1576,22 @@ manager_loop (GstCameraSrc *self)
   Clock::time_point retry_at = Clock::now ();
   Clock::time_point connect_deadline = NEVER;
   Clock::time_point next_fallback = Clock::now ();
+  SlateBuild slate;
 
   while (true) {
     enum class Action { None, Connect, Fault, Loop, Switch, Streaming, Fallback } action =
         Action::None;
     std::string reason;
+    bool reason_generic = false;
+    std::string warning;
+    bool had_video = false;
     Settings settings;
     guint64 generation = 0;
     {
       Lock lock (p.lock);
       // Sleep until the next deadline (at most a tick), or an event.
-      auto wake_at = std::min ({Clock::now () + MANAGER_TICK, retry_at, connect_deadline});
+      auto wake_at = std::min ({Clock::now () + MANAGER_TICK, retry_at, connect_deadline,
+          slate.deadline});
       if (p.state != GST_CAMERA_SRC_STATE_STREAMING
           && p.settings.fallback != GST_CAMERA_SRC_FALLBACK_NONE)
         wake_at = std::min (wake_at, next_fallback);
@@ -1231,6 +1600,11 @@ manager_loop (GstCameraSrc *self)
       });
       if (!p.running)
         break;
+      if (slate.pipeline) {
+        lock.unlock ();
+        poll_slate (self, slate);
+        lock.lock ();
+      }
       const auto now = Clock::now ();
       settings = p.settings;
       generation = p.generation;
@@ -1243,6 +1617,9 @@ manager_loop (GstCameraSrc *self)
       } else if (p.fault) {
         action = Action::Fault;
         reason = *p.fault;
+        reason_generic = p.fault_generic;
+        warning = p.session_warning;
+        had_video = p.video.session_started;
         p.fault.reset ();
       } else if (p.end_of_file) {
         p.end_of_file = false;
@@ -1271,9 +1648,23 @@ manager_loop (GstCameraSrc *self)
         break;
       case Action::Switch: {
         teardown_session (self);
+        drop_slate (slate);
         StateChange change;
         {
           Lock lock (p.lock);
+          // Another camera: what the old one looked like is no fallback for
+          // it, and no fact about it.
+          gst_clear_buffer (&p.last_keyframe);
+          p.last_keyframe_caps.reset ();
+          if (p.slate) {
+            gst_sample_unref (p.slate);
+            p.slate = nullptr;
+          }
+          p.stats.width = p.stats.height = 0;
+          p.stats.fps_n = 0;
+          p.stats.fps_d = 1;
+          p.stats.codec.clear ();
+          p.stats.bitrate_window.clear ();
           p.attempt = 0;
           change = set_state_locked (p, GST_CAMERA_SRC_STATE_CONNECTING, "location changed");
         }
@@ -1304,6 +1695,8 @@ manager_loop (GstCameraSrc *self)
         GST_INFO_OBJECT (self, "camera fault: %s", reason.c_str ());
         const std::string location = redact_uri (settings.location);
         teardown_session (self);
+        if (reason_generic)
+          reason = explain_generic_fault (self, reason, warning, had_video, settings);
         StateChange change;
         bool give_up = false;
         guint64 delay = 0;
@@ -1314,7 +1707,7 @@ manager_loop (GstCameraSrc *self)
           was_streaming = p.state == GST_CAMERA_SRC_STATE_STREAMING;
           p.stats.last_error = reason;
           if (p.state == GST_CAMERA_SRC_STATE_STREAMING && p.streaming_since
-              && now - *p.streaming_since >= BACKOFF_RESET_AFTER)
+              && now - *p.streaming_since >= ns (settings.retry_reset_time))
             p.attempt = 0;
           p.attempt++;
           p.stats.reconnects++;
@@ -1341,7 +1734,7 @@ manager_loop (GstCameraSrc *self)
         // and keep their pace through failed attempts.
         if (was_streaming) {
           next_fallback = Clock::now () + ns (settings.fallback_interval);
-          prepare_slate (self);
+          start_slate (self, slate);
         }
         break;
       }
@@ -1370,6 +1763,8 @@ manager_loop (GstCameraSrc *self)
         break;
     }
   }
+  // Stopping: a slate still being made is not waited for.
+  drop_slate (slate);
 }
 
 static void
@@ -1402,6 +1797,7 @@ stop_manager (GstCameraSrc *self)
     p.running = false;
     p.wake.notify_all ();
   }
+  cancel_diagnosis (p);
   if (p.manager.joinable ())
     p.manager.join ();
   teardown_session (self);
@@ -1417,17 +1813,22 @@ stop_manager (GstCameraSrc *self)
 
 // ---- GstBin / GstElement ---------------------------------------------------------
 
-static bool
-is_output (GstCameraSrcPrivate &p, GstObject *src)
+// The element of `elements` that is `src` or holds it, or nullptr.
+static GstElement *
+find_holder (GstObject *src, const std::vector<ElementPtr> &elements)
 {
-  for (GstElement *appsrc : {p.video.appsrc, p.audio.appsrc})
-    if (appsrc && (src == GST_OBJECT (appsrc) || gst_object_has_as_ancestor (src, GST_OBJECT (appsrc))))
-      return true;
-  return false;
+  for (const ElementPtr &e : elements)
+    if (src == GST_OBJECT (e.get ()) || gst_object_has_as_ancestor (src, GST_OBJECT (e.get ())))
+      return e.get ();
+  return nullptr;
 }
 
-// Children's errors, warnings and EOS are the camera's faults: they are
-// handled here and never reach the pipeline.
+// The inner chain's errors, warnings and EOS are the camera's faults: they
+// are handled here and never reach the pipeline.  The output appsrcs' are
+// not: an error there says that downstream refused what we send (most often
+// not-negotiated: it cannot take the camera's codec, or a codec change),
+// which no reconnect can cure and which the application must see, so it goes
+// on to the pipeline as it is.  Only an audio pad nobody linked is no error.
 static void
 gst_camera_src_handle_message (GstBin *bin, GstMessage *message)
 {
@@ -1455,21 +1856,38 @@ gst_camera_src_handle_message (GstBin *bin, GstMessage *message)
 
   if ((type == GST_MESSAGE_ERROR || type == GST_MESSAGE_WARNING || type == GST_MESSAGE_EOS)
       && src != GST_OBJECT (self)) {
-    std::optional<guint64> generation;
+    // Copied under the lock, looked through without it: the ancestry walk
+    // takes the object locks of the message's source and its parents.
+    std::vector<ElementPtr> outputs;
+    std::vector<ElementPtr> session;
+    guint64 current;
     {
       Lock lock (p.lock);
-      if (!is_output (p, src)) {
-        generation = G_MAXUINT64;  // an old session's element unless found below
-        for (GstElement *e : p.session_elements)
-          if (src == GST_OBJECT (e) || gst_object_has_as_ancestor (src, GST_OBJECT (e)))
-            generation = p.generation;
-      }
+      for (GstElement *appsrc : {p.video.appsrc, p.audio.appsrc})
+        if (appsrc)
+          outputs.push_back (camrelay::ref_object (appsrc));
+      for (GstElement *e : p.session_elements)
+        session.push_back (camrelay::ref_object (e));
+      current = p.generation;
+    }
+    std::optional<guint64> generation;
+    FaultOrigin origin;
+    if (!find_holder (src, outputs)) {
+      // An old session's element unless it is one of the current session,
+      // whose first element is its source.
+      GstElement *holder = find_holder (src, session);
+      generation = holder ? current : G_MAXUINT64;
+      origin.element = holder;
+      origin.from_source = holder && holder == session.front ().get ();
     }
     if (generation) {
-      if (type == GST_MESSAGE_ERROR) {
+      if (type == GST_MESSAGE_ERROR || type == GST_MESSAGE_WARNING) {
         GError *error = nullptr;
         gchar *debug = nullptr;
-        gst_message_parse_error (message, &error, &debug);
+        if (type == GST_MESSAGE_ERROR)
+          gst_message_parse_error (message, &error, &debug);
+        else
+          gst_message_parse_warning (message, &error, &debug);
         std::string reason = error ? error->message : "unknown error";
         // The debug text often says what really happened ("Connection
         // refused", "Unauthorized"): keep its last line.
@@ -1481,12 +1899,24 @@ gst_camera_src_handle_message (GstBin *bin, GstMessage *message)
           if (!detail.empty ())
             reason += " (" + detail + ")";
         }
-        GST_DEBUG_OBJECT (self, "error from %s: %s", GST_OBJECT_NAME (src), reason.c_str ());
+        // "Internal data stream error": a loop that stopped, whose cause (if
+        // anyone said it) is in another message.
+        origin.generic = error && error->domain == GST_STREAM_ERROR
+            && error->code == GST_STREAM_ERROR_FAILED;
         g_clear_error (&error);
         g_free (debug);
-        report_fault (self, *generation, reason);
-      } else if (type == GST_MESSAGE_WARNING) {
-        GST_DEBUG_OBJECT (self, "warning from %s (handled)", GST_OBJECT_NAME (src));
+        {
+          // Credentials out before anything (our log included) sees it.
+          Lock lock (p.lock);
+          reason = redact_text (std::move (reason), p.settings.location, p.settings.user_id,
+              p.settings.user_pw);
+          if (type == GST_MESSAGE_WARNING && *generation == p.generation)
+            p.session_warning = reason;
+        }
+        GST_DEBUG_OBJECT (self, "%s from %s: %s", type == GST_MESSAGE_ERROR ? "error" : "warning",
+            GST_OBJECT_NAME (src), reason.c_str ());
+        if (type == GST_MESSAGE_ERROR)
+          report_fault (self, *generation, reason, origin);
       }
       gst_message_unref (message);
       return;
@@ -1557,12 +1987,16 @@ set_location (GstCameraSrc *self, const gchar *uri, GError **error)
     }
   }
   GstCameraSrcPrivate &p = *self->priv;
-  Lock lock (p.lock);
-  p.settings.location = uri ? uri : "";
-  if (p.running) {
+  {
+    Lock lock (p.lock);
+    p.settings.location = uri ? uri : "";
+    if (!p.running)
+      return TRUE;
     p.location_changed = true;
     p.wake.notify_all ();
   }
+  // The old camera's diagnosis is no longer of interest.
+  cancel_diagnosis (p);
   return TRUE;
 }
 
@@ -1582,6 +2016,10 @@ gst_camera_src_set_property (GObject *object, guint prop_id, const GValue *value
     return;
   }
 
+  // The output appsrcs to pass the latency on to, once unlocked: setting
+  // their property notifies, and deep-notify handlers may read ours.
+  std::vector<ElementPtr> latency_targets;
+  gint64 latency = 0;
   Lock lock (p.lock);
   Settings &s = p.settings;
   switch (prop_id) {
@@ -1594,14 +2032,13 @@ gst_camera_src_set_property (GObject *object, guint prop_id, const GValue *value
     case PROP_PROTOCOLS:
       s.protocols = static_cast<GstCameraSrcProtocols> (g_value_get_enum (value));
       break;
-    case PROP_LATENCY: {
+    case PROP_LATENCY:
       s.latency_ms = g_value_get_uint (value);
-      const gint64 latency = static_cast<gint64> (s.latency_ms) * GST_MSECOND;
+      latency = static_cast<gint64> (s.latency_ms) * GST_MSECOND;
       for (GstElement *appsrc : {p.video.appsrc, p.audio.appsrc})
         if (appsrc)
-          g_object_set (appsrc, "min-latency", latency, nullptr);
+          latency_targets.push_back (camrelay::ref_object (appsrc));
       break;
-    }
     case PROP_AUDIO:
       s.audio = g_value_get_boolean (value);
       break;
@@ -1610,6 +2047,9 @@ gst_camera_src_set_property (GObject *object, guint prop_id, const GValue *value
       break;
     case PROP_RETRY_DELAY_MAX:
       s.retry_delay_max = g_value_get_uint64 (value);
+      break;
+    case PROP_RETRY_RESET_TIME:
+      s.retry_reset_time = g_value_get_uint64 (value);
       break;
     case PROP_MAX_RETRIES:
       s.max_retries = g_value_get_int (value);
@@ -1630,6 +2070,9 @@ gst_camera_src_set_property (GObject *object, guint prop_id, const GValue *value
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
   }
+  lock.unlock ();
+  for (const ElementPtr &appsrc : latency_targets)
+    g_object_set (appsrc.get (), "min-latency", latency, nullptr);
 }
 
 static GstStructure *
@@ -1714,6 +2157,9 @@ gst_camera_src_get_property (GObject *object, guint prop_id, GValue *value, GPar
     case PROP_RETRY_DELAY_MAX:
       g_value_set_uint64 (value, s.retry_delay_max);
       break;
+    case PROP_RETRY_RESET_TIME:
+      g_value_set_uint64 (value, s.retry_reset_time);
+      break;
     case PROP_MAX_RETRIES:
       g_value_set_int (value, s.max_retries);
       break;
@@ -1789,8 +2235,8 @@ static gchar **
 gst_camera_src_preset_get_property_names (GstPreset *)
 {
   static const char *names[] = {"protocols", "latency", "audio", "retry-delay",
-      "retry-delay-max", "max-retries", "timeout", "connect-timeout", "fallback",
-      "fallback-interval", nullptr};
+      "retry-delay-max", "retry-reset-time", "max-retries", "timeout", "connect-timeout",
+      "fallback", "fallback-interval", nullptr};
   return g_strdupv (const_cast<gchar **> (names));
 }
 
@@ -1812,6 +2258,8 @@ gst_camera_src_finalize (GObject *object)
     gst_object_unref (e);
   gst_clear_object (&p->video.appsrc);
   gst_clear_object (&p->audio.appsrc);
+  gst_clear_object (&p->video.stream);
+  gst_clear_object (&p->audio.stream);
   gst_clear_buffer (&p->last_keyframe);
   if (p->slate)
     gst_sample_unref (p->slate);
@@ -1865,10 +2313,16 @@ gst_camera_src_class_init (GstCameraSrcClass *klass)
       g_param_spec_uint64 ("retry-delay-max", "Max. retry delay (ns)",
           "Longest delay between reconnect attempts, in nanoseconds",
           GST_MSECOND, 3600 * GST_SECOND, DEFAULT_RETRY_DELAY_MAX, rw));
+  g_object_class_install_property (gobject_class, PROP_RETRY_RESET_TIME,
+      g_param_spec_uint64 ("retry-reset-time", "Retry reset time (ns)",
+          "A fault after streaming this long counts as the first: the backoff starts again "
+          "from retry-delay and max-retries counts from zero, in nanoseconds (0 = after any "
+          "streaming, 18446744073709551615 = never)",
+          0, G_MAXUINT64, DEFAULT_RETRY_RESET_TIME, rw));
   g_object_class_install_property (gobject_class, PROP_MAX_RETRIES,
       g_param_spec_int ("max-retries", "Max. retries",
           "Reconnect attempts after a fault before giving up with an error (-1 = forever); "
-          "counted again from zero after a minute of streaming",
+          "counted again from zero after retry-reset-time of streaming",
           -1, G_MAXINT, DEFAULT_MAX_RETRIES, rw));
   g_object_class_install_property (gobject_class, PROP_TIMEOUT,
       g_param_spec_uint64 ("timeout", "Stall timeout (ns)",
@@ -1927,6 +2381,8 @@ gst_camera_src_init (GstCameraSrc *self)
   GST_OBJECT_FLAG_SET (self, GST_ELEMENT_FLAG_SOURCE);
   GstElement *appsrc = make_output_appsrc ("video_output", DEFAULT_LATENCY_MS);
   self->priv->video.appsrc = GST_ELEMENT (gst_object_ref (appsrc));
+  self->priv->video.stream = init_output_stream (self, appsrc, StreamKind::Video);
+  self->priv->video.group_id = gst_util_group_id_next ();
   gst_bin_add (GST_BIN (self), appsrc);
   self->video_pad = ghost_output (self, appsrc, &video_template);
   self->audio_pad = nullptr;
