@@ -13,6 +13,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -248,11 +249,15 @@ expect_clean_stream (const TestPipeline &p)
 
 // Waits for the first frame that arrives after `returned` (the camera's
 // return), checks it came within the contract's bound and is a DISCONT
-// keyframe. Returns its index or -1.
+// keyframe. Returns its index or -1.  When the camera is back as soon as
+// the fault happened (a reset connection), `returned` is the fault and
+// `first_frame_after` the moment the fault was reported (frames of the
+// broken session may arrive until then).
 inline long
-expect_resumes (TestPipeline &p, SteadyClock::time_point returned, const char *what)
+expect_resumes (TestPipeline &p, SteadyClock::time_point returned, const char *what,
+    std::optional<SteadyClock::time_point> first_frame_after = std::nullopt)
 {
-  long index = p.wait_frame_after (returned, resume_timeout ());
+  long index = p.wait_frame_after (first_frame_after.value_or (returned), resume_timeout ());
   if (index < 0) {
     ADD_FAILURE () << what << ": no frame within " << resume_timeout ().count ()
                    << " ms of the camera's return\n"
@@ -266,6 +271,18 @@ expect_resumes (TestPipeline &p, SteadyClock::time_point returned, const char *w
   EXPECT_TRUE (frames[index].keyframe) << what << ": first frame after the return is a delta";
   EXPECT_TRUE (frames[index].discont) << what << ": first frame after the return is not DISCONT";
   return index;
+}
+
+// `needle` in `text`, ignoring case.
+inline bool
+contains_nocase (const std::string &text, const std::string &needle)
+{
+  auto lower = [] (std::string s) {
+    for (auto &c : s)
+      c = static_cast<char> (g_ascii_tolower (c));
+    return s;
+  };
+  return lower (text).find (lower (needle)) != std::string::npos;
 }
 
 // Index of the next camerasrc-state message (to wait for states after now).

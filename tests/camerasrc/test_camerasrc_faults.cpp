@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
 
 #include "camerasrc_test_util.h"
 
@@ -44,6 +45,70 @@ stream_until (TestPipeline &p, size_t count)
   return next_state_index (p);
 }
 
+// A camera fault while streaming, and the camera's return.
+struct Outage {
+  std::function<void ()> fault;
+  // Reconnecting messages (from the fault's on) to wait for before the return.
+  int reconnects = 1;
+  // Brings the camera back; none when it is back as soon as the fault is over
+  // (a reset connection).
+  std::function<void ()> recover;
+};
+
+struct OutageResult {
+  size_t from = 0;                   // index of the fault's first state message
+  SteadyClock::time_point faulted;   // when fault () was called
+  long resumed = -1;                 // index of the first frame after the return
+};
+
+// The body of every fault test on a streaming camera: 15 frames, the fault,
+// the attempts it fails, the camera's return, then the contract: no ERROR or
+// EOS, streaming -> reconnecting (-> connecting -> reconnecting)* ->
+// connecting -> streaming, frames back within the backoff + 2 s of the
+// return, a DISCONT keyframe first, timestamps strictly increasing.
+// Use with ASSERT_NO_FATAL_FAILURE.
+void
+expect_outage_recovered (TestPipeline &p, const Outage &outage, const char *what,
+    OutageResult *result = nullptr)
+{
+  OutageResult r;
+  r.from = stream_until (p, 15);
+  r.faulted = SteadyClock::now ();
+  outage.fault ();
+  ASSERT_TRUE (p.wait_state ("reconnecting", 5s, r.from)) << p.describe_messages ();
+  ASSERT_TRUE (wait_reconnects (p, r.from, outage.reconnects, 10s)) << p.describe_messages ();
+  if (outage.recover) {
+    auto returned = SteadyClock::now ();
+    outage.recover ();
+    r.resumed = expect_resumes (p, returned, what);
+  } else {
+    r.resumed = expect_resumes (p, r.faulted, what, p.state_messages ()[r.from].arrival);
+  }
+  ASSERT_GE (r.resumed, 0);
+  ASSERT_TRUE (p.wait_frames (static_cast<size_t> (r.resumed) + 15, 5s));
+  expect_clean_stream (p);
+  expect_fault_sequence (p, r.from);
+  if (result)
+    *result = r;
+}
+
+// The camera was not there from the start (nothing listening, a server
+// that is no camera, wrong credentials): `appear` brings it, and frames
+// must come within the backoff + 2 s with a clean stream.
+void
+expect_camera_appears (TestPipeline &p, const std::function<void ()> &appear, const char *what)
+{
+  ASSERT_EQ (p.frame_count (), 0u);
+  auto returned = SteadyClock::now ();
+  appear ();
+  long index = expect_resumes (p, returned, what);
+  ASSERT_GE (index, 0);
+  ASSERT_TRUE (p.wait_frames (static_cast<size_t> (index) + 15, 5s));
+  expect_clean_stream (p);
+  EXPECT_TRUE (p.wait_state ("streaming", 5s)) << p.describe_messages ();
+  EXPECT_EQ (state_property (p.by_name ("cam")), "streaming");
+}
+
 }  // namespace
 
 TEST (CameraSrcFaults, RtspCameraRebootsOnTheSamePort)
@@ -53,19 +118,9 @@ TEST (CameraSrcFaults, RtspCameraRebootsOnTheSamePort)
   TestPipeline p;
   ASSERT_TRUE (launch_camera (p, camera.uri ()));
   ASSERT_TRUE (p.play ());
-  const size_t from = stream_until (p, 15);
-
-  camera.stop ();
-  ASSERT_TRUE (p.wait_state ("reconnecting", 5s, from)) << p.describe_messages ();
   // Down for a while: some attempts are refused.
-  EXPECT_TRUE (wait_reconnects (p, from, 3, 5s)) << p.describe_messages ();
-  auto returned = SteadyClock::now ();
-  ASSERT_TRUE (camera.start ());
-  long index = expect_resumes (p, returned, "rtsp reboot");
-  ASSERT_GE (index, 0);
-  ASSERT_TRUE (p.wait_frames (static_cast<size_t> (index) + 15, 5s));
-  expect_clean_stream (p);
-  expect_fault_sequence (p, from);
+  ASSERT_NO_FATAL_FAILURE (expect_outage_recovered (p,
+      {[&] { camera.stop (); }, 3, [&] { ASSERT_TRUE (camera.start ()); }}, "rtsp reboot"));
   auto stats = get_stats (p.by_name ("cam"));
   EXPECT_EQ (stat_u64 (stats.get (), "connects"), 2u) << stats_string (p.by_name ("cam"));
   EXPECT_GE (stat_u64 (stats.get (), "reconnects"), 3u);
@@ -85,27 +140,17 @@ TEST (CameraSrcFaults, RtspCameraStalls)
   TestPipeline p;
   ASSERT_TRUE (launch_camera (p, camera.uri ()));
   ASSERT_TRUE (p.play ());
-  const size_t from = stream_until (p, 15);
-
-  auto stalled = SteadyClock::now ();
-  camera.stall ();
-  ASSERT_TRUE (p.wait_state ("reconnecting", 5s, from)) << p.describe_messages ();
-  auto reconnecting = p.state_messages ()[from];
-  double detected = seconds_between (stalled, reconnecting.arrival);
+  // Still stalled for the next attempts: they connect and get nothing.
+  OutageResult r;
+  ASSERT_NO_FATAL_FAILURE (expect_outage_recovered (p,
+      {[&] { camera.stall (); }, 2, [&] { camera.resume (); }}, "rtsp stall", &r));
+  auto reconnecting = p.state_messages ()[r.from];
+  double detected = seconds_between (r.faulted, reconnecting.arrival);
   std::fprintf (stderr, "stall detected after %.3f s (timeout 1 s), reason '%s'\n", detected,
       reconnecting.reason.c_str ());
   EXPECT_GE (detected, 0.8) << "stall detected before the timeout";
   EXPECT_LE (detected, 2.5);
-  EXPECT_EQ (camera.clients () <= 1, true);
-  // Still stalled: the next attempts connect and get nothing.
-  EXPECT_TRUE (wait_reconnects (p, from, 2, 8s)) << p.describe_messages ();
-  auto returned = SteadyClock::now ();
-  camera.resume ();
-  long index = expect_resumes (p, returned, "rtsp stall");
-  ASSERT_GE (index, 0);
-  ASSERT_TRUE (p.wait_frames (static_cast<size_t> (index) + 15, 5s));
-  expect_clean_stream (p);
-  expect_fault_sequence (p, from);
+  EXPECT_LE (camera.clients (), 1u);
 }
 
 TEST (CameraSrcFaults, RtspResolutionChangesLive)
@@ -151,20 +196,17 @@ TEST (CameraSrcFaults, RtspResolutionChangesAcrossAReboot)
   TestPipeline p;
   ASSERT_TRUE (launch_camera (p, camera.uri ()));
   ASSERT_TRUE (p.play ());
-  const size_t from = stream_until (p, 15);
-  camera.stop ();
-  ASSERT_TRUE (camera.switch_resolution (320, 180));
-  ASSERT_TRUE (p.wait_state ("reconnecting", 5s, from)) << p.describe_messages ();
-  auto returned = SteadyClock::now ();
-  ASSERT_TRUE (camera.start ());
-  long index = expect_resumes (p, returned, "rtsp reboot with a new resolution");
-  ASSERT_GE (index, 0);
-  ASSERT_TRUE (p.wait_frames (static_cast<size_t> (index) + 15, 5s));
+  OutageResult r;
+  ASSERT_NO_FATAL_FAILURE (expect_outage_recovered (p,
+      {[&] {
+         camera.stop ();
+         ASSERT_TRUE (camera.switch_resolution (320, 180));
+       },
+          1, [&] { ASSERT_TRUE (camera.start ()); }},
+      "rtsp reboot with a new resolution", &r));
   auto frames = p.frames ();
-  EXPECT_EQ (frames[index].width, 320);
-  EXPECT_GT (frames[index].caps_generation, frames[index - 1].caps_generation);
-  expect_clean_stream (p);
-  expect_fault_sequence (p, from);
+  EXPECT_EQ (frames[r.resumed].width, 320);
+  EXPECT_GT (frames[r.resumed].caps_generation, frames[r.resumed - 1].caps_generation);
 }
 
 TEST (CameraSrcFaults, RtspUnauthorizedThenCredentials)
@@ -185,13 +227,9 @@ TEST (CameraSrcFaults, RtspUnauthorizedThenCredentials)
                reason.find ("unauthori") != std::string::npos)
       << "the reason names the 401: " << messages[1].reason;
   EXPECT_NE (state_property (p.by_name ("cam")), "streaming");
-
-  auto returned = SteadyClock::now ();
-  g_object_set (p.by_name ("cam"), "user-id", "viewer", "user-pw", "letmein", nullptr);
-  long index = expect_resumes (p, returned, "401 then credentials");
-  ASSERT_GE (index, 0);
-  ASSERT_TRUE (p.wait_frames (static_cast<size_t> (index) + 15, 5s));
-  expect_clean_stream (p);
+  expect_camera_appears (p, [&] {
+    g_object_set (p.by_name ("cam"), "user-id", "viewer", "user-pw", "letmein", nullptr);
+  }, "401 then credentials");
 }
 
 TEST (CameraSrcFaults, GarbageServerIsRetriedWithBackoff)
@@ -286,12 +324,8 @@ TEST (CameraSrcFaults, ClosedPortUntilTheCameraAppears)
   auto messages = p.state_messages ();
   EXPECT_FALSE (messages[1].reason.empty ());
   FakeRtspCamera camera;
-  auto returned = SteadyClock::now ();
-  ASSERT_TRUE (camera.start (port));
-  long index = expect_resumes (p, returned, "closed port, then a camera");
-  ASSERT_GE (index, 0);
-  ASSERT_TRUE (p.wait_frames (static_cast<size_t> (index) + 10, 5s));
-  expect_clean_stream (p);
+  expect_camera_appears (p, [&] { ASSERT_TRUE (camera.start (port)); },
+      "closed port, then a camera");
 }
 
 TEST (CameraSrcFaults, HttpMjpegCameraRestarts)
@@ -301,17 +335,8 @@ TEST (CameraSrcFaults, HttpMjpegCameraRestarts)
   TestPipeline p;
   ASSERT_TRUE (launch_camera (p, camera.uri ()));
   ASSERT_TRUE (p.play ());
-  const size_t from = stream_until (p, 10);
-  camera.stop ();
-  ASSERT_TRUE (p.wait_state ("reconnecting", 5s, from)) << p.describe_messages ();
-  EXPECT_TRUE (wait_reconnects (p, from, 2, 5s));
-  auto returned = SteadyClock::now ();
-  ASSERT_TRUE (camera.restart ());
-  long index = expect_resumes (p, returned, "mjpeg restart");
-  ASSERT_GE (index, 0);
-  ASSERT_TRUE (p.wait_frames (static_cast<size_t> (index) + 10, 5s));
-  expect_clean_stream (p);
-  expect_fault_sequence (p, from);
+  expect_outage_recovered (p,
+      {[&] { camera.stop (); }, 2, [&] { ASSERT_TRUE (camera.restart ()); }}, "mjpeg restart");
 }
 
 TEST (CameraSrcFaults, HttpMjpegCameraStallsAndAnswers503)
@@ -321,19 +346,18 @@ TEST (CameraSrcFaults, HttpMjpegCameraStallsAndAnswers503)
   TestPipeline p;
   ASSERT_TRUE (launch_camera (p, camera.uri ()));
   ASSERT_TRUE (p.play ());
-  const size_t from = stream_until (p, 10);
-  camera.set_status (503);
-  camera.stall ();
-  ASSERT_TRUE (p.wait_state ("reconnecting", 5s, from)) << p.describe_messages ();
-  camera.resume ();
-  EXPECT_TRUE (wait_reconnects (p, from, 3, 5s)) << "503 answers are retried";
-  EXPECT_EQ (p.messages_of (GST_MESSAGE_ERROR).size (), 0u);
-  auto returned = SteadyClock::now ();
-  camera.set_status (200);
-  long index = expect_resumes (p, returned, "mjpeg 503 then 200");
-  ASSERT_GE (index, 0);
-  expect_clean_stream (p);
-  expect_fault_sequence (p, from);
+  // 503 answers are retried.
+  expect_outage_recovered (p,
+      {[&] {
+         camera.set_status (503);
+         camera.stall ();
+       },
+          3,
+          [&] {
+            camera.resume ();
+            camera.set_status (200);
+          }},
+      "mjpeg 503 then 200");
 }
 
 TEST (CameraSrcFaults, MaxRetriesExhaustedGivesOneError)
