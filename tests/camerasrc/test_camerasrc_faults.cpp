@@ -2,6 +2,7 @@
 // expected camerasrc-state sequence, frames back within the backoff + 2 s of
 // the camera's return, timestamps strictly increasing, DISCONT keyframe first.
 #include <gst/gst.h>
+#include <gst/rtsp/rtsp.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -109,6 +110,18 @@ expect_camera_appears (TestPipeline &p, const std::function<void ()> &appear, co
   EXPECT_EQ (state_property (p.by_name ("cam")), "streaming");
 }
 
+// Reasons of the reconnecting messages from state message `from` on.
+std::vector<std::string>
+reconnect_reasons (const TestPipeline &p, size_t from = 0)
+{
+  std::vector<std::string> reasons;
+  auto messages = p.state_messages ();
+  for (size_t i = from; i < messages.size (); i++)
+    if (messages[i].state == "reconnecting")
+      reasons.push_back (messages[i].reason);
+  return reasons;
+}
+
 }  // namespace
 
 TEST (CameraSrcFaults, RtspCameraRebootsOnTheSamePort)
@@ -151,6 +164,30 @@ TEST (CameraSrcFaults, RtspCameraStalls)
   EXPECT_GE (detected, 0.8) << "stall detected before the timeout";
   EXPECT_LE (detected, 2.5);
   EXPECT_LE (camera.clients (), 1u);
+}
+
+// A reset connection (TCP RST mid-stream, RTP interleaved in it): noticed at
+// once, not by the stall timeout, and the camera, still there, is back.
+TEST (CameraSrcFaults, RtspConnectionResetMidStream)
+{
+  FakeRtspCamera camera;
+  ASSERT_TRUE (camera.start ());
+  TcpProxy proxy (camera.port ());
+  ASSERT_TRUE (proxy.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, tcp_uri ("rtsp", proxy.port ())));
+  ASSERT_TRUE (p.play ());
+  OutageResult r;
+  ASSERT_NO_FATAL_FAILURE (expect_outage_recovered (p,
+      {[&] { EXPECT_EQ (proxy.reset_connections (), 1u); }, 1, nullptr}, "rtsp reset", &r));
+  auto reconnecting = p.state_messages ()[r.from];
+  double detected = seconds_between (r.faulted, reconnecting.arrival);
+  std::fprintf (stderr, "reset detected after %.3f s, reason '%s'\n", detected,
+      reconnecting.reason.c_str ());
+  EXPECT_LT (detected, 0.5) << "a reset must not wait for the stall timeout (1 s)";
+  EXPECT_FALSE (contains_nocase (reconnecting.reason, "stalled")) << reconnecting.reason;
+  EXPECT_EQ (proxy.accepted (), 2u) << "one connection before the reset, one after";
+  EXPECT_EQ (camera.clients (), 1u);
 }
 
 TEST (CameraSrcFaults, RtspResolutionChangesLive)
@@ -209,6 +246,31 @@ TEST (CameraSrcFaults, RtspResolutionChangesAcrossAReboot)
   EXPECT_GT (frames[r.resumed].caps_generation, frames[r.resumed - 1].caps_generation);
 }
 
+TEST (CameraSrcFaults, RtspCodecChangesAcrossAReboot)
+{
+  FakeRtspCamera camera;
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, camera.uri ()));
+  ASSERT_TRUE (p.play ());
+  OutageResult r;
+  ASSERT_NO_FATAL_FAILURE (expect_outage_recovered (p,
+      {[&] {
+         camera.stop ();
+         ASSERT_TRUE (camera.switch_codec ("h265"));
+       },
+          1, [&] { ASSERT_TRUE (camera.start ()); }},
+      "rtsp reboot into H.265", &r));
+  auto frames = p.frames ();
+  EXPECT_EQ (frames[r.resumed - 1].media_type, "video/x-h264");
+  EXPECT_EQ (frames[r.resumed].media_type, "video/x-h265");
+  EXPECT_EQ (frames[r.resumed].caps_generation, frames[r.resumed - 1].caps_generation + 1);
+  for (size_t i = r.resumed; i < frames.size (); i++)
+    EXPECT_EQ (frames[i].media_type, "video/x-h265") << "frame " << i;
+  auto stats = get_stats (p.by_name ("cam"));
+  EXPECT_EQ (stat_string (stats.get (), "codec"), "h265");
+}
+
 TEST (CameraSrcFaults, RtspUnauthorizedThenCredentials)
 {
   FakeRtspCamera camera;
@@ -231,6 +293,61 @@ TEST (CameraSrcFaults, RtspUnauthorizedThenCredentials)
     g_object_set (p.by_name ("cam"), "user-id", "viewer", "user-pw", "letmein", nullptr);
   }, "401 then credentials");
 }
+
+// An RTSP error status from a camera that rebooted and is not ready (503),
+// refuses us (403), has not got the stream (404) or forgot our session (454,
+// answered to PLAY): retried until the camera serves again.
+struct StatusFault {
+  const char *method;
+  GstRTSPStatusCode status;
+};
+
+void
+PrintTo (const StatusFault &fault, std::ostream *os)
+{
+  *os << fault.status << " to " << fault.method;
+}
+
+class CameraSrcRtspStatus : public ::testing::TestWithParam<StatusFault> {};
+
+TEST_P (CameraSrcRtspStatus, IsRetriedUntilTheCameraServesAgain)
+{
+  const StatusFault fault = GetParam ();
+  const std::string code = std::to_string (fault.status);
+  FakeRtspCamera camera;
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, camera.uri ()));
+  ASSERT_TRUE (p.play ());
+  OutageResult r;
+  ASSERT_NO_FATAL_FAILURE (expect_outage_recovered (p,
+      {[&] {
+         camera.answer (fault.method, fault.status);
+         ASSERT_TRUE (camera.restart ());
+       },
+          // The first reconnect is the reboot's; then the status, twice.
+          3, [&] { camera.answer (fault.method, GST_RTSP_STS_OK); }},
+      ("RTSP " + code + " to " + fault.method).c_str (), &r));
+  // The attempts that got the status say so: its code or its text.
+  auto reasons = reconnect_reasons (p, r.from);
+  ASSERT_GE (reasons.size (), 3u);
+  std::fprintf (stderr, "reason: '%s'\n", reasons[1].c_str ());
+  for (size_t i = 1; i < 3; i++)
+    EXPECT_TRUE (contains_nocase (reasons[i], code) ||
+                 contains_nocase (reasons[i], gst_rtsp_status_as_text (fault.status)))
+        << "reason " << i << " does not name " << code << ": " << reasons[i];
+  auto stats = get_stats (p.by_name ("cam"));
+  EXPECT_EQ (stat_u64 (stats.get (), "connects"), 2u);
+}
+
+INSTANTIATE_TEST_SUITE_P (Statuses, CameraSrcRtspStatus,
+    ::testing::Values (StatusFault{"DESCRIBE", GST_RTSP_STS_FORBIDDEN},
+        StatusFault{"DESCRIBE", GST_RTSP_STS_NOT_FOUND},
+        StatusFault{"PLAY", GST_RTSP_STS_SESSION_NOT_FOUND},
+        StatusFault{"DESCRIBE", GST_RTSP_STS_SERVICE_UNAVAILABLE}),
+    [] (const ::testing::TestParamInfo<StatusFault> &info) {
+      return std::string (info.param.method) + "_" + std::to_string (info.param.status);
+    });
 
 TEST (CameraSrcFaults, GarbageServerIsRetriedWithBackoff)
 {
