@@ -422,6 +422,13 @@ TEST (CameraSrcFaults, GarbageServerIsRetriedWithBackoff)
       EXPECT_GT (m.attempt, last_attempt) << m.text;
       last_attempt = m.attempt;
     }
+  // Then a real camera on that port.
+  FakeRtspCamera camera;
+  expect_camera_appears (p, [&] {
+    const guint16 port = server.port ();
+    server.stop ();
+    ASSERT_TRUE (camera.start (port));
+  }, "garbage server, then a camera");
 }
 
 TEST (CameraSrcFaults, BackoffDoublesWithJitterUpToTheMaximum)
@@ -480,6 +487,15 @@ TEST (CameraSrcFaults, NeverAnsweringServerHitsConnectTimeout)
   EXPECT_LE (server.open_connections (), 1u) << "connections of abandoned attempts stay open";
   EXPECT_EQ (p.frame_count (), 0u);
   expect_clean_stream (p);
+  // Then a real camera on that port. A new connection waits up to a GOP
+  // (0.5 s) for its first keyframe: more than the 500 ms of this test.
+  g_object_set (p.by_name ("cam"), "connect-timeout", guint64 (2 * GST_SECOND), nullptr);
+  FakeRtspCamera camera;
+  expect_camera_appears (p, [&] {
+    const guint16 port = server.port ();
+    server.stop ();
+    ASSERT_TRUE (camera.start (port));
+  }, "never-answering server, then a camera");
 }
 
 TEST (CameraSrcFaults, ClosedPortUntilTheCameraAppears)
