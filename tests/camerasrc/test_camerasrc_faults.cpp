@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <functional>
 
 #include "camerasrc_test_util.h"
@@ -431,30 +432,90 @@ TEST (CameraSrcFaults, GarbageServerIsRetriedWithBackoff)
   }, "garbage server, then a camera");
 }
 
+namespace {
+
+// What is wrong with these retry-in values (ms) of attempts 1, 2...: each
+// must be its nominal delay (retry-delay doubled per attempt, at most
+// retry-delay-max) ±20%, never above retry-delay-max (so [0.8, 1.0] x max
+// once capped), and they must be jittered: not all nominal, spread out.
+// Empty when nothing is.
+std::string
+backoff_problems (const std::vector<double> &delays, double base, double cap)
+{
+  std::string problems;
+  std::vector<double> capped;
+  int off_nominal = 0;
+  for (size_t i = 0; i < delays.size (); i++) {
+    const double nominal = std::min (base * std::pow (2.0, double (i)), cap);
+    const double low = nominal * 0.8 - 0.5, high = std::min (nominal * 1.2, cap) + 0.5;
+    if (delays[i] < low || delays[i] > high)
+      problems += "attempt " + std::to_string (i + 1) + ": " + std::to_string (delays[i]) +
+                  " ms, not within [" + std::to_string (low) + ", " + std::to_string (high) +
+                  "]\n";
+    if (std::fabs (delays[i] - nominal) > 0.5)
+      off_nominal++;
+    if (nominal >= cap)
+      capped.push_back (delays[i]);
+  }
+  if (off_nominal < int (delays.size ()) / 4)
+    problems += "only " + std::to_string (off_nominal) + " of " +
+                std::to_string (delays.size ()) + " delays differ from the nominal: no jitter\n";
+  double mean = 0, variance = 0;
+  for (double d : capped)
+    mean += d / double (capped.size ());
+  for (double d : capped)
+    variance += (d - mean) * (d - mean) / double (capped.size ());
+  // Uniform on [0.8, 1.2] x max, clipped at max: a standard deviation of
+  // about 0.07 x max.  0.02 x max is far below what jitter gives.
+  if (capped.size () < 8 || std::sqrt (variance) < 0.02 * cap)
+    problems += "the capped delays do not spread (" + std::to_string (capped.size ()) +
+                " of them, standard deviation " + std::to_string (std::sqrt (variance)) +
+                " ms)\n";
+  return problems;
+}
+
+}  // namespace
+
+// The check below can fail: a backoff without jitter does not pass it.
+TEST (CameraSrcFaults, BackoffCheckRefusesADelaySequenceWithoutJitter)
+{
+  const std::vector<double> doubled = {100, 200, 400, 400, 400, 400, 400, 400, 400, 400, 400,
+      400};
+  EXPECT_NE (backoff_problems (doubled, 100, 400), "");
+  std::vector<double> above = doubled;
+  above[5] = 440;  // 1.1 x max: never above retry-delay-max
+  EXPECT_NE (backoff_problems (above, 100, 400), "");
+  const std::vector<double> jittered = {91, 230, 344, 400, 371, 400, 329, 400, 352, 400, 398,
+      336};
+  EXPECT_EQ (backoff_problems (jittered, 100, 400), "");
+}
+
 TEST (CameraSrcFaults, BackoffDoublesWithJitterUpToTheMaximum)
 {
+  // Small delays, so that enough attempts for statistics take a second or two.
+  constexpr guint64 base = 20 * GST_MSECOND, cap = 80 * GST_MSECOND;
   guint16 port = closed_port ();
   TestPipeline p;
-  ASSERT_TRUE (launch_camera (p, tcp_uri ("rtsp", port)));
+  ASSERT_TRUE (launch_camera (p, tcp_uri ("rtsp", port),
+      "retry-delay=" + std::to_string (base) + " retry-delay-max=" + std::to_string (cap)));
   ASSERT_TRUE (p.play ());
-  ASSERT_TRUE (wait_reconnects (p, 0, 6, 10s)) << p.describe_messages ();
+  ASSERT_TRUE (wait_reconnects (p, 0, 20, 15s)) << p.describe_messages ();
   std::vector<double> delays;
-  for (auto &m : p.state_messages ())
-    if (m.state == "reconnecting")
-      delays.push_back (double (m.retry_in) / GST_MSECOND);
-  ASSERT_GE (delays.size (), 6u);
-  const double base = double (kRetryDelay) / GST_MSECOND;
-  const double cap = double (kRetryDelayMax) / GST_MSECOND;
-  EXPECT_GE (delays[0], base * 0.8 - 1);
-  EXPECT_LE (delays[0], base * 1.2 + 1);
-  EXPECT_GE (delays[1], base * 2 * 0.8 - 1);
-  EXPECT_LE (delays[1], base * 2 * 1.2 + 1);
-  for (size_t i = 0; i < delays.size (); i++) {
-    EXPECT_LE (delays[i], cap * 1.2 + 1) << "delay " << i;
-    if (i >= 3) {
-      EXPECT_GE (delays[i], cap * 0.8 - 1) << "delay " << i;
-    }
+  guint attempt = 0;
+  for (auto &m : p.state_messages ()) {
+    if (m.state != "reconnecting")
+      continue;
+    EXPECT_EQ (m.attempt, ++attempt) << m.text;
+    delays.push_back (double (m.retry_in) / GST_MSECOND);
   }
+  ASSERT_GE (delays.size (), 20u);
+  delays.resize (20);
+  std::string listed;
+  for (double d : delays)
+    listed += std::to_string (int (d)) + " ";
+  EXPECT_EQ (backoff_problems (delays, double (base) / GST_MSECOND, double (cap) / GST_MSECOND),
+      "")
+      << "delays: " << listed;
   // And the attempts are actually spaced by them.
   auto messages = p.state_messages ();
   for (size_t i = 0; i + 1 < messages.size (); i++) {
