@@ -642,6 +642,20 @@ TEST (CameraSrcFaults, MaxRetriesExhaustedGivesOneError)
   EXPECT_LT (p.stop (), 1.0);
 }
 
+namespace {
+
+// The last keyframe among the first `count` frames.
+const FrameRecord *
+last_keyframe (const std::vector<FrameRecord> &frames, size_t count)
+{
+  for (size_t i = std::min (count, frames.size ()); i-- > 0;)
+    if (frames[i].keyframe)
+      return &frames[i];
+  return nullptr;
+}
+
+}  // namespace
+
 TEST (CameraSrcFaults, FallbackFreezeRepeatsTheLastKeyframeWhileAway)
 {
   FakeRtspCamera camera;
@@ -652,15 +666,20 @@ TEST (CameraSrcFaults, FallbackFreezeRepeatsTheLastKeyframeWhileAway)
   const size_t from = stream_until (p, 15);
   camera.stop ();
   ASSERT_TRUE (p.wait_state ("reconnecting", 5s, from));
-  auto away = SteadyClock::now ();
   size_t count = p.frame_count ();
   p.wait_until ([] { return false; }, 1500ms);
   size_t fallback = p.frame_count () - count;
   EXPECT_GE (fallback, 4u) << "fallback frames in 1.5 s at 200 ms";
   EXPECT_LE (fallback, 10u);
   auto frames = p.frames ();
-  for (size_t i = count; i < frames.size (); i++)
+  const FrameRecord *last = last_keyframe (frames, count);
+  ASSERT_NE (last, nullptr);
+  for (size_t i = count; i < frames.size (); i++) {
     EXPECT_TRUE (frames[i].keyframe) << "fallback frame " << i;
+    EXPECT_EQ (frames[i].checksum, last->checksum)
+        << "fallback frame " << i << " is not the camera's last keyframe";
+    EXPECT_EQ (frames[i].caps_generation, last->caps_generation) << "fallback frame " << i;
+  }
   auto stats = get_stats (p.by_name ("cam"));
   EXPECT_GE (stat_u64 (stats.get (), "fallback-frames"), 4u);
   auto returned = SteadyClock::now ();
@@ -670,9 +689,11 @@ TEST (CameraSrcFaults, FallbackFreezeRepeatsTheLastKeyframeWhileAway)
   size_t back = p.frame_count ();
   ASSERT_TRUE (p.wait_frames (back + 30, 5s));
   expect_clean_stream (p);
-  (void) away;
 }
 
+// What only a slate gives: one picture, sent over and over, that is none of
+// the camera's (a freeze would repeat the camera's last keyframe, byte for
+// byte), at the camera's size and codec, with caps of its own.
 TEST (CameraSrcFaults, FallbackSlateSendsAPictureAtTheCameraSize)
 {
   FakeRtspCamera camera;
@@ -686,10 +707,21 @@ TEST (CameraSrcFaults, FallbackSlateSendsAPictureAtTheCameraSize)
   size_t count = p.frame_count ();
   EXPECT_TRUE (p.wait_frames (count + 3, 3s)) << "slate frames while away";
   auto frames = p.frames ();
+  std::set<guint64> camera_pictures;
+  for (size_t i = 0; i < count; i++)
+    camera_pictures.insert (frames[i].checksum);
+  ASSERT_GT (frames.size (), count);
+  const FrameRecord &slate = frames[count];
+  EXPECT_EQ (camera_pictures.count (slate.checksum), 0u)
+      << "the fallback repeats a picture of the camera, not a slate";
+  EXPECT_NE (slate.caps_generation, last_keyframe (frames, count)->caps_generation)
+      << "the slate comes with caps of its own";
   for (size_t i = count; i < frames.size (); i++) {
     EXPECT_TRUE (frames[i].keyframe);
     EXPECT_EQ (frames[i].width, 640);
+    EXPECT_EQ (frames[i].height, 360);
     EXPECT_EQ (frames[i].media_type, "video/x-h264");
+    EXPECT_EQ (frames[i].checksum, slate.checksum) << "one slate picture, frame " << i;
   }
   ASSERT_TRUE (camera.start ());
   ASSERT_TRUE (p.wait_state ("streaming", resume_timeout (), from)) << p.describe_messages ();
