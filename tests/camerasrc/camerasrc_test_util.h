@@ -5,6 +5,7 @@
 // chain).  Every wait is bounded.
 #pragma once
 
+#include <gio/gio.h>
 #include <gst/gst.h>
 #include <gtest/gtest.h>
 
@@ -283,6 +284,28 @@ contains_nocase (const std::string &text, const std::string &needle)
     return s;
   };
   return lower (text).find (lower (needle)) != std::string::npos;
+}
+
+// Makes the TLS clients that camerasrc builds inside (rtspsrc, souphttpsrc)
+// trust `certificate_file` alone, through their tls-database property.
+// camerasrc has no property for it: this is how a test reaches the TLS path
+// with a self-signed camera.
+inline void
+trust_inside (TestPipeline &p, const std::string &certificate_file)
+{
+  GError *error = nullptr;
+  GTlsDatabase *database = g_tls_file_database_new (certificate_file.c_str (), &error);
+  if (!database) {
+    ADD_FAILURE () << error->message;
+    g_error_free (error);
+    return;
+  }
+  g_signal_connect_data (p.pipeline (), "deep-element-added",
+      G_CALLBACK (+[] (GstBin *, GstBin *, GstElement *element, gpointer data) {
+        if (g_object_class_find_property (G_OBJECT_GET_CLASS (element), "tls-database"))
+          g_object_set (element, "tls-database", data, nullptr);
+      }),
+      database, [] (gpointer data, GClosure *) { g_object_unref (data); }, GConnectFlags (0));
 }
 
 // Index of the next camerasrc-state message (to wait for states after now).

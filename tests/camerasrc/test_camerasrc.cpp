@@ -149,6 +149,132 @@ TEST (CameraSrc, FileIsPlayedLiveAndLooped)
   EXPECT_EQ (p.states ().size (), 2u) << "a loop is not a reconnect";
 }
 
+// Cameras have self-signed certificates.  camerasrc validates them (the
+// default of rtspsrc and souphttpsrc) and has no property to trust one, so
+// these tests make its inner TLS clients trust the camera's certificate
+// (trust_inside ()) to reach the TLS path; see the disabled test below.
+TEST (CameraSrc, RtspsStreamsFromACameraWhoseCertificateIsTrusted)
+{
+  const TlsIdentity *identity = tls_identity ();
+  ASSERT_NE (identity, nullptr) << "needs the openssl command";
+  RtspCameraOptions options;
+  options.tls_pem = identity->pem;
+  FakeRtspCamera camera (options);
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, camera.uri ()));
+  trust_inside (p, identity->certificate_file);
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_frames (31, 10s)) << p.describe_messages ();
+  expect_clean_stream (p);
+  EXPECT_EQ (p.states (), (std::vector<std::string>{"connecting", "streaming"}));
+  EXPECT_EQ (p.state_messages ()[0].location, camera.uri ());
+  EXPECT_EQ (p.frames ()[0].media_type, "video/x-h264");
+}
+
+TEST (CameraSrc, HttpsMjpegStreamsFromACameraWhoseCertificateIsTrusted)
+{
+  const TlsIdentity *identity = tls_identity ();
+  ASSERT_NE (identity, nullptr) << "needs the openssl command";
+  FakeMjpegCamera camera;
+  ASSERT_TRUE (camera.start ());
+  TcpProxy https (camera.port (), identity->pem);
+  ASSERT_TRUE (https.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p,
+      "https://127.0.0.1:" + std::to_string (https.port ()) + "/video.mjpg"));
+  trust_inside (p, identity->certificate_file);
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_frames (16, 10s)) << p.describe_messages ();
+  expect_clean_stream (p);
+  EXPECT_EQ (p.frames ()[0].media_type, "image/jpeg");
+  EXPECT_EQ (p.frames ()[0].width, 320);
+  EXPECT_EQ (p.states ().size (), 2u);
+}
+
+// A certificate the element does not trust is a camera fault like any
+// other: retried, never an ERROR.
+TEST (CameraSrc, UntrustedCertificateIsRetriedNotAnError)
+{
+  const TlsIdentity *identity = tls_identity ();
+  ASSERT_NE (identity, nullptr) << "needs the openssl command";
+  RtspCameraOptions options;
+  options.tls_pem = identity->pem;
+  FakeRtspCamera rtsps (options);
+  ASSERT_TRUE (rtsps.start ());
+  FakeMjpegCamera mjpeg;
+  ASSERT_TRUE (mjpeg.start ());
+  TcpProxy https (mjpeg.port (), identity->pem);
+  ASSERT_TRUE (https.start ());
+  for (const std::string &uri :
+      {rtsps.uri (), "https://127.0.0.1:" + std::to_string (https.port ()) + "/video.mjpg"}) {
+    SCOPED_TRACE (uri);
+    TestPipeline p;
+    ASSERT_TRUE (launch_camera (p, uri));
+    ASSERT_TRUE (p.play ());
+    ASSERT_TRUE (p.wait_state ("reconnecting", 10s, 0, 2)) << p.describe_messages ();
+    std::fprintf (stderr, "%s: reason '%s'\n", uri.c_str (),
+        p.state_messages ()[1].reason.c_str ());
+    EXPECT_EQ (p.frame_count (), 0u);
+    expect_clean_stream (p);
+  }
+}
+
+// DISABLED: the reason does not say what is wrong.  rtspsrc reports an
+// untrusted certificate as 'Failed to connect. (Generic error)' (as it does
+// a refused connection), and for https:// the first error camerasrc keeps is
+// basesrc's 'Internal data stream error ... (-5)', not souphttpsrc's
+// 'Unacceptable TLS certificate'.  Enable once the reasons name it.
+TEST (CameraSrc, DISABLED_UntrustedCertificateIsNamedInTheReason)
+{
+  const TlsIdentity *identity = tls_identity ();
+  ASSERT_NE (identity, nullptr) << "needs the openssl command";
+  RtspCameraOptions options;
+  options.tls_pem = identity->pem;
+  FakeRtspCamera rtsps (options);
+  ASSERT_TRUE (rtsps.start ());
+  FakeMjpegCamera mjpeg;
+  ASSERT_TRUE (mjpeg.start ());
+  TcpProxy https (mjpeg.port (), identity->pem);
+  ASSERT_TRUE (https.start ());
+  for (const std::string &uri :
+      {rtsps.uri (), "https://127.0.0.1:" + std::to_string (https.port ()) + "/video.mjpg"}) {
+    SCOPED_TRACE (uri);
+    TestPipeline p;
+    ASSERT_TRUE (launch_camera (p, uri));
+    ASSERT_TRUE (p.play ());
+    ASSERT_TRUE (p.wait_state ("reconnecting", 10s)) << p.describe_messages ();
+    const std::string reason = p.state_messages ()[1].reason;
+    EXPECT_TRUE (contains_nocase (reason, "certificate") || contains_nocase (reason, "TLS"))
+        << reason;
+  }
+}
+
+// DISABLED: camerasrc cannot be told to accept a camera's self-signed
+// certificate (nearly every camera's): it has no tls-validation-flags (nor
+// tls-database) of its own and does not pass one to rtspsrc/souphttpsrc,
+// so rtsps:// and https:// work only with a certificate the system trusts.
+// This test uses the name and type of rtspsrc's property; enable it once
+// camerasrc has such a property.
+TEST (CameraSrc, DISABLED_RtspsAcceptsASelfSignedCertificateWhenTold)
+{
+  const TlsIdentity *identity = tls_identity ();
+  ASSERT_NE (identity, nullptr) << "needs the openssl command";
+  RtspCameraOptions options;
+  options.tls_pem = identity->pem;
+  FakeRtspCamera camera (options);
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, camera.uri ()));
+  ASSERT_NE (g_object_class_find_property (G_OBJECT_GET_CLASS (p.by_name ("cam")),
+                 "tls-validation-flags"),
+      nullptr) << "camerasrc has no tls-validation-flags property";
+  gst_util_set_object_arg (G_OBJECT (p.by_name ("cam")), "tls-validation-flags", "0");
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_frames (31, 10s)) << p.describe_messages ();
+  expect_clean_stream (p);
+}
+
 TEST (CameraSrc, TestUriStreams)
 {
   ASSERT_TRUE (has_factory ("testcamerasrc"));
