@@ -90,6 +90,46 @@ TEST (CameraSrc, RtspStartsAndStreamsParsedH264)
   EXPECT_LT (p.stop (), 1.0);
 }
 
+// H.265 (rtph265depay ! h265parse) and RTP JPEG (rtpjpegdepay ! jpegparse)
+// inside: parsed frames at the camera's size, a keyframe first.
+class CameraSrcRtspCodec
+    : public ::testing::TestWithParam<std::tuple<const char *, const char *>> {};
+
+TEST_P (CameraSrcRtspCodec, StreamsParsedFrames)
+{
+  const auto [codec, media_type] = GetParam ();
+  RtspCameraOptions options;
+  options.codec = codec;
+  FakeRtspCamera camera (options);
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, camera.uri ()));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_frames (31, 10s)) << p.describe_messages ();
+  expect_clean_stream (p);
+  EXPECT_EQ (p.states (), (std::vector<std::string>{"connecting", "streaming"}));
+  auto frames = p.frames ();
+  int keyframes = 0;
+  for (const auto &f : frames) {
+    EXPECT_EQ (f.media_type, media_type);
+    EXPECT_EQ (f.width, 640);
+    EXPECT_EQ (f.height, 360);
+    keyframes += f.keyframe;
+  }
+  // GOP 15 (H.265); every JPEG frame is a keyframe.
+  EXPECT_GE (keyframes, std::string (codec) == "jpeg" ? 31 : 2);
+  auto stats = get_stats (p.by_name ("cam"));
+  EXPECT_EQ (stat_string (stats.get (), "codec"), codec);
+  EXPECT_EQ (stat_int (stats.get (), "width"), 640);
+}
+
+INSTANTIATE_TEST_SUITE_P (Codecs, CameraSrcRtspCodec,
+    ::testing::Values (std::make_tuple ("h265", "video/x-h265"),
+        std::make_tuple ("jpeg", "image/jpeg")),
+    [] (const ::testing::TestParamInfo<std::tuple<const char *, const char *>> &info) {
+      return std::string (std::get<0> (info.param));
+    });
+
 TEST (CameraSrc, RtspOverUdp)
 {
   FakeRtspCamera camera;
