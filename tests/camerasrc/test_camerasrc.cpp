@@ -1,6 +1,7 @@
 // camerasrc against healthy cameras: what comes out, the start sequence, the
 // stats, each input (rtsp://, http:// MJPEG, file:// looped, test://),
 // switching location in PLAYING, and credentials kept out of every report.
+#include <glib/gstdio.h>
 #include <gst/gst.h>
 #include <gtest/gtest.h>
 
@@ -439,6 +440,164 @@ TEST (CameraSrc, CredentialsNeverAppearInMessagesOrStats)
   // The location property gives back what the application set.
   EXPECT_TRUE (location);
   EXPECT_TRUE (p.messages_of (GST_MESSAGE_ERROR).empty ()) << p.describe_messages ();
+}
+
+namespace {
+
+// gst-presets/GstCameraSrc.prs of the source tree (GST_PRESET_PATH, set by
+// meson), read as a key file: what each preset must set.
+camrelay::UniqueRef<GKeyFile, g_key_file_unref>
+presets_file ()
+{
+  const gchar *dir = g_getenv ("GST_PRESET_PATH");
+  if (!dir) {
+    ADD_FAILURE () << "GST_PRESET_PATH is not set";
+    return nullptr;
+  }
+  camrelay::UniqueRef<GKeyFile, g_key_file_unref> file{g_key_file_new ()};
+  GError *error = nullptr;
+  const std::string path = std::string (dir) + "/GstCameraSrc.prs";
+  if (!g_key_file_load_from_file (file.get (), path.c_str (), G_KEY_FILE_NONE, &error)) {
+    ADD_FAILURE () << path << ": " << error->message;
+    g_error_free (error);
+    return nullptr;
+  }
+  return file;
+}
+
+std::string
+property_string (GstElement *element, const char *name)
+{
+  GParamSpec *pspec = g_object_class_find_property (G_OBJECT_GET_CLASS (element), name);
+  if (!pspec)
+    return "(no such property)";
+  GValue value = G_VALUE_INIT;
+  g_value_init (&value, pspec->value_type);
+  g_object_get_property (G_OBJECT (element), name, &value);
+  camrelay::GCharPtr text{gst_value_serialize (&value)};
+  g_value_unset (&value);
+  return text ? text.get () : "(null)";
+}
+
+// A string property as is; "(null)" for NULL.
+std::string
+string_property (GstElement *element, const char *name)
+{
+  gchar *value = nullptr;
+  g_object_get (element, name, &value, nullptr);
+  std::string text = value ? value : "(null)";
+  g_free (value);
+  return text;
+}
+
+}  // namespace
+
+// Every preset of the file is offered and, loaded, sets each property it
+// lists (all set away from those values first), and nothing else: the
+// camera and its credentials stay.
+TEST (CameraSrcPresets, EveryPresetOfTheFileLoads)
+{
+  auto file = presets_file ();
+  ASSERT_TRUE (file);
+  camrelay::ElementPtr camerasrc{gst_element_factory_make ("camerasrc", nullptr)};
+  ASSERT_TRUE (camerasrc);
+  GstPreset *preset = GST_PRESET (camerasrc.get ());
+  gchar **offered = gst_preset_get_preset_names (preset);
+  std::set<std::string> names;
+  for (int i = 0; offered && offered[i]; i++)
+    names.insert (offered[i]);
+  g_strfreev (offered);
+
+  gchar **groups = g_key_file_get_groups (file.get (), nullptr);
+  int presets = 0;
+  for (int g = 0; groups[g]; g++) {
+    const std::string name = groups[g];
+    if (name == "_presets_")
+      continue;
+    SCOPED_TRACE ("preset " + name);
+    presets++;
+    EXPECT_TRUE (names.count (name)) << "not offered by gst_preset_get_preset_names ()";
+    // Away from every value a preset of the file sets.
+    g_object_set (camerasrc.get (), "location", "rtsp://admin:pw@192.0.2.10/stream1", "user-id",
+        "admin", "user-pw", "pw", "latency", 4321u, "retry-delay", guint64 (7 * GST_MSECOND),
+        "retry-delay-max", guint64 (77 * GST_MSECOND), "timeout", guint64 (0),
+        "connect-timeout", guint64 (3 * GST_SECOND), nullptr);
+    gst_util_set_object_arg (G_OBJECT (camerasrc.get ()), "protocols", "udp");
+    gst_util_set_object_arg (G_OBJECT (camerasrc.get ()), "fallback", "slate");
+    ASSERT_TRUE (gst_preset_load_preset (preset, name.c_str ()));
+    gchar **keys = g_key_file_get_keys (file.get (), name.c_str (), nullptr, nullptr);
+    int checked = 0;
+    for (int k = 0; keys[k]; k++) {
+      const std::string key = keys[k];
+      if (key.rfind ("_meta/", 0) == 0)
+        continue;
+      gchar *text = g_key_file_get_value (file.get (), name.c_str (), key.c_str (), nullptr);
+      GParamSpec *pspec = g_object_class_find_property (
+          G_OBJECT_GET_CLASS (camerasrc.get ()), key.c_str ());
+      EXPECT_NE (pspec, nullptr) << key;
+      if (pspec) {
+        GValue expected = G_VALUE_INIT;
+        g_value_init (&expected, pspec->value_type);
+        EXPECT_TRUE (gst_value_deserialize (&expected, text)) << key << "=" << text;
+        camrelay::GCharPtr wanted{gst_value_serialize (&expected)};
+        EXPECT_EQ (property_string (camerasrc.get (), key.c_str ()), wanted.get ()) << key;
+        g_value_unset (&expected);
+        checked++;
+      }
+      g_free (text);
+    }
+    g_strfreev (keys);
+    EXPECT_GE (checked, 6);
+    EXPECT_EQ (string_property (camerasrc.get (), "location"),
+        "rtsp://admin:pw@192.0.2.10/stream1");
+    EXPECT_EQ (string_property (camerasrc.get (), "user-id"), "admin");
+    EXPECT_EQ (string_property (camerasrc.get (), "user-pw"), "pw");
+  }
+  g_strfreev (groups);
+  EXPECT_GE (presets, 3);
+}
+
+// A saved preset holds the tuning and never the camera's address or
+// credentials, and it loads back.
+TEST (CameraSrcPresets, SavingAPresetNeverWritesTheCameraOrItsCredentials)
+{
+  const gchar *data_home = g_getenv ("XDG_DATA_HOME");
+  ASSERT_NE (data_home, nullptr)
+      << "meson points XDG_DATA_HOME into the build tree, so that this test does not save "
+         "presets into the user's own directory";
+  ASSERT_STREQ (g_get_user_data_dir (), data_home);
+  const std::string path = std::string (data_home) + "/gstreamer-1.0/presets/GstCameraSrc.prs";
+  g_unlink (path.c_str ());
+
+  camrelay::ElementPtr camerasrc{gst_element_factory_make ("camerasrc", nullptr)};
+  ASSERT_TRUE (camerasrc);
+  g_object_set (camerasrc.get (), "location", "rtsp://camadmin:Secr3tPw@192.0.2.10/stream1",
+      "user-id", "camadmin", "user-pw", "Secr3tPw", "latency", 777u, "retry-delay",
+      guint64 (3 * GST_SECOND), nullptr);
+  gst_util_set_object_arg (G_OBJECT (camerasrc.get ()), "fallback", "none");
+  ASSERT_TRUE (gst_preset_save_preset (GST_PRESET (camerasrc.get ()), "camrelay-test"));
+  gchar *contents = nullptr;
+  ASSERT_TRUE (g_file_get_contents (path.c_str (), &contents, nullptr, nullptr)) << path;
+  const std::string text = contents;
+  g_free (contents);
+  const size_t start = text.find ("[camrelay-test]");
+  ASSERT_NE (start, std::string::npos) << text;
+  const std::string section = text.substr (start, text.find ("\n[", start) - start);
+  EXPECT_NE (section.find ("latency=777"), std::string::npos) << section;
+  EXPECT_NE (section.find ("retry-delay=3000000000"), std::string::npos) << section;
+  EXPECT_NE (section.find ("fallback=none"), std::string::npos) << section;
+  for (const char *never : {"location", "user-id", "user-pw"})
+    EXPECT_EQ (section.find (never), std::string::npos) << never << " saved:\n" << section;
+  for (const char *secret : {"Secr3tPw", "camadmin", "192.0.2.10"})
+    EXPECT_EQ (text.find (secret), std::string::npos) << secret << " saved:\n" << text;
+
+  camrelay::ElementPtr fresh{gst_element_factory_make ("camerasrc", nullptr)};
+  ASSERT_TRUE (gst_preset_load_preset (GST_PRESET (fresh.get ()), "camrelay-test"));
+  EXPECT_EQ (property_string (fresh.get (), "latency"), "777");
+  EXPECT_EQ (property_string (fresh.get (), "fallback"), "none");
+  EXPECT_EQ (string_property (fresh.get (), "location"), "(null)");
+  EXPECT_TRUE (gst_preset_delete_preset (GST_PRESET (fresh.get ()), "camrelay-test"));
+  g_unlink (path.c_str ());
 }
 
 // A missing location is a configuration error, not a camera fault: the
