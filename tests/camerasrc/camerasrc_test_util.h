@@ -5,6 +5,7 @@
 // chain).  Every wait is bounded.
 #pragma once
 
+#include <gio/gio.h>
 #include <gst/gst.h>
 #include <gtest/gtest.h>
 
@@ -13,6 +14,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -248,11 +250,15 @@ expect_clean_stream (const TestPipeline &p)
 
 // Waits for the first frame that arrives after `returned` (the camera's
 // return), checks it came within the contract's bound and is a DISCONT
-// keyframe. Returns its index or -1.
+// keyframe. Returns its index or -1.  When the camera is back as soon as
+// the fault happened (a reset connection), `returned` is the fault and
+// `first_frame_after` the moment the fault was reported (frames of the
+// broken session may arrive until then).
 inline long
-expect_resumes (TestPipeline &p, SteadyClock::time_point returned, const char *what)
+expect_resumes (TestPipeline &p, SteadyClock::time_point returned, const char *what,
+    std::optional<SteadyClock::time_point> first_frame_after = std::nullopt)
 {
-  long index = p.wait_frame_after (returned, resume_timeout ());
+  long index = p.wait_frame_after (first_frame_after.value_or (returned), resume_timeout ());
   if (index < 0) {
     ADD_FAILURE () << what << ": no frame within " << resume_timeout ().count ()
                    << " ms of the camera's return\n"
@@ -266,6 +272,40 @@ expect_resumes (TestPipeline &p, SteadyClock::time_point returned, const char *w
   EXPECT_TRUE (frames[index].keyframe) << what << ": first frame after the return is a delta";
   EXPECT_TRUE (frames[index].discont) << what << ": first frame after the return is not DISCONT";
   return index;
+}
+
+// `needle` in `text`, ignoring case.
+inline bool
+contains_nocase (const std::string &text, const std::string &needle)
+{
+  auto lower = [] (std::string s) {
+    for (auto &c : s)
+      c = static_cast<char> (g_ascii_tolower (c));
+    return s;
+  };
+  return lower (text).find (lower (needle)) != std::string::npos;
+}
+
+// Makes the TLS clients that camerasrc builds inside (rtspsrc, souphttpsrc)
+// trust `certificate_file` alone, through their tls-database property.
+// camerasrc has no property for it: this is how a test reaches the TLS path
+// with a self-signed camera.
+inline void
+trust_inside (TestPipeline &p, const std::string &certificate_file)
+{
+  GError *error = nullptr;
+  GTlsDatabase *database = g_tls_file_database_new (certificate_file.c_str (), &error);
+  if (!database) {
+    ADD_FAILURE () << error->message;
+    g_error_free (error);
+    return;
+  }
+  g_signal_connect_data (p.pipeline (), "deep-element-added",
+      G_CALLBACK (+[] (GstBin *, GstBin *, GstElement *element, gpointer data) {
+        if (g_object_class_find_property (G_OBJECT_GET_CLASS (element), "tls-database"))
+          g_object_set (element, "tls-database", data, nullptr);
+      }),
+      database, [] (gpointer data, GClosure *) { g_object_unref (data); }, GConnectFlags (0));
 }
 
 // Index of the next camerasrc-state message (to wait for states after now).

@@ -1,18 +1,21 @@
 // camerasrc's audio pad: added when the camera has audio (and audio=true),
-// carrying the camera's codec, with running-time timestamps that increase and
-// survive a reconnect; absent with audio=false.
+// carrying the camera's codec (from test://, from RTSP through the
+// depayloader and parser, from a file), with running-time timestamps that
+// increase and survive a reconnect; absent with audio=false.
 #include <gst/app/app.h>
 #include <gst/gst.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
 #include <thread>
 #include <string>
 #include <vector>
 
 #include "common/gstref.h"
+#include "fake_camera.h"
 
 namespace {
 
@@ -23,7 +26,9 @@ struct AudioRecord {
   std::condition_variable changed;
   std::vector<GstClockTime> timestamps;
   std::vector<bool> disconts;
+  std::vector<std::chrono::steady_clock::time_point> arrivals;
   std::string caps_name;
+  std::string caps;  // the last caps, whole
   bool no_more_pads = false;
   bool audio_pad = false;
 };
@@ -60,8 +65,12 @@ struct AudioPipeline {
         std::lock_guard<std::mutex> lock (r->mutex);
         r->timestamps.push_back (GST_BUFFER_DTS_OR_PTS (buffer));
         r->disconts.push_back (GST_BUFFER_FLAG_IS_SET (buffer, GST_BUFFER_FLAG_DISCONT));
-        if (caps)
+        r->arrivals.push_back (std::chrono::steady_clock::now ());
+        if (caps) {
           r->caps_name = gst_structure_get_name (gst_caps_get_structure (caps, 0));
+          camrelay::GCharPtr text{gst_caps_to_string (caps)};
+          r->caps = text.get ();
+        }
       }
       r->changed.notify_all ();
       gst_sample_unref (sample);
@@ -122,6 +131,22 @@ expect_increasing (const std::vector<GstClockTime> &timestamps)
   }
 }
 
+// The audio received so far: count, then timestamps (s) and arrival (s
+// after the first) of the first buffers, D for DISCONT.  Lock held.
+std::string
+describe (const AudioRecord &r)
+{
+  std::string text = std::to_string (r.timestamps.size ()) + " buffers:";
+  for (size_t i = 0; i < r.timestamps.size () && i < 60; i++) {
+    char item[64];
+    std::snprintf (item, sizeof (item), " %.3f@%.3f%s", double (r.timestamps[i]) / GST_SECOND,
+        std::chrono::duration<double> (r.arrivals[i] - r.arrivals[0]).count (),
+        r.disconts[i] ? "D" : "");
+    text += item;
+  }
+  return text;
+}
+
 class CameraSrcAudio : public ::testing::TestWithParam<std::pair<const char *, const char *>> {};
 
 TEST_P (CameraSrcAudio, TheCamerasAudioComesOutOnTheAudioPad)
@@ -146,6 +171,143 @@ TEST_P (CameraSrcAudio, TheCamerasAudioComesOutOnTheAudioPad)
 INSTANTIATE_TEST_SUITE_P (Codecs, CameraSrcAudio,
     ::testing::Values (std::make_pair ("aac", "audio/mpeg"), std::make_pair ("alaw", "audio/x-alaw"),
         std::make_pair ("mulaw", "audio/x-mulaw"), std::make_pair ("opus", "audio/x-opus")));
+
+// An RTSP camera with audio: rtspsrc's audio stream goes through the
+// matching depayloader (and parser) to the audio pad.
+struct RtspAudio {
+  const char *audio;      // FakeRtspCamera's audio option
+  const char *caps_name;  // what the audio pad carries
+  std::vector<const char *> caps_fields;
+};
+
+void
+PrintTo (const RtspAudio &param, std::ostream *os)
+{
+  *os << param.audio;
+}
+
+class CameraSrcRtspAudio : public ::testing::TestWithParam<RtspAudio> {};
+
+TEST_P (CameraSrcRtspAudio, IsDepayloadedAndParsedOnTheAudioPad)
+{
+  const RtspAudio &param = GetParam ();
+  camtest::RtspCameraOptions options;
+  options.audio = param.audio;
+  camtest::FakeRtspCamera camera (options);
+  ASSERT_TRUE (camera.start ());
+  AudioPipeline p (camera.uri ());
+  ASSERT_NE (gst_element_set_state (p.pipeline.get (), GST_STATE_PLAYING),
+      GST_STATE_CHANGE_FAILURE);
+  // About a second (AAC frames are 64 ms at 16 kHz, G.711 buffers 20 ms).
+  ASSERT_TRUE (p.wait ([] (const AudioRecord &r) { return r.timestamps.size () >= 15; }, 10s))
+      << "no audio from an RTSP camera with " << param.audio << " audio";
+  gst_element_set_state (p.pipeline.get (), GST_STATE_NULL);
+
+  std::lock_guard<std::mutex> lock (p.record.mutex);
+  EXPECT_TRUE (p.record.audio_pad);
+  EXPECT_TRUE (p.record.no_more_pads);
+  EXPECT_EQ (p.record.caps_name, param.caps_name);
+  for (const char *field : param.caps_fields)
+    EXPECT_NE (p.record.caps.find (field), std::string::npos) << p.record.caps;
+  EXPECT_TRUE (p.record.disconts.front ()) << "the first audio buffer starts the stream";
+  expect_increasing (p.record.timestamps);
+  EXPECT_EQ (p.errors_and_eos (), 0);
+}
+
+// Parsed: AAC framed, raw (with its codec data), as aacparse gives it.
+INSTANTIATE_TEST_SUITE_P (Codecs, CameraSrcRtspAudio,
+    ::testing::Values (RtspAudio{"aac", "audio/mpeg",
+                           {"framed=(boolean)true", "stream-format=(string)raw", "codec_data",
+                               "rate=(int)16000"}},
+        RtspAudio{"pcma", "audio/x-alaw", {"rate=(int)8000", "channels=(int)1"}}),
+    [] (const ::testing::TestParamInfo<RtspAudio> &info) {
+      return std::string (info.param.audio);
+    });
+
+// The file test's body, and what it checks.
+void
+expect_file_audio_played_live (const std::string &path)
+{
+  camrelay::GCharPtr uri{gst_filename_to_uri (path.c_str (), nullptr)};
+  AudioPipeline p (uri.get ());
+  ASSERT_NE (gst_element_set_state (p.pipeline.get (), GST_STATE_PLAYING),
+      GST_STATE_CHANGE_FAILURE);
+  // 2.5 s of 64 ms AAC frames: two loops of the one-second file and a half.
+  ASSERT_TRUE (p.wait ([] (const AudioRecord &r) { return r.timestamps.size () >= 40; }, 10s))
+      << "less than 2.5 s of audio in 10 s from a file with sound: " << describe (p.record);
+  const GstClockTime now = gst_element_get_current_running_time (p.pipeline.get ());
+  GstStructure *stats = nullptr;
+  g_object_get (p.camerasrc, "stats", &stats, nullptr);
+  guint64 reconnects = G_MAXUINT64;
+  gst_structure_get_uint64 (stats, "reconnects", &reconnects);
+  gst_structure_free (stats);
+  gst_element_set_state (p.pipeline.get (), GST_STATE_NULL);
+
+  std::lock_guard<std::mutex> lock (p.record.mutex);
+  EXPECT_TRUE (p.record.audio_pad);
+  EXPECT_EQ (p.record.caps_name, "audio/mpeg");
+  expect_increasing (p.record.timestamps);
+  EXPECT_EQ (p.errors_and_eos (), 0);
+  EXPECT_EQ (reconnects, 0u) << "a loop is not a reconnect";
+  const auto &t = p.record.timestamps;
+  // Live, not a burst: 40 frames are 2.5 s of sound and of wall time.
+  const double span = std::chrono::duration<double> (
+      p.record.arrivals[39] - p.record.arrivals[0]).count ();
+  EXPECT_GT (span, 2.0);
+  EXPECT_NEAR (double (t[39] - t[0]) / GST_SECOND, 2.5, 0.3);
+  // In the pipeline's running time, like the video.
+  EXPECT_NEAR (double (t.back ()) / GST_SECOND, double (now) / GST_SECOND, 1.0);
+}
+
+// A recording with sound, played live and looped: the audio keeps real
+// time with the pipeline, across loops, without a reconnect.
+TEST (CameraSrcAudioPad, FileAudioIsPlayedLiveAndLooped)
+{
+  const std::string path = camtest::recording_file (320, 180, 30, 1, "mp4", "aac");
+  ASSERT_FALSE (path.empty ());
+  expect_file_audio_played_live (path);
+}
+
+// Hides a plugin feature from autoplugging (rank none) while in scope.
+class HiddenFeature {
+ public:
+  explicit HiddenFeature (const char *name)
+      : feature_ (gst_registry_lookup_feature (gst_registry_get (), name))
+  {
+    if (feature_) {
+      rank_ = gst_plugin_feature_get_rank (feature_.get ());
+      gst_plugin_feature_set_rank (feature_.get (), GST_RANK_NONE);
+    }
+  }
+  ~HiddenFeature ()
+  {
+    if (feature_)
+      gst_plugin_feature_set_rank (feature_.get (), rank_);
+  }
+  bool found () const { return feature_ != nullptr; }
+
+ private:
+  camrelay::ObjectPtr<GstPluginFeature> feature_;
+  guint rank_ = 0;
+};
+
+// DISABLED: camerasrc never decodes, yet on a machine without an AAC decoder
+// it loses the audio of a file: its file:// chain is parsebin, which
+// exposes only the streams some decoder in the registry takes, and leaves
+// aacparse's output as an unknown type.  No audio reaches the audio pad;
+// after a few loops camerasrc warns that downstream is not reading and
+// then takes each end of the file for a camera fault ("the camera ended
+// the stream") and reconnects.  (The other tests have faad, an AAC
+// decoder, in their plugin set.)  Enable once file:// audio needs no
+// decoder.
+TEST (CameraSrcAudioPad, DISABLED_FileAudioNeedsNoDecoder)
+{
+  const std::string path = camtest::recording_file (320, 180, 30, 1, "mp4", "aac");
+  ASSERT_FALSE (path.empty ());
+  HiddenFeature faad ("faad");
+  ASSERT_TRUE (faad.found ());
+  expect_file_audio_played_live (path);
+}
 
 TEST (CameraSrcAudioPad, AudioContinuesAcrossAReconnect)
 {

@@ -2,10 +2,13 @@
 // expected camerasrc-state sequence, frames back within the backoff + 2 s of
 // the camera's return, timestamps strictly increasing, DISCONT keyframe first.
 #include <gst/gst.h>
+#include <gst/rtsp/rtsp.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <functional>
 
 #include "camerasrc_test_util.h"
 
@@ -44,6 +47,82 @@ stream_until (TestPipeline &p, size_t count)
   return next_state_index (p);
 }
 
+// A camera fault while streaming, and the camera's return.
+struct Outage {
+  std::function<void ()> fault;
+  // Reconnecting messages (from the fault's on) to wait for before the return.
+  int reconnects = 1;
+  // Brings the camera back; none when it is back as soon as the fault is over
+  // (a reset connection).
+  std::function<void ()> recover;
+};
+
+struct OutageResult {
+  size_t from = 0;                   // index of the fault's first state message
+  SteadyClock::time_point faulted;   // when fault () was called
+  long resumed = -1;                 // index of the first frame after the return
+};
+
+// The body of every fault test on a streaming camera: 15 frames, the fault,
+// the attempts it fails, the camera's return, then the contract: no ERROR or
+// EOS, streaming -> reconnecting (-> connecting -> reconnecting)* ->
+// connecting -> streaming, frames back within the backoff + 2 s of the
+// return, a DISCONT keyframe first, timestamps strictly increasing.
+// Use with ASSERT_NO_FATAL_FAILURE.
+void
+expect_outage_recovered (TestPipeline &p, const Outage &outage, const char *what,
+    OutageResult *result = nullptr)
+{
+  OutageResult r;
+  r.from = stream_until (p, 15);
+  r.faulted = SteadyClock::now ();
+  outage.fault ();
+  ASSERT_TRUE (p.wait_state ("reconnecting", 5s, r.from)) << p.describe_messages ();
+  ASSERT_TRUE (wait_reconnects (p, r.from, outage.reconnects, 10s)) << p.describe_messages ();
+  if (outage.recover) {
+    auto returned = SteadyClock::now ();
+    outage.recover ();
+    r.resumed = expect_resumes (p, returned, what);
+  } else {
+    r.resumed = expect_resumes (p, r.faulted, what, p.state_messages ()[r.from].arrival);
+  }
+  ASSERT_GE (r.resumed, 0);
+  ASSERT_TRUE (p.wait_frames (static_cast<size_t> (r.resumed) + 15, 5s));
+  expect_clean_stream (p);
+  expect_fault_sequence (p, r.from);
+  if (result)
+    *result = r;
+}
+
+// The camera was not there from the start (nothing listening, a server
+// that is no camera, wrong credentials): `appear` brings it, and frames
+// must come within the backoff + 2 s with a clean stream.
+void
+expect_camera_appears (TestPipeline &p, const std::function<void ()> &appear, const char *what)
+{
+  ASSERT_EQ (p.frame_count (), 0u);
+  auto returned = SteadyClock::now ();
+  appear ();
+  long index = expect_resumes (p, returned, what);
+  ASSERT_GE (index, 0);
+  ASSERT_TRUE (p.wait_frames (static_cast<size_t> (index) + 15, 5s));
+  expect_clean_stream (p);
+  EXPECT_TRUE (p.wait_state ("streaming", 5s)) << p.describe_messages ();
+  EXPECT_EQ (state_property (p.by_name ("cam")), "streaming");
+}
+
+// Reasons of the reconnecting messages from state message `from` on.
+std::vector<std::string>
+reconnect_reasons (const TestPipeline &p, size_t from = 0)
+{
+  std::vector<std::string> reasons;
+  auto messages = p.state_messages ();
+  for (size_t i = from; i < messages.size (); i++)
+    if (messages[i].state == "reconnecting")
+      reasons.push_back (messages[i].reason);
+  return reasons;
+}
+
 }  // namespace
 
 TEST (CameraSrcFaults, RtspCameraRebootsOnTheSamePort)
@@ -53,19 +132,9 @@ TEST (CameraSrcFaults, RtspCameraRebootsOnTheSamePort)
   TestPipeline p;
   ASSERT_TRUE (launch_camera (p, camera.uri ()));
   ASSERT_TRUE (p.play ());
-  const size_t from = stream_until (p, 15);
-
-  camera.stop ();
-  ASSERT_TRUE (p.wait_state ("reconnecting", 5s, from)) << p.describe_messages ();
   // Down for a while: some attempts are refused.
-  EXPECT_TRUE (wait_reconnects (p, from, 3, 5s)) << p.describe_messages ();
-  auto returned = SteadyClock::now ();
-  ASSERT_TRUE (camera.start ());
-  long index = expect_resumes (p, returned, "rtsp reboot");
-  ASSERT_GE (index, 0);
-  ASSERT_TRUE (p.wait_frames (static_cast<size_t> (index) + 15, 5s));
-  expect_clean_stream (p);
-  expect_fault_sequence (p, from);
+  ASSERT_NO_FATAL_FAILURE (expect_outage_recovered (p,
+      {[&] { camera.stop (); }, 3, [&] { ASSERT_TRUE (camera.start ()); }}, "rtsp reboot"));
   auto stats = get_stats (p.by_name ("cam"));
   EXPECT_EQ (stat_u64 (stats.get (), "connects"), 2u) << stats_string (p.by_name ("cam"));
   EXPECT_GE (stat_u64 (stats.get (), "reconnects"), 3u);
@@ -85,27 +154,41 @@ TEST (CameraSrcFaults, RtspCameraStalls)
   TestPipeline p;
   ASSERT_TRUE (launch_camera (p, camera.uri ()));
   ASSERT_TRUE (p.play ());
-  const size_t from = stream_until (p, 15);
-
-  auto stalled = SteadyClock::now ();
-  camera.stall ();
-  ASSERT_TRUE (p.wait_state ("reconnecting", 5s, from)) << p.describe_messages ();
-  auto reconnecting = p.state_messages ()[from];
-  double detected = seconds_between (stalled, reconnecting.arrival);
+  // Still stalled for the next attempts: they connect and get nothing.
+  OutageResult r;
+  ASSERT_NO_FATAL_FAILURE (expect_outage_recovered (p,
+      {[&] { camera.stall (); }, 2, [&] { camera.resume (); }}, "rtsp stall", &r));
+  auto reconnecting = p.state_messages ()[r.from];
+  double detected = seconds_between (r.faulted, reconnecting.arrival);
   std::fprintf (stderr, "stall detected after %.3f s (timeout 1 s), reason '%s'\n", detected,
       reconnecting.reason.c_str ());
   EXPECT_GE (detected, 0.8) << "stall detected before the timeout";
   EXPECT_LE (detected, 2.5);
-  EXPECT_EQ (camera.clients () <= 1, true);
-  // Still stalled: the next attempts connect and get nothing.
-  EXPECT_TRUE (wait_reconnects (p, from, 2, 8s)) << p.describe_messages ();
-  auto returned = SteadyClock::now ();
-  camera.resume ();
-  long index = expect_resumes (p, returned, "rtsp stall");
-  ASSERT_GE (index, 0);
-  ASSERT_TRUE (p.wait_frames (static_cast<size_t> (index) + 15, 5s));
-  expect_clean_stream (p);
-  expect_fault_sequence (p, from);
+  EXPECT_LE (camera.clients (), 1u);
+}
+
+// A reset connection (TCP RST mid-stream, RTP interleaved in it): noticed at
+// once, not by the stall timeout, and the camera, still there, is back.
+TEST (CameraSrcFaults, RtspConnectionResetMidStream)
+{
+  FakeRtspCamera camera;
+  ASSERT_TRUE (camera.start ());
+  TcpProxy proxy (camera.port ());
+  ASSERT_TRUE (proxy.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, tcp_uri ("rtsp", proxy.port ())));
+  ASSERT_TRUE (p.play ());
+  OutageResult r;
+  ASSERT_NO_FATAL_FAILURE (expect_outage_recovered (p,
+      {[&] { EXPECT_EQ (proxy.reset_connections (), 1u); }, 1, nullptr}, "rtsp reset", &r));
+  auto reconnecting = p.state_messages ()[r.from];
+  double detected = seconds_between (r.faulted, reconnecting.arrival);
+  std::fprintf (stderr, "reset detected after %.3f s, reason '%s'\n", detected,
+      reconnecting.reason.c_str ());
+  EXPECT_LT (detected, 0.5) << "a reset must not wait for the stall timeout (1 s)";
+  EXPECT_FALSE (contains_nocase (reconnecting.reason, "stalled")) << reconnecting.reason;
+  EXPECT_EQ (proxy.accepted (), 2u) << "one connection before the reset, one after";
+  EXPECT_EQ (camera.clients (), 1u);
 }
 
 TEST (CameraSrcFaults, RtspResolutionChangesLive)
@@ -151,20 +234,42 @@ TEST (CameraSrcFaults, RtspResolutionChangesAcrossAReboot)
   TestPipeline p;
   ASSERT_TRUE (launch_camera (p, camera.uri ()));
   ASSERT_TRUE (p.play ());
-  const size_t from = stream_until (p, 15);
-  camera.stop ();
-  ASSERT_TRUE (camera.switch_resolution (320, 180));
-  ASSERT_TRUE (p.wait_state ("reconnecting", 5s, from)) << p.describe_messages ();
-  auto returned = SteadyClock::now ();
-  ASSERT_TRUE (camera.start ());
-  long index = expect_resumes (p, returned, "rtsp reboot with a new resolution");
-  ASSERT_GE (index, 0);
-  ASSERT_TRUE (p.wait_frames (static_cast<size_t> (index) + 15, 5s));
+  OutageResult r;
+  ASSERT_NO_FATAL_FAILURE (expect_outage_recovered (p,
+      {[&] {
+         camera.stop ();
+         ASSERT_TRUE (camera.switch_resolution (320, 180));
+       },
+          1, [&] { ASSERT_TRUE (camera.start ()); }},
+      "rtsp reboot with a new resolution", &r));
   auto frames = p.frames ();
-  EXPECT_EQ (frames[index].width, 320);
-  EXPECT_GT (frames[index].caps_generation, frames[index - 1].caps_generation);
-  expect_clean_stream (p);
-  expect_fault_sequence (p, from);
+  EXPECT_EQ (frames[r.resumed].width, 320);
+  EXPECT_GT (frames[r.resumed].caps_generation, frames[r.resumed - 1].caps_generation);
+}
+
+TEST (CameraSrcFaults, RtspCodecChangesAcrossAReboot)
+{
+  FakeRtspCamera camera;
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, camera.uri ()));
+  ASSERT_TRUE (p.play ());
+  OutageResult r;
+  ASSERT_NO_FATAL_FAILURE (expect_outage_recovered (p,
+      {[&] {
+         camera.stop ();
+         ASSERT_TRUE (camera.switch_codec ("h265"));
+       },
+          1, [&] { ASSERT_TRUE (camera.start ()); }},
+      "rtsp reboot into H.265", &r));
+  auto frames = p.frames ();
+  EXPECT_EQ (frames[r.resumed - 1].media_type, "video/x-h264");
+  EXPECT_EQ (frames[r.resumed].media_type, "video/x-h265");
+  EXPECT_EQ (frames[r.resumed].caps_generation, frames[r.resumed - 1].caps_generation + 1);
+  for (size_t i = r.resumed; i < frames.size (); i++)
+    EXPECT_EQ (frames[i].media_type, "video/x-h265") << "frame " << i;
+  auto stats = get_stats (p.by_name ("cam"));
+  EXPECT_EQ (stat_string (stats.get (), "codec"), "h265");
 }
 
 TEST (CameraSrcFaults, RtspUnauthorizedThenCredentials)
@@ -185,12 +290,114 @@ TEST (CameraSrcFaults, RtspUnauthorizedThenCredentials)
                reason.find ("unauthori") != std::string::npos)
       << "the reason names the 401: " << messages[1].reason;
   EXPECT_NE (state_property (p.by_name ("cam")), "streaming");
+  expect_camera_appears (p, [&] {
+    g_object_set (p.by_name ("cam"), "user-id", "viewer", "user-pw", "letmein", nullptr);
+  }, "401 then credentials");
+}
 
-  auto returned = SteadyClock::now ();
-  g_object_set (p.by_name ("cam"), "user-id", "viewer", "user-pw", "letmein", nullptr);
-  long index = expect_resumes (p, returned, "401 then credentials");
-  ASSERT_GE (index, 0);
-  ASSERT_TRUE (p.wait_frames (static_cast<size_t> (index) + 15, 5s));
+// An RTSP error status from a camera that rebooted and is not ready (503),
+// refuses us (403), has not got the stream (404) or forgot our session (454,
+// answered to PLAY): retried until the camera serves again.
+struct StatusFault {
+  const char *method;
+  GstRTSPStatusCode status;
+};
+
+void
+PrintTo (const StatusFault &fault, std::ostream *os)
+{
+  *os << fault.status << " to " << fault.method;
+}
+
+class CameraSrcRtspStatus : public ::testing::TestWithParam<StatusFault> {};
+
+TEST_P (CameraSrcRtspStatus, IsRetriedUntilTheCameraServesAgain)
+{
+  const StatusFault fault = GetParam ();
+  const std::string code = std::to_string (fault.status);
+  FakeRtspCamera camera;
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, camera.uri ()));
+  ASSERT_TRUE (p.play ());
+  OutageResult r;
+  ASSERT_NO_FATAL_FAILURE (expect_outage_recovered (p,
+      {[&] {
+         camera.answer (fault.method, fault.status);
+         ASSERT_TRUE (camera.restart ());
+       },
+          // The first reconnect is the reboot's; then the status, twice.
+          3, [&] { camera.answer (fault.method, GST_RTSP_STS_OK); }},
+      ("RTSP " + code + " to " + fault.method).c_str (), &r));
+  // The attempts that got the status say so: its code or its text.
+  auto reasons = reconnect_reasons (p, r.from);
+  ASSERT_GE (reasons.size (), 3u);
+  std::fprintf (stderr, "reason: '%s'\n", reasons[1].c_str ());
+  for (size_t i = 1; i < 3; i++)
+    EXPECT_TRUE (contains_nocase (reasons[i], code) ||
+                 contains_nocase (reasons[i], gst_rtsp_status_as_text (fault.status)))
+        << "reason " << i << " does not name " << code << ": " << reasons[i];
+  auto stats = get_stats (p.by_name ("cam"));
+  EXPECT_EQ (stat_u64 (stats.get (), "connects"), 2u);
+}
+
+INSTANTIATE_TEST_SUITE_P (Statuses, CameraSrcRtspStatus,
+    ::testing::Values (StatusFault{"DESCRIBE", GST_RTSP_STS_FORBIDDEN},
+        StatusFault{"DESCRIBE", GST_RTSP_STS_NOT_FOUND},
+        StatusFault{"PLAY", GST_RTSP_STS_SESSION_NOT_FOUND},
+        StatusFault{"DESCRIBE", GST_RTSP_STS_SERVICE_UNAVAILABLE}),
+    [] (const ::testing::TestParamInfo<StatusFault> &info) {
+      return std::string (info.param.method) + "_" + std::to_string (info.param.status);
+    });
+
+// `.invalid` never resolves (RFC 6761). Each attempt is bounded by
+// connect-timeout whatever DNS does (and meson sets RES_OPTIONS to bound
+// the resolver itself), so this test does not wait on the network.
+TEST (CameraSrcFaults, NameNotResolvedIsRetried)
+{
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, "rtsp://camera.invalid/cam"));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (wait_reconnects (p, 0, 3, 10s)) << p.describe_messages ();
+  EXPECT_EQ (p.frame_count (), 0u);
+  auto messages = p.state_messages ();
+  EXPECT_EQ (messages[0].state, "connecting");
+  EXPECT_EQ (messages[1].state, "reconnecting");
+  EXPECT_EQ (messages[1].location, "rtsp://camera.invalid/cam");
+  guint last_attempt = 0;
+  for (size_t i = 0; i < messages.size (); i++) {
+    EXPECT_NE (messages[i].state, "streaming");
+    if (messages[i].state != "reconnecting")
+      continue;
+    EXPECT_GT (messages[i].attempt, last_attempt) << messages[i].text;
+    last_attempt = messages[i].attempt;
+    // An attempt ends by itself within connect-timeout (2 s).
+    double attempt = seconds_between (messages[i - 1].arrival, messages[i].arrival);
+    EXPECT_LE (attempt, 2.5) << messages[i].text;
+  }
+  // And the attempts go on.
+  const size_t later = next_state_index (p);
+  EXPECT_TRUE (p.wait_state ("connecting", 5s, later)) << p.describe_messages ();
+  expect_clean_stream (p);
+  EXPECT_NE (stat_string (get_stats (p.by_name ("cam")).get (), "last-error"), "");
+}
+
+// DISABLED: camerasrc reports a name that does not resolve exactly like a
+// refused connection: rtspsrc 1.22 says only "Could not open resource for
+// reading and writing. (Failed to connect. (Generic error))", and camerasrc
+// passes that on.  A user cannot tell a typo in the host name from a camera
+// that is down.  Enable once the element names the resolve failure.
+TEST (CameraSrcFaults, DISABLED_NameNotResolvedIsNamedInTheReason)
+{
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, "rtsp://camera.invalid/cam", "connect-timeout=5000000000"));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (wait_reconnects (p, 0, 2, 15s)) << p.describe_messages ();
+  for (const auto &reason : reconnect_reasons (p)) {
+    EXPECT_TRUE (contains_nocase (reason, "resolv") || contains_nocase (reason, "not known") ||
+                 contains_nocase (reason, "camera.invalid"))
+        << "the reason does not name the resolve failure: " << reason;
+  }
   expect_clean_stream (p);
 }
 
@@ -216,32 +423,99 @@ TEST (CameraSrcFaults, GarbageServerIsRetriedWithBackoff)
       EXPECT_GT (m.attempt, last_attempt) << m.text;
       last_attempt = m.attempt;
     }
+  // Then a real camera on that port.
+  FakeRtspCamera camera;
+  expect_camera_appears (p, [&] {
+    const guint16 port = server.port ();
+    server.stop ();
+    ASSERT_TRUE (camera.start (port));
+  }, "garbage server, then a camera");
+}
+
+namespace {
+
+// What is wrong with these retry-in values (ms) of attempts 1, 2...: each
+// must be its nominal delay (retry-delay doubled per attempt, at most
+// retry-delay-max) ±20%, never above retry-delay-max (so [0.8, 1.0] x max
+// once capped), and they must be jittered: not all nominal, spread out.
+// Empty when nothing is.
+std::string
+backoff_problems (const std::vector<double> &delays, double base, double cap)
+{
+  std::string problems;
+  std::vector<double> capped;
+  int off_nominal = 0;
+  for (size_t i = 0; i < delays.size (); i++) {
+    const double nominal = std::min (base * std::pow (2.0, double (i)), cap);
+    const double low = nominal * 0.8 - 0.5, high = std::min (nominal * 1.2, cap) + 0.5;
+    if (delays[i] < low || delays[i] > high)
+      problems += "attempt " + std::to_string (i + 1) + ": " + std::to_string (delays[i]) +
+                  " ms, not within [" + std::to_string (low) + ", " + std::to_string (high) +
+                  "]\n";
+    if (std::fabs (delays[i] - nominal) > 0.5)
+      off_nominal++;
+    if (nominal >= cap)
+      capped.push_back (delays[i]);
+  }
+  if (off_nominal < int (delays.size ()) / 4)
+    problems += "only " + std::to_string (off_nominal) + " of " +
+                std::to_string (delays.size ()) + " delays differ from the nominal: no jitter\n";
+  double mean = 0, variance = 0;
+  for (double d : capped)
+    mean += d / double (capped.size ());
+  for (double d : capped)
+    variance += (d - mean) * (d - mean) / double (capped.size ());
+  // Uniform on [0.8, 1.2] x max, clipped at max: a standard deviation of
+  // about 0.07 x max.  0.02 x max is far below what jitter gives.
+  if (capped.size () < 8 || std::sqrt (variance) < 0.02 * cap)
+    problems += "the capped delays do not spread (" + std::to_string (capped.size ()) +
+                " of them, standard deviation " + std::to_string (std::sqrt (variance)) +
+                " ms)\n";
+  return problems;
+}
+
+}  // namespace
+
+// The check below can fail: a backoff without jitter does not pass it.
+TEST (CameraSrcFaults, BackoffCheckRefusesADelaySequenceWithoutJitter)
+{
+  const std::vector<double> doubled = {100, 200, 400, 400, 400, 400, 400, 400, 400, 400, 400,
+      400};
+  EXPECT_NE (backoff_problems (doubled, 100, 400), "");
+  std::vector<double> above = doubled;
+  above[5] = 440;  // 1.1 x max: never above retry-delay-max
+  EXPECT_NE (backoff_problems (above, 100, 400), "");
+  const std::vector<double> jittered = {91, 230, 344, 400, 371, 400, 329, 400, 352, 400, 398,
+      336};
+  EXPECT_EQ (backoff_problems (jittered, 100, 400), "");
 }
 
 TEST (CameraSrcFaults, BackoffDoublesWithJitterUpToTheMaximum)
 {
+  // Small delays, so that enough attempts for statistics take a second or two.
+  constexpr guint64 base = 20 * GST_MSECOND, cap = 80 * GST_MSECOND;
   guint16 port = closed_port ();
   TestPipeline p;
-  ASSERT_TRUE (launch_camera (p, tcp_uri ("rtsp", port)));
+  ASSERT_TRUE (launch_camera (p, tcp_uri ("rtsp", port),
+      "retry-delay=" + std::to_string (base) + " retry-delay-max=" + std::to_string (cap)));
   ASSERT_TRUE (p.play ());
-  ASSERT_TRUE (wait_reconnects (p, 0, 6, 10s)) << p.describe_messages ();
+  ASSERT_TRUE (wait_reconnects (p, 0, 20, 15s)) << p.describe_messages ();
   std::vector<double> delays;
-  for (auto &m : p.state_messages ())
-    if (m.state == "reconnecting")
-      delays.push_back (double (m.retry_in) / GST_MSECOND);
-  ASSERT_GE (delays.size (), 6u);
-  const double base = double (kRetryDelay) / GST_MSECOND;
-  const double cap = double (kRetryDelayMax) / GST_MSECOND;
-  EXPECT_GE (delays[0], base * 0.8 - 1);
-  EXPECT_LE (delays[0], base * 1.2 + 1);
-  EXPECT_GE (delays[1], base * 2 * 0.8 - 1);
-  EXPECT_LE (delays[1], base * 2 * 1.2 + 1);
-  for (size_t i = 0; i < delays.size (); i++) {
-    EXPECT_LE (delays[i], cap * 1.2 + 1) << "delay " << i;
-    if (i >= 3) {
-      EXPECT_GE (delays[i], cap * 0.8 - 1) << "delay " << i;
-    }
+  guint attempt = 0;
+  for (auto &m : p.state_messages ()) {
+    if (m.state != "reconnecting")
+      continue;
+    EXPECT_EQ (m.attempt, ++attempt) << m.text;
+    delays.push_back (double (m.retry_in) / GST_MSECOND);
   }
+  ASSERT_GE (delays.size (), 20u);
+  delays.resize (20);
+  std::string listed;
+  for (double d : delays)
+    listed += std::to_string (int (d)) + " ";
+  EXPECT_EQ (backoff_problems (delays, double (base) / GST_MSECOND, double (cap) / GST_MSECOND),
+      "")
+      << "delays: " << listed;
   // And the attempts are actually spaced by them.
   auto messages = p.state_messages ();
   for (size_t i = 0; i + 1 < messages.size (); i++) {
@@ -274,6 +548,15 @@ TEST (CameraSrcFaults, NeverAnsweringServerHitsConnectTimeout)
   EXPECT_LE (server.open_connections (), 1u) << "connections of abandoned attempts stay open";
   EXPECT_EQ (p.frame_count (), 0u);
   expect_clean_stream (p);
+  // Then a real camera on that port. A new connection waits up to a GOP
+  // (0.5 s) for its first keyframe: more than the 500 ms of this test.
+  g_object_set (p.by_name ("cam"), "connect-timeout", guint64 (2 * GST_SECOND), nullptr);
+  FakeRtspCamera camera;
+  expect_camera_appears (p, [&] {
+    const guint16 port = server.port ();
+    server.stop ();
+    ASSERT_TRUE (camera.start (port));
+  }, "never-answering server, then a camera");
 }
 
 TEST (CameraSrcFaults, ClosedPortUntilTheCameraAppears)
@@ -286,12 +569,8 @@ TEST (CameraSrcFaults, ClosedPortUntilTheCameraAppears)
   auto messages = p.state_messages ();
   EXPECT_FALSE (messages[1].reason.empty ());
   FakeRtspCamera camera;
-  auto returned = SteadyClock::now ();
-  ASSERT_TRUE (camera.start (port));
-  long index = expect_resumes (p, returned, "closed port, then a camera");
-  ASSERT_GE (index, 0);
-  ASSERT_TRUE (p.wait_frames (static_cast<size_t> (index) + 10, 5s));
-  expect_clean_stream (p);
+  expect_camera_appears (p, [&] { ASSERT_TRUE (camera.start (port)); },
+      "closed port, then a camera");
 }
 
 TEST (CameraSrcFaults, HttpMjpegCameraRestarts)
@@ -301,17 +580,8 @@ TEST (CameraSrcFaults, HttpMjpegCameraRestarts)
   TestPipeline p;
   ASSERT_TRUE (launch_camera (p, camera.uri ()));
   ASSERT_TRUE (p.play ());
-  const size_t from = stream_until (p, 10);
-  camera.stop ();
-  ASSERT_TRUE (p.wait_state ("reconnecting", 5s, from)) << p.describe_messages ();
-  EXPECT_TRUE (wait_reconnects (p, from, 2, 5s));
-  auto returned = SteadyClock::now ();
-  ASSERT_TRUE (camera.restart ());
-  long index = expect_resumes (p, returned, "mjpeg restart");
-  ASSERT_GE (index, 0);
-  ASSERT_TRUE (p.wait_frames (static_cast<size_t> (index) + 10, 5s));
-  expect_clean_stream (p);
-  expect_fault_sequence (p, from);
+  expect_outage_recovered (p,
+      {[&] { camera.stop (); }, 2, [&] { ASSERT_TRUE (camera.restart ()); }}, "mjpeg restart");
 }
 
 TEST (CameraSrcFaults, HttpMjpegCameraStallsAndAnswers503)
@@ -321,19 +591,18 @@ TEST (CameraSrcFaults, HttpMjpegCameraStallsAndAnswers503)
   TestPipeline p;
   ASSERT_TRUE (launch_camera (p, camera.uri ()));
   ASSERT_TRUE (p.play ());
-  const size_t from = stream_until (p, 10);
-  camera.set_status (503);
-  camera.stall ();
-  ASSERT_TRUE (p.wait_state ("reconnecting", 5s, from)) << p.describe_messages ();
-  camera.resume ();
-  EXPECT_TRUE (wait_reconnects (p, from, 3, 5s)) << "503 answers are retried";
-  EXPECT_EQ (p.messages_of (GST_MESSAGE_ERROR).size (), 0u);
-  auto returned = SteadyClock::now ();
-  camera.set_status (200);
-  long index = expect_resumes (p, returned, "mjpeg 503 then 200");
-  ASSERT_GE (index, 0);
-  expect_clean_stream (p);
-  expect_fault_sequence (p, from);
+  // 503 answers are retried.
+  expect_outage_recovered (p,
+      {[&] {
+         camera.set_status (503);
+         camera.stall ();
+       },
+          3,
+          [&] {
+            camera.resume ();
+            camera.set_status (200);
+          }},
+      "mjpeg 503 then 200");
 }
 
 TEST (CameraSrcFaults, MaxRetriesExhaustedGivesOneError)
@@ -373,6 +642,20 @@ TEST (CameraSrcFaults, MaxRetriesExhaustedGivesOneError)
   EXPECT_LT (p.stop (), 1.0);
 }
 
+namespace {
+
+// The last keyframe among the first `count` frames.
+const FrameRecord *
+last_keyframe (const std::vector<FrameRecord> &frames, size_t count)
+{
+  for (size_t i = std::min (count, frames.size ()); i-- > 0;)
+    if (frames[i].keyframe)
+      return &frames[i];
+  return nullptr;
+}
+
+}  // namespace
+
 TEST (CameraSrcFaults, FallbackFreezeRepeatsTheLastKeyframeWhileAway)
 {
   FakeRtspCamera camera;
@@ -383,15 +666,20 @@ TEST (CameraSrcFaults, FallbackFreezeRepeatsTheLastKeyframeWhileAway)
   const size_t from = stream_until (p, 15);
   camera.stop ();
   ASSERT_TRUE (p.wait_state ("reconnecting", 5s, from));
-  auto away = SteadyClock::now ();
   size_t count = p.frame_count ();
   p.wait_until ([] { return false; }, 1500ms);
   size_t fallback = p.frame_count () - count;
   EXPECT_GE (fallback, 4u) << "fallback frames in 1.5 s at 200 ms";
   EXPECT_LE (fallback, 10u);
   auto frames = p.frames ();
-  for (size_t i = count; i < frames.size (); i++)
+  const FrameRecord *last = last_keyframe (frames, count);
+  ASSERT_NE (last, nullptr);
+  for (size_t i = count; i < frames.size (); i++) {
     EXPECT_TRUE (frames[i].keyframe) << "fallback frame " << i;
+    EXPECT_EQ (frames[i].checksum, last->checksum)
+        << "fallback frame " << i << " is not the camera's last keyframe";
+    EXPECT_EQ (frames[i].caps_generation, last->caps_generation) << "fallback frame " << i;
+  }
   auto stats = get_stats (p.by_name ("cam"));
   EXPECT_GE (stat_u64 (stats.get (), "fallback-frames"), 4u);
   auto returned = SteadyClock::now ();
@@ -401,9 +689,11 @@ TEST (CameraSrcFaults, FallbackFreezeRepeatsTheLastKeyframeWhileAway)
   size_t back = p.frame_count ();
   ASSERT_TRUE (p.wait_frames (back + 30, 5s));
   expect_clean_stream (p);
-  (void) away;
 }
 
+// What only a slate gives: one picture, sent over and over, that is none of
+// the camera's (a freeze would repeat the camera's last keyframe, byte for
+// byte), at the camera's size and codec, with caps of its own.
 TEST (CameraSrcFaults, FallbackSlateSendsAPictureAtTheCameraSize)
 {
   FakeRtspCamera camera;
@@ -417,10 +707,21 @@ TEST (CameraSrcFaults, FallbackSlateSendsAPictureAtTheCameraSize)
   size_t count = p.frame_count ();
   EXPECT_TRUE (p.wait_frames (count + 3, 3s)) << "slate frames while away";
   auto frames = p.frames ();
+  std::set<guint64> camera_pictures;
+  for (size_t i = 0; i < count; i++)
+    camera_pictures.insert (frames[i].checksum);
+  ASSERT_GT (frames.size (), count);
+  const FrameRecord &slate = frames[count];
+  EXPECT_EQ (camera_pictures.count (slate.checksum), 0u)
+      << "the fallback repeats a picture of the camera, not a slate";
+  EXPECT_NE (slate.caps_generation, last_keyframe (frames, count)->caps_generation)
+      << "the slate comes with caps of its own";
   for (size_t i = count; i < frames.size (); i++) {
     EXPECT_TRUE (frames[i].keyframe);
     EXPECT_EQ (frames[i].width, 640);
+    EXPECT_EQ (frames[i].height, 360);
     EXPECT_EQ (frames[i].media_type, "video/x-h264");
+    EXPECT_EQ (frames[i].checksum, slate.checksum) << "one slate picture, frame " << i;
   }
   ASSERT_TRUE (camera.start ());
   ASSERT_TRUE (p.wait_state ("streaming", resume_timeout (), from)) << p.describe_messages ();

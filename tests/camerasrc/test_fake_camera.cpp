@@ -4,9 +4,20 @@
 #include <gst/gst.h>
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <thread>
 
 
+#include "common/gstref.h"
 #include "fake_camera.h"
 #include "test_pipeline.h"
 
@@ -20,6 +31,30 @@ rtsp_client (const std::string &uri, const std::string &extra = "")
   return "rtspsrc name=src location=\"" + uri + "\" protocols=tcp latency=100 " + extra +
          " ! rtph264depay ! h264parse ! video/x-h264,stream-format=byte-stream,alignment=au"
          " ! appsink name=sink sync=false";
+}
+
+// rtspsrc, then `chain` (a depayloader and parser) into the appsink, and
+// `other` (a depayloader that takes only another stream of the camera) to a
+// fakesink.
+std::string
+rtsp_client_of (const std::string &uri, const std::string &chain, const std::string &other = "")
+{
+  return "rtspsrc name=src location=\"" + uri + "\" protocols=tcp latency=100 src. ! " + chain +
+         " ! appsink name=sink sync=false" +
+         (other.empty () ? "" : " src. ! " + other + " ! fakesink sync=false");
+}
+
+// A TLS database that trusts `certificate_file` alone.
+camrelay::GObjectPtr<GTlsDatabase>
+trusting (const std::string &certificate_file)
+{
+  GError *error = nullptr;
+  GTlsDatabase *database = g_tls_file_database_new (certificate_file.c_str (), &error);
+  if (!database) {
+    ADD_FAILURE () << error->message;
+    g_error_free (error);
+  }
+  return camrelay::GObjectPtr<GTlsDatabase> (database);
 }
 
 std::string
@@ -239,6 +274,212 @@ TEST (FakeCamera, RtspBasicAuth)
     ASSERT_TRUE (p.play ());
     EXPECT_TRUE (p.wait_frames (5, 10s)) << p.describe_messages ();
   }
+}
+
+TEST (FakeCamera, RtspServesH265AndRtpJpegAndSwitchesCodecOnRestart)
+{
+  RtspCameraOptions options;
+  options.codec = "h265";
+  FakeRtspCamera camera (options);
+  ASSERT_TRUE (camera.start ());
+  {
+    TestPipeline p;
+    ASSERT_TRUE (p.launch (rtsp_client_of (camera.uri (), "rtph265depay ! h265parse")));
+    ASSERT_TRUE (p.play ());
+    ASSERT_TRUE (p.wait_frames (10, 10s)) << p.describe_messages ();
+    auto frames = p.frames ();
+    EXPECT_EQ (frames[0].media_type, "video/x-h265");
+    EXPECT_EQ (frames[0].width, 640);
+    EXPECT_TRUE (p.messages_of (GST_MESSAGE_ERROR).empty ()) << p.describe_messages ();
+  }
+  EXPECT_FALSE (camera.switch_codec ("jpeg")) << "only while stopped";
+  camera.stop ();
+  ASSERT_TRUE (camera.switch_codec ("jpeg"));
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (p.launch (rtsp_client_of (camera.uri (), "rtpjpegdepay ! jpegparse")));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_frames (10, 10s)) << p.describe_messages ();
+  EXPECT_EQ (p.frames ()[0].media_type, "image/jpeg");
+  EXPECT_EQ (p.frames ()[0].width, 640);
+}
+
+class FakeCameraAudio
+    : public ::testing::TestWithParam<std::tuple<const char *, const char *, const char *>> {};
+
+TEST_P (FakeCameraAudio, RtspServesAudioAlongsideVideo)
+{
+  const auto [audio, chain, media_type] = GetParam ();
+  RtspCameraOptions options;
+  options.audio = audio;
+  FakeRtspCamera camera (options);
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (p.launch (rtsp_client_of (camera.uri (), chain, "rtph264depay")));
+  ASSERT_TRUE (p.play ());
+  // About a second of audio (AAC frames are 64 ms, G.711 buffers 20 ms).
+  ASSERT_TRUE (p.wait_frames (15, 10s)) << p.describe_messages ();
+  EXPECT_EQ (p.frames ()[0].media_type, media_type);
+  EXPECT_TRUE (p.messages_of (GST_MESSAGE_ERROR).empty ()) << p.describe_messages ();
+}
+
+INSTANTIATE_TEST_SUITE_P (Codecs, FakeCameraAudio,
+    ::testing::Values (std::make_tuple ("aac", "rtpmp4gdepay ! aacparse", "audio/mpeg"),
+        std::make_tuple ("pcma", "rtppcmadepay", "audio/x-alaw")));
+
+TEST (FakeCamera, RtspAnswersTheStatusItIsToldThenServesAgain)
+{
+  FakeRtspCamera camera;
+  ASSERT_TRUE (camera.start ());
+  const std::pair<const char *, GstRTSPStatusCode> answers[] = {
+    {"DESCRIBE", GST_RTSP_STS_SERVICE_UNAVAILABLE},
+    {"SETUP", GST_RTSP_STS_FORBIDDEN},
+    {"PLAY", GST_RTSP_STS_SESSION_NOT_FOUND},
+  };
+  for (const auto &[method, status] : answers) {
+    SCOPED_TRACE (method);
+    camera.answer (method, status);
+    {
+      TestPipeline p;
+      ASSERT_TRUE (p.launch (rtsp_client (camera.uri ())));
+      p.play ();
+      ASSERT_TRUE (p.wait_error (10s)) << p.describe_messages ();
+      const std::string text = p.messages_of (GST_MESSAGE_ERROR)[0].text;
+      EXPECT_NE (text.find (std::to_string (status)), std::string::npos) << text;
+      EXPECT_EQ (p.frame_count (), 0u);
+    }
+    camera.answer (method, GST_RTSP_STS_OK);
+    TestPipeline p;
+    ASSERT_TRUE (p.launch (rtsp_client (camera.uri ())));
+    ASSERT_TRUE (p.play ());
+    EXPECT_TRUE (p.wait_frames (5, 10s)) << p.describe_messages ();
+  }
+}
+
+TEST (FakeCamera, RtspsServesOverTlsWithItsCertificate)
+{
+  const TlsIdentity *identity = tls_identity ();
+  ASSERT_NE (identity, nullptr) << "needs the openssl command";
+  RtspCameraOptions options;
+  options.tls_pem = identity->pem;
+  FakeRtspCamera camera (options);
+  ASSERT_TRUE (camera.start ());
+  EXPECT_EQ (camera.uri ().rfind ("rtsps://127.0.0.1:", 0), 0u) << camera.uri ();
+  {
+    // Self-signed: refused by a client that validates.
+    TestPipeline p;
+    ASSERT_TRUE (p.launch (rtsp_client (camera.uri ())));
+    p.play ();
+    EXPECT_TRUE (p.wait_error (10s)) << p.describe_messages ();
+    EXPECT_EQ (p.frame_count (), 0u);
+  }
+  TestPipeline p;
+  ASSERT_TRUE (p.launch (rtsp_client (camera.uri ())));
+  auto database = trusting (identity->certificate_file);
+  g_object_set (p.by_name ("src"), "tls-database", database.get (), nullptr);
+  ASSERT_TRUE (p.play ());
+  EXPECT_TRUE (p.wait_frames (5, 10s)) << p.describe_messages ();
+}
+
+TEST (FakeCamera, ProxyRelaysResetsBothSidesAndSwitchesTarget)
+{
+  FakeRtspCamera camera;
+  ASSERT_TRUE (camera.start ());
+  TcpProxy proxy (camera.port ());
+  ASSERT_TRUE (proxy.start ());
+  const std::string uri = "rtsp://127.0.0.1:" + std::to_string (proxy.port ()) + "/cam";
+  TestPipeline p;
+  ASSERT_TRUE (p.launch (rtsp_client (uri)));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_frames (5, 10s)) << p.describe_messages ();
+  EXPECT_EQ (proxy.relays (), 1u);
+  EXPECT_EQ (camera.clients (), 1u);
+
+  EXPECT_EQ (proxy.reset_connections (), 1u);
+  EXPECT_EQ (proxy.relays (), 0u);
+  ASSERT_TRUE (p.wait_error_or_eos (10s)) << p.describe_messages ();
+  // The camera's side is gone too.
+  for (int i = 0; i < 50 && camera.clients () > 0; i++)
+    p.wait_until ([] { return false; }, 100ms);
+  EXPECT_EQ (camera.clients (), 0u);
+  p.stop ();
+
+  RtspCameraOptions options;
+  options.width = 320;
+  options.height = 180;
+  FakeRtspCamera second (options);
+  ASSERT_TRUE (second.start ());
+  proxy.set_target (second.port ());
+  TestPipeline again;
+  ASSERT_TRUE (again.launch (rtsp_client (uri)));
+  ASSERT_TRUE (again.play ());
+  ASSERT_TRUE (again.wait_frames (5, 10s)) << again.describe_messages ();
+  EXPECT_EQ (again.frames ()[0].width, 320);
+}
+
+// What a reset looks like to each side: ECONNRESET, not an end of stream.
+TEST (FakeCamera, ProxyResetIsARstOnBothSides)
+{
+  std::atomic<int> server_saw{1};
+  TcpServer server ([&] (int fd, const std::atomic<bool> &stopping) {
+    guint8 byte;
+    while (!stopping) {
+      struct pollfd pfd = {fd, POLLIN, 0};
+      if (poll (&pfd, 1, 100) <= 0)
+        continue;
+      ssize_t n = recv (fd, &byte, 1, 0);
+      if (n <= 0) {
+        server_saw = n < 0 ? -errno : 0;
+        return;
+      }
+    }
+  });
+  ASSERT_TRUE (server.start ());
+  TcpProxy proxy (server.port ());
+  ASSERT_TRUE (proxy.start ());
+  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE (fd, 0);
+  struct sockaddr_in address = {};
+  address.sin_family = AF_INET;
+  address.sin_port = htons (proxy.port ());
+  address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  ASSERT_EQ (connect (fd, reinterpret_cast<struct sockaddr *> (&address), sizeof (address)), 0);
+  ASSERT_EQ (send (fd, "x", 1, MSG_NOSIGNAL), 1);
+  for (int i = 0; i < 50 && server.open_connections () == 0; i++)
+    std::this_thread::sleep_for (20ms);  // polling a counter: no event to wait on
+  ASSERT_EQ (server.open_connections (), 1u);
+  EXPECT_EQ (proxy.reset_connections (), 1u);
+  struct pollfd pfd = {fd, POLLIN, 0};
+  ASSERT_EQ (poll (&pfd, 1, 2000), 1);
+  char byte;
+  EXPECT_EQ (recv (fd, &byte, 1, 0), -1);
+  EXPECT_EQ (errno, ECONNRESET) << std::strerror (errno);
+  close (fd);
+  for (int i = 0; i < 50 && server.open_connections () > 0; i++)
+    std::this_thread::sleep_for (20ms);
+  EXPECT_EQ (server_saw.load (), -ECONNRESET);
+}
+
+TEST (FakeCamera, TlsProxyServesHttpsInFrontOfAnMjpegCamera)
+{
+  const TlsIdentity *identity = tls_identity ();
+  ASSERT_NE (identity, nullptr) << "needs the openssl command";
+  FakeMjpegCamera camera;
+  ASSERT_TRUE (camera.start ());
+  TcpProxy proxy (camera.port (), identity->pem);
+  ASSERT_TRUE (proxy.start ());
+  const std::string uri = "https://127.0.0.1:" + std::to_string (proxy.port ()) + "/video.mjpg";
+  TestPipeline p;
+  ASSERT_TRUE (p.launch ("souphttpsrc name=http location=\"" + uri + "\" is-live=true timeout=5"
+                         " ! multipartdemux ! image/jpeg ! jpegparse"
+                         " ! appsink name=sink sync=false"));
+  // Not ssl-ca-file: with libsoup 3, souphttpsrc 1.22 only applies tls-database.
+  auto database = trusting (identity->certificate_file);
+  g_object_set (p.by_name ("http"), "tls-database", database.get (), nullptr);
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_frames (10, 10s)) << p.describe_messages ();
+  EXPECT_EQ (p.frames ()[0].media_type, "image/jpeg");
+  EXPECT_EQ (p.frames ()[0].width, 320);
 }
 
 TEST (FakeCamera, GarbageServerMakesRtspsrcFail)

@@ -4,9 +4,11 @@
 #include <gst/app/gstappsink.h>
 #include <gst/app/gstappsrc.h>
 #include <gst/rtsp-server/rtsp-server.h>
+#include <gtest/gtest.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -17,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <algorithm>
 #include <map>
 #include <random>
 
@@ -141,6 +144,27 @@ x264_description (int gop, bool byte_stream = true)
          std::string (byte_stream ? " ! video/x-h264,stream-format=byte-stream,alignment=au" : "");
 }
 
+std::string
+x265_description (int gop)
+{
+  // IDR (closed GOP) keyframes exactly every `gop` frames and no B-frames
+  // (zerolatency), as cameras send, so that a clip loops on a keyframe.
+  return "x265enc key-int-max=" + std::to_string (gop) +
+         " tune=zerolatency speed-preset=ultrafast bitrate=800"
+         " option-string=scenecut=0:open-gop=0:sao=0"
+         " ! h265parse config-interval=-1 ! video/x-h265,stream-format=byte-stream,alignment=au";
+}
+
+std::string
+encoder_description (const std::string &codec, int gop)
+{
+  if (codec == "jpeg")
+    return "jpegenc quality=60";
+  if (codec == "h265")
+    return x265_description (gop);
+  return x264_description (gop);
+}
+
 std::mutex clip_mutex;
 std::map<std::string, ClipPtr> clip_cache;
 std::map<std::string, std::string> file_cache;
@@ -162,7 +186,7 @@ encode_clip (const std::string &codec, int width, int height, int fps, int gop, 
   clip->height = height;
   clip->fps = fps;
   clip->gop = gop;
-  const std::string encoder = codec == "jpeg" ? "jpegenc quality=60" : x264_description (gop);
+  const std::string encoder = encoder_description (codec, gop);
   const std::string description = "videotestsrc num-buffers=" + std::to_string (frames) +
                                   " pattern=ball ! " + raw_caps (width, height, fps) + " ! " +
                                   encoder + " ! appsink name=sink sync=false";
@@ -229,17 +253,26 @@ h264_clip (int width, int height, int fps, int gop, int gops)
 }
 
 ClipPtr
+h265_clip (int width, int height, int fps, int gop, int gops)
+{
+  return encode_clip ("h265", width, height, fps, gop, gop * gops);
+}
+
+ClipPtr
 jpeg_clip (int width, int height, int fps, int frames)
 {
   return encode_clip ("jpeg", width, height, fps, 1, frames);
 }
 
 std::string
-recording_file (int width, int height, int fps, int seconds, const std::string &container)
+recording_file (int width, int height, int fps, int seconds, const std::string &container,
+    const std::string &audio)
 {
+  if (!audio.empty () && audio != "aac")
+    return "";
   const std::string key = container + ":" + std::to_string (width) + "x" +
                           std::to_string (height) + "@" + std::to_string (fps) + "/" +
-                          std::to_string (seconds);
+                          std::to_string (seconds) + audio;
   std::lock_guard<std::mutex> lock (clip_mutex);
   auto it = file_cache.find (key);
   if (it != file_cache.end ())
@@ -254,16 +287,69 @@ recording_file (int width, int height, int fps, int seconds, const std::string &
   else
     return "";
   const std::string path = temp_dir () + "/clip-" + std::to_string (width) + "x" +
-                           std::to_string (height) + "-" + std::to_string (seconds) + "s." +
-                           container;
-  const std::string description = "videotestsrc num-buffers=" + std::to_string (fps * seconds) +
-                                  " pattern=ball ! " + raw_caps (width, height, fps) + " ! " +
-                                  x264_description (15, false) + " ! " + muxer +
-                                  " ! filesink location=\"" + path + "\"";
+                           std::to_string (height) + "-" + std::to_string (seconds) + "s" +
+                           (audio.empty () ? "" : "-" + audio) + "." + container;
+  std::string description = muxer + " name=mux ! filesink location=\"" + path + "\"" +
+                            " videotestsrc num-buffers=" + std::to_string (fps * seconds) +
+                            " pattern=ball ! " + raw_caps (width, height, fps) + " ! " +
+                            x264_description (15, false) + " ! mux.";
+  if (audio == "aac") {
+    // 20 ms buffers of 16 kHz mono, as long as the video.
+    description += " audiotestsrc num-buffers=" + std::to_string (50 * seconds) +
+                   " samplesperbuffer=320 volume=0.3 ! audioconvert"
+                   " ! audio/x-raw,rate=16000,channels=1 ! voaacenc bitrate=32000 ! aacparse"
+                   " ! mux.";
+  }
   if (!run_to_eos (description, nullptr))
     return "";
   file_cache[key] = path;
   return path;
+}
+
+const TlsIdentity *
+tls_identity ()
+{
+  static std::mutex mutex;
+  static std::unique_ptr<TlsIdentity> identity;
+  static bool tried = false;
+  std::lock_guard<std::mutex> lock (mutex);
+  if (tried)
+    return identity.get ();
+  tried = true;
+  if (temp_dir ().empty ())
+    return nullptr;
+  auto made = std::make_unique<TlsIdentity> ();
+  made->certificate_file = temp_dir () + "/cert.pem";
+  made->key_file = temp_dir () + "/key.pem";
+  // An EC key: made in milliseconds, where RSA takes a while under ASan.
+  const gchar *argv[] = {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+      "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+      "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", made->key_file.c_str (), "-out",
+      made->certificate_file.c_str (), nullptr};
+  gchar *output = nullptr;
+  gint status = -1;
+  GError *error = nullptr;
+  if (!g_spawn_sync (nullptr, const_cast<gchar **> (argv), nullptr,
+          static_cast<GSpawnFlags> (G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL), nullptr,
+          nullptr, nullptr, &output, &status, &error) ||
+      !g_spawn_check_wait_status (status, nullptr)) {
+    std::fprintf (stderr, "openssl could not make a certificate: %s\n",
+        error ? error->message : (output ? output : "?"));
+    g_clear_error (&error);
+    g_free (output);
+    return nullptr;
+  }
+  g_free (output);
+  gchar *certificate = nullptr, *key = nullptr;
+  if (g_file_get_contents (made->certificate_file.c_str (), &certificate, nullptr, nullptr) &&
+      g_file_get_contents (made->key_file.c_str (), &key, nullptr, nullptr))
+    made->pem = std::string (certificate) + key;
+  g_free (certificate);
+  g_free (key);
+  if (made->pem.empty ())
+    return nullptr;
+  identity = std::move (made);
+  return identity.get ();
 }
 
 // ---------------------------------------------------------------------------
@@ -384,22 +470,92 @@ remove_session (GstRTSPSessionPool *, GstRTSPSession *, gpointer)
   return GST_RTSP_FILTER_REMOVE;
 }
 
-// An authenticator that lets `user` in with Basic only, as many cameras do.
-GstRTSPAuth *
-make_basic_auth (const std::string &user, const std::string &password)
+// The clip a camera serving `codec` at this size starts with.
+ClipPtr
+camera_clip (const RtspCameraOptions &options, int width, int height)
 {
-  GstRTSPAuth *auth = gst_rtsp_auth_new ();
-  GstRTSPToken *token = gst_rtsp_token_new (GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE, G_TYPE_STRING,
-      "user", nullptr);
-  gchar *basic = gst_rtsp_auth_make_basic (user.c_str (), password.c_str ());
-  gst_rtsp_auth_add_basic (auth, basic, token);
-  g_free (basic);
-  gst_rtsp_token_unref (token);
-  gst_rtsp_auth_set_supported_methods (auth, GST_RTSP_AUTH_BASIC);
-  return auth;
+  if (options.codec == "jpeg")
+    return jpeg_clip (width, height, options.fps, options.gop);
+  if (options.codec == "h265")
+    return h265_clip (width, height, options.fps, options.gop);
+  return h264_clip (width, height, options.fps, options.gop);
+}
+
+// The media of a camera: the clip fed by on_media_configure () into `src`,
+// paced by `pace`, payloaded by pay0; live audio as pay1 if asked.
+std::string
+media_description (const RtspCameraOptions &options)
+{
+  std::string payloader = "rtph264pay name=pay0 pt=96 config-interval=-1";
+  if (options.codec == "jpeg")
+    payloader = "rtpjpegpay name=pay0 pt=26";
+  else if (options.codec == "h265")
+    payloader = "rtph265pay name=pay0 pt=96 config-interval=-1";
+  std::string description = "( appsrc name=src is-live=true format=time do-timestamp=false"
+                            " ! clocksync name=pace ! " + payloader;
+  // 20 ms audio buffers, as cameras packetize their audio.
+  if (options.audio == "aac")
+    description += " audiotestsrc is-live=true samplesperbuffer=320 volume=0.3 ! audioconvert"
+                   " ! audio/x-raw,rate=16000,channels=1 ! voaacenc bitrate=32000 ! aacparse"
+                   " ! rtpmp4gpay name=pay1 pt=97";
+  else if (options.audio == "pcma")
+    description += " audiotestsrc is-live=true samplesperbuffer=160 volume=0.3 ! audioconvert"
+                   " ! audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name=pay1 pt=8";
+  return description + " )";
+}
+
+using AnswerSlot = std::atomic<int>;
+
+// pre-describe-request & co. of a client: the status the camera answers.
+GstRTSPStatusCode
+answer_request (GstRTSPClient *, GstRTSPContext *, gpointer user_data)
+{
+  auto *slot = static_cast<std::shared_ptr<AnswerSlot> *> (user_data);
+  return static_cast<GstRTSPStatusCode> ((*slot)->load ());
+}
+
+void
+answer_slot_free (gpointer data, GClosure *)
+{
+  delete static_cast<std::shared_ptr<AnswerSlot> *> (data);
 }
 
 }  // namespace
+
+// An authenticator for the connections made from now on: Basic for `user_`
+// (as many cameras do), and TLS with the certificate of options_.tls_pem
+// (then anyone is let in without `user_`). nullptr when neither is wanted.
+GstRTSPAuth *
+FakeRtspCamera::make_auth () const
+{
+  if (user_.empty () && options_.tls_pem.empty ())
+    return nullptr;
+  GstRTSPAuth *auth = gst_rtsp_auth_new ();
+  GstRTSPToken *token = gst_rtsp_token_new (GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE, G_TYPE_STRING,
+      "user", nullptr);
+  if (user_.empty ()) {
+    gst_rtsp_auth_set_default_token (auth, token);
+  } else {
+    gchar *basic = gst_rtsp_auth_make_basic (user_.c_str (), password_.c_str ());
+    gst_rtsp_auth_add_basic (auth, basic, token);
+    g_free (basic);
+    gst_rtsp_auth_set_supported_methods (auth, GST_RTSP_AUTH_BASIC);
+  }
+  gst_rtsp_token_unref (token);
+  if (!options_.tls_pem.empty ()) {
+    GError *error = nullptr;
+    GTlsCertificate *certificate =
+        g_tls_certificate_new_from_pem (options_.tls_pem.c_str (), -1, &error);
+    if (certificate) {
+      gst_rtsp_auth_set_tls_certificate (auth, certificate);
+      g_object_unref (certificate);
+    } else {
+      std::fprintf (stderr, "fake RTSP camera: bad certificate: %s\n", error->message);
+      g_error_free (error);
+    }
+  }
+  return auth;
+}
 
 struct FakeRtspCamera::Loop {
   GMainContext *context = nullptr;
@@ -470,16 +626,30 @@ FakeRtspCamera::on_media_configure (GstElement *, GstElement *media_object, gpoi
       new std::shared_ptr<FeedControl> (self->control_), control_free);
 }
 
+void
+FakeRtspCamera::on_client_connected (GstRTSPServer *, GstRTSPClient *client, gpointer user_data)
+{
+  auto *self = static_cast<FakeRtspCamera *> (user_data);
+  // Each slot shares the ownership of answers_.
+  const std::shared_ptr<Answers> &answers = self->answers_;
+  const std::pair<const char *, std::shared_ptr<AnswerSlot>> slots[] = {
+    {"pre-describe-request", std::shared_ptr<AnswerSlot> (answers, &answers->describe)},
+    {"pre-setup-request", std::shared_ptr<AnswerSlot> (answers, &answers->setup)},
+    {"pre-play-request", std::shared_ptr<AnswerSlot> (answers, &answers->play)},
+  };
+  for (const auto &[signal, slot] : slots)
+    g_signal_connect_data (client, signal, G_CALLBACK (answer_request),
+        new std::shared_ptr<AnswerSlot> (slot), answer_slot_free, GConnectFlags (0));
+}
+
 bool
 FakeRtspCamera::start (guint16 port)
 {
   std::lock_guard<std::mutex> lock (mutex_);
   if (loop_)
     return true;
-  const bool jpeg = options_.codec == "jpeg";
   if (!control_->clip ()) {
-    ClipPtr clip = jpeg ? jpeg_clip (options_.width, options_.height, options_.fps, options_.gop)
-                        : h264_clip (options_.width, options_.height, options_.fps, options_.gop);
+    ClipPtr clip = camera_clip (options_, options_.width, options_.height);
     if (!clip)
       return false;
     control_->set_clip (clip);
@@ -495,12 +665,10 @@ FakeRtspCamera::start (guint16 port)
   gst_rtsp_server_set_address (server, "127.0.0.1");
   gst_rtsp_server_set_service (server, std::to_string (port).c_str ());
 
+  g_signal_connect (server, "client-connected", G_CALLBACK (on_client_connected), this);
+
   GstRTSPMediaFactory *factory = gst_rtsp_media_factory_new ();
-  gst_rtsp_media_factory_set_launch (factory, jpeg
-      ? "( appsrc name=src is-live=true format=time do-timestamp=false"
-        " ! clocksync name=pace ! rtpjpegpay name=pay0 pt=26 )"
-      : "( appsrc name=src is-live=true format=time do-timestamp=false"
-        " ! clocksync name=pace ! rtph264pay name=pay0 pt=96 config-interval=-1 )");
+  gst_rtsp_media_factory_set_launch (factory, media_description (options_).c_str ());
   gst_rtsp_media_factory_set_shared (factory, options_.shared);
   gst_rtsp_media_factory_add_role (factory, "user", GST_RTSP_PERM_MEDIA_FACTORY_ACCESS,
       G_TYPE_BOOLEAN, TRUE, GST_RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, G_TYPE_BOOLEAN, TRUE, nullptr);
@@ -509,8 +677,7 @@ FakeRtspCamera::start (guint16 port)
   gst_rtsp_mount_points_add_factory (mounts, options_.path.c_str (), factory);
   g_object_unref (mounts);
 
-  if (!user_.empty ()) {
-    GstRTSPAuth *auth = make_basic_auth (user_, password_);
+  if (GstRTSPAuth *auth = make_auth ()) {
     gst_rtsp_server_set_auth (server, auth);
     g_object_unref (auth);
   }
@@ -603,11 +770,46 @@ FakeRtspCamera::resume ()
 bool
 FakeRtspCamera::switch_resolution (int width, int height)
 {
-  ClipPtr clip = h264_clip (width, height, options_.fps, options_.gop);
+  ClipPtr clip;
+  {
+    std::lock_guard<std::mutex> lock (mutex_);
+    clip = camera_clip (options_, width, height);
+  }
   if (!clip)
     return false;
   control_->set_clip (clip);
   return true;
+}
+
+bool
+FakeRtspCamera::switch_codec (const std::string &codec)
+{
+  std::lock_guard<std::mutex> lock (mutex_);
+  if (loop_)
+    return false;
+  ClipPtr current = control_->clip ();
+  RtspCameraOptions options = options_;
+  options.codec = codec;
+  ClipPtr clip = camera_clip (options, current ? current->width : options.width,
+      current ? current->height : options.height);
+  if (!clip)
+    return false;
+  options_.codec = codec;
+  control_->set_clip (clip);
+  return true;
+}
+
+void
+FakeRtspCamera::answer (const std::string &method, GstRTSPStatusCode status)
+{
+  if (method == "DESCRIBE")
+    answers_->describe = status;
+  else if (method == "SETUP")
+    answers_->setup = status;
+  else if (method == "PLAY")
+    answers_->play = status;
+  else
+    ADD_FAILURE () << "FakeRtspCamera::answer: no such method " << method;
 }
 
 void
@@ -620,27 +822,25 @@ FakeRtspCamera::require_auth (const std::string &user, const std::string &passwo
     return;
   GstRTSPServer *server = loop_->server;
   run_in_loop ([&] {
-    if (user.empty ()) {
-      gst_rtsp_server_set_auth (server, nullptr);
-      return;
-    }
-    GstRTSPAuth *auth = make_basic_auth (user, password);
+    GstRTSPAuth *auth = make_auth ();
     gst_rtsp_server_set_auth (server, auth);
-    g_object_unref (auth);
+    if (auth)
+      g_object_unref (auth);
   });
 }
 
 std::string
 FakeRtspCamera::uri () const
 {
-  return "rtsp://127.0.0.1:" + std::to_string (port_) + options_.path;
+  return uri_with_credentials ("", "");
 }
 
 std::string
 FakeRtspCamera::uri_with_credentials (const std::string &user, const std::string &password) const
 {
-  return "rtsp://" + user + ":" + password + "@127.0.0.1:" + std::to_string (port_) +
-         options_.path;
+  const std::string userinfo = user.empty () ? "" : user + ":" + password + "@";
+  return (options_.tls_pem.empty () ? "rtsp://" : "rtsps://") + userinfo + "127.0.0.1:" +
+         std::to_string (port_) + options_.path;
 }
 
 guint
@@ -728,6 +928,11 @@ TcpServer::accept_loop ()
     Connection *c = connection.get ();
     c->thread = std::thread ([this, c] {
       handler_ (c->fd, stopping_);
+      // Closed as soon as the handler is done (a handler that set SO_LINGER
+      // 0 resets it now), under the lock that stop () shuts fds down with.
+      std::lock_guard<std::mutex> lock (mutex_);
+      close (c->fd);
+      c->fd = -1;
       c->done = true;
     });
     std::lock_guard<std::mutex> lock (mutex_);
@@ -751,10 +956,8 @@ TcpServer::reap (bool all)
       }
     }
   }
-  for (auto &connection : finished) {
+  for (auto &connection : finished)
     connection->thread.join ();
-    close (connection->fd);
-  }
 }
 
 void
@@ -769,7 +972,8 @@ TcpServer::stop ()
   {
     std::lock_guard<std::mutex> lock (mutex_);
     for (auto &connection : connections_)
-      shutdown (connection->fd, SHUT_RDWR);
+      if (connection->fd >= 0)
+        shutdown (connection->fd, SHUT_RDWR);
   }
   reap (true);
 }
@@ -853,6 +1057,221 @@ closed_port ()
     port = ntohs (address.sin_port);
   close (fd);
   return port;
+}
+
+// ---------------------------------------------------------------------------
+// TcpProxy
+
+namespace {
+
+int
+connect_loopback (guint16 port)
+{
+  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  struct sockaddr_in address = {};
+  address.sin_family = AF_INET;
+  address.sin_port = htons (port);
+  address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  // On loopback a connect is answered at once (accepted or refused).
+  if (connect (fd, reinterpret_cast<struct sockaddr *> (&address), sizeof (address)) < 0) {
+    close (fd);
+    return -1;
+  }
+  int one = 1;
+  setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof (one));
+  return fd;
+}
+
+// Makes the next close () of `fd` send a RST instead of a FIN.
+void
+abort_on_close (int fd)
+{
+  struct linger linger = {1, 0};
+  setsockopt (fd, SOL_SOCKET, SO_LINGER, &linger, sizeof (linger));
+}
+
+// The client's side of a relay: the socket itself, or a TLS session over it.
+class ClientSide {
+ public:
+  ClientSide (int fd, GTlsCertificate *certificate) : fd_ (fd)
+  {
+    if (!certificate)
+      return;
+    GError *error = nullptr;
+    // GSocket closes what it is given: a duplicate, so that TcpServer keeps
+    // its fd (both share one socket, so SO_LINGER on either applies).
+    GSocket *socket = g_socket_new_from_fd (dup (fd), &error);
+    if (!socket) {
+      std::fprintf (stderr, "TcpProxy: %s\n", error->message);
+      g_error_free (error);
+      failed_ = true;
+      return;
+    }
+    g_socket_set_timeout (socket, 5);  // bounds the handshake and every write
+    GSocketConnection *connection = g_socket_connection_factory_create_connection (socket);
+    g_object_unref (socket);
+    tls_ = g_tls_server_connection_new (G_IO_STREAM (connection), certificate, &error);
+    g_object_unref (connection);
+    if (!tls_ || !g_tls_connection_handshake (G_TLS_CONNECTION (tls_), nullptr, &error)) {
+      // A client refusing our certificate is no news: no noise.
+      g_clear_error (&error);
+      failed_ = true;
+    }
+  }
+  ~ClientSide ()
+  {
+    if (tls_)
+      g_object_unref (tls_);
+  }
+  ClientSide (const ClientSide &) = delete;
+  ClientSide &operator= (const ClientSide &) = delete;
+
+  bool failed () const { return failed_; }
+
+  // Bytes read (> 0), 0 at the end of the stream or on error, -1 when
+  // nothing is there now.
+  ssize_t read (void *data, size_t size)
+  {
+    if (!tls_) {
+      ssize_t n = recv (fd_, data, size, MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return -1;
+      return std::max<ssize_t> (n, 0);
+    }
+    GError *error = nullptr;
+    GPollableInputStream *input = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (tls_));
+    gssize n = g_pollable_input_stream_read_nonblocking (input, data, size, nullptr, &error);
+    if (n < 0) {
+      const bool would_block = g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+      g_error_free (error);
+      return would_block ? -1 : 0;
+    }
+    return n;
+  }
+
+  bool write (const void *data, size_t size)
+  {
+    if (!tls_)
+      return send_all (fd_, data, size) >= 0;
+    return g_output_stream_write_all (g_io_stream_get_output_stream (tls_), data, size, nullptr,
+        nullptr, nullptr);
+  }
+
+ private:
+  int fd_;
+  GIOStream *tls_ = nullptr;
+  bool failed_ = false;
+};
+
+}  // namespace
+
+TcpProxy::TcpProxy (guint16 target, const std::string &tls_pem)
+    : target_ (target),
+      server_ ([this] (int fd, const std::atomic<bool> &stopping) { relay (fd, stopping); })
+{
+  if (tls_pem.empty ())
+    return;
+  GError *error = nullptr;
+  tls_certificate_ = g_tls_certificate_new_from_pem (tls_pem.c_str (), -1, &error);
+  if (!tls_certificate_) {
+    ADD_FAILURE () << "TcpProxy: bad certificate: " << error->message;
+    g_error_free (error);
+  }
+}
+
+TcpProxy::~TcpProxy ()
+{
+  stop ();
+  if (tls_certificate_)
+    g_object_unref (tls_certificate_);
+}
+
+bool
+TcpProxy::start (guint16 port)
+{
+  return server_.start (port);
+}
+
+void
+TcpProxy::stop ()
+{
+  server_.stop ();
+}
+
+guint
+TcpProxy::relays () const
+{
+  std::lock_guard<std::mutex> lock (mutex_);
+  return static_cast<guint> (relays_.size ());
+}
+
+guint
+TcpProxy::reset_connections ()
+{
+  std::unique_lock<std::mutex> lock (mutex_);
+  const guint epoch = ++epoch_;
+  const guint count = static_cast<guint> (
+      std::distance (relays_.begin (), relays_.lower_bound (epoch)));
+  // Each relay notices within its 100 ms poll.
+  if (!relays_changed_.wait_for (lock, 5s,
+          [&] { return relays_.empty () || *relays_.begin () >= epoch; }))
+    abort_on_hang ("TcpProxy relays still open 5 s after a reset");
+  return count;
+}
+
+void
+TcpProxy::relay (int fd, const std::atomic<bool> &stopping)
+{
+  guint epoch;
+  std::multiset<guint>::iterator registered;
+  {
+    std::lock_guard<std::mutex> lock (mutex_);
+    epoch = epoch_;
+    registered = relays_.insert (epoch);
+  }
+  int target_fd = connect_loopback (target_);
+  bool reset = false;
+  if (target_fd >= 0) {
+    ClientSide client (fd, tls_certificate_);
+    guint8 buffer[16384];
+    while (!client.failed () && !stopping) {
+      {
+        std::lock_guard<std::mutex> lock (mutex_);
+        reset = epoch_ != epoch;
+      }
+      if (reset)
+        break;
+      struct pollfd fds[2] = {{fd, POLLIN, 0}, {target_fd, POLLIN, 0}};
+      if (poll (fds, 2, 100) < 0 && errno != EINTR)
+        break;
+      bool open = true;
+      // Everything the client side has now (TLS may hold decrypted records
+      // back from the socket's readiness), then the target's.
+      ssize_t n;
+      while (open && (n = client.read (buffer, sizeof (buffer))) != -1)
+        open = n > 0 && send_all (target_fd, buffer, static_cast<size_t> (n)) >= 0;
+      if (open && fds[1].revents) {
+        n = recv (target_fd, buffer, sizeof (buffer), 0);
+        open = n > 0 && client.write (buffer, static_cast<size_t> (n));
+      }
+      if (!open)
+        break;
+    }
+  }
+  if (reset) {
+    abort_on_close (fd);  // TcpServer closes it when we return
+    if (target_fd >= 0)
+      abort_on_close (target_fd);
+  }
+  if (target_fd >= 0)
+    close (target_fd);
+  {
+    std::lock_guard<std::mutex> lock (mutex_);
+    relays_.erase (registered);
+  }
+  relays_changed_.notify_all ();
 }
 
 // ---------------------------------------------------------------------------

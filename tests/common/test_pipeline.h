@@ -34,6 +34,7 @@ struct FrameRecord {
   bool keyframe = false;
   bool discont = false;
   gsize size = 0;
+  guint64 checksum = 0;  // FNV-1a of the bytes: tells two pictures apart
   int width = 0;
   int height = 0;
   std::string media_type;
@@ -276,6 +277,18 @@ class TestPipeline {
     return gst_message_type_get_name (type);
   }
 
+  static guint64 checksum (GstBuffer *buffer)
+  {
+    guint64 hash = 14695981039346656037ull;
+    GstMapInfo map;
+    if (!gst_buffer_map (buffer, &map, GST_MAP_READ))
+      return 0;
+    for (gsize i = 0; i < map.size; i++)
+      hash = (hash ^ map.data[i]) * 1099511628211ull;
+    gst_buffer_unmap (buffer, &map);
+    return hash;
+  }
+
   static GstFlowReturn on_new_sample (GstAppSink *appsink, gpointer user_data)
   {
     auto *self = static_cast<TestPipeline *> (user_data);
@@ -290,6 +303,7 @@ class TestPipeline {
     frame.keyframe = !GST_BUFFER_FLAG_IS_SET (buffer, GST_BUFFER_FLAG_DELTA_UNIT);
     frame.discont = GST_BUFFER_FLAG_IS_SET (buffer, GST_BUFFER_FLAG_DISCONT);
     frame.size = gst_buffer_get_size (buffer);
+    frame.checksum = checksum (buffer);
     GstCaps *caps = gst_sample_get_caps (sample);
     {
       std::lock_guard<std::mutex> lock (self->mutex_);
