@@ -55,6 +55,8 @@ struct Outage {
   // Brings the camera back; none when it is back as soon as the fault is over
   // (a reset connection).
   std::function<void ()> recover;
+  // Streams downstream: 2 when the camera comes back with another codec.
+  int streams = 1;
 };
 
 struct OutageResult {
@@ -88,7 +90,7 @@ expect_outage_recovered (TestPipeline &p, const Outage &outage, const char *what
   }
   ASSERT_GE (r.resumed, 0);
   ASSERT_TRUE (p.wait_frames (static_cast<size_t> (r.resumed) + 15, 5s));
-  expect_clean_stream (p);
+  expect_clean_stream (p, outage.streams);
   expect_fault_sequence (p, r.from);
   if (result)
     *result = r;
@@ -260,8 +262,9 @@ TEST (CameraSrcFaults, RtspCodecChangesAcrossAReboot)
          camera.stop ();
          ASSERT_TRUE (camera.switch_codec ("h265"));
        },
-          1, [&] { ASSERT_TRUE (camera.start ()); }},
+          1, [&] { ASSERT_TRUE (camera.start ()); }, 2},
       "rtsp reboot into H.265", &r));
+  EXPECT_EQ (p.event_count (GST_EVENT_STREAM_START), 2);
   auto frames = p.frames ();
   EXPECT_EQ (frames[r.resumed - 1].media_type, "video/x-h264");
   EXPECT_EQ (frames[r.resumed].media_type, "video/x-h265");
