@@ -336,9 +336,18 @@ class TestPipeline {
     return GST_PAD_PROBE_OK;
   }
 
+  // A sync handler that returns GST_BUS_DROP owns the message and must
+  // unref it: without that, every message and the objects it refers to (the
+  // pipeline and its elements) stayed alive for good.
   static GstBusSyncReply on_message (GstBus *, GstMessage *message, gpointer user_data)
   {
-    auto *self = static_cast<TestPipeline *> (user_data);
+    record_message (message, static_cast<TestPipeline *> (user_data));
+    gst_message_unref (message);
+    return GST_BUS_DROP;
+  }
+
+  static void record_message (GstMessage *message, TestPipeline *self)
+  {
     MessageRecord record;
     record.type = GST_MESSAGE_TYPE (message);
     record.arrival = SteadyClock::now ();
@@ -384,20 +393,19 @@ class TestPipeline {
         gst_element_call_async (self->pipeline_.get (), [] (GstElement *pipeline, gpointer) {
           gst_bin_recalculate_latency (GST_BIN (pipeline));
         }, nullptr, nullptr);
-        return GST_BUS_DROP;
+        return;
       case GST_MESSAGE_EOS:
       case GST_MESSAGE_STATE_CHANGED:
       case GST_MESSAGE_STREAM_START:
         break;
       default:
-        return GST_BUS_DROP;
+        return;
     }
     {
       std::lock_guard<std::mutex> lock (self->mutex_);
       self->messages_.push_back (std::move (record));
     }
     self->cond_.notify_all ();
-    return GST_BUS_DROP;
   }
 
   camrelay::ElementPtr pipeline_;
