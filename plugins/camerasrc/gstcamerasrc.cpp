@@ -481,7 +481,7 @@ prepare_buffer (Output &out, const Output *leader, GstBuffer *buffer, GstCaps *c
       GstStream *stream = gst_stream_new (nullptr, nullptr,
           gst_stream_get_stream_type (out.stream), GST_STREAM_FLAG_NONE);
       gst_object_unref (out.stream);
-      out.stream = GST_STREAM (gst_object_ref_sink (stream));
+      out.stream = stream;  // gst_stream_new () returns it owned, not floating
       outgoing.new_stream = true;
       outgoing.group_id = out.group_id;
     }
@@ -1167,9 +1167,10 @@ init_output_stream (GstCameraSrc *self, GstElement *appsrc, StreamKind kind)
   GstPad *pad = gst_element_get_static_pad (appsrc, "src");
   GCharPtr stream_id{gst_pad_create_stream_id (pad, appsrc,
       kind == StreamKind::Video ? "video" : "audio")};
-  GstStream *stream = GST_STREAM (gst_object_ref_sink (gst_stream_new (stream_id.get (), nullptr,
+  // gst_stream_new () returns the stream owned, not floating.
+  GstStream *stream = gst_stream_new (stream_id.get (), nullptr,
       kind == StreamKind::Video ? GST_STREAM_TYPE_VIDEO : GST_STREAM_TYPE_AUDIO,
-      GST_STREAM_FLAG_NONE)));
+      GST_STREAM_FLAG_NONE);
   gst_pad_add_probe (pad,
       static_cast<GstPadProbeType> (GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM | GST_PAD_PROBE_TYPE_BUFFER),
       on_output_data, new OutputAnnouncer{self, kind}, [] (gpointer data) {

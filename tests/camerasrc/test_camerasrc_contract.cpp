@@ -218,7 +218,7 @@ expect_fallback_only_in_gaps (const std::vector<BufferEntry> &entries)
 class ManagerHold {
  public:
   ManagerHold (GstElement *camerasrc, std::chrono::milliseconds hold)
-      : camerasrc_ (camerasrc), hold_ (hold)
+      : camerasrc_ (GST_ELEMENT (gst_object_ref (camerasrc))), hold_ (hold)
   {
     g_signal_connect (camerasrc, "notify::state", G_CALLBACK (on_state), this);
     gst_debug_set_active (TRUE);
@@ -232,6 +232,7 @@ class ManagerHold {
     gst_debug_remove_log_function (on_log);
     gst_debug_add_log_function (gst_debug_log_default, nullptr, nullptr);
     gst_debug_unset_threshold_for_name ("camerasrc");
+    gst_object_unref (camerasrc_);  // outlives the pipeline's stop
   }
   int holds () const { return holds_; }
 
