@@ -707,19 +707,27 @@ TEST (CameraSrcFaults, FallbackSlateSendsAPictureAtTheCameraSize)
   const size_t from = stream_until (p, 15);
   camera.stop ();
   ASSERT_TRUE (p.wait_state ("reconnecting", 5s, from));
-  size_t count = p.frame_count ();
-  EXPECT_TRUE (p.wait_frames (count + 3, 3s)) << "slate frames while away";
-  auto frames = p.frames ();
+  const size_t count = p.frame_count ();
   std::set<guint64> camera_pictures;
-  for (size_t i = 0; i < count; i++)
-    camera_pictures.insert (frames[i].checksum);
-  ASSERT_GT (frames.size (), count);
-  const FrameRecord &slate = frames[count];
-  EXPECT_EQ (camera_pictures.count (slate.checksum), 0u)
-      << "the fallback repeats a picture of the camera, not a slate";
-  EXPECT_NE (slate.caps_generation, last_keyframe (frames, count)->caps_generation)
+  for (const FrameRecord &f : p.frames ())
+    camera_pictures.insert (f.checksum);
+  // The slate is encoded in the background: until it is there, the
+  // fallback repeats the camera's last keyframe.  Then only the slate.
+  size_t slate_at = 0;
+  // (At most 50 pictures: 10 s at this fallback-interval.)
+  for (size_t seen = count; slate_at == 0 && seen < count + 50 && p.wait_frames (seen + 1, 5s); seen++)
+    if (!camera_pictures.count (p.frames ()[seen].checksum))
+      slate_at = seen;
+  ASSERT_GT (slate_at, 0u) << "no picture other than the camera's while away";
+  EXPECT_TRUE (p.wait_frames (slate_at + 3, 3s)) << "slate frames while away";
+  auto frames = p.frames ();
+  const FrameRecord *last = last_keyframe (frames, count);
+  for (size_t i = count; i < slate_at; i++)
+    EXPECT_EQ (frames[i].checksum, last->checksum) << "before the slate, frame " << i;
+  const FrameRecord &slate = frames[slate_at];
+  EXPECT_NE (slate.caps_generation, last->caps_generation)
       << "the slate comes with caps of its own";
-  for (size_t i = count; i < frames.size (); i++) {
+  for (size_t i = slate_at; i < frames.size (); i++) {
     EXPECT_TRUE (frames[i].keyframe);
     EXPECT_EQ (frames[i].width, 640);
     EXPECT_EQ (frames[i].height, 360);
