@@ -238,22 +238,47 @@ TEST (CameraSrc, HttpsMjpegStreamsFromACameraWhoseCertificateIsTrusted)
   EXPECT_EQ (p.states ().back (), "streaming");  // after one attempt or more, as above
 }
 
+// An RTSPS and an HTTPS (MJPEG behind a TLS proxy) camera with the test's
+// self-signed certificate, which camerasrc does not trust.
+struct UntrustedCameras {
+  explicit UntrustedCameras (const TlsIdentity &identity)
+      : rtsps (rtsps_options (identity)), https (0, identity.pem)
+  {
+  }
+  bool start ()
+  {
+    if (!rtsps.start () || !mjpeg.start ())
+      return false;
+    https.set_target (mjpeg.port ());
+    return https.start ();
+  }
+  std::vector<std::string> uris () const
+  {
+    return {rtsps.uri (), "https://127.0.0.1:" + std::to_string (https.port ()) + "/video.mjpg"};
+  }
+
+  FakeRtspCamera rtsps;
+  FakeMjpegCamera mjpeg;
+  TcpProxy https;
+
+ private:
+  static RtspCameraOptions rtsps_options (const TlsIdentity &identity)
+  {
+    RtspCameraOptions options;
+    options.tls_pem = identity.pem;
+    return options;
+  }
+};
+
 // A certificate the element does not trust is a camera fault like any
 // other: retried, never an ERROR.
 TEST (CameraSrc, UntrustedCertificateIsRetriedNotAnError)
 {
   const TlsIdentity *identity = tls_identity ();
   ASSERT_NE (identity, nullptr) << "needs the openssl command";
-  RtspCameraOptions options;
-  options.tls_pem = identity->pem;
-  FakeRtspCamera rtsps (options);
-  ASSERT_TRUE (rtsps.start ());
-  FakeMjpegCamera mjpeg;
-  ASSERT_TRUE (mjpeg.start ());
-  TcpProxy https (mjpeg.port (), identity->pem);
-  ASSERT_TRUE (https.start ());
-  for (const std::string &uri :
-      {rtsps.uri (), "https://127.0.0.1:" + std::to_string (https.port ()) + "/video.mjpg"}) {
+  UntrustedCameras cameras (*identity);
+  ASSERT_TRUE (cameras.start ());
+  for (const std::string &uri : cameras.uris ()) {
     SCOPED_TRACE (uri);
     TestPipeline p;
     ASSERT_TRUE (launch_camera (p, uri));
@@ -275,16 +300,9 @@ TEST (CameraSrc, DISABLED_UntrustedCertificateIsNamedInTheReason)
 {
   const TlsIdentity *identity = tls_identity ();
   ASSERT_NE (identity, nullptr) << "needs the openssl command";
-  RtspCameraOptions options;
-  options.tls_pem = identity->pem;
-  FakeRtspCamera rtsps (options);
-  ASSERT_TRUE (rtsps.start ());
-  FakeMjpegCamera mjpeg;
-  ASSERT_TRUE (mjpeg.start ());
-  TcpProxy https (mjpeg.port (), identity->pem);
-  ASSERT_TRUE (https.start ());
-  for (const std::string &uri :
-      {rtsps.uri (), "https://127.0.0.1:" + std::to_string (https.port ()) + "/video.mjpg"}) {
+  UntrustedCameras cameras (*identity);
+  ASSERT_TRUE (cameras.start ());
+  for (const std::string &uri : cameras.uris ()) {
     SCOPED_TRACE (uri);
     TestPipeline p;
     ASSERT_TRUE (launch_camera (p, uri));
