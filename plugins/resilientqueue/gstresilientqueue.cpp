@@ -931,6 +931,11 @@ queue_event (GstResilientQueue *self, GstEvent *event)
             gst_flow_get_name (reason));
         lock.unlock ();
         gst_event_unref (event);
+        // An EOS that cannot go out is the end of the data flow: nobody else
+        // will report why it never arrives, so post the flow error, as queue
+        // does.
+        if (type == GST_EVENT_EOS && (reason == GST_FLOW_NOT_LINKED || reason < GST_FLOW_EOS))
+          GST_ELEMENT_FLOW_ERROR (self, reason);
         return reason;
       }
       GST_DEBUG_OBJECT (self, "downstream %s: queueing %s event for later",

@@ -597,6 +597,67 @@ TEST_F (LeakyModeTest, EosDrainsThenRefusesBuffers)
   EXPECT_EQ (stat (stats, "current-level-buffers"), 0u);
 }
 
+// EOS after downstream failed (not linked, or an error): nothing will ever
+// carry it downstream, so, as queue does, the element posts a flow error;
+// otherwise a pipeline waiting for EOS would wait forever.
+enum class Failure { NotLinked, Error };
+
+class EosAfterDownstreamFailureTest : public ::testing::TestWithParam<Failure> {};
+
+GstFlowReturn
+refuse_buffer (GstPad *, GstObject *, GstBuffer *buffer)
+{
+  gst_buffer_unref (buffer);
+  return GST_FLOW_ERROR;
+}
+
+TEST_P (EosAfterDownstreamFailureTest, PostsAFlowError)
+{
+  HarnessPtr h = make_harness ({{"leaky", "gop"}});
+  ASSERT_NE (h, nullptr);
+  camrelay::BusPtr bus{gst_bus_new ()};
+  gst_element_set_bus (h->element, bus.get ());
+  PadPtr srcpad{gst_element_get_static_pad (h->element, "src")};
+  const GstFlowReturn expected = GetParam () == Failure::NotLinked ? GST_FLOW_NOT_LINKED : GST_FLOW_ERROR;
+  if (GetParam () == Failure::NotLinked)
+    ASSERT_TRUE (gst_pad_unlink (srcpad.get (), h->sinkpad));
+  else
+    gst_pad_set_chain_function (h->sinkpad, refuse_buffer);
+
+  ASSERT_EQ (gst_harness_push (h.get (), make_buffer (0, true)), GST_FLOW_OK);
+  // A serialized query returns once the src task has failed on buffer 0.
+  {
+    camrelay::CapsPtr caps{make_caps (0)};
+    camrelay::QueryPtr query{gst_query_new_allocation (caps.get (), FALSE)};
+    EXPECT_FALSE (gst_pad_peer_query (h->srcpad, query.get ()));
+  }
+  EXPECT_EQ (gst_harness_push (h.get (), make_buffer (1, true)), expected);
+  camrelay::MessagePtr early{gst_bus_pop_filtered (bus.get (), GST_MESSAGE_ERROR)};
+  EXPECT_EQ (early, nullptr) << "a failed push alone is upstream's to report";
+
+  EXPECT_FALSE (gst_pad_push_event (h->srcpad, gst_event_new_eos ()));
+  camrelay::MessagePtr error{gst_bus_timed_pop_filtered (bus.get (), 5 * GST_SECOND, GST_MESSAGE_ERROR)};
+  ASSERT_NE (error, nullptr) << "EOS after a downstream failure vanished without an error";
+  EXPECT_EQ (GST_MESSAGE_SRC (error.get ()), GST_OBJECT (h->element));
+  GError *gerror = nullptr;
+  gst_message_parse_error (error.get (), &gerror, nullptr);
+  camrelay::GErrorPtr gerror_owner{gerror};
+  EXPECT_TRUE (g_error_matches (gerror, GST_STREAM_ERROR, GST_STREAM_ERROR_FAILED))
+      << gerror->message;
+  const GstStructure *details = nullptr;
+  gst_message_parse_error_details (error.get (), &details);
+  gint flow = 0;
+  ASSERT_TRUE (details && gst_structure_get_int (details, "flow-return", &flow));
+  EXPECT_EQ (flow, expected);
+  gst_element_set_bus (h->element, nullptr);
+}
+
+INSTANTIATE_TEST_SUITE_P (Downstream, EosAfterDownstreamFailureTest,
+    ::testing::Values (Failure::NotLinked, Failure::Error),
+    [] (const ::testing::TestParamInfo<Failure> &info) {
+      return info.param == Failure::NotLinked ? "NotLinked" : "Error";
+    });
+
 // ---------------------------------------------------------------------------
 // Limits changed in PLAYING
 
