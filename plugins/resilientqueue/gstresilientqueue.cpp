@@ -31,6 +31,8 @@
 
 #include "resilientqueue/gstresilientqueue.h"
 
+#include "common/gstref.h"
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -47,6 +49,13 @@ GST_DEBUG_CATEGORY_STATIC (resilient_queue_dataflow);
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using camrelay::ClockPtr;
+using camrelay::EventPtr;
+using camrelay::MiniObjectPtr;
+using camrelay::QueryPtr;
+// A clock entry (GstClockID) is neither a GstObject nor a mini object, but is
+// reference counted all the same.
+using ClockIdPtr = camrelay::UniqueRef<void, gst_clock_id_unref>;
 
 constexpr guint64 DEFAULT_MAX_SIZE_TIME = 20 * GST_SECOND;
 // 20 s of a 4K camera at ~25 Mbit/s is ~60 MiB.
@@ -98,20 +107,14 @@ struct QueryWaiter {
   bool answered = false;
   bool abandoned = false;
   gboolean result = FALSE;
-  GstQuery *answer = nullptr;  // owned once answered, until taken
-
-  ~QueryWaiter ()
-  {
-    if (answer)
-      gst_query_unref (answer);
-  }
+  QueryPtr answer;  // set once answered, until taken
 };
 
 enum class ItemKind : guint8 { Buffer, Event, Query };
 
 // One entry of the queue.  Owns one reference to `object`.
 struct Item {
-  GstMiniObject *object = nullptr;
+  MiniObjectPtr<GstMiniObject> object;
   ItemKind kind = ItemKind::Buffer;
   bool keyframe = false;
   bool discont = false;  // set DISCONT when it goes out
@@ -125,9 +128,7 @@ struct Item {
 void
 release_item (Item &item)
 {
-  if (item.object)
-    gst_mini_object_unref (item.object);
-  item.object = nullptr;
+  item.object.reset ();
 }
 
 struct DropCounts {
@@ -204,8 +205,8 @@ struct GstResilientQueuePrivate {
   std::optional<Clock::time_point> last_drop_message;
   // Posts pending drops once they are due when no thread of ours runs: the
   // src task may be held downstream while upstream has stopped pushing.
-  GstClock *system_clock = nullptr;
-  GstClockID drop_timer = nullptr;
+  ClockPtr system_clock{gst_system_clock_obtain ()};
+  ClockIdPtr drop_timer;
 
   // Only touched by the upstream streaming thread.
   GstSegment sink_segment;
@@ -214,6 +215,7 @@ struct GstResilientQueuePrivate {
 struct _GstResilientQueue {
   GstElement parent;
 
+  // Borrowed: the element owns its pads.
   GstPad *sinkpad;
   GstPad *srcpad;
   GstResilientQueuePrivate *priv;
@@ -537,7 +539,7 @@ trim_to_limits (GstResilientQueuePrivate &p)
 // it when it is due.
 struct DropNotice {
   std::optional<DropReport> report;
-  GstClockID start_timer = nullptr;  // owned
+  ClockIdPtr start_timer;
 };
 
 DropNotice
@@ -554,9 +556,9 @@ collect_drop_notice (GstResilientQueuePrivate &p)
   } else if (!p.drop_timer && p.srcresult == GST_FLOW_OK) {
     const auto wait = std::chrono::duration_cast<std::chrono::nanoseconds> (
         *p.last_drop_message + DROP_MESSAGE_INTERVAL - now);
-    p.drop_timer = gst_clock_new_single_shot_id (p.system_clock,
-        gst_clock_get_time (p.system_clock) + static_cast<GstClockTime> (wait.count ()));
-    notice.start_timer = gst_clock_id_ref (p.drop_timer);
+    p.drop_timer.reset (gst_clock_new_single_shot_id (p.system_clock.get (),
+        gst_clock_get_time (p.system_clock.get ()) + static_cast<GstClockTime> (wait.count ())));
+    notice.start_timer.reset (gst_clock_id_ref (p.drop_timer.get ()));
   }
   return notice;
 }
@@ -581,18 +583,18 @@ flush_items (GstResilientQueuePrivate &p)
 // EOS still describe the stream after the flush, and upstream does not send
 // them again: they are handed back, oldest first, for the caller to store on
 // the src pad once the lock is released, as queue does.
-std::vector<GstEvent *>
+std::vector<EventPtr>
 flush_items_keeping_sticky_events (GstResilientQueuePrivate &p)
 {
-  std::vector<GstEvent *> sticky;
+  std::vector<EventPtr> sticky;
   for (Item &item : p.items) {
     if (item.kind != ItemKind::Event)
       continue;
-    GstEvent *event = GST_EVENT_CAST (item.object);
+    GstEvent *event = GST_EVENT_CAST (item.object.get ());
     if (GST_EVENT_IS_STICKY (event) && GST_EVENT_TYPE (event) != GST_EVENT_SEGMENT
         && GST_EVENT_TYPE (event) != GST_EVENT_EOS) {
-      sticky.push_back (event);
-      item.object = nullptr;
+      sticky.emplace_back (event);
+      item.object.release ();  // now owned by `sticky`
     }
   }
   flush_items (p);
@@ -660,9 +662,9 @@ deliver_drop_notice (GstResilientQueue *self, DropNotice &notice)
   if (notice.start_timer) {
     auto *target = new DropTimerTarget;
     g_weak_ref_init (&target->element, self);
-    gst_clock_id_wait_async (notice.start_timer, on_drop_timer, target, free_drop_timer_target);
-    gst_clock_id_unref (notice.start_timer);
-    notice.start_timer = nullptr;
+    gst_clock_id_wait_async (notice.start_timer.get (), on_drop_timer, target,
+        free_drop_timer_target);
+    notice.start_timer.reset ();
   }
 }
 
@@ -670,37 +672,33 @@ gboolean
 on_drop_timer (GstClock *, GstClockTime, GstClockID id, gpointer user_data)
 {
   auto *target = static_cast<DropTimerTarget *> (user_data);
-  auto *self = static_cast<GstResilientQueue *> (g_weak_ref_get (&target->element));
+  camrelay::ObjectPtr<GstResilientQueue> self{
+      static_cast<GstResilientQueue *> (g_weak_ref_get (&target->element))};
   if (!self)
     return TRUE;  // gone
   GstResilientQueuePrivate &p = *self->priv;
   DropNotice notice;
   {
     Lock lock (p.lock);
-    if (p.drop_timer == id) {
-      gst_clock_id_unref (p.drop_timer);
-      p.drop_timer = nullptr;
+    if (p.drop_timer.get () == id) {
+      p.drop_timer.reset ();
       notice = collect_drop_notice (p);
     }  // else cancelled
   }
-  deliver_drop_notice (self, notice);
-  gst_object_unref (self);
+  deliver_drop_notice (self.get (), notice);
   return TRUE;
 }
 
 void
 cancel_drop_timer (GstResilientQueuePrivate &p)
 {
-  GstClockID timer;
+  ClockIdPtr timer;
   {
     Lock lock (p.lock);
-    timer = p.drop_timer;
-    p.drop_timer = nullptr;
+    timer = std::move (p.drop_timer);
   }
-  if (timer) {
-    gst_clock_id_unschedule (timer);
-    gst_clock_id_unref (timer);
-  }
+  if (timer)
+    gst_clock_id_unschedule (timer.get ());
 }
 
 void
@@ -723,7 +721,7 @@ make_buffer_item (GstResilientQueue *self, GstBuffer *buffer)
 {
   GstResilientQueuePrivate &p = *self->priv;
   Item item;
-  item.object = GST_MINI_OBJECT_CAST (buffer);
+  item.object.reset (GST_MINI_OBJECT_CAST (buffer));
   item.kind = ItemKind::Buffer;
   item.keyframe = !GST_BUFFER_FLAG_IS_SET (buffer, GST_BUFFER_FLAG_DELTA_UNIT);
   item.size = static_cast<guint> (MIN (gst_buffer_get_size (buffer), G_MAXUINT));
@@ -901,10 +899,11 @@ start_src_task (GstResilientQueue *self)
 // Queues a serialized event.  A refused event returns the reason as a flow
 // return, so that upstream sees FLUSHING or EOS rather than a failure.
 GstFlowReturn
-queue_event (GstResilientQueue *self, GstEvent *event)
+queue_event (GstResilientQueue *self, GstEvent *event_in)
 {
+  EventPtr event{event_in};
   GstResilientQueuePrivate &p = *self->priv;
-  const GstEventType type = GST_EVENT_TYPE (event);
+  const GstEventType type = GST_EVENT_TYPE (event.get ());
   const bool starts_stream = type == GST_EVENT_STREAM_START || type == GST_EVENT_SEGMENT;
   bool restart_task = false;
 
@@ -924,13 +923,13 @@ queue_event (GstResilientQueue *self, GstEvent *event)
       // event still belongs to the stream and is queued in its place, to go
       // out after the data queued before it once the task runs again, as in
       // queue.  (Stored on the src pad it would go out ahead of that data.)
-      const bool keep = GST_EVENT_IS_STICKY (event) && type != GST_EVENT_EOS
+      const bool keep = GST_EVENT_IS_STICKY (event.get ()) && type != GST_EVENT_EOS
           && reason != GST_FLOW_FLUSHING && reason != GST_FLOW_EOS;
       if (!keep) {
-        GST_DEBUG_OBJECT (self, "refusing %s event: %s", GST_EVENT_TYPE_NAME (event),
+        GST_DEBUG_OBJECT (self, "refusing %s event: %s", GST_EVENT_TYPE_NAME (event.get ()),
             gst_flow_get_name (reason));
         lock.unlock ();
-        gst_event_unref (event);
+        event.reset ();
         // An EOS that cannot go out is the end of the data flow: nobody else
         // will report why it never arrives, so post the flow error, as queue
         // does.
@@ -939,13 +938,13 @@ queue_event (GstResilientQueue *self, GstEvent *event)
         return reason;
       }
       GST_DEBUG_OBJECT (self, "downstream %s: queueing %s event for later",
-          gst_flow_get_name (reason), GST_EVENT_TYPE_NAME (event));
+          gst_flow_get_name (reason), GST_EVENT_TYPE_NAME (event.get ()));
     }
     if (type == GST_EVENT_EOS)
       p.eos = true;
 
     Item item;
-    item.object = GST_MINI_OBJECT_CAST (event);
+    item.object.reset (GST_MINI_OBJECT_CAST (event.release ()));
     item.kind = ItemKind::Event;
     p.items.push_back (std::move (item));
     p.underrun_signalled = false;
@@ -987,7 +986,7 @@ gst_resilient_queue_sink_event (GstPad *, GstObject *parent, GstEvent *event)
       const GstFlowReturn ret = forward_event (self, event);
       gst_segment_init (&p.sink_segment, GST_FORMAT_UNDEFINED);
       bool restart = false;
-      std::vector<GstEvent *> sticky;
+      std::vector<EventPtr> sticky;
       {
         Lock lock (p.lock);
         sticky = flush_items_keeping_sticky_events (p);
@@ -999,10 +998,8 @@ gst_resilient_queue_sink_event (GstPad *, GstObject *parent, GstEvent *event)
       }
       // The task is paused (FLUSH_START) and restarts after this: nothing
       // else sets sticky events on the src pad meanwhile.
-      for (GstEvent *event : sticky) {
-        gst_pad_store_sticky_event (self->srcpad, event);
-        gst_event_unref (event);
-      }
+      for (const EventPtr &sticky_event : sticky)
+        gst_pad_store_sticky_event (self->srcpad, sticky_event.get ());
       if (restart)
         start_src_task (self);
       return ret;
@@ -1050,7 +1047,7 @@ queue_query (GstResilientQueue *self, GstQuery *query)
 
   auto waiter = std::make_shared<QueryWaiter> ();
   Item item;
-  item.object = GST_MINI_OBJECT_CAST (gst_query_copy (query));
+  item.object.reset (GST_MINI_OBJECT_CAST (gst_query_copy (query)));
   item.kind = ItemKind::Query;
   item.waiter = waiter;
 
@@ -1082,14 +1079,12 @@ queue_query (GstResilientQueue *self, GstQuery *query)
                                        : gst_flow_get_name (flushed_result (p, generation)));
     return FALSE;
   }
-  GstQuery *answer = waiter->answer;
-  waiter->answer = nullptr;
+  QueryPtr answer = std::move (waiter->answer);
   const gboolean result = waiter->result;
   lock.unlock ();
 
   if (result)
-    copy_query_answer (query, answer);
-  gst_query_unref (answer);
+    copy_query_answer (query, answer.get ());
   return result;
 }
 
@@ -1178,8 +1173,8 @@ on_push_failed (GstResilientQueue *self, GstFlowReturn ret)
 void
 push_buffer (GstResilientQueue *self, Item &item)
 {
-  GstBuffer *buffer = GST_BUFFER_CAST (item.object);
-  item.object = nullptr;
+  // gst_pad_push() takes the reference.
+  GstBuffer *buffer = GST_BUFFER_CAST (item.object.release ());
   if (item.discont && !GST_BUFFER_FLAG_IS_SET (buffer, GST_BUFFER_FLAG_DISCONT)) {
     buffer = gst_buffer_make_writable (buffer);
     GST_BUFFER_FLAG_SET (buffer, GST_BUFFER_FLAG_DISCONT);
@@ -1197,8 +1192,8 @@ void
 push_event (GstResilientQueue *self, Item &item)
 {
   GstResilientQueuePrivate &p = *self->priv;
-  GstEvent *event = GST_EVENT_CAST (item.object);
-  item.object = nullptr;
+  // gst_pad_push_event() takes the reference.
+  GstEvent *event = GST_EVENT_CAST (item.object.release ());
   const bool is_eos = GST_EVENT_TYPE (event) == GST_EVENT_EOS;
   GST_CAT_LOG_OBJECT (resilient_queue_dataflow, self, "pushing %s event",
       GST_EVENT_TYPE_NAME (event));
@@ -1219,26 +1214,23 @@ void
 push_query (GstResilientQueue *self, Item &item)
 {
   GstResilientQueuePrivate &p = *self->priv;
-  GstQuery *query = GST_QUERY_CAST (item.object);
-  item.object = nullptr;
+  QueryPtr query{GST_QUERY_CAST (item.object.release ())};
   {
     Lock lock (p.lock);
     if (item.waiter->abandoned) {
       lock.unlock ();
-      gst_query_unref (query);
-      return;
+      return;  // the query goes with `query`, unlocked
     }
   }
-  const gboolean result = gst_pad_peer_query (self->srcpad, query);
+  const gboolean result = gst_pad_peer_query (self->srcpad, query.get ());
   Lock lock (p.lock);
   if (item.waiter->abandoned) {
     lock.unlock ();
-    gst_query_unref (query);
     return;
   }
   item.waiter->answered = true;
   item.waiter->result = result;
-  item.waiter->answer = query;
+  item.waiter->answer = std::move (query);
   p.query_handled.notify_all ();
 }
 
@@ -1483,7 +1475,6 @@ gst_resilient_queue_finalize (GObject *object)
 {
   GstResilientQueue *self = GST_RESILIENT_QUEUE (object);
   flush_items (*self->priv);
-  gst_object_unref (self->priv->system_clock);
   delete self->priv;
   self->priv = nullptr;
   G_OBJECT_CLASS (parent_class)->finalize (object);
@@ -1583,7 +1574,6 @@ static void
 gst_resilient_queue_init (GstResilientQueue *self)
 {
   self->priv = new GstResilientQueuePrivate ();
-  self->priv->system_clock = gst_system_clock_obtain ();
   gst_segment_init (&self->priv->sink_segment, GST_FORMAT_UNDEFINED);
 
   self->sinkpad = gst_pad_new_from_static_template (&sink_template, "sink");
