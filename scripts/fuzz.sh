@@ -27,7 +27,7 @@ declare -A sources=(
   [vendors]="launcher/config.cpp launcher/config_values.cpp"
   [config_values]="launcher/config_values.cpp"
   [camera_uri]="plugins/camerasrc/camerauri.cpp"
-  [test_uri]="plugins/testcamerasrc/gsttestcamerasrc.cpp"
+  [test_uri]="plugins/testcamerasrc/gsttestcamerasrc.cpp plugins/testcamerasrc/session.cpp plugins/testcamerasrc/testuri.cpp"
 )
 
 if ! command -v "$CXX" >/dev/null; then
