@@ -54,23 +54,70 @@ flushed_result (const GstResilientQueuePrivate &p, guint64 generation)
 
 // ---- upstream side --------------------------------------------------------
 
-// leaky=none: waits for room until max-block-time has passed or a flush.
-// The deadline follows max-block-time as it is now, so lowering it shortens a
-// wait under way (setting it signals the condition).
 void
-wait_for_room (GstResilientQueuePrivate &p, Lock &lock, const Item &item, guint64 generation)
+wake_blocked_waiters (GstResilientQueue *self, GstClockID)
 {
-  const auto start = SteadyClock::now ();
-  while (!flushed_since (p, generation) && p.store.overflows_with (item)) {
-    const auto deadline = start + std::chrono::nanoseconds (p.max_block_time);
-    if (SteadyClock::now () >= deadline)
+  GstResilientQueuePrivate &p = *self->priv;
+  Lock lock (p.lock);
+  p.item_removed.notify_all ();
+  p.query_handled.notify_all ();
+}
+
+// Waits on `cond` until `done ()` or until max-block-time has passed since
+// `start` on `clock`; returns the time waited, on `clock`.  The deadline
+// follows max-block-time as it is now, so lowering it shortens a wait under
+// way (setting it signals the condition).  A single-shot entry on `clock`
+// ends the wait when the deadline comes, so that the clock decides, a test
+// clock included; the wait also wakes up every IDLE_WAKEUP to look again.
+// Entries are made and cancelled with the lock released.
+template <typename Done>
+GstClockTime
+wait_within_max_block_time (GstResilientQueue *self, Lock &lock, std::condition_variable &cond,
+    bool *waiting, GstClock *clock, GstClockTime start, Done done)
+{
+  GstResilientQueuePrivate &p = *self->priv;
+  ClockIdPtr timer;
+  GstClockTime timer_time = GST_CLOCK_TIME_NONE;
+  while (!done ()) {
+    const GstClockTime deadline = start + p.max_block_time;
+    if (gst_clock_get_time (clock) >= deadline)
       break;
-    p.sink_waiting = true;
-    p.item_removed.wait_until (lock, deadline);
-    p.sink_waiting = false;
+    if (deadline != timer_time) {
+      ClockIdPtr old = std::move (timer);
+      timer.reset (gst_clock_new_single_shot_id (clock, deadline));
+      timer_time = deadline;
+      lock.unlock ();
+      if (old)
+        gst_clock_id_unschedule (old.get ());
+      wait_async (self, timer.get (), wake_blocked_waiters);
+      lock.lock ();
+      continue;  // look again: things may have changed meanwhile
+    }
+    if (waiting)
+      *waiting = true;
+    cond.wait_for (lock, IDLE_WAKEUP);
+    if (waiting)
+      *waiting = false;
   }
-  p.stats.time_blocked += static_cast<guint64> (
-      std::chrono::duration_cast<std::chrono::nanoseconds> (SteadyClock::now () - start).count ());
+  const GstClockTime now = gst_clock_get_time (clock);
+  if (timer) {
+    lock.unlock ();
+    gst_clock_id_unschedule (timer.get ());
+    lock.lock ();
+  }
+  return now > start ? now - start : 0;
+}
+
+// leaky=none: waits for room until max-block-time has passed or a flush.
+void
+wait_for_room (GstResilientQueue *self, Lock &lock, const Item &item, guint64 generation)
+{
+  GstResilientQueuePrivate &p = *self->priv;
+  ClockPtr clock = element_clock (p);
+  const GstClockTime start = gst_clock_get_time (clock.get ());
+  p.stats.time_blocked += wait_within_max_block_time (self, lock, p.item_removed,
+      &p.sink_waiting, clock.get (), start,
+      [&] { return flushed_since (p, generation) || !p.store.overflows_with (item); });
 }
 
 GstFlowReturn
@@ -107,7 +154,7 @@ gst_resilient_queue_chain (GstPad *, GstObject *parent, GstBuffer *buffer)
 
     Admission admission = p.store.admit (item);
     if (admission == Admission::Wait) {
-      wait_for_room (p, lock, item, generation);
+      wait_for_room (self, lock, item, generation);
       if (flushed_since (p, generation))
         return flushed_result (p, generation);
       admission = p.store.admit_after_wait (item);
@@ -315,15 +362,11 @@ queue_query (GstResilientQueue *self, GstQuery *query)
   if (p.src_waiting)
     p.item_added.notify_one ();
 
-  // As for a push, the deadline follows max-block-time as it is now.
   const guint64 generation = p.flush_generation;
-  const auto start = SteadyClock::now ();
-  while (!waiter->answered && !flushed_since (p, generation)) {
-    const auto deadline = start + std::chrono::nanoseconds (p.max_block_time);
-    if (SteadyClock::now () >= deadline)
-      break;
-    p.query_handled.wait_until (lock, deadline);
-  }
+  ClockPtr clock = element_clock (p);
+  const GstClockTime start = gst_clock_get_time (clock.get ());
+  wait_within_max_block_time (self, lock, p.query_handled, nullptr, clock.get (), start,
+      [&] { return waiter->answered || flushed_since (p, generation); });
   if (!waiter->answered) {
     waiter->abandoned = true;
     GST_DEBUG_OBJECT (self, "refusing %s query: %s", GST_QUERY_TYPE_NAME (query),

@@ -51,8 +51,8 @@ constexpr guint64 DEFAULT_MAX_BLOCK_TIME = 5 * GST_SECOND;
 constexpr guint64 MIN_MAX_BLOCK_TIME = GST_MSECOND;
 constexpr guint64 MAX_MAX_BLOCK_TIME = 3600 * GST_SECOND;
 
-// At most one drop message per this interval.
-constexpr auto DROP_MESSAGE_INTERVAL = std::chrono::seconds (1);
+// At most one drop message per this interval, on the element's clock.
+constexpr GstClockTime DROP_MESSAGE_INTERVAL = GST_SECOND;
 
 constexpr const char *STATS_NAME = "application/x-resilientqueue-stats";
 constexpr const char *DROP_MESSAGE_NAME = "resilientqueue-dropped";
@@ -126,6 +126,55 @@ emit_underrun (GstResilientQueue *self)
   g_signal_emit (self, signals[SIGNAL_UNDERRUN], 0);
 }
 
+// ---- time ------------------------------------------------------------------------
+
+ClockPtr
+element_clock (GstResilientQueuePrivate &p)
+{
+  return ref_object (p.pipeline_clock ? p.pipeline_clock.get () : p.system_clock.get ());
+}
+
+namespace {
+
+// What a clock entry of ours holds: a weak reference.  The system clock lets
+// go of a cancelled entry in its own thread, some time after
+// gst_clock_id_unschedule(); a strong reference would keep the element alive
+// past its owner's last unref until then.
+struct ClockTarget {
+  GWeakRef element;
+  ClockFired fired;
+};
+
+void
+free_clock_target (gpointer data)
+{
+  auto *target = static_cast<ClockTarget *> (data);
+  g_weak_ref_clear (&target->element);
+  delete target;
+}
+
+gboolean
+on_clock_entry (GstClock *, GstClockTime, GstClockID id, gpointer user_data)
+{
+  auto *target = static_cast<ClockTarget *> (user_data);
+  ObjectPtr<GstResilientQueue> self{
+      static_cast<GstResilientQueue *> (g_weak_ref_get (&target->element))};
+  if (self)
+    target->fired (self.get (), id);
+  return TRUE;
+}
+
+}  // namespace
+
+void
+wait_async (GstResilientQueue *self, GstClockID id, ClockFired fired)
+{
+  auto *target = new ClockTarget;
+  g_weak_ref_init (&target->element, self);
+  target->fired = fired;
+  gst_clock_id_wait_async (id, on_clock_entry, target, free_clock_target);
+}
+
 // ---- drop messages -----------------------------------------------------------
 
 namespace {
@@ -145,30 +194,9 @@ post_drop_report (GstResilientQueue *self, const DropReport &report)
   gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));
 }
 
-// What the drop timer holds: a weak reference.  The system clock lets go of a
-// cancelled timer in its own thread, some time after cancel_drop_timer(); a
-// strong reference would keep the element alive past its owner's last
-// unref until then.
-struct DropTimerTarget {
-  GWeakRef element;
-};
-
 void
-free_drop_timer_target (gpointer data)
+on_drop_timer (GstResilientQueue *self, GstClockID id)
 {
-  auto *target = static_cast<DropTimerTarget *> (data);
-  g_weak_ref_clear (&target->element);
-  delete target;
-}
-
-gboolean
-on_drop_timer (GstClock *, GstClockTime, GstClockID id, gpointer user_data)
-{
-  auto *target = static_cast<DropTimerTarget *> (user_data);
-  ObjectPtr<GstResilientQueue> self{
-      static_cast<GstResilientQueue *> (g_weak_ref_get (&target->element))};
-  if (!self)
-    return TRUE;  // gone
   GstResilientQueuePrivate &p = *self->priv;
   DropNotice notice;
   {
@@ -178,8 +206,7 @@ on_drop_timer (GstClock *, GstClockTime, GstClockID id, gpointer user_data)
       notice = collect_drop_notice (p);
     }  // else cancelled
   }
-  deliver_drop_notice (self.get (), notice);
-  return TRUE;
+  deliver_drop_notice (self, notice);
 }
 
 }  // namespace
@@ -190,15 +217,16 @@ collect_drop_notice (GstResilientQueuePrivate &p)
   DropNotice notice;
   if (!p.store.has_pending_drops ())
     return notice;
-  const auto now = SteadyClock::now ();
-  if (!p.last_drop_message || now - *p.last_drop_message >= DROP_MESSAGE_INTERVAL) {
+  ClockPtr clock = element_clock (p);
+  const GstClockTime now = gst_clock_get_time (clock.get ());
+  // (A last message later than now was timed on another clock.)
+  if (!p.last_drop_message || now < *p.last_drop_message
+      || now - *p.last_drop_message >= DROP_MESSAGE_INTERVAL) {
     notice.report = DropReport{p.store.take_pending_drops (), p.store.leaky};
     p.last_drop_message = now;
   } else if (!p.drop_timer && p.srcresult == GST_FLOW_OK) {
-    const auto wait = std::chrono::duration_cast<std::chrono::nanoseconds> (
-        *p.last_drop_message + DROP_MESSAGE_INTERVAL - now);
-    p.drop_timer.reset (gst_clock_new_single_shot_id (p.system_clock.get (),
-        gst_clock_get_time (p.system_clock.get ()) + static_cast<GstClockTime> (wait.count ())));
+    p.drop_timer.reset (gst_clock_new_single_shot_id (clock.get (),
+        *p.last_drop_message + DROP_MESSAGE_INTERVAL));
     notice.start_timer.reset (gst_clock_id_ref (p.drop_timer.get ()));
   }
   return notice;
@@ -210,10 +238,7 @@ deliver_drop_notice (GstResilientQueue *self, DropNotice &notice)
   if (notice.report)
     post_drop_report (self, *notice.report);
   if (notice.start_timer) {
-    auto *target = new DropTimerTarget;
-    g_weak_ref_init (&target->element, self);
-    gst_clock_id_wait_async (notice.start_timer.get (), on_drop_timer, target,
-        free_drop_timer_target);
+    wait_async (self, notice.start_timer.get (), on_drop_timer);
     notice.start_timer.reset ();
   }
 }
@@ -348,6 +373,21 @@ gst_resilient_queue_get_property (GObject *object, guint prop_id, GValue *value,
   }
 }
 
+// Time follows the pipeline's clock; a wait under way keeps the clock it
+// started with.
+static gboolean
+gst_resilient_queue_set_clock (GstElement *element, GstClock *clock)
+{
+  GstResilientQueuePrivate &p = *GST_RESILIENT_QUEUE (element)->priv;
+  camrelay::ClockPtr old;  // let go of with the lock released
+  {
+    Lock lock (p.lock);
+    old = std::move (p.pipeline_clock);
+    p.pipeline_clock = camrelay::ref_object (clock);
+  }
+  return GST_ELEMENT_CLASS (parent_class)->set_clock (element, clock);
+}
+
 static void
 gst_resilient_queue_finalize (GObject *object)
 {
@@ -366,6 +406,7 @@ gst_resilient_queue_class_init (GstResilientQueueClass *klass)
   gobject_class->set_property = gst_resilient_queue_set_property;
   gobject_class->get_property = gst_resilient_queue_get_property;
   gobject_class->finalize = gst_resilient_queue_finalize;
+  element_class->set_clock = gst_resilient_queue_set_clock;
 
   constexpr auto rw = static_cast<GParamFlags> (
       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING);

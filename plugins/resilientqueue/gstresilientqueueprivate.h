@@ -6,7 +6,6 @@
 #include <gst/gst.h>
 
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -20,7 +19,6 @@ GST_DEBUG_CATEGORY_EXTERN (resilient_queue_dataflow);
 
 namespace camrelay::resilientqueue {
 
-using SteadyClock = std::chrono::steady_clock;
 using Lock = std::unique_lock<std::mutex>;
 // A clock entry (GstClockID) is neither a GstObject nor a mini object, but is
 // reference counted all the same.
@@ -81,10 +79,16 @@ struct GstResilientQueuePrivate {
   camrelay::resilientqueue::ElementStats stats;
   std::atomic<guint64> pushed_buffers{0};  // updated by the src task unlocked
 
-  std::optional<camrelay::resilientqueue::SteadyClock::time_point> last_drop_message;
+  // Time is measured on the pipeline's clock (set_clock), or on the system
+  // clock while the element has none: max-block-time, the drop message
+  // interval.  A test drives them with a GstTestClock.
+  camrelay::ClockPtr pipeline_clock;
+  camrelay::ClockPtr system_clock{gst_system_clock_obtain ()};
+
+  // When the last drop message went out, on the clock of the time.
+  std::optional<GstClockTime> last_drop_message;
   // Posts pending drops once they are due when no thread of ours runs: the
   // src task may be held downstream while upstream has stopped pushing.
-  camrelay::ClockPtr system_clock{gst_system_clock_obtain ()};
   camrelay::resilientqueue::ClockIdPtr drop_timer;
 
   // Only touched by the upstream streaming thread.
@@ -103,6 +107,15 @@ struct _GstResilientQueue {
 namespace camrelay::resilientqueue {
 
 // ---- gstresilientqueue.cpp ---------------------------------------------------
+
+// The clock time is measured on (see GstResilientQueuePrivate); lock held.
+ClockPtr element_clock (GstResilientQueuePrivate &p);
+
+// Calls `fired (self, id)` once `id` is due, in the clock's thread (for a
+// test clock: the thread that cranks it), unless the element is gone by
+// then.  Call without the lock: `fired` takes it.
+using ClockFired = void (*) (GstResilientQueue *self, GstClockID id);
+void wait_async (GstResilientQueue *self, GstClockID id, ClockFired fired);
 
 // The signals, emitted with no lock held.
 void emit_overrun (GstResilientQueue *self);

@@ -105,11 +105,17 @@ make_segment_event (GstClockTime base)
   return gst_event_new_segment (&segment);
 }
 
+// Which clock the element measures time on (max-block-time, the drop
+// message interval): the system clock, or the harness's GstTestClock, which
+// moves only when the test moves it.
+enum class TestClock { System, Harness };
+
 // Creates a resilientqueue with the given properties (gst_util_set_object_arg
-// strings, so enum nicks work), wraps it in a harness (PLAYING, test clock)
+// strings, so enum nicks work), wraps it in a harness (PLAYING) on `clock`
 // and sets caps generation 0 on the harness src pad.
 inline HarnessPtr
-make_harness (const std::vector<std::pair<const char *, const char *>> &properties)
+make_harness (const std::vector<std::pair<const char *, const char *>> &properties,
+    TestClock clock = TestClock::System)
 {
   GstElement *element = gst_element_factory_make ("resilientqueue", nullptr);
   if (!element)
@@ -119,6 +125,8 @@ make_harness (const std::vector<std::pair<const char *, const char *>> &properti
     gst_util_set_object_arg (G_OBJECT (element), name, value);
   HarnessPtr h{gst_harness_new_with_element (element, "sink", "src")};
   gst_object_unref (element);
+  if (clock == TestClock::System)
+    gst_harness_use_systemclock (h.get ());
   gst_harness_set_src_caps (h.get (), make_caps (0));
   return h;
 }
