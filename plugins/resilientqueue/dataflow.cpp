@@ -68,8 +68,9 @@ wake_blocked_waiters (GstResilientQueue *self, GstClockID)
 // follows max-block-time as it is now, so lowering it shortens a wait under
 // way (setting it signals the condition).  A single-shot entry on `clock`
 // ends the wait when the deadline comes, so that the clock decides, a test
-// clock included; the wait also wakes up every IDLE_WAKEUP to look again.
-// Entries are made and cancelled with the lock released.
+// clock included: nothing polls.  Whatever else ends the wait (room, an
+// answer, a flush, a deactivation, a failure downstream, a new limit)
+// signals `cond`.  Entries are made and cancelled with the lock released.
 template <typename Done>
 GstClockTime
 wait_within_max_block_time (GstResilientQueue *self, Lock &lock, std::condition_variable &cond,
@@ -78,9 +79,11 @@ wait_within_max_block_time (GstResilientQueue *self, Lock &lock, std::condition_
   GstResilientQueuePrivate &p = *self->priv;
   ClockIdPtr timer;
   GstClockTime timer_time = GST_CLOCK_TIME_NONE;
+  bool timer_armed = false;
   while (!done ()) {
     const GstClockTime deadline = start + p.max_block_time;
-    if (gst_clock_get_time (clock) >= deadline)
+    const GstClockTime now = gst_clock_get_time (clock);
+    if (now >= deadline)
       break;
     if (deadline != timer_time) {
       ClockIdPtr old = std::move (timer);
@@ -89,13 +92,16 @@ wait_within_max_block_time (GstResilientQueue *self, Lock &lock, std::condition_
       lock.unlock ();
       if (old)
         gst_clock_id_unschedule (old.get ());
-      wait_async (self, timer.get (), wake_blocked_waiters);
+      timer_armed = wait_async (self, timer.get (), wake_blocked_waiters) == GST_CLOCK_OK;
       lock.lock ();
       continue;  // look again: things may have changed meanwhile
     }
     if (waiting)
       *waiting = true;
-    cond.wait_for (lock, IDLE_WAKEUP);
+    if (timer_armed)
+      cond.wait (lock);
+    else  // a clock that cannot wake us: count its nanoseconds as real ones
+      cond.wait_for (lock, std::chrono::nanoseconds (deadline - now));
     if (waiting)
       *waiting = false;
   }

@@ -166,13 +166,13 @@ on_clock_entry (GstClock *, GstClockTime, GstClockID id, gpointer user_data)
 
 }  // namespace
 
-void
+GstClockReturn
 wait_async (GstResilientQueue *self, GstClockID id, ClockFired fired)
 {
   auto *target = new ClockTarget;
   g_weak_ref_init (&target->element, self);
   target->fired = fired;
-  gst_clock_id_wait_async (id, on_clock_entry, target, free_clock_target);
+  return gst_clock_id_wait_async (id, on_clock_entry, target, free_clock_target);
 }
 
 // ---- drop messages -----------------------------------------------------------

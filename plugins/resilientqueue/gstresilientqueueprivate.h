@@ -113,9 +113,10 @@ ClockPtr element_clock (GstResilientQueuePrivate &p);
 
 // Calls `fired (self, id)` once `id` is due, in the clock's thread (for a
 // test clock: the thread that cranks it), unless the element is gone by
-// then.  Call without the lock: `fired` takes it.
+// then.  Call without the lock: `fired` takes it.  Returns what
+// gst_clock_id_wait_async() did: GST_CLOCK_OK if the entry is scheduled.
 using ClockFired = void (*) (GstResilientQueue *self, GstClockID id);
-void wait_async (GstResilientQueue *self, GstClockID id, ClockFired fired);
+GstClockReturn wait_async (GstResilientQueue *self, GstClockID id, ClockFired fired);
 
 // The signals, emitted with no lock held.
 void emit_overrun (GstResilientQueue *self);
