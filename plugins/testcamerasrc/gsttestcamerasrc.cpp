@@ -473,9 +473,8 @@ static void
 gst_test_camera_src_init (GstTestCameraSrc *self)
 {
   self->priv = new GstTestCameraSrcPrivate ();
-  GstPadTemplate *templ = gst_static_pad_template_get (&video_template);
-  self->video_pad = gst_ghost_pad_new_no_target_from_template ("video", templ);
-  gst_object_unref (templ);
+  camrelay::ObjectPtr<GstPadTemplate> templ{gst_static_pad_template_get (&video_template)};
+  self->video_pad = gst_ghost_pad_new_no_target_from_template ("video", templ.get ());
   gst_element_add_pad (GST_ELEMENT (self), self->video_pad);
 }
 
