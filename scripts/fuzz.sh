@@ -23,11 +23,11 @@ targets=("${@:-${all_targets[@]}}")
 
 # The sources of ours each target needs, besides fuzz/fuzz_NAME.cpp.
 declare -A sources=(
-  [config]="launcher/config.cpp launcher/config_values.cpp"
-  [vendors]="launcher/config.cpp launcher/config_values.cpp"
+  [config]="launcher/config.cpp launcher/config_reader.cpp launcher/config_values.cpp"
+  [vendors]="launcher/config.cpp launcher/config_reader.cpp launcher/config_values.cpp"
   [config_values]="launcher/config_values.cpp"
   [camera_uri]="plugins/camerasrc/camerauri.cpp"
-  [test_uri]="plugins/testcamerasrc/gsttestcamerasrc.cpp"
+  [test_uri]="plugins/testcamerasrc/gsttestcamerasrc.cpp plugins/testcamerasrc/session.cpp plugins/testcamerasrc/testuri.cpp"
 )
 
 if ! command -v "$CXX" >/dev/null; then

@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <future>
+#include <memory>
 #include <map>
 #include <mutex>
 #include <string>
@@ -105,11 +107,17 @@ make_segment_event (GstClockTime base)
   return gst_event_new_segment (&segment);
 }
 
+// Which clock the element measures time on (max-block-time, the drop
+// message interval): the system clock, or the harness's GstTestClock, which
+// moves only when the test moves it.
+enum class TestClock { System, Harness };
+
 // Creates a resilientqueue with the given properties (gst_util_set_object_arg
-// strings, so enum nicks work), wraps it in a harness (PLAYING, test clock)
+// strings, so enum nicks work), wraps it in a harness (PLAYING) on `clock`
 // and sets caps generation 0 on the harness src pad.
 inline HarnessPtr
-make_harness (const std::vector<std::pair<const char *, const char *>> &properties)
+make_harness (const std::vector<std::pair<const char *, const char *>> &properties,
+    TestClock clock = TestClock::System)
 {
   GstElement *element = gst_element_factory_make ("resilientqueue", nullptr);
   if (!element)
@@ -119,6 +127,8 @@ make_harness (const std::vector<std::pair<const char *, const char *>> &properti
     gst_util_set_object_arg (G_OBJECT (element), name, value);
   HarnessPtr h{gst_harness_new_with_element (element, "sink", "src")};
   gst_object_unref (element);
+  if (clock == TestClock::System)
+    gst_harness_use_systemclock (h.get ());
   gst_harness_set_src_caps (h.get (), make_caps (0));
   return h;
 }
@@ -569,5 +579,71 @@ class SignalCounter {
   std::condition_variable cond_;
   guint count_ = 0;
 };
+
+// ---------------------------------------------------------------------------
+// A queue held full
+
+// Harness with downstream stalled on buffer 0 and buffers 1..fill queued
+// (1 a keyframe, the rest delta units): by a DownstreamHold, released by a
+// flush, or by a Gate, which only the test opens.
+struct HeldQueue {
+  HarnessPtr h;
+  std::unique_ptr<Gate> gate;
+  std::unique_ptr<Recorder> recorder;
+  std::unique_ptr<DownstreamHold> hold;
+
+  ~HeldQueue ()
+  {
+    hold.reset ();
+    gate.reset ();
+    recorder.reset ();
+    h.reset ();
+  }
+};
+
+enum class Stall { Hold, Gate };
+
+inline void
+make_held_queue (HeldQueue &q, const char *leaky, const char *block_time, guint64 fill,
+    Stall stall = Stall::Hold, TestClock clock = TestClock::System)
+{
+  q.h = make_harness ({{"leaky", leaky}, {"max-size-buffers", std::to_string (fill).c_str ()},
+      {"max-size-time", "0"}, {"max-size-bytes", "0"}, {"max-block-time", block_time}}, clock);
+  ASSERT_NE (q.h, nullptr);
+  if (stall == Stall::Gate) {
+    q.gate = std::make_unique<Gate> (q.h->element);
+    q.gate->close ();
+  }
+  q.recorder = std::make_unique<Recorder> (q.h->element);
+  if (stall == Stall::Hold)
+    q.hold = std::make_unique<DownstreamHold> (q.h->element);
+  ASSERT_EQ (gst_harness_push (q.h.get (), make_buffer (0, true)), GST_FLOW_OK);
+  if (stall == Stall::Hold)
+    ASSERT_EQ (q.hold->wait_parked (), 0);
+  else
+    ASSERT_EQ (q.gate->wait_holding (), 0);
+  for (guint64 n = 1; n <= fill; n++)
+    ASSERT_EQ (gst_harness_push (q.h.get (), make_buffer (n, n == 1)), GST_FLOW_OK);
+  ASSERT_EQ (level_buffers (q.h->element), fill);
+}
+
+// Waits for `result` (a push or query waiting in `queue`) for up to
+// `within`.  Past that, fails, then lets downstream go and ends every wait
+// of the element under way (max-block-time applies to those too), so that
+// the test can end; aborts if even that does not help.
+template <typename T>
+inline void
+expect_ready_within (std::future<T> &result, std::chrono::milliseconds within, const char *what,
+    GstElement *queue, Gate *gate)
+{
+  if (result.wait_for (within) == std::future_status::ready)
+    return;
+  ADD_FAILURE () << what << " not within " << within.count () << " ms";
+  if (gate)
+    gate->open ();
+  g_object_set (queue, "max-block-time", guint64 (GST_MSECOND), nullptr);
+  if (result.wait_for (kWaitTimeout) != std::future_status::ready)
+    abort_on_hang (what);
+}
 
 }  // namespace rqtest

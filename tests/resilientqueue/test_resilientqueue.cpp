@@ -1,5 +1,5 @@
 // resilientqueue: properties, ordering, leaky modes, sticky events, EOS,
-// limits changed in PLAYING, signals, the dropped message and latency.
+// limits changed in PLAYING, signals and latency.  (Time: _time.cpp.)
 #include <gst/check/gstharness.h>
 #include <gst/gst.h>
 #include <gtest/gtest.h>
@@ -914,103 +914,6 @@ TEST (ResilientQueueBus, SyncHandlerMayReadPropertiesOnStreamStatus)
 
   ASSERT_EQ (gst_element_set_state (h->element, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
   gst_element_set_bus (h->element, nullptr);
-}
-
-// ---------------------------------------------------------------------------
-// The resilientqueue-dropped element message
-
-void
-check_dropped_message (GstMessage *message, guint64 buffers, guint64 bytes, int leaky)
-{
-  ASSERT_NE (message, nullptr);
-  const GstStructure *s = gst_message_get_structure (message);
-  ASSERT_NE (s, nullptr);
-  EXPECT_STREQ (gst_structure_get_name (s), "resilientqueue-dropped");
-  guint64 value = 0;
-  EXPECT_TRUE (gst_structure_get_uint64 (s, "dropped-buffers", &value));
-  EXPECT_EQ (value, buffers);
-  EXPECT_TRUE (gst_structure_get_uint64 (s, "dropped-bytes", &value));
-  EXPECT_EQ (value, bytes);
-  EXPECT_TRUE (gst_structure_get_uint64 (s, "dropped-gops", &value));
-  const GValue *leaky_value = gst_structure_get_value (s, "leaky");
-  ASSERT_NE (leaky_value, nullptr);
-  EXPECT_STREQ (G_VALUE_TYPE_NAME (leaky_value), "GstResilientQueueLeaky");
-  if (G_VALUE_HOLDS_ENUM (leaky_value)) {
-    EXPECT_EQ (g_value_get_enum (leaky_value), leaky);
-  }
-}
-
-TEST (ResilientQueueMessages, DroppedMessageIsRateLimited)
-{
-  HarnessPtr h = make_harness ({{"leaky", "upstream"}, {"max-size-buffers", "1"},
-      {"max-size-time", "0"}, {"max-size-bytes", "0"}});
-  ASSERT_NE (h, nullptr);
-  camrelay::BusPtr bus{gst_bus_new ()};
-  gst_element_set_bus (h->element, bus.get ());
-  DownstreamHold hold (h->element);
-  ASSERT_EQ (gst_harness_push (h.get (), make_buffer (0, true)), GST_FLOW_OK);
-  ASSERT_EQ (hold.wait_parked (), 0);
-  ASSERT_EQ (gst_harness_push (h.get (), make_buffer (1, true)), GST_FLOW_OK);  // fills
-
-  // First drop: posted at once.
-  ASSERT_EQ (gst_harness_push (h.get (), make_buffer (2, true, 10)), GST_FLOW_OK);
-  camrelay::MessagePtr first{gst_bus_timed_pop_filtered (bus.get (), 500 * GST_MSECOND, GST_MESSAGE_ELEMENT)};
-  auto first_time = SteadyClock::now ();
-  ASSERT_NE (first, nullptr) << "first drop posted no message";
-  check_dropped_message (first.get (), 1, 10, 1);
-
-  // More drops within the second: no message yet.
-  for (guint64 n = 3; n <= 5; n++)
-    ASSERT_EQ (gst_harness_push (h.get (), make_buffer (n, true, 20)), GST_FLOW_OK);
-  camrelay::MessagePtr early{gst_bus_pop_filtered (bus.get (), GST_MESSAGE_ELEMENT)};
-  EXPECT_EQ (early, nullptr) << "second message within the same second";
-
-  // The remainder arrives once the second has passed, with no further drop.
-  camrelay::MessagePtr second{gst_bus_timed_pop_filtered (bus.get (), 3 * GST_SECOND, GST_MESSAGE_ELEMENT)};
-  double gap = seconds_since (first_time);
-  ASSERT_NE (second, nullptr) << "accumulated drops never reported";
-  check_dropped_message (second.get (), 3, 60, 1);
-  EXPECT_GE (gap, 0.9) << "messages less than a second apart";
-  EXPECT_LT (gap, 2.5);
-
-  // Nothing more to report.
-  camrelay::MessagePtr third{gst_bus_timed_pop_filtered (bus.get (), 1200 * GST_MSECOND, GST_MESSAGE_ELEMENT)};
-  EXPECT_EQ (third, nullptr);
-  Stats stats = get_stats (h->element);
-  EXPECT_EQ (stat (stats, "dropped-buffers"), 4u);
-  EXPECT_EQ (stat (stats, "dropped-bytes"), 70u);
-  hold.release ();
-  gst_element_set_bus (h->element, nullptr);
-}
-
-// An element whose drop message is still pending (its timer armed) is
-// finalized when its owner lets go of it, not later when the clock's thread
-// gets round to the cancelled timer.
-TEST (ResilientQueueMessages, PendingDropMessageDoesNotKeepTheElementAlive)
-{
-  int alive = 0;
-  for (int round = 0; round < 200; round++) {
-    HarnessPtr h = make_harness ({{"leaky", "upstream"}, {"max-size-buffers", "1"},
-        {"max-size-time", "0"}, {"max-size-bytes", "0"}});
-    ASSERT_NE (h, nullptr);
-    auto hold = std::make_unique<DownstreamHold> (h->element);
-    ASSERT_EQ (gst_harness_push (h.get (), make_buffer (0, true)), GST_FLOW_OK);
-    ASSERT_EQ (hold->wait_parked (), 0);
-    // 1 fills the queue; 2 is dropped and reported at once, 3 and 4 are
-    // dropped within the second: their report waits on the timer.
-    for (guint64 n = 1; n <= 4; n++)
-      ASSERT_EQ (gst_harness_push (h.get (), make_buffer (n, true)), GST_FLOW_OK);
-    GWeakRef element;
-    g_weak_ref_init (&element, h->element);
-    hold.reset ();
-    h.reset ();
-    if (GObject *still = static_cast<GObject *> (g_weak_ref_get (&element))) {
-      alive++;
-      g_object_unref (still);
-    }
-    g_weak_ref_clear (&element);
-  }
-  EXPECT_EQ (alive, 0) << "elements outlived their owner in " << alive << " of 200 rounds";
 }
 
 // ---------------------------------------------------------------------------

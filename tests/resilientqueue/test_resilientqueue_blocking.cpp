@@ -1,5 +1,6 @@
-// resilientqueue: every wait is bounded and flush-aware: max-block-time,
-// serialized queries on a full queue, FLUSH_START and NULL while blocked.
+// resilientqueue: every wait is bounded and flush-aware: FLUSH_START, NULL
+// and a downstream failure release what waits, and an EOS that can no longer
+// go out is reported.  (max-block-time itself: test_resilientqueue_time.cpp.)
 //
 // Where a test checks that a flush or a deactivation releases a wait, the
 // consumer is stalled by a Gate, which ignores flushing: with a consumer
@@ -23,209 +24,10 @@ namespace {
 
 using V = std::vector<guint64>;
 
-// Harness with downstream stalled on buffer 0 and buffers 1..fill queued
-// (1 a keyframe, the rest delta units): by a DownstreamHold, released by a
-// flush, or by a Gate, which only the test opens.
-struct HeldQueue {
-  HarnessPtr h;
-  std::unique_ptr<Gate> gate;
-  std::unique_ptr<Recorder> recorder;
-  std::unique_ptr<DownstreamHold> hold;
-
-  ~HeldQueue ()
-  {
-    hold.reset ();
-    gate.reset ();
-    recorder.reset ();
-    h.reset ();
-  }
-};
-
-enum class Stall { Hold, Gate };
-
-void
-make_held_queue (HeldQueue &q, const char *leaky, const char *block_time, guint64 fill,
-    Stall stall = Stall::Hold)
-{
-  q.h = make_harness ({{"leaky", leaky}, {"max-size-buffers", std::to_string (fill).c_str ()},
-      {"max-size-time", "0"}, {"max-size-bytes", "0"}, {"max-block-time", block_time}});
-  ASSERT_NE (q.h, nullptr);
-  if (stall == Stall::Gate) {
-    q.gate = std::make_unique<Gate> (q.h->element);
-    q.gate->close ();
-  }
-  q.recorder = std::make_unique<Recorder> (q.h->element);
-  if (stall == Stall::Hold)
-    q.hold = std::make_unique<DownstreamHold> (q.h->element);
-  ASSERT_EQ (gst_harness_push (q.h.get (), make_buffer (0, true)), GST_FLOW_OK);
-  if (stall == Stall::Hold)
-    ASSERT_EQ (q.hold->wait_parked (), 0);
-  else
-    ASSERT_EQ (q.gate->wait_holding (), 0);
-  for (guint64 n = 1; n <= fill; n++)
-    ASSERT_EQ (gst_harness_push (q.h.get (), make_buffer (n, n == 1)), GST_FLOW_OK);
-  ASSERT_EQ (level_buffers (q.h->element), fill);
-}
-
-// Waits for `result` (a push or query waiting in `queue`) for up to
-// `within`.  Past that, fails, then lets downstream go and ends every wait
-// of the element under way (max-block-time applies to those too), so that
-// the test can end; aborts if even that does not help.
-template <typename T>
-void
-expect_ready_within (std::future<T> &result, std::chrono::milliseconds within, const char *what,
-    GstElement *queue, Gate *gate)
-{
-  if (result.wait_for (within) == std::future_status::ready)
-    return;
-  ADD_FAILURE () << what << " not within " << within.count () << " ms";
-  if (gate)
-    gate->open ();
-  g_object_set (queue, "max-block-time", guint64 (GST_MSECOND), nullptr);
-  if (result.wait_for (kWaitTimeout) != std::future_status::ready)
-    abort_on_hang (what);
-}
-
-// Pushes in another thread and returns (flow, seconds taken); aborts on hang.
-std::pair<GstFlowReturn, double>
-timed_push (GstHarness *h, GstBuffer *buffer, std::chrono::seconds limit = 10s)
-{
-  auto start = SteadyClock::now ();
-  auto pushed = std::async (std::launch::async, [h, buffer] { return gst_harness_push (h, buffer); });
-  if (pushed.wait_for (limit) != std::future_status::ready)
-    abort_on_hang ("push did not return");
-  GstFlowReturn ret = pushed.get ();
-  return {ret, seconds_since (start)};
-}
-
-constexpr double kBound = 0.3;  // max-block-time used below, seconds
-// How late a bounded wait may return on a loaded two-core machine.
+// How late a wait released by a flush or a state change may return on a
+// loaded two-core machine: the element's own wake-up, not its once-a-second
+// safety net, must release it.
 constexpr double kSlack = 0.25;
-
-TEST (ResilientQueueBlocking, MaxBlockTimeBoundsAPushThenDropsAsGop)
-{
-  HeldQueue q;
-  make_held_queue (q, "none", "300000000", 3);  // [1K 2D 3D]
-  if (HasFatalFailure ())
-    return;
-
-  // A delta unit cannot make room (its GOP is still being received): after
-  // the bound it is dropped.
-  auto [ret4, took4] = timed_push (q.h.get (), make_buffer (4, false));
-  EXPECT_EQ (ret4, GST_FLOW_OK);
-  EXPECT_GE (took4, kBound - 0.005) << "returned before max-block-time";
-  EXPECT_LT (took4, kBound + kSlack);
-  Stats stats = get_stats (q.h->element);
-  EXPECT_GE (stat (stats, "time-blocked"), guint64 ((kBound - 0.005) * GST_SECOND));
-  EXPECT_EQ (stat (stats, "dropped-buffers"), 1u);
-  guint64 blocked_after_first = stat (stats, "time-blocked");
-
-  // A keyframe: after the bound the complete GOP [1 2 3] goes instead.
-  auto [ret5, took5] = timed_push (q.h.get (), make_buffer (5, true));
-  EXPECT_EQ (ret5, GST_FLOW_OK);
-  EXPECT_GE (took5, kBound - 0.005);
-  EXPECT_LT (took5, kBound + kSlack);
-  EXPECT_EQ (level_buffers (q.h->element), 1u);
-  stats = get_stats (q.h->element);
-  EXPECT_GE (stat (stats, "time-blocked"), blocked_after_first + guint64 ((kBound - 0.005) * GST_SECOND))
-      << "time-blocked did not grow";
-  EXPECT_EQ (stat (stats, "dropped-buffers"), 4u);
-  EXPECT_EQ (stat (stats, "dropped-bytes"), 400u);
-  EXPECT_GE (stat (stats, "dropped-gops"), 1u);
-  EXPECT_EQ (stat (stats, "overruns"), 2u);
-
-  q.hold->release ();
-  ASSERT_TRUE (q.recorder->wait_buffers (2));
-  EXPECT_EQ (q.recorder->offsets (), (V{0, 5}));
-  auto buffers = q.recorder->buffers ();
-  EXPECT_TRUE (buffers[1].discont);
-  EXPECT_TRUE (buffers[1].keyframe);
-}
-
-TEST (ResilientQueueBlocking, SerializedQueryOnFullQueueIsRefusedInTime)
-{
-  HeldQueue q;
-  make_held_queue (q, "gop", "300000000", 3);
-  if (HasFatalFailure ())
-    return;
-  GstPad *harness_src = q.h->srcpad;
-  auto start = SteadyClock::now ();
-  auto answered = std::async (std::launch::async, [harness_src] {
-    camrelay::CapsPtr caps{make_caps (0)};
-    camrelay::QueryPtr query{gst_query_new_allocation (caps.get (), FALSE)};
-    return gst_pad_peer_query (harness_src, query.get ());
-  });
-  if (answered.wait_for (10s) != std::future_status::ready)
-    abort_on_hang ("serialized query on a full queue never returned");
-  double took = seconds_since (start);
-  EXPECT_FALSE (answered.get ()) << "query answered although downstream is held";
-  EXPECT_GE (took, kBound - 0.005);
-  EXPECT_LT (took, kBound + kSlack);
-
-  // The queue still works afterwards.
-  q.hold->release ();
-  ASSERT_TRUE (q.recorder->wait_buffers (4));
-  ASSERT_EQ (gst_harness_push (q.h.get (), make_buffer (4, true)), GST_FLOW_OK);
-  ASSERT_TRUE (q.recorder->wait_buffers (5));
-  EXPECT_EQ (q.recorder->offsets (), (V{0, 1, 2, 3, 4}));
-}
-
-// max-block-time lowered while a push waits: the push's deadline follows.
-TEST (ResilientQueueBlocking, LoweringMaxBlockTimeShortensABlockedPush)
-{
-  HeldQueue q;
-  make_held_queue (q, "none", "30000000000", 3);  // [1K 2D 3D]
-  if (HasFatalFailure ())
-    return;
-  SignalCounter overruns (q.h->element, "overrun");
-  GstHarness *h = q.h.get ();
-  auto start = SteadyClock::now ();
-  auto pushed = std::async (std::launch::async, [h] { return gst_harness_push (h, make_buffer (4, true)); });
-  ASSERT_TRUE (overruns.wait_count (1));
-  ASSERT_EQ (pushed.wait_for (200ms), std::future_status::timeout) << "the push did not wait for room";
-
-  // Lowered below the time already waited: the push gives up at once.
-  g_object_set (q.h->element, "max-block-time", guint64 (kBound * GST_SECOND), nullptr);
-  if (pushed.wait_for (2s) != std::future_status::ready) {
-    ADD_FAILURE () << "the blocked push kept its old deadline";
-    q.hold->release ();
-    if (pushed.wait_for (kWaitTimeout) != std::future_status::ready)
-      abort_on_hang ("blocked push never returned");
-  }
-  const double took = seconds_since (start);
-  EXPECT_EQ (pushed.get (), GST_FLOW_OK);
-  EXPECT_LT (took, 0.2 + kSlack) << "blocked for " << took << " s";
-  // Then it dropped as gop: [1 2 3] went, 4 is queued.
-  EXPECT_EQ (level_buffers (q.h->element), 1u);
-  EXPECT_EQ (stat (get_stats (q.h->element), "dropped-buffers"), 3u);
-}
-
-// The same for a serialized query waiting for its answer.
-TEST (ResilientQueueBlocking, LoweringMaxBlockTimeShortensAWaitingQuery)
-{
-  HeldQueue q;
-  make_held_queue (q, "gop", "30000000000", 3);
-  if (HasFatalFailure ())
-    return;
-  GstPad *harness_src = q.h->srcpad;
-  auto start = SteadyClock::now ();
-  auto answered = std::async (std::launch::async, [harness_src] {
-    camrelay::CapsPtr caps{make_caps (0)};
-    camrelay::QueryPtr query{gst_query_new_allocation (caps.get (), FALSE)};
-    return gst_pad_peer_query (harness_src, query.get ());
-  });
-  ASSERT_EQ (answered.wait_for (200ms), std::future_status::timeout) << "the query did not wait";
-  g_object_set (q.h->element, "max-block-time", guint64 (kBound * GST_SECOND), nullptr);
-  if (answered.wait_for (2s) != std::future_status::ready) {
-    ADD_FAILURE () << "the waiting query kept its old deadline";
-    q.hold->release ();
-    if (answered.wait_for (kWaitTimeout) != std::future_status::ready)
-      abort_on_hang ("waiting query never returned");
-  }
-  const double took = seconds_since (start);
-  EXPECT_FALSE (answered.get ());
-  EXPECT_LT (took, 0.2 + kSlack) << "waited for " << took << " s";
-}
 
 TEST (ResilientQueueBlocking, FlushStartReleasesABlockedPush)
 {
@@ -428,5 +230,66 @@ TEST (ResilientQueueBlocking, NullWhileBlockedBothWaysInABin)
     ASSERT_EQ (gst_harness_push (h.get (), make_buffer (n, true)), GST_FLOW_OK);
   null_while_blocked_both_ways (h.get (), queue.get (), gate);
 }
+
+// EOS after downstream failed (not linked, or an error): nothing will ever
+// carry it downstream, so, as queue does, the element posts a flow error;
+// otherwise a pipeline waiting for EOS would wait forever.
+enum class Failure { NotLinked, Error };
+
+class EosAfterDownstreamFailureTest : public ::testing::TestWithParam<Failure> {};
+
+GstFlowReturn
+refuse_buffer (GstPad *, GstObject *, GstBuffer *buffer)
+{
+  gst_buffer_unref (buffer);
+  return GST_FLOW_ERROR;
+}
+
+TEST_P (EosAfterDownstreamFailureTest, PostsAFlowError)
+{
+  HarnessPtr h = make_harness ({{"leaky", "gop"}});
+  ASSERT_NE (h, nullptr);
+  camrelay::BusPtr bus{gst_bus_new ()};
+  gst_element_set_bus (h->element, bus.get ());
+  camrelay::PadPtr srcpad{gst_element_get_static_pad (h->element, "src")};
+  const GstFlowReturn expected = GetParam () == Failure::NotLinked ? GST_FLOW_NOT_LINKED : GST_FLOW_ERROR;
+  if (GetParam () == Failure::NotLinked)
+    ASSERT_TRUE (gst_pad_unlink (srcpad.get (), h->sinkpad));
+  else
+    gst_pad_set_chain_function (h->sinkpad, refuse_buffer);
+
+  ASSERT_EQ (gst_harness_push (h.get (), make_buffer (0, true)), GST_FLOW_OK);
+  // A serialized query returns once the src task has failed on buffer 0.
+  {
+    camrelay::CapsPtr caps{make_caps (0)};
+    camrelay::QueryPtr query{gst_query_new_allocation (caps.get (), FALSE)};
+    EXPECT_FALSE (gst_pad_peer_query (h->srcpad, query.get ()));
+  }
+  EXPECT_EQ (gst_harness_push (h.get (), make_buffer (1, true)), expected);
+  camrelay::MessagePtr early{gst_bus_pop_filtered (bus.get (), GST_MESSAGE_ERROR)};
+  EXPECT_EQ (early, nullptr) << "a failed push alone is upstream's to report";
+
+  EXPECT_FALSE (gst_pad_push_event (h->srcpad, gst_event_new_eos ()));
+  camrelay::MessagePtr error{gst_bus_timed_pop_filtered (bus.get (), 5 * GST_SECOND, GST_MESSAGE_ERROR)};
+  ASSERT_NE (error, nullptr) << "EOS after a downstream failure vanished without an error";
+  EXPECT_EQ (GST_MESSAGE_SRC (error.get ()), GST_OBJECT (h->element));
+  GError *gerror = nullptr;
+  gst_message_parse_error (error.get (), &gerror, nullptr);
+  camrelay::GErrorPtr gerror_owner{gerror};
+  EXPECT_TRUE (g_error_matches (gerror, GST_STREAM_ERROR, GST_STREAM_ERROR_FAILED))
+      << gerror->message;
+  const GstStructure *details = nullptr;
+  gst_message_parse_error_details (error.get (), &details);
+  gint flow = 0;
+  ASSERT_TRUE (details && gst_structure_get_int (details, "flow-return", &flow));
+  EXPECT_EQ (flow, expected);
+  gst_element_set_bus (h->element, nullptr);
+}
+
+INSTANTIATE_TEST_SUITE_P (Downstream, EosAfterDownstreamFailureTest,
+    ::testing::Values (Failure::NotLinked, Failure::Error),
+    [] (const ::testing::TestParamInfo<Failure> &info) {
+      return info.param == Failure::NotLinked ? "NotLinked" : "Error";
+    });
 
 }  // namespace
