@@ -5,6 +5,7 @@
 
 #include "camerasrc/camerauri.h"
 #include "camerasrc/gstcamerasrc-private.h"
+#include "common/uri_schemes.h"
 
 namespace camrelay::camerasrc {
 
@@ -73,7 +74,7 @@ explain_generic_fault (GstCameraSrc *self, const std::string &reason, const std:
   if (!warning.empty ())
     return explain_with_warning (warning, reason);
   const UriParts uri = split_uri (settings.location, settings.user_id, settings.user_pw);
-  if (had_video || (uri.scheme != "http" && uri.scheme != "https"))
+  if (had_video || !is_scheme_of (uri.scheme, SchemeFamily::Http))
     return reason;
   GCancellable *cancellable = g_cancellable_new ();
   {

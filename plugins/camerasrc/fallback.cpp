@@ -66,6 +66,11 @@ start_slate (GstCameraSrc *self, SlateBuild &build)
   GstCameraSrcPrivate &p = *self->priv;
   std::string codec;
   gint width, height;
+  // The camera's codec (its stats' short name), H.264 for any other.
+  auto codec_row = [] (const std::string &name) {
+    const CodecRow *row = codec_by_short_name (name);
+    return row && row->encoder ? row : codec_by_caps_name ("video/x-h264");
+  };
   {
     Lock lock (p.lock);
     if (p.settings.fallback != GST_CAMERA_SRC_FALLBACK_SLATE || p.stats.codec.empty ())
@@ -78,8 +83,7 @@ start_slate (GstCameraSrc *self, SlateBuild &build)
       gint w = 0, h = 0;
       gst_structure_get_int (s, "width", &w);
       gst_structure_get_int (s, "height", &h);
-      if (w == width && h == height && gst_structure_has_name (s,
-              codec == "h265" ? "video/x-h265" : codec == "jpeg" ? "image/jpeg" : "video/x-h264"))
+      if (w == width && h == height && gst_structure_has_name (s, codec_row (codec)->caps_name))
         return;
     }
   }
@@ -88,19 +92,14 @@ start_slate (GstCameraSrc *self, SlateBuild &build)
       return;
     drop_slate (build);
   }
-  const char *encoder = codec == "h265"
-      ? "x265enc speed-preset=ultrafast tune=zerolatency key-int-max=1 ! h265parse "
-        "config-interval=-1 ! video/x-h265,stream-format=byte-stream,alignment=au"
-      : codec == "jpeg" ? "jpegenc ! jpegparse"
-                        : "x264enc speed-preset=ultrafast tune=zerolatency key-int-max=1 ! "
-                          "h264parse config-interval=-1 ! "
-                          "video/x-h264,stream-format=byte-stream,alignment=au";
+  const CodecRow *row = codec_row (codec);
+  const std::string encoder = std::string (row->encoder) + " ! " + row->output_caps;
   GCharPtr description{g_strdup_printf ("videotestsrc num-buffers=1 pattern=black ! "
                                         "video/x-raw,format=I420,width=%d,height=%d,framerate=1/1 ! "
                                         "textoverlay text=\"camera offline\" valignment=center "
                                         "halignment=center font-desc=\"Sans Bold 32\" ! %s ! "
                                         "appsink name=sink sync=false",
-      width > 0 ? width : 1280, height > 0 ? height : 720, encoder)};
+      width > 0 ? width : 1280, height > 0 ? height : 720, encoder.c_str ())};
   GError *error = nullptr;
   ElementPtr pipeline{gst_parse_launch (description.get (), &error)};
   if (!pipeline || error) {

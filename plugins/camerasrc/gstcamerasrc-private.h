@@ -22,6 +22,8 @@
 #include "camerasrc/gstcamerasrc.h"
 #include "camerasrc/statemachine.h"
 #include "camerasrc/timeline.h"
+#include "common/codecs.h"
+#include "common/element_names.h"
 #include "common/gstref.h"
 
 GST_DEBUG_CATEGORY_EXTERN (camera_src_debug);
@@ -43,22 +45,10 @@ constexpr GstCameraSrcFallback DEFAULT_FALLBACK = GST_CAMERA_SRC_FALLBACK_FREEZE
 // Streaming this long makes the next fault start the backoff from retry-delay.
 constexpr guint64 DEFAULT_RETRY_RESET_TIME = 60 * GST_SECOND;
 
-constexpr const char *STATE_MESSAGE = "camerasrc-state";
-constexpr const char *STATS_NAME = "application/x-camerasrc-stats";
-
-constexpr const char *VIDEO_CAPS =
-    "video/x-h264, stream-format=(string)byte-stream, alignment=(string)au; "
-    "video/x-h265, stream-format=(string)byte-stream, alignment=(string)au; "
-    "image/jpeg, parsed=(boolean)true";
-constexpr const char *AUDIO_CAPS =
-    "audio/mpeg, mpegversion=(int)4, framed=(boolean)true; audio/x-alaw; audio/x-mulaw; "
-    "audio/x-opus";
-
-// The element's pads (output.cpp).
-extern GstStaticPadTemplate video_template;
-extern GstStaticPadTemplate audio_template;
-
 enum class StreamKind { Video, Audio };
+
+// What an output of `kind` delivers: every codec of that kind (common/codecs.h).
+GstCaps *output_caps (StreamKind kind);
 
 struct Settings {
   std::string location;
@@ -201,7 +191,8 @@ void push_outgoing (GstCameraSrc *self, Outgoing &outgoing);
 void on_camera_sample (GstCameraSrc *self, const SinkContext &ctx, GstSample *sample);
 GstElement *make_output_appsrc (const char *name, guint latency_ms);
 GstStream *init_output_stream (GstCameraSrc *self, GstElement *appsrc, StreamKind kind);
-GstPad *ghost_output (GstCameraSrc *self, GstElement *appsrc, GstStaticPadTemplate *templ);
+// Ghosts `appsrc` to the element's pad of template `name` ("video", "audio").
+GstPad *ghost_output (GstCameraSrc *self, GstElement *appsrc, const char *name);
 void ensure_audio_output (GstCameraSrc *self);
 
 // ---- session.cpp: building and tearing down the inner chain -----------------

@@ -44,12 +44,15 @@
 
 #include "camerasrc/camerauri.h"
 #include "camerasrc/gstcamerasrc-private.h"
+#include "common/enums.h"
+#include "common/uri_schemes.h"
 
 GST_DEBUG_CATEGORY (camera_src_debug);
 
 using namespace camrelay::camerasrc;
 using camrelay::ElementPtr;
 using camrelay::ref_object;
+namespace names = camrelay::camerasrc_names;
 
 namespace {
 
@@ -87,29 +90,20 @@ G_DEFINE_TYPE_WITH_CODE (GstCameraSrc, gst_camera_src, GST_TYPE_BIN,
 
 GST_ELEMENT_REGISTER_DEFINE (camerasrc, "camerasrc", GST_RANK_NONE, GST_TYPE_CAMERA_SRC);
 
-#define DEFINE_ENUM_TYPE(func, name, ...)                                  \
-  GType func (void)                                                      \
-  {                                                                      \
-    static gsize type_id = 0;                                            \
-    static const GEnumValue values[] = {__VA_ARGS__, {0, nullptr, nullptr}}; \
-    if (g_once_init_enter (&type_id))                                    \
-      g_once_init_leave (&type_id, g_enum_register_static (name, values)); \
-    return static_cast<GType> (type_id);                                 \
-  }
+CAMRELAY_DEFINE_ENUM_TYPE (gst_camera_src_state_get_type, "GstCameraSrcState",
+    {GST_CAMERA_SRC_STATE_STOPPED, "Not running", names::STATE_STOPPED},
+    {GST_CAMERA_SRC_STATE_CONNECTING, "Connecting to the camera", names::STATE_CONNECTING},
+    {GST_CAMERA_SRC_STATE_STREAMING, "Receiving video from the camera", names::STATE_STREAMING},
+    {GST_CAMERA_SRC_STATE_RECONNECTING, "Waiting to reconnect after a fault",
+        names::STATE_RECONNECTING},
+    {GST_CAMERA_SRC_STATE_FAILED, "Gave up after max-retries", names::STATE_FAILED})
 
-DEFINE_ENUM_TYPE (gst_camera_src_state_get_type, "GstCameraSrcState",
-    {GST_CAMERA_SRC_STATE_STOPPED, "Not running", "stopped"},
-    {GST_CAMERA_SRC_STATE_CONNECTING, "Connecting to the camera", "connecting"},
-    {GST_CAMERA_SRC_STATE_STREAMING, "Receiving video from the camera", "streaming"},
-    {GST_CAMERA_SRC_STATE_RECONNECTING, "Waiting to reconnect after a fault", "reconnecting"},
-    {GST_CAMERA_SRC_STATE_FAILED, "Gave up after max-retries", "failed"})
-
-DEFINE_ENUM_TYPE (gst_camera_src_protocols_get_type, "GstCameraSrcProtocols",
+CAMRELAY_DEFINE_ENUM_TYPE (gst_camera_src_protocols_get_type, "GstCameraSrcProtocols",
     {GST_CAMERA_SRC_PROTOCOLS_TCP, "RTP interleaved in the RTSP TCP connection", "tcp"},
     {GST_CAMERA_SRC_PROTOCOLS_UDP, "RTP over UDP", "udp"},
     {GST_CAMERA_SRC_PROTOCOLS_AUTO, "UDP, falling back to TCP", "auto"})
 
-DEFINE_ENUM_TYPE (gst_camera_src_fallback_get_type, "GstCameraSrcFallback",
+CAMRELAY_DEFINE_ENUM_TYPE (gst_camera_src_fallback_get_type, "GstCameraSrcFallback",
     {GST_CAMERA_SRC_FALLBACK_NONE, "Send nothing while the camera is away", "none"},
     {GST_CAMERA_SRC_FALLBACK_FREEZE, "Repeat the last keyframe", "freeze"},
     {GST_CAMERA_SRC_FALLBACK_SLATE, "Send an encoded 'camera offline' picture", "slate"})
@@ -271,8 +265,8 @@ set_location (GstCameraSrc *self, const gchar *uri, GError **error)
   if (uri) {
     if (!has_supported_scheme (uri)) {
       g_set_error (error, GST_URI_ERROR, GST_URI_ERROR_UNSUPPORTED_PROTOCOL,
-          "camerasrc: unsupported URI '%s' (expected rtsp, rtsps, http, https, file or test)",
-          redact_uri (uri).c_str ());
+          "camerasrc: unsupported URI '%s' (expected %s)", redact_uri (uri).c_str (),
+          camrelay::camera_uri_scheme_list ().c_str ());
       return FALSE;
     }
   }
@@ -388,23 +382,23 @@ build_stats (GstCameraSrcPrivate &p)
       bitrate = static_cast<guint64> (
           (window_bytes - s.bitrate_window.back ().second) * 8 / span);
   }
-  return gst_structure_new (STATS_NAME,
-      "connects", G_TYPE_UINT64, s.connects,
-      "reconnects", G_TYPE_UINT64, s.reconnects,
-      "attempt", G_TYPE_UINT, p.attempt,
-      "bytes", G_TYPE_UINT64, s.bytes,
-      "frames", G_TYPE_UINT64, s.frames,
-      "keyframes", G_TYPE_UINT64, s.keyframes,
-      "fallback-frames", G_TYPE_UINT64, s.fallback_frames,
-      "last-error", G_TYPE_STRING, s.last_error.c_str (),
-      "streaming-time", G_TYPE_UINT64, static_cast<guint64> (streaming.count ()),
-      "down-time", G_TYPE_UINT64, static_cast<guint64> (down.count ()),
-      "last-frame-age", G_TYPE_UINT64, age,
-      "width", G_TYPE_INT, s.width,
-      "height", G_TYPE_INT, s.height,
-      "framerate", GST_TYPE_FRACTION, s.fps_n, s.fps_d,
-      "bitrate", G_TYPE_UINT64, bitrate,
-      "codec", G_TYPE_STRING, s.codec.c_str (), nullptr);
+  return gst_structure_new (names::STATS,
+      names::STAT_CONNECTS, G_TYPE_UINT64, s.connects,
+      names::STAT_RECONNECTS, G_TYPE_UINT64, s.reconnects,
+      names::STAT_ATTEMPT, G_TYPE_UINT, p.attempt,
+      names::STAT_BYTES, G_TYPE_UINT64, s.bytes,
+      names::STAT_FRAMES, G_TYPE_UINT64, s.frames,
+      names::STAT_KEYFRAMES, G_TYPE_UINT64, s.keyframes,
+      names::STAT_FALLBACK_FRAMES, G_TYPE_UINT64, s.fallback_frames,
+      names::STAT_LAST_ERROR, G_TYPE_STRING, s.last_error.c_str (),
+      names::STAT_STREAMING_TIME, G_TYPE_UINT64, static_cast<guint64> (streaming.count ()),
+      names::STAT_DOWN_TIME, G_TYPE_UINT64, static_cast<guint64> (down.count ()),
+      names::STAT_LAST_FRAME_AGE, G_TYPE_UINT64, age,
+      names::STAT_WIDTH, G_TYPE_INT, s.width,
+      names::STAT_HEIGHT, G_TYPE_INT, s.height,
+      names::STAT_FRAMERATE, GST_TYPE_FRACTION, s.fps_n, s.fps_d,
+      names::STAT_BITRATE, G_TYPE_UINT64, bitrate,
+      names::STAT_CODEC, G_TYPE_STRING, s.codec.c_str (), nullptr);
 }
 
 static void
@@ -481,8 +475,7 @@ gst_camera_src_uri_get_type (GType)
 static const gchar *const *
 gst_camera_src_uri_get_protocols (GType)
 {
-  static const gchar *protocols[] = {"rtsp", "rtsps", "http", "https", "file", "test", nullptr};
-  return protocols;
+  return camrelay::camera_uri_protocols ();
 }
 
 static gchar *
@@ -645,8 +638,13 @@ gst_camera_src_class_init (GstCameraSrcClass *klass)
       g_param_spec_boxed ("stats", "Statistics",
           "Counters and stream facts (application/x-camerasrc-stats)", GST_TYPE_STRUCTURE, ro));
 
-  gst_element_class_add_static_pad_template (element_class, &video_template);
-  gst_element_class_add_static_pad_template (element_class, &audio_template);
+  for (StreamKind kind : {StreamKind::Video, StreamKind::Audio}) {
+    GstCaps *caps = output_caps (kind);
+    gst_element_class_add_pad_template (element_class,
+        gst_pad_template_new (kind == StreamKind::Video ? "video" : "audio", GST_PAD_SRC,
+            kind == StreamKind::Video ? GST_PAD_ALWAYS : GST_PAD_SOMETIMES, caps));
+    gst_caps_unref (caps);
+  }
   gst_element_class_set_static_metadata (element_class, "Resilient camera source",
       "Source/Video/Network",
       "Connects to an IP camera and delivers its encoded stream, reconnecting on every fault",
@@ -670,6 +668,6 @@ gst_camera_src_init (GstCameraSrc *self)
   self->priv->video.stream = init_output_stream (self, appsrc, StreamKind::Video);
   self->priv->video.group_id = gst_util_group_id_next ();
   gst_bin_add (GST_BIN (self), appsrc);
-  self->video_pad = ghost_output (self, appsrc, &video_template);
+  self->video_pad = ghost_output (self, appsrc, "video");
   self->audio_pad = nullptr;
 }

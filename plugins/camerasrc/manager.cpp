@@ -5,34 +5,33 @@
 #include "camerasrc/backoff.h"
 #include "camerasrc/camerauri.h"
 #include "camerasrc/gstcamerasrc-private.h"
+#include "common/enums.h"
 
 namespace camrelay::camerasrc {
 
 constexpr auto WARNING_INTERVAL = std::chrono::seconds (5);
 
-namespace {
+namespace names = camrelay::camerasrc_names;
 
-const char *
+// For the log: the nick of `state`.
+static const char *
 state_nick (GstCameraSrcState state)
 {
-  GEnumClass *klass = static_cast<GEnumClass *> (g_type_class_peek (GST_TYPE_CAMERA_SRC_STATE));
-  GEnumValue *value = klass ? g_enum_get_value (klass, state) : nullptr;
-  return value ? value->value_nick : "unknown";
+  const char *nick = enum_nick (GST_TYPE_CAMERA_SRC_STATE, state);
+  return nick ? nick : "unknown";
 }
-
-}  // namespace
 
 static void
 post_state_message (GstCameraSrc *self, GstCameraSrcState state, GstCameraSrcState previous,
     const std::string &reason, guint attempt, guint64 retry_in, const std::string &location)
 {
-  GstStructure *s = gst_structure_new (STATE_MESSAGE,
-      "state", GST_TYPE_CAMERA_SRC_STATE, state,
-      "previous", GST_TYPE_CAMERA_SRC_STATE, previous,
-      "reason", G_TYPE_STRING, reason.c_str (),
-      "attempt", G_TYPE_UINT, attempt,
-      "retry-in", G_TYPE_UINT64, retry_in,
-      "location", G_TYPE_STRING, location.c_str (), nullptr);
+  GstStructure *s = gst_structure_new (names::STATE_MESSAGE,
+      names::FIELD_STATE, GST_TYPE_CAMERA_SRC_STATE, state,
+      names::FIELD_PREVIOUS, GST_TYPE_CAMERA_SRC_STATE, previous,
+      names::FIELD_REASON, G_TYPE_STRING, reason.c_str (),
+      names::FIELD_ATTEMPT, G_TYPE_UINT, attempt,
+      names::FIELD_RETRY_IN, G_TYPE_UINT64, retry_in,
+      names::FIELD_LOCATION, G_TYPE_STRING, location.c_str (), nullptr);
   gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));
 }
 

@@ -7,10 +7,12 @@
 
 namespace camrelay::camerasrc {
 
-GstStaticPadTemplate video_template = GST_STATIC_PAD_TEMPLATE ("video", GST_PAD_SRC,
-    GST_PAD_ALWAYS, GST_STATIC_CAPS (VIDEO_CAPS));
-GstStaticPadTemplate audio_template = GST_STATIC_PAD_TEMPLATE ("audio", GST_PAD_SRC,
-    GST_PAD_SOMETIMES, GST_STATIC_CAPS (AUDIO_CAPS));
+GstCaps *
+output_caps (StreamKind kind)
+{
+  return gst_caps_from_string (
+      codec_caps (kind == StreamKind::Video ? MediaKind::Video : MediaKind::Audio).c_str ());
+}
 
 // Beyond this much data waiting in an output appsrc (downstream is not
 // reading), drop until the next keyframe instead of growing.
@@ -131,10 +133,8 @@ update_video_stats (GstCameraSrcPrivate &p, GstBuffer *buffer, GstCaps *caps, bo
     gst_structure_get_int (st, "height", &s.height);
     gst_structure_get_fraction (st, "framerate", &s.fps_n, &s.fps_d);
     const char *name = gst_structure_get_name (st);
-    s.codec = g_str_equal (name, "video/x-h264") ? "h264"
-        : g_str_equal (name, "video/x-h265")     ? "h265"
-        : g_str_equal (name, "image/jpeg")       ? "jpeg"
-                                                 : name;
+    const CodecRow *codec = codec_by_caps_name (name);
+    s.codec = codec ? codec->short_name : name;
   }
 }
 
@@ -296,12 +296,12 @@ init_output_stream (GstCameraSrc *self, GstElement *appsrc, StreamKind kind)
 }
 
 GstPad *
-ghost_output (GstCameraSrc *self, GstElement *appsrc, GstStaticPadTemplate *templ)
+ghost_output (GstCameraSrc *self, GstElement *appsrc, const char *name)
 {
   GstPad *target = gst_element_get_static_pad (appsrc, "src");
-  GstPadTemplate *pad_template = gst_static_pad_template_get (templ);
-  GstPad *ghost = gst_ghost_pad_new_from_template (templ->name_template, target, pad_template);
-  gst_object_unref (pad_template);
+  GstPadTemplate *pad_template = gst_element_class_get_pad_template (
+      GST_ELEMENT_GET_CLASS (self), name);
+  GstPad *ghost = gst_ghost_pad_new_from_template (name, target, pad_template);
   gst_object_unref (target);
   gst_pad_set_active (ghost, TRUE);
   gst_element_add_pad (GST_ELEMENT (self), ghost);
@@ -337,7 +337,7 @@ ensure_audio_output (GstCameraSrc *self)
   }
   gst_bin_add (GST_BIN (self), appsrc);
   gst_element_sync_state_with_parent (appsrc);
-  GstPad *pad = ghost_output (self, appsrc, &audio_template);
+  GstPad *pad = ghost_output (self, appsrc, "audio");
   {
     Lock lock (p.lock);
     self->audio_pad = pad;

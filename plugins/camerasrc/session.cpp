@@ -5,6 +5,7 @@
 
 #include "camerasrc/camerauri.h"
 #include "camerasrc/gstcamerasrc-private.h"
+#include "common/uri_schemes.h"
 
 namespace camrelay::camerasrc {
 
@@ -165,7 +166,7 @@ make_appsink (GstCameraSrc *self, guint64 generation, StreamKind kind, bool sync
   GstElement *sink = make ("appsink");
   if (!sink)
     return nullptr;
-  GstCaps *caps = gst_caps_from_string (kind == StreamKind::Video ? VIDEO_CAPS : AUDIO_CAPS);
+  GstCaps *caps = output_caps (kind);
   g_object_set (sink, "caps", caps, "sync", sync, "async", FALSE, "enable-last-sample", FALSE,
       "max-buffers", 4u, "emit-signals", FALSE, nullptr);
   gst_caps_unref (caps);
@@ -181,8 +182,8 @@ make_appsink (GstCameraSrc *self, guint64 generation, StreamKind kind, bool sync
   return sink;
 }
 
-// Links `pad` (a stream of the camera with `caps`) to a parser chain and an
-// appsink.  `depay` names the depayloader for RTP streams, or nullptr.
+// Links `pad` (a stream of the camera with `caps`) to a chain for its codec
+// (depayloader for RTP, parser) and an appsink.
 static void
 link_camera_stream (GstCameraSrc *self, guint64 generation, GstPad *pad, GstCaps *caps)
 {
@@ -201,45 +202,31 @@ link_camera_stream (GstCameraSrc *self, guint64 generation, GstPad *pad, GstCaps
     want_audio = p.settings.audio;
   }
 
+  // The codec's row (common/codecs.h), and for RTP its depayloader.
+  const CodecRow *codec = nullptr;
+  const char *depayloader = nullptr;
   if (g_str_equal (name, "application/x-rtp")) {
     const char *media = gst_structure_get_string (s, "media");
-    const char *encoding = gst_structure_get_string (s, "encoding-name");
-    const std::string enc = encoding ? encoding : "";
-    if (media && g_str_equal (media, "video")) {
-      if (enc == "H264")
-        chain = {"rtph264depay", "h264parse"};
-      else if (enc == "H265")
-        chain = {"rtph265depay", "h265parse"};
-      else if (enc == "JPEG")
-        chain = {"rtpjpegdepay", "jpegparse"};
-    } else if (media && g_str_equal (media, "audio") && want_audio) {
-      kind = StreamKind::Audio;
-      if (enc == "MPEG4-GENERIC")
-        chain = {"rtpmp4gdepay", "aacparse"};
-      else if (enc == "MP4A-LATM")
-        chain = {"rtpmp4adepay", "aacparse"};
-      else if (enc == "PCMA")
-        chain = {"rtppcmadepay"};
-      else if (enc == "PCMU")
-        chain = {"rtppcmudepay"};
-      else if (enc == "OPUS")
-        chain = {"rtpopusdepay", "opusparse"};
+    if (const RtpEncodingRow *rtp = rtp_encoding (gst_structure_get_string (s, "encoding-name"))) {
+      codec = codec_by_caps_name (rtp->caps_name);
+      depayloader = rtp->depayloader;
+      const char *codec_media = codec && codec->kind == MediaKind::Audio ? "audio" : "video";
+      if (!media || !g_str_equal (media, codec_media))
+        codec = nullptr;
     }
-  } else if (g_str_equal (name, "video/x-h264")) {
-    chain = {"h264parse"};
-  } else if (g_str_equal (name, "video/x-h265")) {
-    chain = {"h265parse"};
-  } else if (g_str_equal (name, "image/jpeg")) {
-    chain = {"jpegparse"};
-  } else if (want_audio && g_str_equal (name, "audio/mpeg")) {
-    kind = StreamKind::Audio;
-    chain = {"aacparse"};
-  } else if (want_audio && (g_str_equal (name, "audio/x-alaw") || g_str_equal (name, "audio/x-mulaw"))) {
-    kind = StreamKind::Audio;
-    chain = {"identity"};
-  } else if (want_audio && g_str_equal (name, "audio/x-opus")) {
-    kind = StreamKind::Audio;
-    chain = {"opusparse"};
+  } else {
+    codec = codec_by_caps_name (name);
+  }
+  if (codec && codec->kind == MediaKind::Audio && !want_audio)
+    codec = nullptr;
+  if (codec) {
+    kind = codec->kind == MediaKind::Audio ? StreamKind::Audio : StreamKind::Video;
+    if (depayloader)
+      chain.push_back (depayloader);
+    if (codec->parser)
+      chain.push_back (codec->parser);
+    else if (!depayloader)
+      chain.push_back ("identity");  // framed already: something to link to
   }
 
   std::vector<GstElement *> elements;
@@ -379,7 +366,7 @@ build_session (GstCameraSrc *self, guint64 generation, const Settings &settings)
   std::vector<GstElement *> head;
   GstElement *dynamic = nullptr;  // the element whose pads appear later
 
-  if (uri.scheme == "rtsp" || uri.scheme == "rtsps") {
+  if (is_scheme_of (uri.scheme, SchemeFamily::Rtsp)) {
     GstElement *src = make ("rtspsrc");
     if (!src)
       return std::string ("rtspsrc is not installed");
@@ -396,7 +383,7 @@ build_session (GstCameraSrc *self, guint64 generation, const Settings &settings)
     g_signal_connect (src, "select-stream", G_CALLBACK (on_select_stream), self);
     head = {src};
     dynamic = src;
-  } else if (uri.scheme == "http" || uri.scheme == "https") {
+  } else if (is_scheme_of (uri.scheme, SchemeFamily::Http)) {
     GstElement *src = make ("souphttpsrc");
     GstElement *demux = make ("multipartdemux");
     if (src) {
@@ -410,7 +397,7 @@ build_session (GstCameraSrc *self, guint64 generation, const Settings &settings)
       g_object_set (demux, "single-stream", TRUE, nullptr);
     head = {src, demux};
     dynamic = demux;
-  } else if (uri.scheme == "file") {
+  } else if (is_scheme_of (uri.scheme, SchemeFamily::File)) {
     GError *error = nullptr;
     GCharPtr path{g_filename_from_uri (settings.location.c_str (), nullptr, &error)};
     if (!path) {
@@ -424,7 +411,7 @@ build_session (GstCameraSrc *self, guint64 generation, const Settings &settings)
       g_object_set (src, "location", path.get (), nullptr);
     head = {src, parse};
     dynamic = parse;
-  } else if (uri.scheme == "test") {
+  } else if (is_scheme_of (uri.scheme, SchemeFamily::Test)) {
     GstElement *src = make ("testcamerasrc");
     if (!src)
       return std::string ("testcamerasrc is not available");
@@ -449,7 +436,7 @@ build_session (GstCameraSrc *self, guint64 generation, const Settings &settings)
   if (!add_to_session (self, generation, head))
     return std::string ("could not build the camera chain");
   // testcamerasrc's pads exist from the start, already parsed.
-  if (uri.scheme == "test") {
+  if (is_scheme_of (uri.scheme, SchemeFamily::Test)) {
     for (StreamKind kind : {StreamKind::Video, StreamKind::Audio}) {
       GstPad *pad = gst_element_get_static_pad (head.front (),
           kind == StreamKind::Video ? "video" : "audio");

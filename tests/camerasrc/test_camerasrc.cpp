@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "camerasrc_test_util.h"
+#include "common/uri_schemes.h"
 
 using namespace camtest;
 
@@ -19,13 +20,12 @@ TEST (CameraSrc, IsRegisteredWithItsUriSchemes)
   std::set<std::string> schemes;
   for (int i = 0; protocols && protocols[i]; i++)
     schemes.insert (protocols[i]);
-  for (const char *scheme : {"rtsp", "rtsps", "http", "https", "file", "test"})
-    EXPECT_TRUE (schemes.count (scheme)) << scheme;
+  for (const camrelay::UriSchemeRow &scheme : camrelay::CAMERA_URI_SCHEMES)
+    EXPECT_TRUE (schemes.count (scheme.name)) << scheme.name;
   EXPECT_EQ (state_property (element.get ()), "stopped");
   auto stats = get_stats (element.get ());
   ASSERT_TRUE (stats);
-  for (const char *field : {"connects", "reconnects", "bytes", "frames", "keyframes",
-           "fallback-frames", "streaming-time", "down-time", "last-frame-age", "bitrate"})
+  for (const char *field : camrelay::camerasrc_names::STATS_U64)
     stat_u64 (stats.get (), field);
   EXPECT_EQ (stat_u64 (stats.get (), "last-frame-age"), G_MAXUINT64);
   EXPECT_EQ (stat_int (stats.get (), "width"), 0);

@@ -14,6 +14,9 @@
 #include "camerasrc/faults.h"
 #include "camerasrc/statemachine.h"
 #include "camerasrc/timeline.h"
+#include "common/codecs.h"
+#include "common/gstref.h"
+#include "common/uri_schemes.h"
 
 using namespace camrelay::camerasrc;
 using namespace std::chrono_literals;
@@ -452,4 +455,49 @@ TEST (StateMachine, TimesAddUpAcrossTransitions)
   EXPECT_TRUE (is_down (GST_CAMERA_SRC_STATE_CONNECTING));
   EXPECT_TRUE (is_down (GST_CAMERA_SRC_STATE_RECONNECTING));
   EXPECT_FALSE (is_down (GST_CAMERA_SRC_STATE_FAILED));
+}
+
+// ---- the shared facts (plugins/common) --------------------------------------
+
+TEST (SharedFacts, EveryRtpEncodingHasItsCodecRow)
+{
+  for (const camrelay::RtpEncodingRow &rtp : camrelay::RTP_ENCODINGS) {
+    const camrelay::CodecRow *codec = camrelay::codec_by_caps_name (rtp.caps_name);
+    ASSERT_NE (codec, nullptr) << rtp.encoding_name;
+    EXPECT_EQ (camrelay::rtp_encoding (rtp.encoding_name), &rtp);
+  }
+  EXPECT_EQ (camrelay::rtp_encoding ("MP2T"), nullptr);
+  EXPECT_EQ (camrelay::rtp_encoding (nullptr), nullptr);
+}
+
+TEST (SharedFacts, EveryCodecCanBeCarriedAndEveryVideoCodecMadeASlate)
+{
+  for (const camrelay::CodecRow &codec : camrelay::CODECS) {
+    EXPECT_NE (codec.payloader, nullptr) << codec.caps_name;
+    EXPECT_EQ (camrelay::codec_by_short_name (codec.short_name), &codec);
+    camrelay::CapsPtr caps{gst_caps_from_string (codec.output_caps)};
+    ASSERT_TRUE (caps) << codec.output_caps;
+    EXPECT_TRUE (gst_structure_has_name (gst_caps_get_structure (caps.get (), 0), codec.caps_name));
+    if (codec.kind == camrelay::MediaKind::Video) {
+      EXPECT_NE (codec.encoder, nullptr) << codec.caps_name;
+    }
+  }
+  camrelay::CapsPtr video{gst_caps_from_string (
+      camrelay::codec_caps (camrelay::MediaKind::Video).c_str ())};
+  ASSERT_TRUE (video);
+  EXPECT_EQ (gst_caps_get_size (video.get ()), 3u);
+}
+
+TEST (SharedFacts, CameraUriSchemes)
+{
+  EXPECT_EQ (camrelay::camera_uri_scheme_list (), "rtsp, rtsps, http, https, file or test");
+  EXPECT_NE (camrelay::camera_uri_scheme ("RTSPS"), nullptr);
+  EXPECT_EQ (camrelay::camera_uri_scheme ("ftp"), nullptr);
+  EXPECT_TRUE (camrelay::is_scheme_of ("https", camrelay::SchemeFamily::Http));
+  EXPECT_FALSE (camrelay::is_scheme_of ("rtsp", camrelay::SchemeFamily::Http));
+  const char *const *protocols = camrelay::camera_uri_protocols ();
+  size_t count = 0;
+  while (protocols[count])
+    count++;
+  EXPECT_EQ (count, G_N_ELEMENTS (camrelay::CAMERA_URI_SCHEMES));
 }
