@@ -1,6 +1,8 @@
 // camerasrc's fault reasons (see faults.h).
 #include "camerasrc/faults.h"
 
+#include "common/uri_schemes.h"
+
 namespace camrelay::camerasrc {
 
 bool
@@ -45,9 +47,10 @@ explain_with_warning (const std::string &warning, const std::string &reason)
 }
 
 guint16
-default_http_port (const std::string &)
+default_http_port (const std::string &scheme)
 {
-  return 80;
+  const UriSchemeRow *row = camera_uri_scheme (scheme.c_str ());
+  return row && row->family == SchemeFamily::Http ? row->default_port : 80;
 }
 
 }  // namespace camrelay::camerasrc

@@ -15,15 +15,16 @@ enum class SchemeFamily { Rtsp, Http, File, Test };
 struct UriSchemeRow {
   const char *name;
   SchemeFamily family;
+  unsigned short default_port;  // when the URI names none; 0 for no network
 };
 
 inline constexpr UriSchemeRow CAMERA_URI_SCHEMES[] = {
-  {"rtsp", SchemeFamily::Rtsp},
-  {"rtsps", SchemeFamily::Rtsp},
-  {"http", SchemeFamily::Http},
-  {"https", SchemeFamily::Http},
-  {"file", SchemeFamily::File},
-  {"test", SchemeFamily::Test},
+  {"rtsp", SchemeFamily::Rtsp, 554},
+  {"rtsps", SchemeFamily::Rtsp, 322},
+  {"http", SchemeFamily::Http, 80},
+  {"https", SchemeFamily::Http, 443},
+  {"file", SchemeFamily::File, 0},
+  {"test", SchemeFamily::Test, 0},
 };
 
 // The scheme names, NULL-terminated, for GstURIHandler's get_protocols.

@@ -325,6 +325,14 @@ TEST (FaultRanking, PlainHttpIsProbedOnPort80)
   EXPECT_EQ (default_http_port ("http"), 80);
 }
 
+// An https:// camera that cannot be reached is probed where souphttpsrc
+// went: port 443 unless its URI names one (GIO takes the URI's port first).
+TEST (FaultRanking, HttpsIsProbedOnPort443)
+{
+  EXPECT_EQ (default_http_port ("https"), 443);
+  EXPECT_EQ (default_http_port ("HTTPS"), 443);
+}
+
 // ---- state machine ----------------------------------------------------------
 
 namespace {
