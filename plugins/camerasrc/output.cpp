@@ -338,11 +338,17 @@ ensure_audio_output (GstCameraSrc *self)
   gst_bin_add (GST_BIN (self), appsrc);
   gst_element_sync_state_with_parent (appsrc);
   GstPad *pad = ghost_output (self, appsrc, "audio");
+  bool pads_were_final;
   {
     Lock lock (p.lock);
     self->audio_pad = pad;
+    pads_were_final = p.no_more_pads_sent;
   }
   GST_INFO_OBJECT (self, "the camera has audio: added the audio pad");
+  // After no-more-pads (a camera that gains audio on a later session):
+  // the set of pads changed, and is final again.
+  if (pads_were_final)
+    gst_element_no_more_pads (GST_ELEMENT (self));
 }
 
 }  // namespace camrelay::camerasrc
