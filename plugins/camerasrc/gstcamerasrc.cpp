@@ -528,6 +528,29 @@ gst_camera_src_preset_init (gpointer g_iface, gpointer)
 
 // ---- GObject --------------------------------------------------------------------
 
+// An application that drops its last reference without going to NULL (a
+// bug GStreamer reports with a CRITICAL) must not leave the manager thread
+// running on a freed element, nor destroy it joinable: it is stopped here,
+// while the element is whole, and the outputs go to NULL before GstBin
+// removes them.  Nothing to do after a normal stop.
+static void
+gst_camera_src_dispose (GObject *object)
+{
+  GstCameraSrc *self = GST_CAMERA_SRC (object);
+  GstCameraSrcPrivate &p = *self->priv;
+  stop_manager (self);
+  std::vector<ElementPtr> outputs;
+  {
+    Lock lock (p.lock);
+    for (GstElement *appsrc : {p.video.appsrc, p.audio.appsrc})
+      if (appsrc)
+        outputs.push_back (ref_object (appsrc));
+  }
+  for (const ElementPtr &appsrc : outputs)
+    gst_element_set_state (appsrc.get (), GST_STATE_NULL);
+  G_OBJECT_CLASS (parent_class)->dispose (object);
+}
+
 static void
 gst_camera_src_finalize (GObject *object)
 {
@@ -556,6 +579,7 @@ gst_camera_src_class_init (GstCameraSrcClass *klass)
 
   gobject_class->set_property = gst_camera_src_set_property;
   gobject_class->get_property = gst_camera_src_get_property;
+  gobject_class->dispose = gst_camera_src_dispose;
   gobject_class->finalize = gst_camera_src_finalize;
 
   constexpr auto rw = static_cast<GParamFlags> (
