@@ -73,7 +73,11 @@ struct Output : OutputTimeline {
   // Held from the timestamping of a buffer until it is in the appsrc, so
   // that the camera's frames and the fallback pictures go out in the order
   // (and with the timestamps) they were given.  Taken before the element's
-  // lock, never while waiting: the appsrc never blocks a push.
+  // lock, never while waiting: the appsrc never blocks a push.  An exception
+  // to our rule of no lock of ours held while calling into GStreamer: the
+  // pushes, new caps (gst_stream_set_caps, which notifies) and stream-starts
+  // happen under it.  Only the camera's streaming thread and the manager
+  // (fallback pictures) take it.
   std::mutex push_lock;
   GstElement *appsrc = nullptr;  // a child of the bin; we hold a reference too
   CapsPtr caps;                  // last caps sent

@@ -24,8 +24,12 @@
  * so that players and recorders do not time out.
  *
  * A manager thread of the element's own (joined when it stops) owns the state
- * machine: it builds and tears down the inner chain, so no state change ever
- * happens from a streaming thread.
+ * machine: it builds each session's source and tears the inner chain down.
+ * The elements for a stream the camera announces (depayloader, parser,
+ * appsink) are added, linked and started from the streaming thread that
+ * announced its pad, as decodebin does (the stream's data must find them
+ * ready), and stopped there again if the manager tore the session down
+ * meanwhile.
  *
  * Element message `camerasrc-state` on every transition, with fields `state`
  * and `previous` (#GstCameraSrcState), `reason` (string), `attempt` (guint),

@@ -81,8 +81,11 @@ make_discard_sink ()
 }
 
 // Adds `elements` to the bin and to the current session (if still current),
-// links them in a row and brings them to the bin's state.  Returns false and
-// cleans up when the session is gone or something failed.
+// links them in a row and brings them to PLAYING.  Called by the manager for
+// a session's source, and from a streaming thread (pad-added) for the chain
+// of a stream the camera announces: the only state changes made from a
+// streaming thread.  Returns false and cleans up when the session is gone
+// or something failed.
 static bool
 add_to_session (GstCameraSrc *self, guint64 generation, const std::vector<GstElement *> &elements)
 {
