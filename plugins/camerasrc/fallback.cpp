@@ -127,8 +127,6 @@ send_fallback (GstCameraSrc *self)
     return;
   GST_LOG_OBJECT (self, "sending a fallback picture");
   Output &out = p.video;
-  std::lock_guard<std::mutex> push (out.push_lock);
-  Outgoing outgoing;
   {
     Lock lock (p.lock);
     // The camera is back (its first keyframe went out since the manager
@@ -159,11 +157,13 @@ send_fallback (GstCameraSrc *self)
     // moving the session's timeline (and the video away from the audio).
     const GstClockTime latency = p.settings.latency_ms * GST_MSECOND;
     const GstClockTime ts = now > latency ? now - latency : 0;
+    Outgoing outgoing;
     if (!prepare_buffer (out, nullptr, frame, caps, ts, ts, false, outgoing))
       return;
+    out.queued.push_back (std::move (outgoing));
     p.stats.fallback_frames++;
   }
-  push_outgoing (self, outgoing);
+  push_queued (self, out);
 }
 
 }  // namespace camrelay::camerasrc

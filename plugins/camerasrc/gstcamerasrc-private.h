@@ -67,18 +67,27 @@ struct Settings {
   guint64 fallback_interval = DEFAULT_FALLBACK_INTERVAL;
 };
 
+// What goes to an output appsrc, decided under the lock.
+struct Outgoing {
+  ElementPtr appsrc;
+  CapsPtr new_caps;             // set when the caps changed
+  ObjectPtr<GstStream> stream;  // with new caps: the stream they are for
+  bool new_stream = false;      // another codec: a stream-start first
+  guint32 group_id = 0;
+  BufferPtr buffer;
+};
+
 // One output: a persistent appsrc ghosted to our pad, and the continuity
 // state of what went out through it (its OutputTimeline).
 struct Output : OutputTimeline {
-  // Held from the timestamping of a buffer until it is in the appsrc, so
-  // that the camera's frames and the fallback pictures go out in the order
-  // (and with the timestamps) they were given.  Taken before the element's
-  // lock, never while waiting: the appsrc never blocks a push.  An exception
-  // to our rule of no lock of ours held while calling into GStreamer: the
-  // pushes, new caps (gst_stream_set_caps, which notifies) and stream-starts
-  // happen under it.  Only the camera's streaming thread and the manager
-  // (fallback pictures) take it.
-  std::mutex push_lock;
+  // What was stamped for this output, in the order it was stamped, waiting
+  // to go to the appsrc, and whether a thread is pushing it (the element's
+  // lock guards both).  Whoever queues while nobody pushes pushes it all,
+  // with no lock of ours held (push_queued): the camera's frames and the
+  // fallback pictures keep their order and timestamps, and the camera's
+  // streaming thread never waits for the manager's push, nor the reverse.
+  std::deque<Outgoing> queued;
+  bool pushing = false;
   GstElement *appsrc = nullptr;  // a child of the bin; we hold a reference too
   CapsPtr caps;                  // last caps sent
   // The stream going out, a new one for each codec: announced downstream
@@ -176,22 +185,13 @@ namespace camrelay::camerasrc {
 
 // ---- output.cpp: the outputs, their timestamps and their streams -------------
 
-// What goes to an output appsrc, decided under the lock.
-struct Outgoing {
-  ElementPtr appsrc;
-  CapsPtr new_caps;             // set when the caps changed
-  ObjectPtr<GstStream> stream;  // with new caps: the stream they are for
-  bool new_stream = false;      // another codec: a stream-start first
-  guint32 group_id = 0;
-  GstBuffer *buffer = nullptr;
-};
-
 Output &output_for (GstCameraSrcPrivate &p, StreamKind kind);
 // The pipeline's running time now, or NONE without a clock.
 GstClockTime running_time_now (GstElement *element);
 bool prepare_buffer (Output &out, const Output *leader, GstBuffer *buffer, GstCaps *caps,
     GstClockTime pts, GstClockTime dts, bool from_camera, Outgoing &outgoing);
-void push_outgoing (GstCameraSrc *self, Outgoing &outgoing);
+// Pushes what is queued for `out` unless another thread is at it (lock not held).
+void push_queued (GstCameraSrc *self, Output &out);
 void on_camera_sample (GstCameraSrc *self, const SinkContext &ctx, GstSample *sample);
 GstElement *make_output_appsrc (const char *name, guint latency_ms);
 GstStream *init_output_stream (GstCameraSrc *self, GstElement *appsrc, StreamKind kind);

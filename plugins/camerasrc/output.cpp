@@ -17,6 +17,9 @@ output_caps (StreamKind kind)
 // Beyond this much data waiting in an output appsrc (downstream is not
 // reading), drop until the next keyframe instead of growing.
 constexpr guint64 MAX_OUTPUT_BACKLOG = 5 * GST_SECOND;
+// The same for what waits to go to the appsrc (a thread pushing it is slow
+// in a handler of downstream's).
+constexpr size_t MAX_QUEUED = 256;
 constexpr auto BITRATE_WINDOW = std::chrono::seconds (5);
 
 // The pipeline's running time now, or NONE without a clock.
@@ -48,8 +51,7 @@ make_stream_start (GstStream *stream, guint32 group_id)
 }
 
 // Stamps `buffer` (owned) for `out`, with output timestamps derived from the
-// running times `pts`/`dts`, and says what to push (lock and the output's
-// push lock held).  `from_camera` is false for fallback pictures, which are
+// running times `pts`/`dts`, and says what to push (lock held).  `from_camera` is false for fallback pictures, which are
 // not part of a camera session.  `leader` is the output whose session this
 // one follows (the video, for the audio).  False when there is nothing to push.
 bool
@@ -87,13 +89,13 @@ prepare_buffer (Output &out, const Output *leader, GstBuffer *buffer, GstCaps *c
     GST_BUFFER_FLAG_UNSET (buffer, GST_BUFFER_FLAG_DISCONT);
   }
   outgoing.appsrc = ref_object (out.appsrc);
-  outgoing.buffer = buffer;
+  outgoing.buffer.reset (buffer);
   return true;
 }
 
-// Hands a prepared buffer to its appsrc (push lock held, lock not held).
-// Never blocks: the appsrc queues without limit (on_camera_sample bounds it).
-void
+// Hands a prepared buffer to its appsrc (no lock of ours held).  Never
+// blocks: the appsrc queues without limit (on_camera_sample bounds it).
+static void
 push_outgoing (GstCameraSrc *self, Outgoing &outgoing)
 {
   GstAppSrc *appsrc = GST_APP_SRC (outgoing.appsrc.get ());
@@ -109,8 +111,25 @@ push_outgoing (GstCameraSrc *self, Outgoing &outgoing)
     gst_stream_set_caps (stream, outgoing.new_caps.get ());
     gst_app_src_set_caps (appsrc, outgoing.new_caps.get ());
   }
-  gst_app_src_push_buffer (appsrc, outgoing.buffer);
-  outgoing.buffer = nullptr;
+  gst_app_src_push_buffer (appsrc, outgoing.buffer.release ());
+}
+
+void
+push_queued (GstCameraSrc *self, Output &out)
+{
+  GstCameraSrcPrivate &p = *self->priv;
+  Lock lock (p.lock);
+  if (out.pushing)
+    return;  // the thread at it pushes ours too, in order
+  out.pushing = true;
+  while (!out.queued.empty ()) {
+    Outgoing next = std::move (out.queued.front ());
+    out.queued.pop_front ();
+    lock.unlock ();
+    push_outgoing (self, next);
+    lock.lock ();
+  }
+  out.pushing = false;
 }
 
 static void
@@ -169,13 +188,11 @@ on_camera_sample (GstCameraSrc *self, const SinkContext &ctx, GstSample *sample)
 
   const bool keyframe = !GST_BUFFER_FLAG_IS_SET (buffer, GST_BUFFER_FLAG_DELTA_UNIT);
   Output &out = output_for (p, ctx.kind);
-  std::lock_guard<std::mutex> push (out.push_lock);
-  Outgoing outgoing;
   {
     Lock lock (p.lock);
     if (ctx.generation != p.generation)
       return;
-    if (backlog > MAX_OUTPUT_BACKLOG) {
+    if (backlog > MAX_OUTPUT_BACKLOG || out.queued.size () > MAX_QUEUED) {
       if (!out.need_keyframe)
         GST_WARNING_OBJECT (self, "downstream is not reading: dropping until the next keyframe");
       out.need_keyframe = true;
@@ -202,10 +219,12 @@ on_camera_sample (GstCameraSrc *self, const SinkContext &ctx, GstSample *sample)
       return;
     }
     const Output *leader = ctx.kind == StreamKind::Audio ? &p.video : nullptr;
+    Outgoing outgoing;
     if (!prepare_buffer (out, leader, gst_buffer_ref (buffer), caps, pts, dts, true, outgoing))
       return;
+    out.queued.push_back (std::move (outgoing));
   }
-  push_outgoing (self, outgoing);
+  push_queued (self, out);
 }
 
 GstElement *
@@ -214,9 +233,9 @@ make_output_appsrc (const char *name, guint latency_ms)
   GstElement *appsrc = gst_element_factory_make ("appsrc", name);
   if (!appsrc)
     return nullptr;
-  // Live, in running time; unbounded and never blocking a push (pushes
-  // happen under an output's push lock) because on_camera_sample bounds the
-  // backlog itself, GOP by GOP.
+  // Live, in running time; unbounded and never blocking a push (the thread
+  // that pushes pushes for the others too, see push_queued) because
+  // on_camera_sample bounds the backlog itself, GOP by GOP.
   g_object_set (appsrc, "is-live", TRUE, "format", GST_FORMAT_TIME, "do-timestamp", FALSE,
       "max-bytes", static_cast<guint64> (0), "block", FALSE, "emit-signals", FALSE,
       "min-latency", static_cast<gint64> (latency_ms) * GST_MSECOND, nullptr);
