@@ -51,9 +51,10 @@ make_stream_start (GstStream *stream, guint32 group_id)
 }
 
 // Stamps `buffer` (owned) for `out`, with output timestamps derived from the
-// running times `pts`/`dts`, and says what to push (lock held).  `from_camera` is false for fallback pictures, which are
-// not part of a camera session.  `leader` is the output whose session this
-// one follows (the video, for the audio).  False when there is nothing to push.
+// running times `pts`/`dts`, and says what to push (lock held).
+// `from_camera` is false for fallback pictures, which are not part of a
+// camera session.  `leader` is the output whose session this one follows
+// (the video, for the audio).  False when there is nothing to push.
 bool
 prepare_buffer (Output &out, const Output *leader, GstBuffer *buffer, GstCaps *caps,
     GstClockTime pts, GstClockTime dts, bool from_camera, Outgoing &outgoing)

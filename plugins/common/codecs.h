@@ -32,11 +32,13 @@ inline constexpr CodecRow CODECS[] = {
   {"video/x-h264", "h264", MediaKind::Video,
       "video/x-h264,stream-format=(string)byte-stream,alignment=(string)au", "h264parse",
       "rtph264pay", nullptr,
-      "x264enc speed-preset=ultrafast tune=zerolatency key-int-max=1 ! h264parse config-interval=-1"},
+      "x264enc speed-preset=ultrafast tune=zerolatency key-int-max=1 ! "
+      "h264parse config-interval=-1"},
   {"video/x-h265", "h265", MediaKind::Video,
       "video/x-h265,stream-format=(string)byte-stream,alignment=(string)au", "h265parse",
       "rtph265pay", nullptr,
-      "x265enc speed-preset=ultrafast tune=zerolatency key-int-max=1 ! h265parse config-interval=-1"},
+      "x265enc speed-preset=ultrafast tune=zerolatency key-int-max=1 ! "
+      "h265parse config-interval=-1"},
   {"image/jpeg", "jpeg", MediaKind::Video, "image/jpeg,parsed=(boolean)true", "jpegparse",
       "rtpjpegpay", nullptr, "jpegenc ! jpegparse"},
   // RFC 3640 wants raw AAC with its codec data: aacparse before the payloader.

@@ -27,6 +27,9 @@
 
 namespace camtest {
 
+// camerasrc's message, field and stats names (plugins/common/element_names.h).
+namespace names = camrelay::camerasrc_names;
+
 // Fast timings for tests: backoff 100 ms doubling up to 400 ms (±20%), a
 // stall noticed after 1 s, an attempt bounded to 2 s, no fallback frames
 // (so every frame downstream comes from the camera).

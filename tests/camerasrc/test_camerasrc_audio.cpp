@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "common/element_names.h"
 #include "common/gstref.h"
 #include "fake_camera.h"
 
@@ -246,7 +247,7 @@ expect_file_audio_played_live (const std::string &path)
   GstStructure *stats = nullptr;
   g_object_get (p.camerasrc, "stats", &stats, nullptr);
   guint64 reconnects = G_MAXUINT64;
-  gst_structure_get_uint64 (stats, "reconnects", &reconnects);
+  gst_structure_get_uint64 (stats, camrelay::camerasrc_names::STAT_RECONNECTS, &reconnects);
   gst_structure_free (stats);
   gst_element_set_state (p.pipeline.get (), GST_STATE_NULL);
 
@@ -379,10 +380,11 @@ TEST (CameraSrcAudioPad, NoAudioPadWhenAudioIsOff)
     gst_structure_free (stats);
     return value;
   };
-  for (int i = 0; i < 200 && stat ("frames") < 60; i++)
+  for (int i = 0; i < 200 && stat (camrelay::camerasrc_names::STAT_FRAMES) < 60; i++)
     std::this_thread::sleep_for (50ms);  // polling a counter: no event to wait on
-  EXPECT_GE (stat ("frames"), 60u);
-  EXPECT_EQ (stat ("connects"), 1u) << "the unused audio stream broke the connection";
+  EXPECT_GE (stat (camrelay::camerasrc_names::STAT_FRAMES), 60u);
+  EXPECT_EQ (stat (camrelay::camerasrc_names::STAT_CONNECTS), 1u)
+      << "the unused audio stream broke the connection";
   gst_element_set_state (p.pipeline.get (), GST_STATE_NULL);
   std::lock_guard<std::mutex> lock (p.record.mutex);
   EXPECT_FALSE (p.record.audio_pad);

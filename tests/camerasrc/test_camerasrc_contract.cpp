@@ -621,8 +621,8 @@ TEST (CameraSrcContract, LocationChangeForgetsTheOldCamera)
   ASSERT_TRUE (p.wait_frames (15, 10s)) << p.describe_messages ();
   GstElement *camerasrc = p.by_name ("cam");
   auto stats = get_stats (camerasrc);
-  EXPECT_EQ (stat_int (stats.get (), "width"), 320);
-  EXPECT_EQ (stat_string (stats.get (), "codec"), "h264");
+  EXPECT_EQ (stat_int (stats.get (), names::STAT_WIDTH), 320);
+  EXPECT_EQ (stat_string (stats.get (), names::STAT_CODEC), "h264");
 
   const size_t from = next_state_index (p);
   const size_t after_switch = log.entries ().size ();
@@ -636,10 +636,10 @@ TEST (CameraSrcContract, LocationChangeForgetsTheOldCamera)
     fallback_after += entries[i].fallback;
   EXPECT_EQ (fallback_after, 0u) << "the old camera's keyframe as the new camera's fallback";
   stats = get_stats (camerasrc);
-  EXPECT_EQ (stat_int (stats.get (), "width"), 0) << stats_string (camerasrc);
-  EXPECT_EQ (stat_int (stats.get (), "height"), 0);
-  EXPECT_EQ (stat_string (stats.get (), "codec"), "");
-  EXPECT_EQ (stat_u64 (stats.get (), "bitrate"), 0u);
+  EXPECT_EQ (stat_int (stats.get (), names::STAT_WIDTH), 0) << stats_string (camerasrc);
+  EXPECT_EQ (stat_int (stats.get (), names::STAT_HEIGHT), 0);
+  EXPECT_EQ (stat_string (stats.get (), names::STAT_CODEC), "");
+  EXPECT_EQ (stat_u64 (stats.get (), names::STAT_BITRATE), 0u);
   EXPECT_LT (stop_bounded (p), 1.0);
 }
 
@@ -736,7 +736,7 @@ TEST (CameraSrcContract, TheUserNameIsInNoReason)
   ASSERT_TRUE (p.play ());
   ASSERT_TRUE (p.wait_state ("reconnecting", 5s)) << p.describe_messages ();
   auto stats = get_stats (p.by_name ("cam"));
-  const std::string last_error = stat_string (stats.get (), "last-error");
+  const std::string last_error = stat_string (stats.get (), names::STAT_LAST_ERROR);
   EXPECT_NE (last_error.find ("key '***'"), std::string::npos) << last_error;
   EXPECT_EQ (last_error.find ("camadmin"), std::string::npos) << last_error;
   EXPECT_LT (stop_bounded (p), 1.0);
@@ -945,13 +945,13 @@ class PushHold {
         return;
       self->manager_ = nullptr;
     }
-    const guint64 before = stat_u64 (get_stats (self->camerasrc_).get (), "frames");
+    const guint64 before = stat_u64 (get_stats (self->camerasrc_).get (), names::STAT_FRAMES);
     const auto until = SteadyClock::now () + self->hold_;
     bool through = false;
     while (!through && SteadyClock::now () < until) {
       // Polling a counter: the camera's thread signals nothing of its own.
       std::this_thread::sleep_for (10ms);
-      through = stat_u64 (get_stats (self->camerasrc_).get (), "frames") > before;
+      through = stat_u64 (get_stats (self->camerasrc_).get (), names::STAT_FRAMES) > before;
     }
     std::fprintf (stderr, "held the manager's push: the camera's frames %s\n",
         through ? "went on" : "waited");
