@@ -226,8 +226,8 @@ gst_camera_src_change_state (GstElement *element, GstStateChange transition)
     // A configuration error, not a camera fault: say so and do not start.
     if (!has_location) {
       GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("No camera location set"),
-          ("set the location property to an rtsp://, rtsps://, http(s)://, file:// or "
-           "test:// URI"));
+          ("set the location property to a URI with the scheme %s",
+              camrelay::camera_uri_scheme_list ().c_str ()));
       return GST_STATE_CHANGE_FAILURE;
     }
   }

@@ -6,6 +6,7 @@
 #include "camerasrc/camerauri.h"
 #include "camerasrc/gstcamerasrc-private.h"
 #include "common/enums.h"
+#include "common/uri_schemes.h"
 
 namespace camrelay::camerasrc {
 
@@ -271,9 +272,11 @@ manager_loop (GstCameraSrc *self)
         retry_at = NEVER;
         StateChange change;
         bool changed = false;
+        const bool is_file = is_scheme_of (split_uri (settings.location, "", "").scheme,
+            SchemeFamily::File);
         {
           Lock lock (p.lock);
-          p.session_is_file = g_str_has_prefix (settings.location.c_str (), "file:");
+          p.session_is_file = is_file;
           if (p.state != GST_CAMERA_SRC_STATE_CONNECTING && p.state != GST_CAMERA_SRC_STATE_STREAMING) {
             change = set_state_locked (p, GST_CAMERA_SRC_STATE_CONNECTING,
                 p.attempt ? "retrying after: " + p.stats.last_error : "starting");
