@@ -38,6 +38,8 @@
 #include <glib/gstdio.h>
 
 #include "bench_common.h"
+#include "common/element_names.h"
+#include "common/enums.h"
 #include "common/gstref.h"
 
 #include <poll.h>
@@ -374,7 +376,7 @@ camera_frames (GstElement *camera)
   StructurePtr stats{raw};
   guint64 frames = 0;
   if (stats)
-    gst_structure_get_uint64 (stats.get (), "frames", &frames);
+    gst_structure_get_uint64 (stats.get (), camrelay::camerasrc_names::STAT_FRAMES, &frames);
   return frames;
 }
 
@@ -422,13 +424,8 @@ on_frame (GstPad *, GstPadProbeInfo *info, gpointer user_data)
 std::string
 enum_nick (const GValue *value)
 {
-  if (!value || !G_VALUE_HOLDS_ENUM (value))
-    return "?";
-  GEnumClass *klass = G_ENUM_CLASS (g_type_class_ref (G_VALUE_TYPE (value)));
-  const GEnumValue *entry = g_enum_get_value (klass, g_value_get_enum (value));
-  std::string nick = entry ? entry->value_nick : "?";
-  g_type_class_unref (klass);
-  return nick;
+  const char *nick = camrelay::enum_nick (value);
+  return nick ? nick : "?";
 }
 
 // One receiving pipeline, from a gst-launch description whose sink is named
@@ -583,14 +580,16 @@ class Receiver {
         break;
       case GST_MESSAGE_ELEMENT: {
         const GstStructure *s = gst_message_get_structure (message);
-        if (verbose_ && s && gst_structure_has_name (s, "camerasrc-state")) {
-          const char *reason = gst_structure_get_string (s, "reason");
+        namespace names = camrelay::camerasrc_names;
+        if (verbose_ && s && gst_structure_has_name (s, names::STATE_MESSAGE)) {
+          const char *reason = gst_structure_get_string (s, names::FIELD_REASON);
           guint64 retry_in = 0;
-          gst_structure_get_uint64 (s, "retry-in", &retry_in);
+          gst_structure_get_uint64 (s, names::FIELD_RETRY_IN, &retry_in);
           std::printf ("    %8.3f s camerasrc-state %s -> %s (%s) retry-in %.3f s\n",
               seconds (now_us () - origin_us_),
-              enum_nick (gst_structure_get_value (s, "previous")).c_str (),
-              enum_nick (gst_structure_get_value (s, "state")).c_str (), reason ? reason : "",
+              enum_nick (gst_structure_get_value (s, names::FIELD_PREVIOUS)).c_str (),
+              enum_nick (gst_structure_get_value (s, names::FIELD_STATE)).c_str (),
+              reason ? reason : "",
               static_cast<double> (retry_in) / GST_SECOND);
         }
         break;
@@ -756,8 +755,10 @@ measure_recovery (const std::string &description, CameraServer &server, gint res
     g_object_get (camera, "stats", &raw, nullptr);
     StructurePtr stats{raw};
     if (stats) {
-      gst_structure_get_uint64 (stats.get (), "reconnects", &run.reconnects);
-      gst_structure_get_uint64 (stats.get (), "fallback-frames", &run.fallback_frames);
+      gst_structure_get_uint64 (stats.get (), camrelay::camerasrc_names::STAT_RECONNECTS,
+          &run.reconnects);
+      gst_structure_get_uint64 (stats.get (), camrelay::camerasrc_names::STAT_FALLBACK_FRAMES,
+          &run.fallback_frames);
     }
   }
   run.to_null_s = receiver.stop ();

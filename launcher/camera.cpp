@@ -4,6 +4,10 @@
 
 #include <cstdio>
 
+#include "common/codecs.h"
+#include "common/element_names.h"
+#include "common/enums.h"
+
 namespace camrelay::launcher {
 
 void
@@ -36,38 +40,24 @@ caps_name (const GstCaps *caps)
   return gst_structure_get_name (gst_caps_get_structure (caps, 0));
 }
 
-// The RTP payloader for the camera's video, or nullptr.
+// The RTP payloader for the camera's video, or nullptr (common/codecs.h).
 const char *
 video_payloader (const GstCaps *caps)
 {
-  const std::string name = caps_name (caps);
-  if (name == "video/x-h264")
-    return "rtph264pay";
-  if (name == "video/x-h265")
-    return "rtph265pay";
-  if (name == "image/jpeg")
-    return "rtpjpegpay";
-  return nullptr;
+  const CodecRow *codec = codec_by_caps_name (caps_name (caps));
+  return codec && codec->kind == MediaKind::Video ? codec->payloader : nullptr;
 }
 
-// The elements between the audio appsrc and the RTP payloader, and the
-// payloader, for the camera's audio; nullptr when it cannot be carried.
+// The element between the audio appsrc and the RTP payloader (or nullptr),
+// and the payloader, for the camera's audio; nullptr when it cannot be
+// carried (common/codecs.h).
 const char *
 audio_payloader (const GstCaps *caps, const char **parser)
 {
-  const std::string name = caps_name (caps);
-  *parser = nullptr;
-  if (name == "audio/mpeg") {
-    *parser = "aacparse";  // RFC 3640 wants raw AAC with its codec data
-    return "rtpmp4gpay";
-  }
-  if (name == "audio/x-alaw")
-    return "rtppcmapay";
-  if (name == "audio/x-mulaw")
-    return "rtppcmupay";
-  if (name == "audio/x-opus")
-    return "rtpopuspay";
-  return nullptr;
+  const CodecRow *codec = codec_by_caps_name (caps_name (caps));
+  const bool audio = codec && codec->kind == MediaKind::Audio;
+  *parser = audio ? codec->payload_parser : nullptr;
+  return audio ? codec->payloader : nullptr;
 }
 
 }  // namespace
@@ -335,7 +325,7 @@ on_ingest_message (GstBus *, GstMessage *message, gpointer data)
   const GstStructure *s = gst_message_get_structure (message);
   const std::string &name = camera->config ().name;
   if (GST_MESSAGE_TYPE (message) == GST_MESSAGE_ELEMENT && s
-      && gst_structure_has_name (s, "camerasrc-state")) {
+      && gst_structure_has_name (s, camerasrc_names::STATE_MESSAGE)) {
     camera->on_state_message (s);
   } else if (GST_MESSAGE_TYPE (message) == GST_MESSAGE_ELEMENT && s
       && gst_structure_has_name (s, "resilientqueue-dropped")) {
@@ -735,27 +725,24 @@ Camera::on_audio_pad (GstPad *pad)
 void
 Camera::on_state_message (const GstStructure *s)
 {
-  const GValue *state_value = gst_structure_get_value (s, "state");
-  GEnumClass *klass = static_cast<GEnumClass *> (g_type_class_ref (G_VALUE_TYPE (state_value)));
-  gint state = 0, previous = 0;
-  gst_structure_get_enum (s, "state", G_VALUE_TYPE (state_value), &state);
-  gst_structure_get_enum (s, "previous", G_VALUE_TYPE (state_value), &previous);
-  const char *now = g_enum_get_value (klass, state)->value_nick;
-  const char *before = g_enum_get_value (klass, previous)->value_nick;
+  namespace names = camrelay::camerasrc_names;
+  const char *now = enum_nick (gst_structure_get_value (s, names::FIELD_STATE));
+  const char *before = enum_nick (gst_structure_get_value (s, names::FIELD_PREVIOUS));
+  now = now ? now : "?";
+  before = before ? before : "?";
   guint64 retry_in = 0;
-  gst_structure_get_uint64 (s, "retry-in", &retry_in);
+  gst_structure_get_uint64 (s, names::FIELD_RETRY_IN, &retry_in);
   {
     Lock l (lock_);
     if (running_)
       state_ = now;
   }
-  const char *reason = gst_structure_get_string (s, "reason");
+  const char *reason = gst_structure_get_string (s, names::FIELD_REASON);
   if (retry_in)
     log_line ("camera %s: %s -> %s: %s (retry in %.1f s)", config_.name.c_str (), before, now,
         reason, static_cast<double> (retry_in) / GST_SECOND);
   else
     log_line ("camera %s: %s -> %s: %s", config_.name.c_str (), before, now, reason);
-  g_type_class_unref (klass);
 }
 
 // A frame from the camera (an ingest streaming thread): to every media it feeds.

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 
+#include "common/uri_schemes.h"
+
 namespace camrelay::launcher {
 
 // A value as a TOML-like quoted string, safe to print on one log line.
@@ -115,7 +117,7 @@ is_ip_or_host_name (const std::string &text)
 std::string
 check_location (const std::string &location)
 {
-  static const char *const kSchemes = "rtsp, rtsps, http, https, file or test";
+  const std::string schemes = camera_uri_scheme_list ();
   for (char c : location) {
     if (g_ascii_isspace (c) || static_cast<unsigned char> (c) < 0x20)
       return "must not contain spaces or control characters (write %20 for a space)";
@@ -124,7 +126,7 @@ check_location (const std::string &location)
   GUri *uri = g_uri_parse (location.c_str (), G_URI_FLAGS_ENCODED, &error);
   if (!uri) {
     g_clear_error (&error);
-    return std::string ("must be a URI with the scheme ") + kSchemes +
+    return "must be a URI with the scheme " + schemes +
         ", such as rtsp://192.0.2.10/stream1";
   }
   std::string scheme = g_uri_get_scheme (uri);
@@ -133,12 +135,11 @@ check_location (const std::string &location)
   std::string path = g_uri_get_path (uri);
   g_uri_unref (uri);
 
-  if (scheme != "rtsp" && scheme != "rtsps" && scheme != "http" && scheme != "https" &&
-      scheme != "file" && scheme != "test")
-    return "scheme " + quote (scheme) + " is not supported (use " + kSchemes + ")";
-  if (scheme == "file")
+  if (!camera_uri_scheme (scheme.c_str ()))
+    return "scheme " + quote (scheme) + " is not supported (use " + schemes + ")";
+  if (is_scheme_of (scheme, SchemeFamily::File))
     return path.empty () || path[0] != '/' ? "must be file:///absolute/path" : "";
-  if (scheme == "test")
+  if (is_scheme_of (scheme, SchemeFamily::Test))
     return "";
   if (host_text.empty ())
     return "has no host";

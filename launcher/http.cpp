@@ -8,6 +8,9 @@
 #include <exception>
 #include <initializer_list>
 
+#include "common/element_names.h"
+#include "common/enums.h"
+
 namespace camrelay::launcher {
 
 namespace {
@@ -17,9 +20,7 @@ using ObjectRef = UniqueRef<GObject, g_object_unref>;
 // The states of camerasrc (GstCameraSrcState nicks), always exported by
 // camrelay_camera_state so that a query on a state that is not current still
 // finds a 0 sample instead of nothing.
-constexpr const char *kCameraStates[] = {
-  "stopped", "connecting", "streaming", "reconnecting", "failed",
-};
+constexpr const auto &kCameraStates = camerasrc_names::STATES;
 
 constexpr const char *kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 constexpr const char *kJsonContentType = "application/json";
@@ -231,12 +232,8 @@ value_to_json (const GValue *value)
       return text ? json_quote (text) : "null";
     }
     case G_TYPE_ENUM: {
-      GEnumClass *klass = static_cast<GEnumClass *> (g_type_class_ref (type));
-      GEnumValue *enum_value = g_enum_get_value (klass, g_value_get_enum (value));
-      std::string out = enum_value ? json_quote (enum_value->value_nick)
-                                   : std::to_string (g_value_get_enum (value));
-      g_type_class_unref (klass);
-      return out;
+      const char *nick = enum_nick (value);
+      return nick ? json_quote (nick) : std::to_string (g_value_get_enum (value));
     }
     default:
       break;

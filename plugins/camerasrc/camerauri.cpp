@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/gstref.h"
+#include "common/uri_schemes.h"
 
 namespace camrelay::camerasrc {
 
@@ -32,12 +33,8 @@ parse_uri (const char *text)
 bool
 has_supported_scheme (const char *uri)
 {
-  static const char *schemes[] = {"rtsp", "rtsps", "http", "https", "file", "test"};
   GstUri *parsed = parse_uri (uri);
-  const char *scheme = parsed ? gst_uri_get_scheme (parsed) : nullptr;
-  bool known = false;
-  for (const char *s : schemes)
-    known = known || (scheme && g_ascii_strcasecmp (scheme, s) == 0);
+  const bool known = parsed && camera_uri_scheme (gst_uri_get_scheme (parsed));
   if (parsed)
     gst_uri_unref (parsed);
   return known;

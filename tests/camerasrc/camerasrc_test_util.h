@@ -19,11 +19,16 @@
 #include <string>
 #include <vector>
 
+#include "common/element_names.h"
+#include "common/enums.h"
 #include "common/gstref.h"
 #include "fake_camera.h"
 #include "test_pipeline.h"
 
 namespace camtest {
+
+// camerasrc's message, field and stats names (plugins/common/element_names.h).
+namespace names = camrelay::camerasrc_names;
 
 // Fast timings for tests: backoff 100 ms doubling up to 400 ms (±20%), a
 // stall noticed after 1 s, an attempt bounded to 2 s, no fallback frames
@@ -70,15 +75,9 @@ state_property (GstElement *camerasrc)
   GValue value = G_VALUE_INIT;
   g_value_init (&value, pspec->value_type);
   g_object_get_property (G_OBJECT (camerasrc), "state", &value);
-  std::string nick = "?";
-  if (G_VALUE_HOLDS_ENUM (&value)) {
-    GEnumClass *klass = static_cast<GEnumClass *> (g_type_class_ref (pspec->value_type));
-    if (GEnumValue *v = g_enum_get_value (klass, g_value_get_enum (&value)))
-      nick = v->value_nick;
-    g_type_class_unref (klass);
-  }
+  const char *nick = camrelay::enum_nick (&value);
   g_value_unset (&value);
-  return nick;
+  return nick ? nick : "?";
 }
 
 // The stats structure (owned copy).
@@ -89,7 +88,7 @@ get_stats (GstElement *camerasrc)
   g_object_get (camerasrc, "stats", &stats, nullptr);
   EXPECT_NE (stats, nullptr);
   if (stats) {
-    EXPECT_STREQ (gst_structure_get_name (stats), "application/x-camerasrc-stats");
+    EXPECT_STREQ (gst_structure_get_name (stats), camrelay::camerasrc_names::STATS);
   }
   return camrelay::StructurePtr (stats);
 }

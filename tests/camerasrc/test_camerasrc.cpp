@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "camerasrc_test_util.h"
+#include "common/uri_schemes.h"
 
 using namespace camtest;
 
@@ -19,17 +20,16 @@ TEST (CameraSrc, IsRegisteredWithItsUriSchemes)
   std::set<std::string> schemes;
   for (int i = 0; protocols && protocols[i]; i++)
     schemes.insert (protocols[i]);
-  for (const char *scheme : {"rtsp", "rtsps", "http", "https", "file", "test"})
-    EXPECT_TRUE (schemes.count (scheme)) << scheme;
+  for (const camrelay::UriSchemeRow &scheme : camrelay::CAMERA_URI_SCHEMES)
+    EXPECT_TRUE (schemes.count (scheme.name)) << scheme.name;
   EXPECT_EQ (state_property (element.get ()), "stopped");
   auto stats = get_stats (element.get ());
   ASSERT_TRUE (stats);
-  for (const char *field : {"connects", "reconnects", "bytes", "frames", "keyframes",
-           "fallback-frames", "streaming-time", "down-time", "last-frame-age", "bitrate"})
+  for (const char *field : camrelay::camerasrc_names::STATS_U64)
     stat_u64 (stats.get (), field);
-  EXPECT_EQ (stat_u64 (stats.get (), "last-frame-age"), G_MAXUINT64);
-  EXPECT_EQ (stat_int (stats.get (), "width"), 0);
-  EXPECT_EQ (stat_string (stats.get (), "last-error"), "");
+  EXPECT_EQ (stat_u64 (stats.get (), names::STAT_LAST_FRAME_AGE), G_MAXUINT64);
+  EXPECT_EQ (stat_int (stats.get (), names::STAT_WIDTH), 0);
+  EXPECT_EQ (stat_string (stats.get (), names::STAT_LAST_ERROR), "");
   guint attempt = 99;
   EXPECT_TRUE (gst_structure_get_uint (stats.get (), "attempt", &attempt));
   EXPECT_TRUE (gst_structure_has_field_typed (stats.get (), "framerate", GST_TYPE_FRACTION));
@@ -70,18 +70,18 @@ TEST (CameraSrc, RtspStartsAndStreamsParsedH264)
   EXPECT_GE (keyframes, 2);
 
   auto stats = get_stats (p.by_name ("cam"));
-  EXPECT_EQ (stat_u64 (stats.get (), "connects"), 1u);
-  EXPECT_EQ (stat_u64 (stats.get (), "reconnects"), 0u);
-  EXPECT_GE (stat_u64 (stats.get (), "frames"), 46u);
-  EXPECT_GE (stat_u64 (stats.get (), "keyframes"), 2u);
-  EXPECT_GT (stat_u64 (stats.get (), "bytes"), 0u);
-  EXPECT_LT (stat_u64 (stats.get (), "last-frame-age"), GST_SECOND);
-  EXPECT_EQ (stat_int (stats.get (), "width"), 640);
-  EXPECT_EQ (stat_int (stats.get (), "height"), 360);
-  EXPECT_EQ (stat_string (stats.get (), "codec"), "h264");
-  EXPECT_EQ (stat_string (stats.get (), "last-error"), "");
-  EXPECT_EQ (stat_u64 (stats.get (), "fallback-frames"), 0u);
-  EXPECT_GT (stat_u64 (stats.get (), "streaming-time"), GST_SECOND / 2);
+  EXPECT_EQ (stat_u64 (stats.get (), names::STAT_CONNECTS), 1u);
+  EXPECT_EQ (stat_u64 (stats.get (), names::STAT_RECONNECTS), 0u);
+  EXPECT_GE (stat_u64 (stats.get (), names::STAT_FRAMES), 46u);
+  EXPECT_GE (stat_u64 (stats.get (), names::STAT_KEYFRAMES), 2u);
+  EXPECT_GT (stat_u64 (stats.get (), names::STAT_BYTES), 0u);
+  EXPECT_LT (stat_u64 (stats.get (), names::STAT_LAST_FRAME_AGE), GST_SECOND);
+  EXPECT_EQ (stat_int (stats.get (), names::STAT_WIDTH), 640);
+  EXPECT_EQ (stat_int (stats.get (), names::STAT_HEIGHT), 360);
+  EXPECT_EQ (stat_string (stats.get (), names::STAT_CODEC), "h264");
+  EXPECT_EQ (stat_string (stats.get (), names::STAT_LAST_ERROR), "");
+  EXPECT_EQ (stat_u64 (stats.get (), names::STAT_FALLBACK_FRAMES), 0u);
+  EXPECT_GT (stat_u64 (stats.get (), names::STAT_STREAMING_TIME), GST_SECOND / 2);
   gint num = 0, den = 0;
   EXPECT_TRUE (gst_structure_get_fraction (stats.get (), "framerate", &num, &den));
   if (den) {
@@ -120,8 +120,8 @@ TEST_P (CameraSrcRtspCodec, StreamsParsedFrames)
   // GOP 15 (H.265); every JPEG frame is a keyframe.
   EXPECT_GE (keyframes, std::string (codec) == "jpeg" ? 31 : 2);
   auto stats = get_stats (p.by_name ("cam"));
-  EXPECT_EQ (stat_string (stats.get (), "codec"), codec);
-  EXPECT_EQ (stat_int (stats.get (), "width"), 640);
+  EXPECT_EQ (stat_string (stats.get (), names::STAT_CODEC), codec);
+  EXPECT_EQ (stat_int (stats.get (), names::STAT_WIDTH), 640);
 }
 
 INSTANTIATE_TEST_SUITE_P (Codecs, CameraSrcRtspCodec,
@@ -160,7 +160,7 @@ TEST (CameraSrc, HttpMjpegStreams)
   double span = seconds_between (frames[0].arrival, frames[15].arrival);
   EXPECT_GT (span, 0.7);
   auto stats = get_stats (p.by_name ("cam"));
-  EXPECT_EQ (stat_string (stats.get (), "codec"), "jpeg");
+  EXPECT_EQ (stat_string (stats.get (), names::STAT_CODEC), "jpeg");
   EXPECT_EQ (p.states ().size (), 2u);
 }
 
@@ -416,7 +416,7 @@ TEST (CameraSrc, BitrateStatFollowsTheCamera)
   ASSERT_TRUE (p.wait_frames (121, 10s)) << p.describe_messages ();
   auto stats = get_stats (p.by_name ("cam"));
   auto frames = p.frames ();
-  const double bitrate = double (stat_u64 (stats.get (), "bitrate"));
+  const double bitrate = double (stat_u64 (stats.get (), names::STAT_BITRATE));
   const auto since = frames.back ().arrival - 3s;
   double bytes = 0;
   SteadyClock::time_point first = frames.back ().arrival;

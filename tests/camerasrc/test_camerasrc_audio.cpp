@@ -6,6 +6,7 @@
 #include <gst/gst.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "common/element_names.h"
 #include "common/gstref.h"
 #include "fake_camera.h"
 
@@ -31,6 +33,7 @@ struct AudioRecord {
   std::string caps;  // the last caps, whole
   bool no_more_pads = false;
   bool audio_pad = false;
+  std::vector<std::string> pad_events;  // "audio" (pad-added), "no-more-pads", in order
 };
 
 // camerasrc's audio pad, linked to an appsink that records what arrives.
@@ -85,8 +88,12 @@ struct AudioPipeline {
         return;
       camrelay::PadPtr sinkpad{gst_element_get_static_pad (self->audio_sink, "sink")};
       EXPECT_EQ (gst_pad_link (pad, sinkpad.get ()), GST_PAD_LINK_OK);
-      std::lock_guard<std::mutex> lock (self->record.mutex);
-      self->record.audio_pad = true;
+      {
+        std::lock_guard<std::mutex> lock (self->record.mutex);
+        self->record.audio_pad = true;
+        self->record.pad_events.push_back ("audio");
+      }
+      self->record.changed.notify_all ();
     }),
         this);
     g_signal_connect (camerasrc, "no-more-pads", G_CALLBACK (+[] (GstElement *, gpointer data) {
@@ -94,6 +101,7 @@ struct AudioPipeline {
       {
         std::lock_guard<std::mutex> lock (r->mutex);
         r->no_more_pads = true;
+        r->pad_events.push_back ("no-more-pads");
       }
       r->changed.notify_all ();
     }),
@@ -239,7 +247,7 @@ expect_file_audio_played_live (const std::string &path)
   GstStructure *stats = nullptr;
   g_object_get (p.camerasrc, "stats", &stats, nullptr);
   guint64 reconnects = G_MAXUINT64;
-  gst_structure_get_uint64 (stats, "reconnects", &reconnects);
+  gst_structure_get_uint64 (stats, camrelay::camerasrc_names::STAT_RECONNECTS, &reconnects);
   gst_structure_free (stats);
   gst_element_set_state (p.pipeline.get (), GST_STATE_NULL);
 
@@ -329,6 +337,32 @@ TEST (CameraSrcAudioPad, AudioContinuesAcrossAReconnect)
   EXPECT_EQ (p.errors_and_eos (), 0);
 }
 
+// A camera that gains audio after the first session (here: a switch to a
+// camera with audio) adds the audio pad once no-more-pads is out: the set of
+// pads changed, so no-more-pads follows the new pad, as gst-rtsp-server's
+// dynamic payloaders and decodebin wait for it.
+TEST (CameraSrcAudioPad, NoMorePadsFollowsAnAudioPadAddedLater)
+{
+  AudioPipeline p ("test://cam?width=320&height=240");
+  ASSERT_NE (gst_element_set_state (p.pipeline.get (), GST_STATE_PLAYING),
+      GST_STATE_CHANGE_FAILURE);
+  ASSERT_TRUE (p.wait ([] (const AudioRecord &r) { return r.no_more_pads; }, 10s));
+  g_object_set (p.camerasrc, "location", "test://cam?width=320&height=240&audio=opus", nullptr);
+  const bool announced = p.wait ([] (const AudioRecord &r) {
+    auto audio = std::find (r.pad_events.begin (), r.pad_events.end (), "audio");
+    return audio != r.pad_events.end ()
+        && std::find (audio, r.pad_events.end (), "no-more-pads") != r.pad_events.end ();
+  }, 10s);
+  gst_element_set_state (p.pipeline.get (), GST_STATE_NULL);
+  std::lock_guard<std::mutex> lock (p.record.mutex);
+  std::string events;
+  for (const std::string &e : p.record.pad_events)
+    events += e + " ";
+  EXPECT_TRUE (announced) << "pad events: " << events;
+  EXPECT_TRUE (p.record.audio_pad);
+  EXPECT_EQ (p.errors_and_eos (), 0);
+}
+
 TEST (CameraSrcAudioPad, NoAudioPadWhenAudioIsOff)
 {
   AudioPipeline p ("test://cam?width=320&height=240&audio=opus", false);
@@ -346,10 +380,11 @@ TEST (CameraSrcAudioPad, NoAudioPadWhenAudioIsOff)
     gst_structure_free (stats);
     return value;
   };
-  for (int i = 0; i < 200 && stat ("frames") < 60; i++)
+  for (int i = 0; i < 200 && stat (camrelay::camerasrc_names::STAT_FRAMES) < 60; i++)
     std::this_thread::sleep_for (50ms);  // polling a counter: no event to wait on
-  EXPECT_GE (stat ("frames"), 60u);
-  EXPECT_EQ (stat ("connects"), 1u) << "the unused audio stream broke the connection";
+  EXPECT_GE (stat (camrelay::camerasrc_names::STAT_FRAMES), 60u);
+  EXPECT_EQ (stat (camrelay::camerasrc_names::STAT_CONNECTS), 1u)
+      << "the unused audio stream broke the connection";
   gst_element_set_state (p.pipeline.get (), GST_STATE_NULL);
   std::lock_guard<std::mutex> lock (p.record.mutex);
   EXPECT_FALSE (p.record.audio_pad);

@@ -621,8 +621,8 @@ TEST (CameraSrcContract, LocationChangeForgetsTheOldCamera)
   ASSERT_TRUE (p.wait_frames (15, 10s)) << p.describe_messages ();
   GstElement *camerasrc = p.by_name ("cam");
   auto stats = get_stats (camerasrc);
-  EXPECT_EQ (stat_int (stats.get (), "width"), 320);
-  EXPECT_EQ (stat_string (stats.get (), "codec"), "h264");
+  EXPECT_EQ (stat_int (stats.get (), names::STAT_WIDTH), 320);
+  EXPECT_EQ (stat_string (stats.get (), names::STAT_CODEC), "h264");
 
   const size_t from = next_state_index (p);
   const size_t after_switch = log.entries ().size ();
@@ -636,10 +636,10 @@ TEST (CameraSrcContract, LocationChangeForgetsTheOldCamera)
     fallback_after += entries[i].fallback;
   EXPECT_EQ (fallback_after, 0u) << "the old camera's keyframe as the new camera's fallback";
   stats = get_stats (camerasrc);
-  EXPECT_EQ (stat_int (stats.get (), "width"), 0) << stats_string (camerasrc);
-  EXPECT_EQ (stat_int (stats.get (), "height"), 0);
-  EXPECT_EQ (stat_string (stats.get (), "codec"), "");
-  EXPECT_EQ (stat_u64 (stats.get (), "bitrate"), 0u);
+  EXPECT_EQ (stat_int (stats.get (), names::STAT_WIDTH), 0) << stats_string (camerasrc);
+  EXPECT_EQ (stat_int (stats.get (), names::STAT_HEIGHT), 0);
+  EXPECT_EQ (stat_string (stats.get (), names::STAT_CODEC), "");
+  EXPECT_EQ (stat_u64 (stats.get (), names::STAT_BITRATE), 0u);
   EXPECT_LT (stop_bounded (p), 1.0);
 }
 
@@ -736,7 +736,7 @@ TEST (CameraSrcContract, TheUserNameIsInNoReason)
   ASSERT_TRUE (p.play ());
   ASSERT_TRUE (p.wait_state ("reconnecting", 5s)) << p.describe_messages ();
   auto stats = get_stats (p.by_name ("cam"));
-  const std::string last_error = stat_string (stats.get (), "last-error");
+  const std::string last_error = stat_string (stats.get (), names::STAT_LAST_ERROR);
   EXPECT_NE (last_error.find ("key '***'"), std::string::npos) << last_error;
   EXPECT_EQ (last_error.find ("camadmin"), std::string::npos) << last_error;
   EXPECT_LT (stop_bounded (p), 1.0);
@@ -883,4 +883,119 @@ TEST (CameraSrcContract, BackoffRestartsAfterRetryResetTimeOfStreaming)
   EXPECT_GE (double (reset.retry_in), 0.8 * kDelay) << reset.text;
   EXPECT_LE (double (reset.retry_in), 1.2 * kDelay) << reset.text;
   EXPECT_LT (stop_bounded (p), 1.0);
+}
+
+// ---- no lock of camerasrc's held while it pushes ------------------------------
+
+namespace {
+
+// Holds the manager thread inside its push of a fallback picture into the
+// video output (appsrc's "queueing buffer", on the thread that logged
+// "sending a fallback picture" while a new session was connecting), for at
+// most `hold`, and watches whether the camera's streaming thread gets its
+// frames through camerasrc meanwhile (the stats' frames grow).  An element
+// that holds a lock of its own while it pushes keeps the camera's thread
+// waiting for the whole hold.
+class PushHold {
+ public:
+  PushHold (GstElement *camerasrc, std::chrono::milliseconds hold)
+      : camerasrc_ (GST_ELEMENT (gst_object_ref (camerasrc))),
+        output_ (gst_bin_get_by_name (GST_BIN (camerasrc), "video_output")), hold_ (hold)
+  {
+    gst_debug_set_threshold_for_name ("camerasrc", GST_LEVEL_LOG);
+    gst_debug_set_threshold_for_name ("appsrc", GST_LEVEL_DEBUG);
+    gst_debug_remove_log_function (gst_debug_log_default);
+    gst_debug_add_log_function (on_log, this, nullptr);
+  }
+  ~PushHold ()
+  {
+    gst_debug_remove_log_function (on_log);
+    gst_debug_add_log_function (gst_debug_log_default, nullptr, nullptr);
+    gst_debug_unset_threshold_for_name ("camerasrc");
+    gst_debug_unset_threshold_for_name ("appsrc");
+    gst_object_unref (output_);
+    gst_object_unref (camerasrc_);
+  }
+  int holds () const { return holds_; }
+  int blocked () const { return blocked_; }
+
+ private:
+  static void on_log (GstDebugCategory *category, GstDebugLevel, const gchar *, const gchar *,
+      gint, GObject *object, GstDebugMessage *message, gpointer user_data)
+  {
+    auto *self = static_cast<PushHold *> (user_data);
+    const char *name = gst_debug_category_get_name (category);
+    const gchar *text = gst_debug_message_get (message);
+    if (!text)
+      return;
+    if (std::strcmp (name, "camerasrc") == 0 && g_str_has_prefix (text, "sending a fallback")) {
+      // Only while a session is connecting: its frames may come meanwhile.
+      if (self->holds_ == 0 && state_property (self->camerasrc_) == "connecting") {
+        std::lock_guard<std::mutex> lock (self->mutex_);
+        self->manager_ = g_thread_self ();
+      }
+      return;
+    }
+    if (std::strcmp (name, "appsrc") != 0 || object != G_OBJECT (self->output_)
+        || !g_str_has_prefix (text, "queueing buffer"))
+      return;
+    {
+      std::lock_guard<std::mutex> lock (self->mutex_);
+      if (g_thread_self () != self->manager_)
+        return;
+      self->manager_ = nullptr;
+    }
+    const guint64 before = stat_u64 (get_stats (self->camerasrc_).get (), names::STAT_FRAMES);
+    const auto until = SteadyClock::now () + self->hold_;
+    bool through = false;
+    while (!through && SteadyClock::now () < until) {
+      // Polling a counter: the camera's thread signals nothing of its own.
+      std::this_thread::sleep_for (10ms);
+      through = stat_u64 (get_stats (self->camerasrc_).get (), names::STAT_FRAMES) > before;
+    }
+    std::fprintf (stderr, "held the manager's push: the camera's frames %s\n",
+        through ? "went on" : "waited");
+    self->blocked_ += !through;
+    self->holds_++;
+  }
+
+  GstElement *camerasrc_;
+  GstElement *output_;
+  std::chrono::milliseconds hold_;
+  std::mutex mutex_;
+  GThread *manager_ = nullptr;
+  std::atomic<int> holds_{0};
+  std::atomic<int> blocked_{0};
+};
+
+}  // namespace
+
+// The manager's fallback picture and the camera's first frames of a new
+// session race into the same output.  While the manager is inside its push
+// (held there by PushHold), the camera's streaming thread must not wait for
+// it: camerasrc holds no lock of its own while it pushes.
+TEST (CameraSrcContract, TheCamerasThreadNeverWaitsForTheManagersPush)
+{
+  FakeRtspCamera camera;
+  ASSERT_TRUE (camera.start ());
+  TcpProxy proxy (camera.port ());
+  ASSERT_TRUE (proxy.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, "rtsp://127.0.0.1:" + std::to_string (proxy.port ()) + "/cam",
+      "fallback=freeze fallback-interval=10000000 retry-delay=1000000 retry-delay-max=2000000"));
+  {
+    PushHold hold (p.by_name ("cam"), 3s);
+    ASSERT_TRUE (p.play ());
+    ASSERT_TRUE (p.wait_state ("streaming", 10s)) << p.describe_messages ();
+    // Outages until one fallback picture went out while a session connected.
+    for (int outage = 0; outage < 8 && hold.holds () == 0; outage++) {
+      const size_t from = p.state_messages ().size ();
+      proxy.reset_connections ();
+      ASSERT_TRUE (p.wait_state ("streaming", 15s, from)) << p.describe_messages ();
+    }
+    EXPECT_LT (stop_bounded (p), 1.0);
+    EXPECT_GT (hold.holds (), 0) << "no fallback picture went out while the camera reconnected";
+    EXPECT_EQ (hold.blocked (), 0) << "the camera's streaming thread waited for the manager's push";
+  }
+  EXPECT_TRUE (p.messages_of (GST_MESSAGE_ERROR).empty ()) << p.describe_messages ();
 }

@@ -138,10 +138,10 @@ TEST (CameraSrcFaults, RtspCameraRebootsOnTheSamePort)
   ASSERT_NO_FATAL_FAILURE (expect_outage_recovered (p,
       {[&] { camera.stop (); }, 3, [&] { ASSERT_TRUE (camera.start ()); }}, "rtsp reboot"));
   auto stats = get_stats (p.by_name ("cam"));
-  EXPECT_EQ (stat_u64 (stats.get (), "connects"), 2u) << stats_string (p.by_name ("cam"));
-  EXPECT_GE (stat_u64 (stats.get (), "reconnects"), 3u);
-  EXPECT_NE (stat_string (stats.get (), "last-error"), "");
-  EXPECT_GT (stat_u64 (stats.get (), "down-time"), 0u);
+  EXPECT_EQ (stat_u64 (stats.get (), names::STAT_CONNECTS), 2u) << stats_string (p.by_name ("cam"));
+  EXPECT_GE (stat_u64 (stats.get (), names::STAT_RECONNECTS), 3u);
+  EXPECT_NE (stat_string (stats.get (), names::STAT_LAST_ERROR), "");
+  EXPECT_GT (stat_u64 (stats.get (), names::STAT_DOWN_TIME), 0u);
   EXPECT_EQ (state_property (p.by_name ("cam")), "streaming");
   // A warning per fault, rate-limited: some, not one per attempt.
   auto warnings = p.messages_of (GST_MESSAGE_WARNING);
@@ -225,8 +225,8 @@ TEST (CameraSrcFaults, RtspResolutionChangesLive)
     EXPECT_EQ (frames[k].width, 320);
   expect_clean_stream (p);
   auto stats = get_stats (p.by_name ("cam"));
-  EXPECT_EQ (stat_int (stats.get (), "width"), 320);
-  EXPECT_EQ (stat_int (stats.get (), "height"), 180);
+  EXPECT_EQ (stat_int (stats.get (), names::STAT_WIDTH), 320);
+  EXPECT_EQ (stat_int (stats.get (), names::STAT_HEIGHT), 180);
 }
 
 TEST (CameraSrcFaults, RtspResolutionChangesAcrossAReboot)
@@ -272,7 +272,7 @@ TEST (CameraSrcFaults, RtspCodecChangesAcrossAReboot)
   for (size_t i = r.resumed; i < frames.size (); i++)
     EXPECT_EQ (frames[i].media_type, "video/x-h265") << "frame " << i;
   auto stats = get_stats (p.by_name ("cam"));
-  EXPECT_EQ (stat_string (stats.get (), "codec"), "h265");
+  EXPECT_EQ (stat_string (stats.get (), names::STAT_CODEC), "h265");
 }
 
 TEST (CameraSrcFaults, RtspUnauthorizedThenCredentials)
@@ -341,7 +341,7 @@ TEST_P (CameraSrcRtspStatus, IsRetriedUntilTheCameraServesAgain)
                  contains_nocase (reasons[i], gst_rtsp_status_as_text (fault.status)))
         << "reason " << i << " does not name " << code << ": " << reasons[i];
   auto stats = get_stats (p.by_name ("cam"));
-  EXPECT_EQ (stat_u64 (stats.get (), "connects"), 2u);
+  EXPECT_EQ (stat_u64 (stats.get (), names::STAT_CONNECTS), 2u);
 }
 
 INSTANTIATE_TEST_SUITE_P (Statuses, CameraSrcRtspStatus,
@@ -416,9 +416,9 @@ TEST (CameraSrcFaults, GarbageServerIsRetriedWithBackoff)
   EXPECT_GE (server.accepted (), 3u);
   expect_clean_stream (p);
   auto stats = get_stats (p.by_name ("cam"));
-  EXPECT_GE (stat_u64 (stats.get (), "reconnects"), 3u);
-  EXPECT_EQ (stat_u64 (stats.get (), "connects"), 0u);
-  EXPECT_NE (stat_string (stats.get (), "last-error"), "");
+  EXPECT_GE (stat_u64 (stats.get (), names::STAT_RECONNECTS), 3u);
+  EXPECT_EQ (stat_u64 (stats.get (), names::STAT_CONNECTS), 0u);
+  EXPECT_NE (stat_string (stats.get (), names::STAT_LAST_ERROR), "");
   // Attempts are numbered.
   guint last_attempt = 0;
   for (auto &m : p.state_messages ())
@@ -684,7 +684,7 @@ TEST (CameraSrcFaults, FallbackFreezeRepeatsTheLastKeyframeWhileAway)
     EXPECT_EQ (frames[i].caps_generation, last->caps_generation) << "fallback frame " << i;
   }
   auto stats = get_stats (p.by_name ("cam"));
-  EXPECT_GE (stat_u64 (stats.get (), "fallback-frames"), 4u);
+  EXPECT_GE (stat_u64 (stats.get (), names::STAT_FALLBACK_FRAMES), 4u);
   auto returned = SteadyClock::now ();
   ASSERT_TRUE (camera.start ());
   ASSERT_TRUE (p.wait_state ("streaming", resume_timeout (), from)) << p.describe_messages ();

@@ -4,9 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
 #include <thread>
 
 #include "camerasrc_test_util.h"
+#include "common/upstream_criticals.h"
 
 using namespace camtest;
 
@@ -20,7 +24,59 @@ tcp_uri (guint16 port)
   return "rtsp://127.0.0.1:" + std::to_string (port) + "/cam";
 }
 
+// GStreamer's CRITICAL for an element disposed outside NULL: expected in
+// DisposedWhilePlayingStopsItsThread, as fatal as ever everywhere else.
+gboolean
+dispose_critical_is_fatal (const gchar *domain, GLogLevelFlags level, const gchar *message,
+    gpointer data)
+{
+  if (message && std::strstr (message, "Trying to dispose element"))
+    return FALSE;
+  return camrelay::upstream_critical_is_fatal (domain, level, message, data);
+}
+
 }  // namespace
+
+// An application that drops its last reference while the element plays
+// (GStreamer says so with a CRITICAL) must not bring the process down: the
+// manager thread is stopped and joined, neither left running on a freed
+// element nor destroyed joinable (std::terminate).  GStreamer itself then
+// leaks the element's own pads, so this test runs without the leaks tracer
+// (camerasrc_lifecycle_unchecked) and not under AddressSanitizer.
+TEST (CameraSrcLifecycle, DisposedWhilePlayingStopsItsThread)
+{
+#ifdef __SANITIZE_ADDRESS__
+  GTEST_SKIP () << "GStreamer leaks the pads of an element disposed outside NULL";
+#endif
+  GstElement *camerasrc = gst_element_factory_make ("camerasrc", "orphan");
+  ASSERT_TRUE (camerasrc);
+  gst_object_ref_sink (camerasrc);
+  g_object_set (camerasrc, "location", "test://cam?width=160&height=120", nullptr);
+  struct Streaming {
+    std::mutex mutex;
+    std::condition_variable cond;
+    bool streaming = false;
+  } streaming;
+  const gulong handler = g_signal_connect (camerasrc, "notify::state",
+      G_CALLBACK (+[] (GObject *object, GParamSpec *, gpointer data) {
+        auto *s = static_cast<Streaming *> (data);
+        if (state_property (GST_ELEMENT (object)) != "streaming")
+          return;
+        std::lock_guard<std::mutex> lock (s->mutex);
+        s->streaming = true;
+        s->cond.notify_all ();
+      }),
+      &streaming);
+  ASSERT_NE (gst_element_set_state (camerasrc, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  {
+    std::unique_lock<std::mutex> lock (streaming.mutex);
+    EXPECT_TRUE (streaming.cond.wait_for (lock, 10s, [&] { return streaming.streaming; }));
+  }
+  g_signal_handler_disconnect (camerasrc, handler);
+  g_test_log_set_fatal_handler (dispose_critical_is_fatal, nullptr);
+  gst_object_unref (camerasrc);  // in PLAYING
+  camrelay::install_upstream_critical_filter ();
+}
 
 TEST (CameraSrcLifecycle, NullWhileConnectingToAHostThatNeverAnswers)
 {

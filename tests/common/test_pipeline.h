@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "common/element_names.h"
+#include "common/enums.h"
 #include "common/gstref.h"
 
 namespace camtest {
@@ -68,14 +70,8 @@ enum_field_nick (const GstStructure *structure, const char *field)
     return "";
   if (G_VALUE_HOLDS_STRING (value))
     return g_value_get_string (value) ? g_value_get_string (value) : "";
-  if (G_VALUE_HOLDS_ENUM (value)) {
-    GEnumClass *klass = static_cast<GEnumClass *> (g_type_class_ref (G_VALUE_TYPE (value)));
-    GEnumValue *enum_value = g_enum_get_value (klass, g_value_get_enum (value));
-    std::string nick = enum_value ? enum_value->value_nick : "?";
-    g_type_class_unref (klass);
-    return nick;
-  }
-  return "?";
+  const char *nick = camrelay::enum_nick (value);
+  return nick ? nick : "?";
 }
 
 class TestPipeline {
@@ -196,7 +192,7 @@ class TestPipeline {
     return wait_until ([&] {
       size_t index = 0, seen = 0;
       for (const auto &m : messages_) {
-        if (m.name != "camerasrc-state")
+        if (m.name != camrelay::camerasrc_names::STATE_MESSAGE)
           continue;
         if (index++ >= from && m.state == state && ++seen >= count)
           return true;
@@ -237,7 +233,7 @@ class TestPipeline {
   {
     std::vector<MessageRecord> out;
     for (auto &m : messages ())
-      if (m.name == "camerasrc-state")
+      if (m.name == camrelay::camerasrc_names::STATE_MESSAGE)
         out.push_back (m);
     return out;
   }
@@ -376,15 +372,16 @@ class TestPipeline {
         record.name = gst_structure_get_name (s);
         camrelay::GCharPtr text{gst_structure_to_string (s)};
         record.text = text.get ();
-        if (record.name == "camerasrc-state") {
-          record.state = enum_field_nick (s, "state");
-          record.previous = enum_field_nick (s, "previous");
-          if (const gchar *reason = gst_structure_get_string (s, "reason"))
+        namespace names = camrelay::camerasrc_names;
+        if (record.name == names::STATE_MESSAGE) {
+          record.state = enum_field_nick (s, names::FIELD_STATE);
+          record.previous = enum_field_nick (s, names::FIELD_PREVIOUS);
+          if (const gchar *reason = gst_structure_get_string (s, names::FIELD_REASON))
             record.reason = reason;
-          if (const gchar *location = gst_structure_get_string (s, "location"))
+          if (const gchar *location = gst_structure_get_string (s, names::FIELD_LOCATION))
             record.location = location;
-          gst_structure_get_uint (s, "attempt", &record.attempt);
-          gst_structure_get_uint64 (s, "retry-in", &record.retry_in);
+          gst_structure_get_uint (s, names::FIELD_ATTEMPT, &record.attempt);
+          gst_structure_get_uint64 (s, names::FIELD_RETRY_IN, &record.retry_in);
         }
         break;
       }

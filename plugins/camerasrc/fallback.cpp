@@ -1,0 +1,169 @@
+// camerasrc's fallback while the camera is away: the last keyframe again, or
+// a "camera offline" slate encoded in the background in the camera's codec
+// and size, sent by the manager thread once per fallback-interval.
+#include <gst/app/app.h>
+
+#include "camerasrc/gstcamerasrc-private.h"
+
+namespace camrelay::camerasrc {
+
+// Longest a slate may take to encode; until it is there, the fallback
+// repeats the last keyframe.
+constexpr auto SLATE_TIMEOUT = std::chrono::seconds (5);
+
+// A slate (SlateBuild) knows nothing of the element (no callback, no bus
+// handler): the manager looks for its picture on every wake-up, and nobody
+// ever waits for it to stop, since an encoder cannot be interrupted (x265 at
+// 1080p takes a second on a busy machine).  Its state change to NULL runs
+// from GStreamer's thread pool (gst_deinit waits for that pool).
+
+// Lets go of the slate pipeline: to NULL from GStreamer's thread pool.
+void
+drop_slate (SlateBuild &build)
+{
+  if (build.pipeline)
+    gst_element_call_async (build.pipeline.get (), [] (GstElement *pipeline, gpointer) {
+      gst_element_set_state (pipeline, GST_STATE_NULL);
+    }, nullptr, nullptr);
+  build = SlateBuild ();
+}
+
+// Takes the slate's picture when it is there, or gives up on a slate that
+// failed or is late (manager thread).
+void
+poll_slate (GstCameraSrc *self, SlateBuild &build)
+{
+  GstCameraSrcPrivate &p = *self->priv;
+  if (!build.pipeline)
+    return;
+  if (GstSample *slate = gst_app_sink_try_pull_sample (GST_APP_SINK (build.sink.get ()), 0)) {
+    GST_DEBUG_OBJECT (self, "slate made");
+    drop_slate (build);
+    Lock lock (p.lock);
+    if (p.slate)
+      gst_sample_unref (p.slate);
+    p.slate = slate;
+    return;
+  }
+  BusPtr bus{gst_element_get_bus (build.pipeline.get ())};
+  MessagePtr error{gst_bus_pop_filtered (bus.get (), GST_MESSAGE_ERROR)};
+  if (error || Clock::now () >= build.deadline) {
+    GError *gerror = nullptr;
+    if (error)
+      gst_message_parse_error (error.get (), &gerror, nullptr);
+    GST_WARNING_OBJECT (self, "no slate (%s): the fallback repeats the last keyframe",
+        gerror ? gerror->message : "too slow");
+    g_clear_error (&gerror);
+    drop_slate (build);
+  }
+}
+
+// Starts making a slate in the camera's codec and size, unless the current
+// one (or the one being made) already is (manager thread).
+void
+start_slate (GstCameraSrc *self, SlateBuild &build)
+{
+  GstCameraSrcPrivate &p = *self->priv;
+  std::string codec;
+  gint width, height;
+  // The camera's codec (its stats' short name), H.264 for any other.
+  auto codec_row = [] (const std::string &name) {
+    const CodecRow *row = codec_by_short_name (name);
+    return row && row->encoder ? row : codec_by_caps_name ("video/x-h264");
+  };
+  {
+    Lock lock (p.lock);
+    if (p.settings.fallback != GST_CAMERA_SRC_FALLBACK_SLATE || p.stats.codec.empty ())
+      return;
+    codec = p.stats.codec;
+    width = p.stats.width;
+    height = p.stats.height;
+    if (p.slate) {
+      const GstStructure *s = gst_caps_get_structure (gst_sample_get_caps (p.slate), 0);
+      gint w = 0, h = 0;
+      gst_structure_get_int (s, "width", &w);
+      gst_structure_get_int (s, "height", &h);
+      if (w == width && h == height && gst_structure_has_name (s, codec_row (codec)->caps_name))
+        return;
+    }
+  }
+  if (build.pipeline) {
+    if (build.codec == codec && build.width == width && build.height == height)
+      return;
+    drop_slate (build);
+  }
+  const CodecRow *row = codec_row (codec);
+  const std::string encoder = std::string (row->encoder) + " ! " + row->output_caps;
+  GCharPtr description{g_strdup_printf ("videotestsrc num-buffers=1 pattern=black ! "
+                                        "video/x-raw,format=I420,width=%d,height=%d,framerate=1/1 ! "
+                                        "textoverlay text=\"camera offline\" valignment=center "
+                                        "halignment=center font-desc=\"Sans Bold 32\" ! %s ! "
+                                        "appsink name=sink sync=false",
+      width > 0 ? width : 1280, height > 0 ? height : 720, encoder.c_str ())};
+  GError *error = nullptr;
+  ElementPtr pipeline{gst_parse_launch (description.get (), &error)};
+  if (!pipeline || error) {
+    GST_WARNING_OBJECT (self, "cannot make the slate: %s", error ? error->message : "unknown error");
+    g_clear_error (&error);
+    return;
+  }
+  build.sink.reset (gst_bin_get_by_name (GST_BIN (pipeline.get ()), "sink"));
+  build.pipeline = std::move (pipeline);
+  build.codec = codec;
+  build.width = width;
+  build.height = height;
+  build.deadline = Clock::now () + SLATE_TIMEOUT;
+  GST_DEBUG_OBJECT (self, "making a %s slate of %dx%d", codec.c_str (), width, height);
+  gst_element_set_state (build.pipeline.get (), GST_STATE_PLAYING);
+}
+
+// Sends one fallback picture while the camera is away.
+void
+send_fallback (GstCameraSrc *self)
+{
+  GstCameraSrcPrivate &p = *self->priv;
+  const GstClockTime now = running_time_now (GST_ELEMENT (self));
+  if (!GST_CLOCK_TIME_IS_VALID (now))
+    return;
+  GST_LOG_OBJECT (self, "sending a fallback picture");
+  Output &out = p.video;
+  {
+    Lock lock (p.lock);
+    // The camera is back (its first keyframe went out since the manager
+    // decided to send this): a picture now would land amid its frames.
+    if (out.session_started)
+      return;
+    GstBuffer *frame = nullptr;
+    GstCaps *caps = nullptr;
+    if (p.settings.fallback == GST_CAMERA_SRC_FALLBACK_FREEZE && p.last_keyframe) {
+      frame = gst_buffer_copy (p.last_keyframe);
+      caps = p.last_keyframe_caps.get ();
+    } else if (p.settings.fallback == GST_CAMERA_SRC_FALLBACK_SLATE) {
+      if (p.slate && gst_sample_get_buffer (p.slate)) {
+        frame = gst_buffer_copy (gst_sample_get_buffer (p.slate));
+        caps = gst_sample_get_caps (p.slate);
+      } else if (p.last_keyframe) {
+        frame = gst_buffer_copy (p.last_keyframe);
+        caps = p.last_keyframe_caps.get ();
+      }
+    }
+    if (!frame)
+      return;
+    GST_BUFFER_FLAG_UNSET (frame, GST_BUFFER_FLAG_DELTA_UNIT);
+    GST_BUFFER_DURATION (frame) = GST_CLOCK_TIME_NONE;
+    // Stamped `latency` behind the clock, as late as the element says its
+    // buffers may be: the camera's frames come out at most that far behind,
+    // so a returning camera's first frames follow the last picture without
+    // moving the session's timeline (and the video away from the audio).
+    const GstClockTime latency = p.settings.latency_ms * GST_MSECOND;
+    const GstClockTime ts = now > latency ? now - latency : 0;
+    Outgoing outgoing;
+    if (!prepare_buffer (out, nullptr, frame, caps, ts, ts, false, outgoing))
+      return;
+    out.queued.push_back (std::move (outgoing));
+    p.stats.fallback_frames++;
+  }
+  push_queued (self, out);
+}
+
+}  // namespace camrelay::camerasrc

@@ -1,0 +1,346 @@
+// camerasrc's manager thread: the element's state machine (statemachine.h)
+// run on a thread of its own, started in PAUSED->PLAYING and joined in
+// PAUSED->READY.  It connects, tears down, backs off (backoff.h), sends the
+// fallback pictures and reports every transition.
+#include "camerasrc/backoff.h"
+#include "camerasrc/camerauri.h"
+#include "camerasrc/gstcamerasrc-private.h"
+#include "common/enums.h"
+#include "common/uri_schemes.h"
+
+namespace camrelay::camerasrc {
+
+constexpr auto WARNING_INTERVAL = std::chrono::seconds (5);
+
+namespace names = camrelay::camerasrc_names;
+
+// For the log: the nick of `state`.
+static const char *
+state_nick (GstCameraSrcState state)
+{
+  const char *nick = enum_nick (GST_TYPE_CAMERA_SRC_STATE, state);
+  return nick ? nick : "unknown";
+}
+
+static void
+post_state_message (GstCameraSrc *self, GstCameraSrcState state, GstCameraSrcState previous,
+    const std::string &reason, guint attempt, guint64 retry_in, const std::string &location)
+{
+  GstStructure *s = gst_structure_new (names::STATE_MESSAGE,
+      names::FIELD_STATE, GST_TYPE_CAMERA_SRC_STATE, state,
+      names::FIELD_PREVIOUS, GST_TYPE_CAMERA_SRC_STATE, previous,
+      names::FIELD_REASON, G_TYPE_STRING, reason.c_str (),
+      names::FIELD_ATTEMPT, G_TYPE_UINT, attempt,
+      names::FIELD_RETRY_IN, G_TYPE_UINT64, retry_in,
+      names::FIELD_LOCATION, G_TYPE_STRING, location.c_str (), nullptr);
+  gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));
+}
+
+// Changes the state (lock held), and returns what to post once unlocked.
+struct StateChange {
+  GstCameraSrcState state;
+  GstCameraSrcState previous;
+  std::string reason;
+  guint attempt;
+  guint64 retry_in;
+  std::string location;
+};
+
+static StateChange
+set_state_locked (GstCameraSrcPrivate &p, GstCameraSrcState state, std::string reason,
+    guint64 retry_in = 0)
+{
+  p.times.transition (p.state, state, Clock::now ());
+  StateChange change{state, p.state, reason, p.attempt, retry_in,
+      redact_uri (p.settings.location)};
+  p.state = state;
+  p.state_reason = std::move (reason);
+  return change;
+}
+
+static void
+announce (GstCameraSrc *self, const StateChange &change)
+{
+  GST_INFO_OBJECT (self, "%s -> %s (attempt %u): %s", state_nick (change.previous),
+      state_nick (change.state), change.attempt, change.reason.c_str ());
+  post_state_message (self, change.state, change.previous, change.reason, change.attempt,
+      change.retry_in, change.location);
+  g_object_notify (G_OBJECT (self), "state");
+}
+
+static void
+warn_fault (GstCameraSrc *self, const std::string &reason, const std::string &location)
+{
+  GstCameraSrcPrivate &p = *self->priv;
+  {
+    Lock lock (p.lock);
+    const auto now = Clock::now ();
+    if (p.last_warning && now - *p.last_warning < WARNING_INTERVAL)
+      return;
+    p.last_warning = now;
+  }
+  GST_ELEMENT_WARNING (self, RESOURCE, READ, ("Camera %s: %s", location.c_str (), reason.c_str ()),
+      ("reconnecting with backoff"));
+}
+
+// The manager thread: owns the state machine and the inner chain.
+static void
+manager_loop (GstCameraSrc *self)
+{
+  GstCameraSrcPrivate &p = *self->priv;
+  std::mt19937_64 random (std::random_device{}());
+  ManagerDeadlines deadlines;
+  Clock::time_point &retry_at = deadlines.retry_at;
+  Clock::time_point &connect_deadline = deadlines.connect_deadline;
+  Clock::time_point &next_fallback = deadlines.next_fallback;
+  retry_at = Clock::now ();
+  next_fallback = Clock::now ();
+  SlateBuild slate;
+  // What the state machine sees (lock held).
+  auto view_locked = [&p] {
+    ManagerView view;
+    view.state = p.state;
+    view.location_changed = p.location_changed;
+    view.fault = p.fault.reason.has_value ();
+    view.end_of_file = p.end_of_file;
+    view.first_frame = p.first_frame;
+    view.fallback = p.settings.fallback != GST_CAMERA_SRC_FALLBACK_NONE;
+    view.timeout = p.settings.timeout;
+    view.last_frame = p.stats.last_frame;
+    return view;
+  };
+
+  while (true) {
+    ManagerAction action = ManagerAction::None;
+    std::string reason;
+    bool reason_generic = false;
+    std::string warning;
+    bool had_video = false;
+    Settings settings;
+    guint64 generation = 0;
+    {
+      Lock lock (p.lock);
+      // Sleep until the next deadline (at most a tick), or an event.
+      const auto wake_at = next_wake (view_locked (), deadlines, slate.deadline, Clock::now ());
+      p.wake.wait_until (lock, wake_at, [&p] {
+        return !p.running || p.location_changed || p.fault.reason || p.end_of_file
+            || p.first_frame;
+      });
+      if (!p.running)
+        break;
+      if (slate.pipeline) {
+        lock.unlock ();
+        poll_slate (self, slate);
+        lock.lock ();
+      }
+      const auto now = Clock::now ();
+      settings = p.settings;
+      generation = p.generation;
+      action = next_action (view_locked (), deadlines, now);
+      switch (action) {
+        case ManagerAction::Switch:
+          p.location_changed = false;
+          break;
+        case ManagerAction::Fault:
+          reason = *p.fault.reason;
+          reason_generic = p.fault.generic;
+          warning = p.session_warning;
+          had_video = p.video.session_started;
+          p.fault.reason.reset ();
+          break;
+        case ManagerAction::Loop:
+          p.end_of_file = false;
+          break;
+        case ManagerAction::Streaming:
+          p.first_frame = false;
+          break;
+        case ManagerAction::ConnectTimeout:
+          action = ManagerAction::Fault;
+          reason = "no video within connect-timeout";
+          break;
+        case ManagerAction::Stall:
+          action = ManagerAction::Fault;
+          reason = "stalled: no video for " + std::to_string (settings.timeout / GST_MSECOND)
+              + " ms";
+          break;
+        case ManagerAction::Fallback:
+          next_fallback = now + ns (settings.fallback_interval);
+          break;
+        case ManagerAction::None:
+        case ManagerAction::Connect:
+          break;
+      }
+    }
+
+    switch (action) {
+      case ManagerAction::None:
+      case ManagerAction::ConnectTimeout:  // made a Fault above
+      case ManagerAction::Stall:
+        break;
+      case ManagerAction::Switch: {
+        teardown_session (self);
+        drop_slate (slate);
+        StateChange change;
+        {
+          Lock lock (p.lock);
+          // Another camera: what the old one looked like is no fallback for
+          // it, and no fact about it.
+          gst_clear_buffer (&p.last_keyframe);
+          p.last_keyframe_caps.reset ();
+          if (p.slate) {
+            gst_sample_unref (p.slate);
+            p.slate = nullptr;
+          }
+          p.stats.width = p.stats.height = 0;
+          p.stats.fps_n = 0;
+          p.stats.fps_d = 1;
+          p.stats.codec.clear ();
+          p.stats.bitrate_window.clear ();
+          p.attempt = 0;
+          change = set_state_locked (p, GST_CAMERA_SRC_STATE_CONNECTING, "location changed");
+        }
+        announce (self, change);
+        retry_at = Clock::now ();
+        connect_deadline = NEVER;
+        break;
+      }
+      case ManagerAction::Loop:
+        GST_DEBUG_OBJECT (self, "end of file: replaying from the start");
+        teardown_session (self);
+        retry_at = Clock::now ();
+        break;
+      case ManagerAction::Streaming: {
+        StateChange change;
+        {
+          Lock lock (p.lock);
+          if (p.state == GST_CAMERA_SRC_STATE_STREAMING)
+            break;
+          p.stats.connects++;
+          change = set_state_locked (p, GST_CAMERA_SRC_STATE_STREAMING, "receiving video");
+        }
+        connect_deadline = NEVER;
+        announce (self, change);
+        break;
+      }
+      case ManagerAction::Fault: {
+        GST_INFO_OBJECT (self, "camera fault: %s", reason.c_str ());
+        const std::string location = redact_uri (settings.location);
+        teardown_session (self);
+        if (reason_generic)
+          reason = explain_generic_fault (self, reason, warning, had_video, settings);
+        StateChange change;
+        bool give_up = false;
+        guint64 delay = 0;
+        bool was_streaming;
+        {
+          Lock lock (p.lock);
+          const auto now = Clock::now ();
+          was_streaming = p.state == GST_CAMERA_SRC_STATE_STREAMING;
+          p.stats.last_error = reason;
+          p.attempt = next_attempt (p.attempt, p.times.streamed (p.state, now),
+              settings.retry_reset_time);
+          p.stats.reconnects++;
+          if (retries_exhausted (p.attempt, settings.max_retries)) {
+            give_up = true;
+            change = set_state_locked (p, GST_CAMERA_SRC_STATE_FAILED, reason);
+          } else {
+            delay = backoff_delay (settings.retry_delay, settings.retry_delay_max, p.attempt,
+                random);
+            change = set_state_locked (p, GST_CAMERA_SRC_STATE_RECONNECTING, reason, delay);
+          }
+        }
+        announce (self, change);
+        connect_deadline = NEVER;
+        if (give_up) {
+          retry_at = NEVER;
+          GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
+              ("Camera %s failed: %s", location.c_str (), reason.c_str ()),
+              ("gave up after max-retries=%d", settings.max_retries));
+          break;
+        }
+        warn_fault (self, reason, location);
+        retry_at = Clock::now () + ns (delay);
+        // The fallback pictures start one interval after the camera is lost
+        // and keep their pace through failed attempts.
+        if (was_streaming) {
+          next_fallback = Clock::now () + ns (settings.fallback_interval);
+          start_slate (self, slate);
+        }
+        break;
+      }
+      case ManagerAction::Connect: {
+        retry_at = NEVER;
+        StateChange change;
+        bool changed = false;
+        const bool is_file = is_scheme_of (split_uri (settings.location, "", "").scheme,
+            SchemeFamily::File);
+        {
+          Lock lock (p.lock);
+          p.session_is_file = is_file;
+          if (p.state != GST_CAMERA_SRC_STATE_CONNECTING && p.state != GST_CAMERA_SRC_STATE_STREAMING) {
+            change = set_state_locked (p, GST_CAMERA_SRC_STATE_CONNECTING,
+                p.attempt ? "retrying after: " + p.stats.last_error : "starting");
+            changed = true;
+          }
+        }
+        if (changed)
+          announce (self, change);
+        connect_deadline = Clock::now () + ns (settings.connect_timeout);
+        if (auto error = build_session (self, generation, settings))
+          report_fault (self, generation, *error);
+        break;
+      }
+      case ManagerAction::Fallback:
+        send_fallback (self);
+        break;
+    }
+  }
+  // Stopping: a slate still being made is not waited for.
+  drop_slate (slate);
+}
+
+void
+start_manager (GstCameraSrc *self)
+{
+  GstCameraSrcPrivate &p = *self->priv;
+  StateChange change;
+  {
+    Lock lock (p.lock);
+    if (p.running)
+      return;
+    p.running = true;
+    p.attempt = 0;
+    p.fault.reason.reset ();
+    p.location_changed = false;
+    change = set_state_locked (p, GST_CAMERA_SRC_STATE_CONNECTING, "starting");
+  }
+  announce (self, change);
+  p.manager = std::thread (manager_loop, self);
+}
+
+void
+stop_manager (GstCameraSrc *self)
+{
+  GstCameraSrcPrivate &p = *self->priv;
+  {
+    Lock lock (p.lock);
+    if (!p.running && !p.manager.joinable ())
+      return;
+    p.running = false;
+    p.wake.notify_all ();
+  }
+  cancel_diagnosis (p);
+  if (p.manager.joinable ())
+    p.manager.join ();
+  teardown_session (self);
+  StateChange change;
+  {
+    Lock lock (p.lock);
+    if (p.state == GST_CAMERA_SRC_STATE_STOPPED)
+      return;
+    change = set_state_locked (p, GST_CAMERA_SRC_STATE_STOPPED, "stopped");
+  }
+  announce (self, change);
+}
+
+}  // namespace camrelay::camerasrc

@@ -1,0 +1,96 @@
+// camerasrc's state machine as plain logic (see statemachine.h).
+#include "camerasrc/statemachine.h"
+
+#include <algorithm>
+
+#include "camerasrc/backoff.h"
+
+namespace camrelay::camerasrc {
+
+ManagerAction
+next_action (const ManagerView &view, const ManagerDeadlines &deadlines, Clock::time_point now)
+{
+  if (view.location_changed)
+    return ManagerAction::Switch;
+  if (view.state == GST_CAMERA_SRC_STATE_FAILED)
+    return ManagerAction::None;
+  if (view.fault)
+    return ManagerAction::Fault;
+  if (view.end_of_file)
+    return ManagerAction::Loop;
+  if (view.first_frame)
+    return ManagerAction::Streaming;
+  if (view.state == GST_CAMERA_SRC_STATE_CONNECTING && now > deadlines.connect_deadline)
+    return ManagerAction::ConnectTimeout;
+  if (view.state == GST_CAMERA_SRC_STATE_STREAMING && view.timeout > 0 && view.last_frame
+      && now - *view.last_frame > ns (view.timeout))
+    return ManagerAction::Stall;
+  if (now >= deadlines.retry_at)
+    return ManagerAction::Connect;
+  if (view.state != GST_CAMERA_SRC_STATE_STREAMING && view.fallback
+      && now >= deadlines.next_fallback)
+    return ManagerAction::Fallback;
+  return ManagerAction::None;
+}
+
+Clock::time_point
+next_wake (const ManagerView &view, const ManagerDeadlines &deadlines, Clock::time_point other,
+    Clock::time_point now)
+{
+  auto wake_at = std::min ({now + MANAGER_TICK, deadlines.retry_at, deadlines.connect_deadline,
+      other});
+  if (view.state != GST_CAMERA_SRC_STATE_STREAMING && view.fallback)
+    wake_at = std::min (wake_at, deadlines.next_fallback);
+  return wake_at;
+}
+
+bool
+is_down (GstCameraSrcState state)
+{
+  return state == GST_CAMERA_SRC_STATE_CONNECTING || state == GST_CAMERA_SRC_STATE_RECONNECTING;
+}
+
+void
+StateTimes::transition (GstCameraSrcState from, GstCameraSrcState to, Clock::time_point now)
+{
+  if (from == GST_CAMERA_SRC_STATE_STREAMING && streaming_since) {
+    streaming_time += now - *streaming_since;
+    streaming_since.reset ();
+  }
+  if (is_down (from) && down_since) {
+    down_time += now - *down_since;
+    down_since.reset ();
+  }
+  if (to == GST_CAMERA_SRC_STATE_STREAMING)
+    streaming_since = now;
+  else if (is_down (to))
+    down_since = now;
+}
+
+std::chrono::nanoseconds
+StateTimes::streaming (GstCameraSrcState state, Clock::time_point now) const
+{
+  auto total = streaming_time;
+  if (state == GST_CAMERA_SRC_STATE_STREAMING && streaming_since)
+    total += now - *streaming_since;
+  return total;
+}
+
+std::chrono::nanoseconds
+StateTimes::down (Clock::time_point now) const
+{
+  auto total = down_time;
+  if (down_since)
+    total += now - *down_since;
+  return total;
+}
+
+std::optional<std::chrono::nanoseconds>
+StateTimes::streamed (GstCameraSrcState state, Clock::time_point now) const
+{
+  if (state != GST_CAMERA_SRC_STATE_STREAMING || !streaming_since)
+    return std::nullopt;
+  return now - *streaming_since;
+}
+
+}  // namespace camrelay::camerasrc

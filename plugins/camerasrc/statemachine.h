@@ -1,0 +1,84 @@
+// camerasrc's state machine as plain logic: what the manager thread does
+// next, when it wakes up, and the time spent streaming and down.  No element:
+// tests/camerasrc/test_camerasrc_logic.cpp.  The manager (manager.cpp) applies it.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <chrono>
+#include <optional>
+
+#include "camerasrc/gstcamerasrc.h"
+
+namespace camrelay::camerasrc {
+
+using Clock = std::chrono::steady_clock;
+// A deadline that is not set (std::optional trips GCC 12's
+// maybe-uninitialized warning in the manager's loop).
+constexpr Clock::time_point NEVER = Clock::time_point::max ();
+// The manager re-checks its deadlines at least this often.
+constexpr auto MANAGER_TICK = std::chrono::milliseconds (100);
+
+enum class ManagerAction {
+  None,
+  Switch,          // the location changed: another camera
+  Fault,           // a child or a callback reported a fault
+  Loop,            // file:// reached its end: replay it
+  Streaming,       // the session delivered its first keyframe
+  ConnectTimeout,  // no video within connect-timeout
+  Stall,           // no video for `timeout` while streaming
+  Connect,         // time to (re)connect
+  Fallback,        // time for a fallback picture
+};
+
+// What the manager sees when it wakes up (read under the element's lock).
+struct ManagerView {
+  GstCameraSrcState state = GST_CAMERA_SRC_STATE_STOPPED;
+  bool location_changed = false;
+  bool fault = false;
+  bool end_of_file = false;
+  bool first_frame = false;
+  bool fallback = false;  // a fallback other than none is set
+  guint64 timeout = 0;    // the stall timeout, ns (0 = never)
+  std::optional<Clock::time_point> last_frame;
+};
+
+struct ManagerDeadlines {
+  Clock::time_point retry_at = NEVER;
+  Clock::time_point connect_deadline = NEVER;
+  Clock::time_point next_fallback = NEVER;
+};
+
+// The one thing to do now, by priority: a new location first; nothing once
+// failed; then a reported fault, the end of a file, the first keyframe, the
+// timeouts, a due attempt, and last a due fallback picture.
+ManagerAction next_action (const ManagerView &view, const ManagerDeadlines &deadlines,
+    Clock::time_point now);
+
+// When to wake up at the latest: the next deadline (`other` is one more, such
+// as a slate's), and never later than a tick from `now`.
+Clock::time_point next_wake (const ManagerView &view, const ManagerDeadlines &deadlines,
+    Clock::time_point other, Clock::time_point now);
+
+// Whether the camera is being waited for (connecting or reconnecting).
+bool is_down (GstCameraSrcState state);
+
+// Time spent streaming and down (connecting or reconnecting), across
+// transitions.
+struct StateTimes {
+  std::chrono::nanoseconds streaming_time{0};  // finished runs
+  std::chrono::nanoseconds down_time{0};
+  std::optional<Clock::time_point> streaming_since;
+  std::optional<Clock::time_point> down_since;
+
+  // Accounts for a transition from `from` to `to` at `now`.
+  void transition (GstCameraSrcState from, GstCameraSrcState to, Clock::time_point now);
+  // Totals up to `now`, in state `state`.
+  std::chrono::nanoseconds streaming (GstCameraSrcState state, Clock::time_point now) const;
+  std::chrono::nanoseconds down (Clock::time_point now) const;
+  // How long the current run of streaming has lasted, unset when not streaming.
+  std::optional<std::chrono::nanoseconds> streamed (GstCameraSrcState state,
+      Clock::time_point now) const;
+};
+
+}  // namespace camrelay::camerasrc

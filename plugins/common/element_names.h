@@ -1,0 +1,49 @@
+// The names the elements report under: camerasrc's state message and its
+// fields, its stats structure and fields, the nicks of its states.  One
+// definition for the elements, the launcher and the tests (header-only).
+#pragma once
+
+namespace camrelay::camerasrc_names {
+
+// Element message on every state change.
+inline constexpr char STATE_MESSAGE[] = "camerasrc-state";
+inline constexpr char FIELD_STATE[] = "state";        // GstCameraSrcState
+inline constexpr char FIELD_PREVIOUS[] = "previous";  // GstCameraSrcState
+inline constexpr char FIELD_REASON[] = "reason";      // string
+inline constexpr char FIELD_ATTEMPT[] = "attempt";    // guint
+inline constexpr char FIELD_RETRY_IN[] = "retry-in";  // guint64, ns
+inline constexpr char FIELD_LOCATION[] = "location";  // string, credentials removed
+
+// The nicks of GstCameraSrcState, in the order of its values.
+inline constexpr char STATE_STOPPED[] = "stopped";
+inline constexpr char STATE_CONNECTING[] = "connecting";
+inline constexpr char STATE_STREAMING[] = "streaming";
+inline constexpr char STATE_RECONNECTING[] = "reconnecting";
+inline constexpr char STATE_FAILED[] = "failed";
+inline constexpr const char *STATES[] = {STATE_STOPPED, STATE_CONNECTING, STATE_STREAMING,
+    STATE_RECONNECTING, STATE_FAILED};
+
+// The `stats` property: a structure of this name with these fields.
+inline constexpr char STATS[] = "application/x-camerasrc-stats";
+inline constexpr char STAT_CONNECTS[] = "connects";                // guint64
+inline constexpr char STAT_RECONNECTS[] = "reconnects";            // guint64
+inline constexpr char STAT_ATTEMPT[] = "attempt";                  // guint
+inline constexpr char STAT_BYTES[] = "bytes";                      // guint64
+inline constexpr char STAT_FRAMES[] = "frames";                    // guint64
+inline constexpr char STAT_KEYFRAMES[] = "keyframes";              // guint64
+inline constexpr char STAT_FALLBACK_FRAMES[] = "fallback-frames";  // guint64
+inline constexpr char STAT_LAST_ERROR[] = "last-error";            // string
+inline constexpr char STAT_STREAMING_TIME[] = "streaming-time";    // guint64, ns
+inline constexpr char STAT_DOWN_TIME[] = "down-time";              // guint64, ns
+inline constexpr char STAT_LAST_FRAME_AGE[] = "last-frame-age";    // guint64, ns
+inline constexpr char STAT_WIDTH[] = "width";                      // gint
+inline constexpr char STAT_HEIGHT[] = "height";                    // gint
+inline constexpr char STAT_FRAMERATE[] = "framerate";              // GstFraction
+inline constexpr char STAT_BITRATE[] = "bitrate";                  // guint64, bit/s
+inline constexpr char STAT_CODEC[] = "codec";                      // string (CodecRow::short_name)
+// The guint64 fields.
+inline constexpr const char *STATS_U64[] = {STAT_CONNECTS, STAT_RECONNECTS, STAT_BYTES,
+    STAT_FRAMES, STAT_KEYFRAMES, STAT_FALLBACK_FRAMES, STAT_STREAMING_TIME, STAT_DOWN_TIME,
+    STAT_LAST_FRAME_AGE, STAT_BITRATE};
+
+}  // namespace camrelay::camerasrc_names

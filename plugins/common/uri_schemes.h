@@ -1,0 +1,75 @@
+// The URI schemes camerasrc opens, in one list: the element's URI handler,
+// its location check, the launcher's configuration check and the tests use it
+// (header-only).
+#pragma once
+
+#include <glib.h>
+
+#include <array>
+#include <string>
+
+namespace camrelay {
+
+enum class SchemeFamily { Rtsp, Http, File, Test };
+
+struct UriSchemeRow {
+  const char *name;
+  SchemeFamily family;
+  unsigned short default_port;  // when the URI names none; 0 for no network
+};
+
+inline constexpr UriSchemeRow CAMERA_URI_SCHEMES[] = {
+  {"rtsp", SchemeFamily::Rtsp, 554},
+  {"rtsps", SchemeFamily::Rtsp, 322},
+  {"http", SchemeFamily::Http, 80},
+  {"https", SchemeFamily::Http, 443},
+  {"file", SchemeFamily::File, 0},
+  {"test", SchemeFamily::Test, 0},
+};
+
+// The scheme names, NULL-terminated, for GstURIHandler's get_protocols.
+inline const char *const *
+camera_uri_protocols ()
+{
+  static const auto protocols = [] {
+    std::array<const char *, G_N_ELEMENTS (CAMERA_URI_SCHEMES) + 1> names{};
+    for (size_t i = 0; i < G_N_ELEMENTS (CAMERA_URI_SCHEMES); i++)
+      names[i] = CAMERA_URI_SCHEMES[i].name;
+    return names;
+  }();
+  return protocols.data ();
+}
+
+// The row of `scheme` (in any case), or nullptr.
+inline const UriSchemeRow *
+camera_uri_scheme (const char *scheme)
+{
+  for (const UriSchemeRow &row : CAMERA_URI_SCHEMES)
+    if (scheme && g_ascii_strcasecmp (row.name, scheme) == 0)
+      return &row;
+  return nullptr;
+}
+
+// Whether `scheme` (in any case) is of `family`.
+inline bool
+is_scheme_of (const std::string &scheme, SchemeFamily family)
+{
+  const UriSchemeRow *row = camera_uri_scheme (scheme.c_str ());
+  return row && row->family == family;
+}
+
+// "rtsp, rtsps, http, https, file or test", for messages.
+inline std::string
+camera_uri_scheme_list ()
+{
+  std::string list;
+  const size_t count = G_N_ELEMENTS (CAMERA_URI_SCHEMES);
+  for (size_t i = 0; i < count; i++) {
+    if (i > 0)
+      list += i + 1 == count ? " or " : ", ";
+    list += CAMERA_URI_SCHEMES[i].name;
+  }
+  return list;
+}
+
+}  // namespace camrelay
