@@ -55,6 +55,7 @@
 #include <vector>
 
 #include "camerasrc/camerauri.h"
+#include "camerasrc/handshake.h"
 #include "common/gstref.h"
 
 GST_DEBUG_CATEGORY_STATIC (camera_src_debug);
@@ -95,6 +96,12 @@ constexpr guint DIAGNOSIS_TIMEOUT_MS = 1000;
 // Longest a slate may take to encode; until it is there, the fallback
 // repeats the last keyframe.
 constexpr auto SLATE_TIMEOUT = std::chrono::seconds (5);
+// Longest a teardown waits for the inner chain to stop; a chain stuck on a
+// camera that trickles a never-ending answer stops in the background
+// (see retire_chain in handshake.h).
+constexpr auto RETIRE_BOUND = std::chrono::milliseconds (200);
+// No new attempt while this many earlier chains are still stopping.
+constexpr guint MAX_RETIRING = 2;
 // Beyond this much data waiting in an output appsrc (downstream is not
 // reading), drop until the next keyframe instead of growing.
 constexpr guint64 MAX_OUTPUT_BACKLOG = 5 * GST_SECOND;
@@ -233,6 +240,10 @@ struct GstCameraSrcPrivate {
   GCancellable *diagnosis = nullptr; // the diagnosis under way (see diagnose_http)
   bool end_of_file = false;          // file:// reached its end: loop
   bool first_frame = false;          // the session delivered its first keyframe
+  // The step the current attempt is at (handshake.h); its own lock.
+  camrelay::camerasrc::Handshake handshake;
+  // Earlier chains still stopping in the background (retire_chain).
+  std::shared_ptr<std::atomic<guint>> retiring = std::make_shared<std::atomic<guint>> (0);
 
   // The current inner chain.  `generation` changes whenever it is torn down,
   // so that late callbacks of an old chain are ignored.
@@ -1016,9 +1027,12 @@ build_session (GstCameraSrc *self, guint64 generation, const Settings &settings)
     guint protocols = settings.protocols == GST_CAMERA_SRC_PROTOCOLS_TCP ? 0x4  // TCP
         : settings.protocols == GST_CAMERA_SRC_PROTOCOLS_UDP ? 0x1                // UDP
                                                              : 0x1 | 0x4;
+    // Hook (handshake.h): tcp-timeout twice connect-timeout, so that an
+    // unanswered request is ended by connect-timeout, whose reason names it.
     g_object_set (src, "location", uri.without_userinfo.c_str (), "latency", settings.latency_ms,
-        "tcp-timeout", static_cast<guint64> (settings.connect_timeout / GST_USECOND),
+        "tcp-timeout", static_cast<guint64> (2 * settings.connect_timeout / GST_USECOND),
         "do-rtsp-keep-alive", TRUE, nullptr);
+    self->priv->handshake.follow (src);  // hook: the requests it sends
     gst_util_set_object_arg (G_OBJECT (src), "protocols",
         protocols == 0x4 ? "tcp" : protocols == 0x1 ? "udp" : "udp+tcp");
     if (!uri.user.empty ())
@@ -1234,8 +1248,10 @@ ensure_audio_output (GstCameraSrc *self)
 
 // ---- session lifecycle (manager thread) ----------------------------------------
 
+// `in_state_change`: called from the element's own state change, not from
+// the manager thread.
 static void
-teardown_session (GstCameraSrc *self)
+teardown_session (GstCameraSrc *self, bool in_state_change = false)
 {
   GstCameraSrcPrivate &p = *self->priv;
   std::vector<GstElement *> elements;
@@ -1259,14 +1275,12 @@ teardown_session (GstCameraSrc *self)
       out->session_started = false;
     }
   }
-  // Sinks first, like a bin: a streaming thread blocked downstream is
-  // released before its source waits for it.
-  for (auto it = elements.rbegin (); it != elements.rend (); ++it)
-    gst_element_set_state (*it, GST_STATE_NULL);
-  for (GstElement *e : elements) {
-    gst_bin_remove (GST_BIN (self), e);
-    gst_object_unref (e);
-  }
+  // Hook (handshake.h): out of the bin, then to NULL without waiting for
+  // more than RETIRE_BOUND; never under our lock.
+  if (!camrelay::camerasrc::retire_chain (GST_BIN (self), std::move (elements),
+          !in_state_change, RETIRE_BOUND, p.retiring))
+    GST_WARNING_OBJECT (self, "the camera's previous chain is still stopping after %d ms: "
+        "it stops in the background", static_cast<int> (RETIRE_BOUND.count ()));
 }
 
 // A slate being made: a small pipeline of its own that encodes one "camera
@@ -1630,7 +1644,7 @@ manager_loop (GstCameraSrc *self)
         action = Action::Streaming;
       } else if (p.state == GST_CAMERA_SRC_STATE_CONNECTING && now > connect_deadline) {
         action = Action::Fault;
-        reason = "no video within connect-timeout";
+        reason = p.handshake.timeout_reason (settings.connect_timeout);  // hook: names the step
       } else if (p.state == GST_CAMERA_SRC_STATE_STREAMING && settings.timeout > 0
           && p.stats.last_frame && now - *p.stats.last_frame > ns (settings.timeout)) {
         action = Action::Fault;
@@ -1740,6 +1754,14 @@ manager_loop (GstCameraSrc *self)
         break;
       }
       case Action::Connect: {
+        // Hook (handshake.h): earlier chains stuck on this camera hold a
+        // thread and a connection each; wait for them rather than add more.
+        if (p.retiring->load () >= MAX_RETIRING) {
+          GST_INFO_OBJECT (self, "%u earlier connections still closing: attempt postponed",
+              p.retiring->load ());
+          retry_at = Clock::now () + ns (settings.retry_delay_max);
+          break;
+        }
         retry_at = NEVER;
         StateChange change;
         bool changed = false;
@@ -1755,6 +1777,8 @@ manager_loop (GstCameraSrc *self)
         if (changed)
           announce (self, change);
         connect_deadline = Clock::now () + ns (settings.connect_timeout);
+        // Hook (handshake.h): a new attempt, its steps followed from here.
+        p.handshake.start (g_ascii_strncasecmp (settings.location.c_str (), "rtsp", 4) == 0);
         if (auto error = build_session (self, generation, settings))
           report_fault (self, generation, *error);
         break;
@@ -1801,7 +1825,7 @@ stop_manager (GstCameraSrc *self)
   cancel_diagnosis (p);
   if (p.manager.joinable ())
     p.manager.join ();
-  teardown_session (self);
+  teardown_session (self, true);
   StateChange change;
   {
     Lock lock (p.lock);
@@ -1837,6 +1861,16 @@ gst_camera_src_handle_message (GstBin *bin, GstMessage *message)
   GstCameraSrcPrivate &p = *self->priv;
   const GstMessageType type = GST_MESSAGE_TYPE (message);
   GstObject *src = GST_MESSAGE_SRC (message);
+
+  // Hook (handshake.h): rtspsrc says which command completed.
+  if (type == GST_MESSAGE_PROGRESS) {
+    GstProgressType progress_type;
+    gchar *code = nullptr, *text = nullptr;
+    gst_message_parse_progress (message, &progress_type, &code, &text);
+    p.handshake.progress (progress_type, code ? code : "", text ? text : "");
+    g_free (code);
+    g_free (text);
+  }
 
   // Nobody linked the audio pad: its appsrc stops with not-linked, which is
   // no reason to fail the pipeline.
