@@ -230,6 +230,33 @@ TEST (CameraSrcHandshake, ReasonNamesThePendingStep)
   EXPECT_EQ (handshake.timeout_reason (GST_SECOND), "no video within connect-timeout");
 }
 
+// A camera that answers every request, PLAY included, and sends no video:
+// the reason says that PLAY was answered.  (A shared FakeRtspCamera
+// answers DESCRIBE once its media has prerolled: a first client makes it
+// preroll, then the camera stalls, then the camera under test connects.)
+TEST (CameraSrcHostileLimits, PlayAnsweredWithoutVideoIsNamed)
+{
+  FakeRtspCamera camera;
+  ASSERT_TRUE (camera.start ());
+  TestPipeline first;
+  ASSERT_TRUE (launch_camera (first, camera.uri ()));
+  ASSERT_TRUE (first.play ());
+  ASSERT_TRUE (first.wait_frames (1, 10s)) << first.describe_messages ();
+  camera.stall ();
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, camera.uri (), "connect-timeout=1000000000"));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_state ("reconnecting", 10s)) << p.describe_messages ();
+  std::string reason;
+  for (auto &m : p.state_messages ())
+    if (m.state == "reconnecting" && reason.empty ())
+      reason = m.reason;
+  EXPECT_EQ (reason, "PLAY answered but no video within 1 s (connect-timeout)");
+  EXPECT_LT (bounded ("the pipeline to NULL", [&p] { p.stop (); }), kStopBound);
+  first.stop ();
+  camera.stop ();
+}
+
 // Every chain stuck on a camera that trickles forever keeps a thread and a
 // connection until the camera lets go: after two of them, camerasrc waits
 // for them instead of opening more, and it still stops at once.
