@@ -1,7 +1,5 @@
-// camerasrc's connection attempts against cameras that misbehave mid-handshake:
-// which step an attempt waits for (from what rtspsrc sends and says), the
-// reason given when connect-timeout ends it, and retiring an inner chain
-// without ever waiting on a chain that cannot be stopped promptly.
+// camerasrc against cameras that misbehave mid-handshake: the step an attempt
+// waits for (and the reason connect-timeout gives), and stopping chains unwaited.
 #pragma once
 
 #include <gst/gst.h>

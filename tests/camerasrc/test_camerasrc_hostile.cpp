@@ -1,6 +1,5 @@
-// camerasrc against cameras that misbehave during the RTSP handshake, next to
-// a healthy camera in the same pipeline: connect-timeout bounds every attempt
-// whatever trickles in, the reason names the step, and NULL is quick.
+// camerasrc against RTSP cameras that misbehave mid-handshake, next to a healthy
+// one: connect-timeout bounds each attempt, the reason names the step, NULL is quick.
 #include <gst/gst.h>
 #include <gtest/gtest.h>
 

@@ -1,6 +1,5 @@
-// An RTSP "camera" on 127.0.0.1 that misbehaves on purpose during the
-// handshake (raw TCP, no gst-rtsp-server), for the tests that camerasrc
-// bounds every attempt and stops at once whatever the camera does.
+// An RTSP "camera" on 127.0.0.1 (raw TCP) that misbehaves on purpose during
+// the handshake: camerasrc must bound every attempt and stop at once anyway.
 #pragma once
 
 #include <glib.h>
