@@ -1255,9 +1255,10 @@ ensure_audio_output (GstCameraSrc *self)
 // ---- session lifecycle (manager thread) ----------------------------------------
 
 // `in_state_change`: called from the element's own state change, not from
-// the manager thread.
+// the manager thread.  `wait`: how long to wait for the chain to stop.
 static void
-teardown_session (GstCameraSrc *self, bool in_state_change = false)
+teardown_session (GstCameraSrc *self, bool in_state_change = false,
+    std::chrono::milliseconds wait = RETIRE_BOUND)
 {
   GstCameraSrcPrivate &p = *self->priv;
   std::vector<GstElement *> elements;
@@ -1282,11 +1283,11 @@ teardown_session (GstCameraSrc *self, bool in_state_change = false)
     }
   }
   // Hook (handshake.h): out of the bin, then to NULL without waiting for
-  // more than RETIRE_BOUND; never under our lock.
+  // more than `wait`; never under our lock.
   if (!camrelay::camerasrc::retire_chain (GST_BIN (self), std::move (elements),
-          !in_state_change, RETIRE_BOUND, p.retiring))
+          !in_state_change, wait, p.retiring) && wait.count () > 0)
     GST_WARNING_OBJECT (self, "the camera's previous chain is still stopping after %d ms: "
-        "it stops in the background", static_cast<int> (RETIRE_BOUND.count ()));
+        "it stops in the background", static_cast<int> (wait.count ()));
 }
 
 // A slate being made: a small pipeline of its own that encodes one "camera
@@ -1715,7 +1716,9 @@ manager_loop (GstCameraSrc *self)
       case Action::Fault: {
         GST_INFO_OBJECT (self, "camera fault: %s", reason.c_str ());
         const std::string location = redact_uri (settings.location);
-        teardown_session (self);
+        // Hook (handshake.h): the old chain stops during the backoff, so that
+        // `reconnecting` is announced as the fault is found.
+        teardown_session (self, false, std::chrono::milliseconds (0));
         if (reason_generic)
           reason = explain_generic_fault (self, reason, warning, had_video, settings);
         StateChange change;

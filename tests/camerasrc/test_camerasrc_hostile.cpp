@@ -20,7 +20,7 @@ namespace {
 
 constexpr GstClockTime kConnectTimeout = GST_SECOND;
 // Scheduling slack on a loaded machine, on top of connect-timeout.
-constexpr double kSlack = 0.75;
+constexpr double kSlack = 0.5;
 // A state change to NULL of a camera stuck mid-handshake.
 constexpr double kStopBound = 1.0;
 // Past this, an operation is hung: the test process ends there with a
