@@ -8,7 +8,9 @@
 #include <gst/gst.h>
 
 #include <chrono>
+#include <atomic>
 #include <condition_variable>
+#include <memory>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -20,6 +22,7 @@
 
 #include "camerasrc/faults.h"
 #include "camerasrc/gstcamerasrc.h"
+#include "camerasrc/handshake.h"
 #include "camerasrc/statemachine.h"
 #include "camerasrc/timeline.h"
 #include "common/codecs.h"
@@ -44,6 +47,12 @@ constexpr GstCameraSrcProtocols DEFAULT_PROTOCOLS = GST_CAMERA_SRC_PROTOCOLS_TCP
 constexpr GstCameraSrcFallback DEFAULT_FALLBACK = GST_CAMERA_SRC_FALLBACK_FREEZE;
 // Streaming this long makes the next fault start the backoff from retry-delay.
 constexpr guint64 DEFAULT_RETRY_RESET_TIME = 60 * GST_SECOND;
+// Longest a teardown waits for the inner chain to stop; a chain stuck on a
+// camera that trickles a never-ending answer stops in the background
+// (see retire_chain in handshake.h).
+constexpr auto RETIRE_BOUND = std::chrono::milliseconds (200);
+// No new attempt while this many earlier chains are still stopping.
+constexpr guint MAX_RETIRING = 2;
 
 enum class StreamKind { Video, Audio };
 
@@ -153,6 +162,10 @@ struct GstCameraSrcPrivate {
   GCancellable *diagnosis = nullptr; // the diagnosis under way (see diagnose_http)
   bool end_of_file = false;          // file:// reached its end: loop
   bool first_frame = false;          // the session delivered its first keyframe
+  // The step the current attempt is at (handshake.h); its own lock.
+  camrelay::camerasrc::Handshake handshake;
+  // Earlier chains still stopping in the background (retire_chain).
+  std::shared_ptr<std::atomic<guint>> retiring = std::make_shared<std::atomic<guint>> (0);
 
   // The current inner chain.  `generation` changes whenever it is torn down,
   // so that late callbacks of an old chain are ignored.
@@ -203,7 +216,10 @@ void ensure_audio_output (GstCameraSrc *self);
 
 std::optional<std::string> build_session (GstCameraSrc *self, guint64 generation,
     const Settings &settings);
-void teardown_session (GstCameraSrc *self);
+// `in_state_change`: called from the element's own state change, not from
+// the manager thread.  `wait`: how long to wait for the chain to stop.
+void teardown_session (GstCameraSrc *self, bool in_state_change = false,
+    std::chrono::milliseconds wait = RETIRE_BOUND);
 void report_fault (GstCameraSrc *self, guint64 generation, std::string reason,
     const FaultOrigin &origin = FaultOrigin ());
 

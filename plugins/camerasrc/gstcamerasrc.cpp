@@ -138,6 +138,16 @@ gst_camera_src_handle_message (GstBin *bin, GstMessage *message)
   const GstMessageType type = GST_MESSAGE_TYPE (message);
   GstObject *src = GST_MESSAGE_SRC (message);
 
+  // rtspsrc says which command completed (handshake.h).
+  if (type == GST_MESSAGE_PROGRESS) {
+    GstProgressType progress_type;
+    gchar *code = nullptr, *text = nullptr;
+    gst_message_parse_progress (message, &progress_type, &code, &text);
+    p.handshake.progress (progress_type, code ? code : "", text ? text : "");
+    g_free (code);
+    g_free (text);
+  }
+
   // Nobody linked the audio pad: its appsrc stops with not-linked, which is
   // no reason to fail the pipeline.
   if (type == GST_MESSAGE_ERROR) {

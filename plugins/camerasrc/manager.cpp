@@ -156,7 +156,7 @@ manager_loop (GstCameraSrc *self)
           break;
         case ManagerAction::ConnectTimeout:
           action = ManagerAction::Fault;
-          reason = "no video within connect-timeout";
+          reason = p.handshake.timeout_reason (settings.connect_timeout);  // names the step
           break;
         case ManagerAction::Stall:
           action = ManagerAction::Fault;
@@ -225,7 +225,9 @@ manager_loop (GstCameraSrc *self)
       case ManagerAction::Fault: {
         GST_INFO_OBJECT (self, "camera fault: %s", reason.c_str ());
         const std::string location = redact_uri (settings.location);
-        teardown_session (self);
+        // The old chain stops during the backoff, so that `reconnecting` is
+        // announced as the fault is found.
+        teardown_session (self, false, std::chrono::milliseconds (0));
         if (reason_generic)
           reason = explain_generic_fault (self, reason, warning, had_video, settings);
         StateChange change;
@@ -269,6 +271,14 @@ manager_loop (GstCameraSrc *self)
         break;
       }
       case ManagerAction::Connect: {
+        // Earlier chains stuck on this camera hold a thread and a connection
+        // each; wait for them rather than add more.
+        if (p.retiring->load () >= MAX_RETIRING) {
+          GST_INFO_OBJECT (self, "%u earlier connections still closing: attempt postponed",
+              p.retiring->load ());
+          retry_at = Clock::now () + ns (settings.retry_delay_max);
+          break;
+        }
         retry_at = NEVER;
         StateChange change;
         bool changed = false;
@@ -286,6 +296,9 @@ manager_loop (GstCameraSrc *self)
         if (changed)
           announce (self, change);
         connect_deadline = Clock::now () + ns (settings.connect_timeout);
+        // A new attempt, its steps followed from here.
+        p.handshake.start (is_scheme_of (split_uri (settings.location, "", "").scheme,
+            SchemeFamily::Rtsp));
         if (auto error = build_session (self, generation, settings))
           report_fault (self, generation, *error);
         break;
@@ -332,7 +345,7 @@ stop_manager (GstCameraSrc *self)
   cancel_diagnosis (p);
   if (p.manager.joinable ())
     p.manager.join ();
-  teardown_session (self);
+  teardown_session (self, true);
   StateChange change;
   {
     Lock lock (p.lock);

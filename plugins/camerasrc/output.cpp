@@ -175,6 +175,12 @@ on_camera_sample (GstCameraSrc *self, const SinkContext &ctx, GstSample *sample)
     pts = gst_segment_to_running_time (segment, GST_FORMAT_TIME, pts);
     dts = gst_segment_to_running_time (segment, GST_FORMAT_TIME, dts);
   }
+  // A frame without any timestamp is stamped with its arrival, as
+  // souphttpsrc's do-timestamp stamps the others: multipartdemux gives a
+  // timestamp only to the first part that starts in a read, and a reader
+  // that fell behind (or a camera that sends in bursts) reads several.
+  if (!GST_CLOCK_TIME_IS_VALID (pts) && !GST_CLOCK_TIME_IS_VALID (dts))
+    pts = running_time_now (GST_ELEMENT (self));
 
   // Downstream does not read: drop until the next keyframe rather than grow.
   ElementPtr appsrc;

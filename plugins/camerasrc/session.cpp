@@ -376,9 +376,12 @@ build_session (GstCameraSrc *self, guint64 generation, const Settings &settings)
     guint protocols = settings.protocols == GST_CAMERA_SRC_PROTOCOLS_TCP ? 0x4  // TCP
         : settings.protocols == GST_CAMERA_SRC_PROTOCOLS_UDP ? 0x1                // UDP
                                                              : 0x1 | 0x4;
+    // tcp-timeout twice connect-timeout, so that an unanswered request is
+    // ended by connect-timeout, whose reason names it (handshake.h).
     g_object_set (src, "location", uri.without_userinfo.c_str (), "latency", settings.latency_ms,
-        "tcp-timeout", static_cast<guint64> (settings.connect_timeout / GST_USECOND),
+        "tcp-timeout", static_cast<guint64> (2 * settings.connect_timeout / GST_USECOND),
         "do-rtsp-keep-alive", TRUE, nullptr);
+    self->priv->handshake.follow (src);  // the requests it sends
     gst_util_set_object_arg (G_OBJECT (src), "protocols",
         protocols == 0x4 ? "tcp" : protocols == 0x1 ? "udp" : "udp+tcp");
     if (!uri.user.empty ())
@@ -456,7 +459,7 @@ build_session (GstCameraSrc *self, guint64 generation, const Settings &settings)
 // ---- session lifecycle (manager thread) ----------------------------------------
 
 void
-teardown_session (GstCameraSrc *self)
+teardown_session (GstCameraSrc *self, bool in_state_change, std::chrono::milliseconds wait)
 {
   GstCameraSrcPrivate &p = *self->priv;
   std::vector<GstElement *> elements;
@@ -472,14 +475,13 @@ teardown_session (GstCameraSrc *self)
     for (Output *out : {&p.video, &p.audio})
       out->end_session ();
   }
-  // Sinks first, like a bin: a streaming thread blocked downstream is
-  // released before its source waits for it.
-  for (auto it = elements.rbegin (); it != elements.rend (); ++it)
-    gst_element_set_state (*it, GST_STATE_NULL);
-  for (GstElement *e : elements) {
-    gst_bin_remove (GST_BIN (self), e);
-    gst_object_unref (e);
-  }
+  // Out of the bin, then to NULL without waiting for more than `wait`; never
+  // under our lock.  A chain stuck on a camera that trickles a never-ending
+  // answer stops in the background (retire_chain in handshake.h).
+  if (!retire_chain (GST_BIN (self), std::move (elements), !in_state_change, wait, p.retiring)
+      && wait.count () > 0)
+    GST_WARNING_OBJECT (self, "the camera's previous chain is still stopping after %d ms: "
+        "it stops in the background", static_cast<int> (wait.count ()));
 }
 
 }  // namespace camrelay::camerasrc

@@ -10,7 +10,13 @@
 #include <gtest/gtest.h>
 
 #include <dirent.h>
+#include <malloc.h>
 #include <unistd.h>
+#if defined(__SANITIZE_ADDRESS__)
+// From AddressSanitizer's runtime (sanitizer/allocator_interface.h, not
+// installed with Debian's GCC).
+extern "C" size_t __sanitizer_get_current_allocated_bytes (void);
+#endif
 
 #include <cstdio>
 #include <memory>
@@ -338,6 +344,21 @@ rss_kib ()
     std::fclose (f);
   }
   return pages_resident * (sysconf (_SC_PAGESIZE) / 1024);
+}
+
+// Memory allocated and not freed yet, in KiB: what a leak makes grow.  RSS
+// also counts memory freed but kept by the allocator (glibc's arenas, one
+// more for each thread that finds the others busy; AddressSanitizer's
+// quarantine), which grows with load and allocation volume, not with leaks.
+inline long
+heap_in_use_kib ()
+{
+#if defined(__SANITIZE_ADDRESS__)
+  return static_cast<long> (__sanitizer_get_current_allocated_bytes () / 1024);
+#else
+  const struct mallinfo2 info = mallinfo2 ();  // every arena, and mmapped chunks
+  return static_cast<long> ((info.uordblks + info.hblkhd) / 1024);
+#endif
 }
 
 inline bool

@@ -587,6 +587,26 @@ TEST (CameraSrcFaults, HttpMjpegCameraRestarts)
       {[&] { camera.stop (); }, 2, [&] { ASSERT_TRUE (camera.restart ()); }}, "mjpeg restart");
 }
 
+// Frames that arrive together (a camera that sends in bursts, or a reader
+// that fell behind under load) come out of one read: multipartdemux stamps
+// only the first part that starts in a read and leaves the others without a
+// timestamp.  Every frame downstream still has one.
+TEST (CameraSrcFaults, HttpMjpegFramesReadTogetherAllHaveTimestamps)
+{
+  MjpegCameraOptions options;
+  options.width = 64;  // parts of a kilobyte or two: three fit in one read
+  options.height = 48;
+  options.frames_per_write = 3;
+  FakeMjpegCamera camera (options);
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, camera.uri ()));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_frames (30, 10s)) << p.describe_messages ();
+  p.stop ();
+  expect_clean_stream (p);
+}
+
 TEST (CameraSrcFaults, HttpMjpegCameraStallsAndAnswers503)
 {
   FakeMjpegCamera camera;

@@ -1370,6 +1370,8 @@ FakeMjpegCamera::serve (int fd, const std::atomic<bool> &stopping)
   const auto period = std::chrono::nanoseconds (clip->frame_duration ());
   auto next = SteadyClock::now ();
   size_t index = 0;
+  std::string burst;  // parts not sent yet (frames_per_write)
+  int in_burst = 0;
   while (!stopping) {
     // Until the next frame is due, watch for the client going away.
     auto now = SteadyClock::now ();
@@ -1390,14 +1392,17 @@ FakeMjpegCamera::serve (int fd, const std::atomic<bool> &stopping)
     index = (index + 1) % clip->frames.size ();
     if (control_->stalled ())
       continue;
-    const std::string part = std::string ("--") + kBoundary +
-                             "\r\nContent-Type: image/jpeg\r\nContent-Length: " +
-                             std::to_string (frame.data.size ()) + "\r\n\r\n";
-    if (send_all (fd, part.data (), part.size ()) < 0 ||
-        send_all (fd, frame.data.data (), frame.data.size ()) < 0 ||
-        send_all (fd, "\r\n", 2) < 0)
-      return;
+    burst += std::string ("--") + kBoundary + "\r\nContent-Type: image/jpeg\r\nContent-Length: " +
+             std::to_string (frame.data.size ()) + "\r\n\r\n";
+    burst.append (reinterpret_cast<const char *> (frame.data.data ()), frame.data.size ());
+    burst += "\r\n";
     control_->count_frame ();
+    if (++in_burst < std::max (1, options_.frames_per_write))
+      continue;
+    if (send_all (fd, burst.data (), burst.size ()) < 0)
+      return;
+    burst.clear ();
+    in_burst = 0;
   }
 }
 

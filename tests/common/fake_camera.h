@@ -295,6 +295,10 @@ struct MjpegCameraOptions {
   int height = 240;
   int fps = 15;
   std::string path = "/video.mjpg";
+  // Frames sent together in one write, every that many frame periods (a
+  // camera or a network that delivers in bursts): a client reading behind
+  // gets several parts in one read.
+  int frames_per_write = 1;
 };
 
 // HTTP MJPEG camera: GET `path` answers 200 multipart/x-mixed-replace with
