@@ -159,6 +159,8 @@ struct _CamrelayMediaFactory {
 G_DEFINE_TYPE (CamrelayMediaFactory, camrelay_media_factory, GST_TYPE_RTSP_MEDIA_FACTORY)
 
 static const char *const kGenerationKey = "camrelay-generation";
+// The generation of a media built with no camera video to feed it.
+static const unsigned kDoomedGeneration = G_MAXUINT;
 
 // Adds `first ! ... ! payloader` (named `pay_name`) for `caps` to `bin`;
 // returns the appsrc, or nullptr (and adds nothing) when an element is missing.
@@ -203,16 +205,22 @@ add_track (GstBin *bin, const char *src_name, const GstCaps *caps, const char *p
 static GstElement *
 camrelay_media_factory_create_element (GstRTSPMediaFactory *factory, const GstRTSPUrl *)
 {
+  // Called under the factory's media lock: nothing here waits.  The client
+  // waited for the camera's video in its DESCRIBE; should the camera have
+  // lost it since (stopped, removed), the media is built all the same and
+  // made to fail at once (configure), which answers the client 503.
+  // (Returning nullptr would do too, but gst-rtsp-server logs a CRITICAL.)
   auto camera = CAMRELAY_MEDIA_FACTORY (factory)->camera->lock ();
-  if (!camera)
-    return nullptr;
-  const std::string &name = camera->config ().name;
-  if (!camera->wait_video (std::chrono::seconds (10))) {
-    camrelay::launcher::log_line ("camera %s: no video from the camera yet, refusing the client",
-        name.c_str ());
-    return nullptr;
+  Camera::MediaPlan plan;
+  if (camera)
+    plan = camera->plan_media ();
+  const std::string name = camera ? camera->config ().name : "?";
+  if (!plan.video) {
+    plan.video.reset (gst_caps_new_simple ("video/x-h264", "stream-format", G_TYPE_STRING,
+        "byte-stream", "alignment", G_TYPE_STRING, "au", nullptr));
+    plan.audio.reset ();
+    plan.generation = kDoomedGeneration;
   }
-  Camera::MediaPlan plan = camera->plan_media ();
   const char *payloader = video_payloader (plan.video.get ());
   if (!payloader) {
     camrelay::launcher::log_line ("camera %s: cannot relay video of type %s", name.c_str (),
@@ -256,14 +264,23 @@ camrelay_media_factory_configure (GstRTSPMediaFactory *factory, GstRTSPMedia *me
 {
   GST_RTSP_MEDIA_FACTORY_CLASS (camrelay_media_factory_parent_class)->configure (factory, media);
   auto camera = CAMRELAY_MEDIA_FACTORY (factory)->camera->lock ();
-  if (!camera || !CAMRELAY_IS_MEDIA (media))
+  if (!CAMRELAY_IS_MEDIA (media))
     return;
   camrelay::ElementPtr element{gst_rtsp_media_get_element (media)};
   camrelay::ElementPtr video{gst_bin_get_by_name (GST_BIN (element.get ()), "src")};
   camrelay::ElementPtr audio{gst_bin_get_by_name (GST_BIN (element.get ()), "asrc")};
   auto *self = CAMRELAY_MEDIA (media);
-  self->camera = new std::weak_ptr<Camera> (camera);
   self->generation = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (element.get ()), kGenerationKey));
+  if (!camera || self->generation == kDoomedGeneration) {
+    // Nothing will feed it: a live media would wait for its first data
+    // forever.  The error (handled once the media prepares) fails it.
+    GError *error = g_error_new_literal (GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
+        "the camera has no video");
+    gst_element_post_message (video.get (), gst_message_new_error (GST_OBJECT (video.get ()), error, nullptr));
+    g_error_free (error);
+    return;
+  }
+  self->camera = new std::weak_ptr<Camera> (camera);
   camera->attach_media (media, video.get (), audio.get (), self->generation);
   g_signal_connect (media, "prepared", G_CALLBACK (+[] (GstRTSPMedia *media, gpointer) {
     auto *m = CAMRELAY_MEDIA (media);
@@ -303,27 +320,56 @@ namespace camrelay::launcher {
 
 namespace {
 
+// What GStreamer callbacks get as user data: a weak reference they own
+// (freed by the destroy notify), never a raw Camera pointer.
+using CameraRef = std::weak_ptr<Camera>;
+
+gpointer
+new_camera_ref (const std::shared_ptr<Camera> &camera)
+{
+  return new CameraRef (camera);
+}
+
+void
+free_camera_ref (gpointer ref)
+{
+  delete static_cast<CameraRef *> (ref);
+}
+
+std::shared_ptr<Camera>
+camera_of (gpointer ref)
+{
+  return static_cast<CameraRef *> (ref)->lock ();
+}
+
 template <bool audio>
 GstFlowReturn
 on_ingest_sample (GstAppSink *sink, gpointer data)
 {
   if (GstSample *sample = gst_app_sink_pull_sample (sink)) {
-    static_cast<Camera *> (data)->on_sample (audio, sample);
+    // Shutdown stops the ingest before the last reference goes: a camera
+    // found here is never destroyed by this thread.
+    if (auto camera = camera_of (data))
+      camera->on_sample (audio, sample);
     gst_sample_unref (sample);
   }
   return GST_FLOW_OK;
 }
 
+// nullptr when appsink is missing.
 GstElement *
 make_ingest_sink (const char *name, GstFlowReturn (*on_sample) (GstAppSink *, gpointer),
-    Camera *camera)
+    const std::shared_ptr<Camera> &camera)
 {
   GstElement *sink = gst_element_factory_make ("appsink", name);
+  if (!sink)
+    return nullptr;
   g_object_set (sink, "sync", FALSE, "async", FALSE, "emit-signals", FALSE, "max-buffers", 0u,
       nullptr);
   GstAppSinkCallbacks callbacks = {};
   callbacks.new_sample = on_sample;
-  gst_app_sink_set_callbacks (GST_APP_SINK (sink), &callbacks, camera, nullptr);
+  gst_app_sink_set_callbacks (GST_APP_SINK (sink), &callbacks, new_camera_ref (camera),
+      free_camera_ref);
   return sink;
 }
 
@@ -331,7 +377,9 @@ make_ingest_sink (const char *name, GstFlowReturn (*on_sample) (GstAppSink *, gp
 gboolean
 on_ingest_message (GstBus *, GstMessage *message, gpointer data)
 {
-  auto *camera = static_cast<Camera *> (data);
+  auto camera = camera_of (data);
+  if (!camera)
+    return G_SOURCE_REMOVE;
   const GstStructure *s = gst_message_get_structure (message);
   const std::string &name = camera->config ().name;
   if (GST_MESSAGE_TYPE (message) == GST_MESSAGE_ELEMENT && s
@@ -404,7 +452,7 @@ Camera::create (const CameraConfig &config, GstRTSPServer *server, GMainContext 
       "retry-delay-max", static_cast<guint64> (RETRY_DELAY_MAX_MS * GST_MSECOND), nullptr);
   g_object_set (camera->queue_.get (), "max-size-time",
       static_cast<guint64> (config.buffer_time_ms) * GST_MSECOND, nullptr);
-  GstElement *sink = make_ingest_sink ("video_out", on_ingest_sample<false>, camera.get ());
+  GstElement *sink = make_ingest_sink ("video_out", on_ingest_sample<false>, camera);
   gst_bin_add_many (GST_BIN (camera->pipeline_.get ()), src, camera->queue_.get (), sink, nullptr);
   gst_element_link_pads (src, "video", camera->queue_.get (), "sink");
   // The camera's own pipeline fragment, if any, between the queue and the media.
@@ -427,9 +475,13 @@ Camera::create (const CameraConfig &config, GstRTSPServer *server, GMainContext 
   } else {
     gst_element_link (camera->queue_.get (), sink);
   }
-  g_signal_connect (src, "pad-added", G_CALLBACK (+[] (GstElement *, GstPad *pad, gpointer data) {
-    static_cast<Camera *> (data)->on_audio_pad (pad);
-  }), camera.get ());
+  g_signal_connect_data (src, "pad-added",
+      G_CALLBACK (+[] (GstElement *, GstPad *pad, gpointer data) {
+        if (auto camera = camera_of (data))
+          camera->on_audio_pad (pad);
+      }),
+      new_camera_ref (camera), [] (gpointer ref, GClosure *) { free_camera_ref (ref); },
+      GConnectFlags (0));
   // The ingest and the medias run on the system clock, so that their running
   // times convert into each other.
   GstClock *clock = gst_system_clock_obtain ();
@@ -438,7 +490,8 @@ Camera::create (const CameraConfig &config, GstRTSPServer *server, GMainContext 
 
   BusPtr bus{gst_element_get_bus (camera->pipeline_.get ())};
   GSource *watch = gst_bus_create_watch (bus.get ());
-  g_source_set_callback (watch, G_SOURCE_FUNC (on_ingest_message), camera.get (), nullptr);
+  g_source_set_callback (watch, G_SOURCE_FUNC (on_ingest_message), new_camera_ref (camera),
+      free_camera_ref);
   camera->bus_watch_ = g_source_attach (watch, context);
   g_source_unref (watch);
 
@@ -452,7 +505,19 @@ Camera::create (const CameraConfig &config, GstRTSPServer *server, GMainContext 
 
 Camera::~Camera ()
 {
-  shutdown ();
+  // Normally shut down already (by its owner, on the main context).  A
+  // camera that never was only has its ingest stopped: its medias go with
+  // their references.
+  bool shut_down = false;
+  {
+    Lock l (lock_);
+    shut_down = shut_down_;
+  }
+  if (!shut_down && pipeline_)
+    gst_element_set_state (pipeline_.get (), GST_STATE_NULL);
+  if (!shut_down && bus_watch_)
+    if (GSource *s = g_main_context_find_source_by_id (context_, bus_watch_))
+      g_source_destroy (s);
 }
 
 void
@@ -489,14 +554,15 @@ Camera::stop ()
 void
 Camera::shutdown ()
 {
-  if (shut_down_)
-    return;
-  stop ();
   {
+    // First: no start from now on, and every waiting client is answered.
     Lock l (lock_);
+    if (shut_down_)
+      return;
     shut_down_ = true;
     caps_changed_.notify_all ();
   }
+  stop ();
   auto remove_source = [this] (guint id) {
     if (id)
       if (GSource *s = g_main_context_find_source_by_id (context_, id))
@@ -513,22 +579,51 @@ Camera::shutdown ()
   run_releases ();
 }
 
+void
+Camera::request_start_locked ()
+{
+  if (running_ || shut_down_ || start_requested_)
+    return;
+  start_requested_ = true;
+  g_main_context_invoke_full (context_, G_PRIORITY_DEFAULT,
+      [] (gpointer data) -> gboolean {
+        if (auto camera = camera_of (data)) {
+          {
+            Lock l (camera->lock_);
+            camera->start_requested_ = false;
+          }
+          camera->start ();
+        }
+        return G_SOURCE_REMOVE;
+      },
+      new_camera_ref (shared_from_this ()), free_camera_ref);
+}
+
+bool
+Camera::has_video () const
+{
+  Lock l (lock_);
+  return video_caps_ != nullptr;
+}
+
 bool
 Camera::wait_video (std::chrono::milliseconds timeout)
 {
-  start ();
   Lock l (lock_);
+  // Counted first: from here on the idle check keeps the camera running.
   waiting_clients_++;
+  last_active_us_ = g_get_monotonic_time ();
+  request_start_locked ();
   const auto deadline = std::chrono::steady_clock::now () + timeout;
-  caps_changed_.wait_until (l, deadline, [this] { return video_caps_ || shut_down_ || !running_; });
+  caps_changed_.wait_until (l, deadline, [this] { return video_caps_ || shut_down_; });
   // A camera with audio: its first audio follows the first video closely;
   // wait a little for it so that the first clients get both.
   if (video_caps_ && audio_pad_ && !audio_caps_)
     caps_changed_.wait_until (l, std::min (deadline, std::chrono::steady_clock::now () + AUDIO_WAIT),
-        [this] { return audio_caps_ || shut_down_ || !running_; });
+        [this] { return audio_caps_ || shut_down_; });
   waiting_clients_--;
   last_active_us_ = g_get_monotonic_time ();
-  return video_caps_ != nullptr;
+  return video_caps_ != nullptr && !shut_down_;
 }
 
 void
@@ -587,16 +682,18 @@ Camera::attach_media (GstRTSPMedia *media, GstElement *video_src, GstElement *au
     unsigned generation)
 {
   Lock l (lock_);
-  if (generation != generation_ || shut_down_) {
-    // Replaced while it was being built: it gets nothing and fails to
-    // prepare; its client retries and gets the current one.
-    return;
-  }
   Feed feed;
   feed.media.reset (GST_RTSP_MEDIA (g_object_ref (media)));
   feed.video_src = ref_object (video_src);
   feed.audio_src = ref_object (audio_src);
   feed.generation = generation;
+  if (generation != generation_ || shut_down_) {
+    // Replaced (or the camera removed) while it was being built: it will
+    // get nothing, so it fails; its client gets 503 and the next request
+    // the current media.
+    release_feed_locked (std::move (feed), false);
+    return;
+  }
   feeds_.push_back (std::move (feed));
 }
 
@@ -606,6 +703,9 @@ Camera::media_prepared (GstRTSPMedia *media, unsigned generation)
   // Called by gst-rtsp-server with the media's state lock held, right after
   // it prepared: one more prepare count keeps it prepared between clients.
   Lock l (lock_);
+  for (Feed &feed : feeds_)
+    if (feed.media.get () == media)
+      feed.prepared = true;
   if (generation != generation_ || shut_down_)
     return;
   for (Feed &feed : feeds_)
@@ -666,6 +766,7 @@ Camera::retire_media_locked (bool close_clients)
       Feed count;
       count.media.reset (GST_RTSP_MEDIA (g_object_ref (feed.media.get ())));
       count.held = true;
+      count.prepared = true;
       feed.held = false;
       release_feed_locked (std::move (count), false);
     }
@@ -677,16 +778,20 @@ Camera::retire_media_locked (bool close_clients)
 void
 Camera::release_feed_locked (Feed feed, bool close_clients)
 {
-  releases_.push_back ({std::move (feed.media), feed.held, close_clients});
-  if (release_source_ || shut_down_)
+  ElementPtr fail = feed.prepared ? nullptr : std::move (feed.video_src);
+  releases_.push_back ({std::move (feed.media), feed.held, close_clients, std::move (fail)});
+  if (release_source_)
     return;
   // Never inline: the caller holds our lock, and closing clients or
-  // unpreparing calls back into media_unprepared().
+  // unpreparing calls back into media_unprepared().  The source owns a
+  // reference: a release queued after shutdown (a media that was being
+  // built meanwhile) is still carried out.
   GSource *idle = g_idle_source_new ();
   g_source_set_callback (idle, [] (gpointer data) -> gboolean {
-    static_cast<Camera *> (data)->run_releases ();
+    (*static_cast<std::shared_ptr<Camera> *> (data))->run_releases ();
     return G_SOURCE_REMOVE;
-  }, this, nullptr);
+  }, new std::shared_ptr<Camera> (shared_from_this ()),
+      [] (gpointer data) { delete static_cast<std::shared_ptr<Camera> *> (data); });
   release_source_ = g_source_attach (idle, context_);
   g_source_unref (idle);
 }
@@ -701,6 +806,13 @@ Camera::run_releases ()
     release_source_ = 0;
   }
   for (Release &release : releases) {
+    if (release.fail) {
+      GError *error = g_error_new_literal (GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
+          "the camera's stream ended before this RTSP media was ready");
+      gst_element_post_message (release.fail.get (),
+          gst_message_new_error (GST_OBJECT (release.fail.get ()), error, nullptr));
+      g_error_free (error);
+    }
     if (release.close_clients)
       gst_rtsp_server_client_filter (server_,
           [] (GstRTSPServer *, GstRTSPClient *client, gpointer media) {
@@ -724,7 +836,11 @@ Camera::on_audio_pad (GstPad *pad)
     Lock l (lock_);
     audio_pad_ = true;
   }
-  GstElement *sink = make_ingest_sink ("audio_out", on_ingest_sample<true>, this);
+  GstElement *sink = make_ingest_sink ("audio_out", on_ingest_sample<true>, shared_from_this ());
+  if (!sink) {
+    log_line ("camera %s: missing GStreamer element appsink; no audio", config_.name.c_str ());
+    return;
+  }
   gst_bin_add (GST_BIN (pipeline_.get ()), sink);
   PadPtr sink_pad{gst_element_get_static_pad (sink, "sink")};
   if (gst_pad_link (pad, sink_pad.get ()) != GST_PAD_LINK_OK)
