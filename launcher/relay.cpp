@@ -13,8 +13,13 @@ namespace {
 // How long a client's DESCRIBE waits for a camera that has not sent video yet.
 constexpr auto DESCRIBE_WAIT = std::chrono::seconds (10);
 constexpr guint SESSION_CLEANUP_INTERVAL_S = 2;
-// Enough RTSP worker threads for hundreds of clients (the server's default is 1).
-constexpr gint DEFAULT_RTSP_THREADS = 16;
+// server.threads = 0: a worker thread of its own for each client connection
+// (gst-rtsp-server's -1), made when it connects and ended when it leaves.  A
+// client waiting for its camera in DESCRIBE then blocks only itself; with a
+// fixed number of threads it would delay every client sharing its thread.
+// The video does not go through these threads (the medias send it), so an
+// idle client's thread costs little.
+constexpr gint THREAD_PER_CLIENT = -1;
 
 // The transports a camera's clients may choose.  A camera with multicast =
 // true takes a group (address) of server.multicast_range for itself, with
@@ -158,7 +163,7 @@ Relay::start (const Config &config, GMainContext *context, std::string &error)
   gst_rtsp_server_set_service (server_, std::to_string (config.server.port).c_str ());
   GstRTSPThreadPool *pool = gst_rtsp_server_get_thread_pool (server_);
   gst_rtsp_thread_pool_set_max_threads (pool,
-      config.server.threads ? static_cast<gint> (config.server.threads) : DEFAULT_RTSP_THREADS);
+      config.server.threads ? static_cast<gint> (config.server.threads) : THREAD_PER_CLIENT);
   g_object_unref (pool);
   config_ = config;
   published_->guard.set_timeout (config.server.slow_client_timeout);

@@ -261,4 +261,73 @@ TEST (LauncherClients, VanishedClientsLeaveNothingBehind)
   g_unlink (path.c_str ());
 }
 
+
+// Twenty clients wait in DESCRIBE for a camera that never comes up (a
+// closed port); meanwhile a client of a healthy camera on the same server
+// gets its DESCRIBE, SETUP and PLAY answered at once: a client waiting for
+// its camera holds up no one else.
+TEST (LauncherClients, ClientsWaitingForADeadCameraDoNotDelayOthers)
+{
+  constexpr int WAITING = 20;
+  const std::string path = write_config (config_text (
+      camera_entry ("dead", "rtsp://127.0.0.1:9/nothing")
+      + camera_entry ("live", "test://live?width=320&height=240")));
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  ASSERT_NE (camrelay.wait_line ("live: connecting -> streaming", 20s), "") << camrelay.all_output ();
+  {
+    // The live camera's shared media exists already, as it would on a
+    // relay in use: what is measured is the waiting, not building a media.
+    RawRtsp first (port);
+    ASSERT_TRUE (first.play ("live", true)) << camrelay.all_output ();
+  }
+
+  std::vector<std::unique_ptr<RawRtsp>> waiting;
+  for (int i = 0; i < WAITING; i++) {
+    waiting.push_back (std::make_unique<RawRtsp> (port));
+    ASSERT_TRUE (waiting.back ()->send_text (
+        waiting.back ()->request_text ("DESCRIBE", "dead", {"Accept: application/sdp"})));
+  }
+  // They are all waiting: every request reached the server, none answered.
+  ASSERT_TRUE (camrelay.wait_count ("client 127.0.0.1: connected", WAITING + 1, 10s));
+  for (auto &client : waiting)
+    ASSERT_EQ (client->read_response (0ms), "");
+
+  RawRtsp healthy (port);
+  ASSERT_TRUE (healthy.ok ());
+  const auto start = Clock::now ();
+  std::string answer = healthy.exchange ("DESCRIBE", "live", {"Accept: application/sdp"});
+  const auto described = Clock::now ();
+  ASSERT_NE (answer.find (" 200 "), std::string::npos) << answer;
+  answer = healthy.exchange ("SETUP", "live/stream=0",
+      {"Transport: RTP/AVP/TCP;unicast;interleaved=0-1"});
+  ASSERT_NE (answer.find (" 200 "), std::string::npos) << answer;
+  const size_t at = answer.find ("Session: ");
+  ASSERT_NE (at, std::string::npos);
+  const std::string session = answer.substr (at + 9, answer.find_first_of (";\r", at + 9) - at - 9);
+  const auto set_up = Clock::now ();
+  answer = healthy.exchange ("PLAY", "live", {"Session: " + session, "Range: npt=0-"});
+  const auto played = Clock::now ();
+  ASSERT_NE (answer.find (" 200 "), std::string::npos) << answer;
+  auto ms = [] (Clock::duration d) {
+    return std::chrono::duration<double, std::milli> (d).count ();
+  };
+  std::printf ("while %d clients wait: DESCRIBE %.1f ms, SETUP %.1f ms, PLAY %.1f ms, "
+      "all %.1f ms\n", WAITING, ms (described - start), ms (set_up - described),
+      ms (played - set_up), ms (played - start));
+  // 100 ms each on an idle machine; bounds with room for a loaded CI, far
+  // below the 10 s a waiting client may wait.
+  EXPECT_LT (ms (played - set_up), 500.0);
+  EXPECT_LT (ms (played - start), 1500.0);
+  EXPECT_GT (healthy.drain (500ms), 0) << "no video after PLAY";
+
+  // And the waiting clients get their 503 in time.
+  for (auto &client : waiting) {
+    answer = client->read_response (15s);
+    EXPECT_EQ (answer.rfind ("RTSP/1.0 503", 0), 0u) << answer;
+  }
+  expect_clean_stop (camrelay, path);
+}
+
 }  // namespace
