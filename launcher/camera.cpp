@@ -542,13 +542,19 @@ Camera::stop ()
     Lock l (lock_);
     if (!running_)
       return;
-    running_ = false;
-    retire_media_locked (true);
-    video_caps_.reset ();
-    audio_caps_.reset ();
-    state_ = "stopped";
+    mark_stopped_locked ();
   }
   gst_element_set_state (pipeline_.get (), GST_STATE_NULL);
+}
+
+void
+Camera::mark_stopped_locked ()
+{
+  running_ = false;
+  retire_media_locked (true);
+  video_caps_.reset ();
+  audio_caps_.reset ();
+  state_ = "stopped";
 }
 
 void
@@ -639,10 +645,13 @@ Camera::check_idle (uint64_t clients, gint64 now_us)
     }
     if (now_us - last_active_us_ < static_cast<gint64> (config_.idle_timeout) * G_USEC_PER_SEC)
       return;
+    // Decided and marked stopped in one step: a client counted from now on
+    // asks for a start, which runs after this stop on the main context.
+    mark_stopped_locked ();
   }
   log_line ("camera %s: no client for %u s: disconnecting (on_demand)", config_.name.c_str (),
       config_.idle_timeout);
-  stop ();
+  gst_element_set_state (pipeline_.get (), GST_STATE_NULL);
 }
 
 std::string

@@ -128,6 +128,9 @@ class Camera : public std::enable_shared_from_this<Camera> {
   void run_releases ();
   // Asks the main context to start the camera (an on-demand camera's client).
   void request_start_locked ();
+  // Stopped as far as clients can see: no video, medias retired.  The
+  // ingest's state change follows, outside the lock.
+  void mark_stopped_locked ();
 
   CameraConfig config_;
   GstRTSPServer *server_ = nullptr;  // borrowed

@@ -381,6 +381,45 @@ TEST (Launcher, OnDemandCameraConnectsForClientsAndLeavesWhenIdle)
   expect_clean_stop (camrelay, path);
 }
 
+// An on-demand camera that disconnects as soon as it is idle (idle_timeout
+// 0): client after client DESCRIBEs it, each connecting it again, while
+// the idle check runs.  A client counts as waiting before the camera starts
+// for it, so the idle check never stops the camera under a client: every
+// one is answered 200 (before: now and then a 503, when the check ran
+// between the start and the count).
+TEST (Launcher, OnDemandIdleCheckNeverStopsTheCameraUnderAWaitingClient)
+{
+  const std::string path = write_config (config_text (
+      camera_entry ("lazy", "test://lazy?width=160&height=120&framerate=30&gop=5")
+      + "on_demand = true\nidle_timeout = \"0s\"\n\n"));
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  // Until the camera has gone idle (and come back) three times: the idle
+  // check runs every 2 s.
+  int clients = 0, ok = 0;
+  std::vector<std::string> failures;
+  const auto deadline = Clock::now () + 40s;
+  while (!camrelay.wait_count ("lazy: no client for 0 s: disconnecting", 3, 0ms)
+      && Clock::now () < deadline) {
+    RtspProbe probe (port);
+    const std::string status = probe.describe ("lazy");
+    clients++;
+    if (status == "RTSP/1.0 200 OK")
+      ok++;
+    else
+      failures.push_back (std::to_string (clients) + ": " + status);
+    std::this_thread::sleep_for (50ms);  // pacing: clients spread over several checks
+  }
+  std::printf ("%d clients, %d answered 200\n", clients, ok);
+  EXPECT_TRUE (camrelay.wait_count ("lazy: no client for 0 s: disconnecting", 3, 0ms))
+      << camrelay.all_output ();
+  EXPECT_EQ (ok, clients) << failures.size () << " refused, first "
+                          << (failures.empty () ? "" : failures.front ()) << "\n"
+                          << camrelay.all_output ();
+  expect_clean_stop (camrelay, path);
+}
+
 // A camera's audio goes to the clients with its video, codec untouched.
 TEST (Launcher, AudioIsRelayedWithTheVideo)
 {
