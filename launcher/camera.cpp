@@ -2,6 +2,7 @@
 
 #include <gst/app/app.h>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace camrelay::launcher {
@@ -36,18 +37,36 @@ caps_name (const GstCaps *caps)
   return gst_structure_get_name (gst_caps_get_structure (caps, 0));
 }
 
+// The camera video the relay sends, and the RTP payloader of each.
+struct VideoCodec {
+  const char *caps_name;
+  const char *payloader;
+};
+constexpr VideoCodec kVideoCodecs[] = {
+  {"video/x-h264", "rtph264pay"},
+  {"video/x-h265", "rtph265pay"},
+  {"image/jpeg", "rtpjpegpay"},
+};
+
 // The RTP payloader for the camera's video, or nullptr.
 const char *
 video_payloader (const GstCaps *caps)
 {
   const std::string name = caps_name (caps);
-  if (name == "video/x-h264")
-    return "rtph264pay";
-  if (name == "video/x-h265")
-    return "rtph265pay";
-  if (name == "image/jpeg")
-    return "rtpjpegpay";
+  for (const VideoCodec &codec : kVideoCodecs)
+    if (name == codec.caps_name)
+      return codec.payloader;
   return nullptr;
+}
+
+// Every video the relay sends ("video/x-h264; video/x-h265; image/jpeg").
+camrelay::CapsPtr
+relayed_video_caps ()
+{
+  GstCaps *caps = gst_caps_new_empty ();
+  for (const VideoCodec &codec : kVideoCodecs)
+    gst_caps_append_structure (caps, gst_structure_new_empty (codec.caps_name));
+  return camrelay::CapsPtr{caps};
 }
 
 // The elements between the audio appsrc and the RTP payloader, and the
@@ -71,6 +90,62 @@ audio_payloader (const GstCaps *caps, const char **parser)
 }
 
 }  // namespace
+
+namespace {
+
+// The media types of `caps`, once each: "video/x-raw, image/png"; "anything"; "nothing".
+std::string
+media_types (const GstCaps *caps)
+{
+  if (!caps || gst_caps_is_empty (caps))
+    return "nothing";
+  if (gst_caps_is_any (caps))
+    return "anything";
+  std::vector<std::string> names;
+  for (guint i = 0; i < gst_caps_get_size (caps); i++) {
+    const std::string name = gst_structure_get_name (gst_caps_get_structure (caps, i));
+    if (std::find (names.begin (), names.end (), name) == names.end ())
+      names.push_back (name);
+  }
+  std::string text;
+  for (const std::string &name : names)
+    text += (text.empty () ? "" : ", ") + name;
+  return text;
+}
+
+}  // namespace
+
+std::string
+pipeline_problem (const CameraConfig &camera)
+{
+  if (camera.pipeline.empty ())
+    return "";
+  GError *error = nullptr;
+  GstElement *parsed = gst_parse_bin_from_description (camera.pipeline.c_str (), TRUE, &error);
+  ElementPtr bin{parsed ? GST_ELEMENT (gst_object_ref_sink (parsed)) : nullptr};
+  if (error || !bin) {
+    std::string problem = std::string ("not a GStreamer pipeline fragment: ")
+        + (error ? error->message : "cannot be built");
+    g_clear_error (&error);
+    return problem;
+  }
+  PadPtr input{gst_element_get_static_pad (bin.get (), "sink")};
+  PadPtr output{gst_element_get_static_pad (bin.get (), "src")};
+  if (!input || !output)
+    return "must have one unlinked input and one unlinked output";
+  // It gets the camera's compressed video and must give video the relay
+  // sends: what its ends accept must meet that.
+  CapsPtr relayed = relayed_video_caps ();
+  CapsPtr takes{gst_pad_query_caps (input.get (), nullptr)};
+  if (!takes || !gst_caps_can_intersect (takes.get (), relayed.get ()))
+    return "cannot take the camera's video (" + media_types (relayed.get ())
+        + "); its input takes " + media_types (takes.get ());
+  CapsPtr gives{gst_pad_query_caps (output.get (), nullptr)};
+  if (!gives || !gst_caps_can_intersect (gives.get (), relayed.get ()))
+    return "gives no video the relay can send (" + media_types (relayed.get ())
+        + "); its output gives " + media_types (gives.get ());
+  return "";
+}
 
 }  // namespace camrelay::launcher
 
@@ -191,11 +266,17 @@ add_track (GstBin *bin, const char *src_name, const GstCaps *caps, const char *p
   if (g_object_class_find_property (G_OBJECT_GET_CLASS (pay), "config-interval"))
     g_object_set (pay, "config-interval", 0, nullptr);
   gst_bin_add_many (bin, src, pay, nullptr);
-  if (parse) {
+  if (parse)
     gst_bin_add (bin, parse);
-    gst_element_link_many (src, parse, pay, nullptr);
-  } else {
-    gst_element_link (src, pay);
+  const bool linked = parse ? gst_element_link_many (src, parse, pay, nullptr)
+                            : gst_element_link (src, pay);
+  if (!linked) {
+    camrelay::launcher::log_line ("camera %s: %s does not link to %s", camera.c_str (),
+        parser ? parser : "appsrc", payloader);
+    for (GstElement *e : {src, parse, pay})
+      if (e)
+        gst_bin_remove (bin, e);
+    return nullptr;
   }
   return src;
 }
@@ -429,15 +510,28 @@ client_plays (GstRTSPClient *client, GstRTSPMedia *media)
 Camera::Camera (const CameraConfig &config) : config_ (config) {}
 
 std::shared_ptr<Camera>
-Camera::create (const CameraConfig &config, GstRTSPServer *server, GMainContext *context)
+Camera::create (const CameraConfig &config, GstRTSPServer *server, GMainContext *context,
+    std::string &error)
 {
   std::shared_ptr<Camera> camera (new Camera (config));
   camera->server_ = server;
   camera->context_ = context;
+  auto make = [&error] (const char *factory, const char *name) -> GstElement * {
+    GstElement *element = gst_element_factory_make (factory, name);
+    if (!element && error.empty ())
+      error = std::string ("missing GStreamer element ") + factory;
+    return element ? GST_ELEMENT (gst_object_ref_sink (element)) : nullptr;
+  };
   camera->pipeline_.reset (GST_ELEMENT (gst_object_ref_sink (gst_pipeline_new (config.name.c_str ()))));
-  camera->camerasrc_.reset (GST_ELEMENT (gst_object_ref_sink (gst_element_factory_make ("camerasrc", "cam"))));
-  camera->queue_.reset (
-      GST_ELEMENT (gst_object_ref_sink (gst_element_factory_make ("resilientqueue", "queue"))));
+  camera->camerasrc_.reset (make ("camerasrc", "cam"));
+  camera->queue_.reset (make ("resilientqueue", "queue"));
+  GstElement *sink = camera->camerasrc_ && camera->queue_
+      ? make_ingest_sink ("video_out", on_ingest_sample<false>, camera)
+      : nullptr;
+  if (!sink && error.empty ())
+    error = "missing GStreamer element appsink";
+  if (!error.empty ())
+    return nullptr;
   GstElement *src = camera->camerasrc_.get ();
   g_object_set (src, "location", config.location.c_str (), "audio", config.audio, nullptr);
   if (!config.username.empty ())
@@ -452,28 +546,30 @@ Camera::create (const CameraConfig &config, GstRTSPServer *server, GMainContext 
       "retry-delay-max", static_cast<guint64> (RETRY_DELAY_MAX_MS * GST_MSECOND), nullptr);
   g_object_set (camera->queue_.get (), "max-size-time",
       static_cast<guint64> (config.buffer_time_ms) * GST_MSECOND, nullptr);
-  GstElement *sink = make_ingest_sink ("video_out", on_ingest_sample<false>, camera);
   gst_bin_add_many (GST_BIN (camera->pipeline_.get ()), src, camera->queue_.get (), sink, nullptr);
-  gst_element_link_pads (src, "video", camera->queue_.get (), "sink");
-  // The camera's own pipeline fragment, if any, between the queue and the media.
-  GstElement *fragment = nullptr;
+  bool linked = gst_element_link_pads (src, "video", camera->queue_.get (), "sink");
+  // The camera's own pipeline fragment, if any, between the queue and the
+  // media (checked with the configuration: pipeline_problem()).
   if (!config.pipeline.empty ()) {
-    GError *error = nullptr;
-    fragment = gst_parse_bin_from_description (config.pipeline.c_str (), TRUE, &error);
-    if (error || !fragment) {
-      log_line ("camera %s: pipeline: %s; relaying the camera's stream as it is",
-          config.name.c_str (), error ? error->message : "cannot be built");
+    GError *parse_error = nullptr;
+    GstElement *fragment = gst_parse_bin_from_description (config.pipeline.c_str (), TRUE,
+        &parse_error);
+    if (parse_error || !fragment) {
+      error = std::string ("pipeline: ") + (parse_error ? parse_error->message : "cannot be built");
+      g_clear_error (&parse_error);
       if (fragment)
         gst_object_unref (gst_object_ref_sink (fragment));
-      fragment = nullptr;
+      return nullptr;
     }
-    g_clear_error (&error);
-  }
-  if (fragment) {
     gst_bin_add (GST_BIN (camera->pipeline_.get ()), fragment);
-    gst_element_link_many (camera->queue_.get (), fragment, sink, nullptr);
+    linked = linked && gst_element_link_many (camera->queue_.get (), fragment, sink, nullptr);
   } else {
-    gst_element_link (camera->queue_.get (), sink);
+    linked = linked && gst_element_link (camera->queue_.get (), sink);
+  }
+  if (!linked) {
+    error = config.pipeline.empty () ? "the ingest pipeline does not link"
+                                     : "pipeline: does not link between the camera and the relay";
+    return nullptr;
   }
   g_signal_connect_data (src, "pad-added",
       G_CALLBACK (+[] (GstElement *, GstPad *pad, gpointer data) {

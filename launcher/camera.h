@@ -38,13 +38,20 @@ namespace camrelay::launcher {
 // One line on stderr: journald adds the time and the unit.
 void log_line (const char *format, ...) G_GNUC_PRINTF (1, 2);
 
+// "" when the camera's pipeline fragment (if any) can take the camera's
+// video and gives video the relay sends; else what is wrong with it.  A
+// fragment that does not fit would relay nothing: the launcher refuses such
+// a configuration (at --check, at start and at a reload).
+std::string pipeline_problem (const CameraConfig &camera);
+
 class Camera : public std::enable_shared_from_this<Camera> {
  public:
   // Builds the ingest pipeline and the mount's factory (not started).
   // `server` and `context` (the relay's main context) must outlive the camera
-  // or its shutdown().
+  // or its shutdown().  nullptr, with `error` saying why, when an element is
+  // missing or the ingest does not link.
   static std::shared_ptr<Camera> create (const CameraConfig &config, GstRTSPServer *server,
-      GMainContext *context);
+      GMainContext *context, std::string &error);
   ~Camera ();
   Camera (const Camera &) = delete;
   Camera &operator= (const Camera &) = delete;

@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "camera.h"
 #include "common/upstream_criticals.h"
 #include "config.h"
 #include "heap.h"
@@ -49,6 +50,25 @@ ensure_plugin ()
     return;
   }
   gst_registry_scan_path (gst_registry_get (), CAMRELAY_BUILD_PLUGIN_DIR);
+}
+
+// The cameras' pipeline fragments against the video they get and must give
+// (needs the elements, so it is checked here rather than with the syntax);
+// false, with a line each, when one does not fit.
+bool
+pipelines_fit (const Config &config)
+{
+  bool fit = true;
+  for (const CameraConfig &camera : config.cameras) {
+    const std::string problem = pipeline_problem (camera);
+    if (!problem.empty ()) {
+      std::fprintf (stderr, "%s: camera %s: pipeline: %s\n",
+          config.path.empty () ? "default" : config.path.c_str (), camera.name.c_str (),
+          problem.c_str ());
+      fit = false;
+    }
+  }
+  return fit;
 }
 
 struct Loop {
@@ -113,7 +133,7 @@ on_hangup (gpointer data)
     return G_SOURCE_CONTINUE;
   }
   ConfigResult result = load_config (reload->path, vendor_templates_path ());
-  if (!result.config) {
+  if (!result.config || !pipelines_fit (*result.config)) {
     for (const ConfigError &e : result.errors)
       std::fprintf (stderr, "%s\n", e.to_string ().c_str ());
     std::fprintf (stderr, "reload: refused, %s is invalid; the running configuration stays\n",
@@ -178,6 +198,8 @@ main (int argc, char **argv)
   } else {
     config = default_config ();
   }
+  if (!pipelines_fit (config))
+    return 2;
   if (check) {
     std::printf ("%s: OK (%zu cameras)\n", config.path.empty () ? "default" : config.path.c_str (),
         config.cameras.size ());

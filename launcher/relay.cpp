@@ -140,7 +140,12 @@ Relay::Published::set (std::shared_ptr<const Snapshot> next)
 std::shared_ptr<Camera>
 Relay::add_camera (const CameraConfig &config, const std::vector<UserConfig> &users)
 {
-  std::shared_ptr<Camera> camera = Camera::create (config, server_, context_);
+  std::string error;
+  std::shared_ptr<Camera> camera = Camera::create (config, server_, context_, error);
+  if (!camera) {
+    log_line ("error: camera %s: %s; not served", config.name.c_str (), error.c_str ());
+    return nullptr;
+  }
   configure_transports (camera->factory (), config, config_.server, multicast_groups_);
   permit_users (camera->factory (), config, users);
   GstRTSPMountPoints *mounts = gst_rtsp_server_get_mount_points (server_);
@@ -216,7 +221,8 @@ Relay::start (const Config &config, GMainContext *context, std::string &error)
   snapshot->session_timeout = config.server.session_timeout;
   for (const CameraConfig &camera : config.cameras)
     if (camera.enabled)
-      snapshot->cameras[camera.name] = add_camera (camera, config.users);
+      if (auto added = add_camera (camera, config.users))
+        snapshot->cameras[camera.name] = std::move (added);
   published_->set (std::move (snapshot));
   return true;
 }
@@ -470,7 +476,8 @@ Relay::reload (const Config &config)
       added++;
       log_line ("camera %s: added", camera.name.c_str ());
     }
-    next->cameras[camera.name] = add_camera (camera, next->users);
+    if (auto camera_added = add_camera (camera, next->users))
+      next->cameras[camera.name] = std::move (camera_added);
   }
   published_->set (next);
   Config running_config = config;

@@ -479,6 +479,53 @@ TEST (Launcher, PipelineFragmentShapesTheStream)
   g_unlink (path.c_str ());
 }
 
+// A pipeline fragment that parses but cannot take the camera's video (raw
+// video elements on compressed video) would relay nothing: it is a
+// configuration error naming the camera, at --check, at start and at a
+// reload (which is refused, the running configuration staying).
+TEST (Launcher, PipelineFragmentThatCannotLinkIsAConfigError)
+{
+  const std::string good = camera_entry ("good", "test://good?width=160&height=120");
+  const std::string bad = camera_entry ("bad", "test://bad?width=160&height=120")
+      + "pipeline = \"videoconvert ! videoscale\"\n\n";
+  const std::string path = write_config (config_text (good + bad));
+  {
+    Launcher check ({"--check", "-c", path});
+    EXPECT_EQ (check.wait_exit (10s), 2) << check.all_output ();
+    EXPECT_NE (check.wait_line ("camera bad: pipeline: cannot take the camera's video", 1s), "")
+        << check.all_output ();
+  }
+  {
+    Launcher refused ({"-c", path});
+    EXPECT_EQ (refused.wait_exit (10s), 2) << refused.all_output ();
+    EXPECT_NE (refused.wait_line ("camera bad: pipeline: cannot take the camera's video", 1s), "")
+        << refused.all_output ();
+  }
+  // Its output must be something the relay sends, too.
+  std::ofstream (path) << config_text (good + camera_entry ("raw", "test://raw")
+      + "pipeline = \"avdec_h264\"\n\n");
+  {
+    Launcher check ({"--check", "-c", path});
+    EXPECT_EQ (check.wait_exit (10s), 2) << check.all_output ();
+    EXPECT_NE (check.wait_line ("camera raw: pipeline: gives no video the relay can send", 1s), "")
+        << check.all_output ();
+  }
+
+  std::ofstream (path) << config_text (good);
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  std::ofstream (path) << config_text (good + bad);
+  camrelay.send_signal (SIGHUP);
+  EXPECT_NE (camrelay.wait_line ("reload: refused", 10s), "") << camrelay.all_output ();
+  EXPECT_NE (camrelay.wait_line ("camera bad: pipeline: cannot take the camera's video", 1s), "")
+      << camrelay.all_output ();
+  RtspProbe probe (port);
+  EXPECT_EQ (probe.describe ("good"), "RTSP/1.0 200 OK");
+  EXPECT_EQ (probe.describe ("bad"), "RTSP/1.0 404 Not Found");
+  expect_clean_stop (camrelay, path);
+}
+
 // SIGHUP with new [[users]] and [http]: new connections and connected
 // clients are checked against the new users; HTTP moves or stops.
 TEST (Launcher, SighupReloadsUsersAndHttp)
