@@ -584,6 +584,55 @@ on_pre_setup (GstRTSPClient *client, GstRTSPContext *ctx, gpointer data)
   return GST_RTSP_STS_OK;
 }
 
+// gst-rtsp-server (1.22) sends a stream's TCP-interleaved data from one send
+// thread per stream, which wakes on a new sample of the stream's appsink or
+// when a transport's queued message went out.  While every TCP transport of
+// the stream is back-pressured (a client that stopped reading), it leaves
+// the sample in the appsink (max-buffers 1, blocking), which holds up the
+// stream's tee and so its UDP clients too.  When that transport is then
+// removed (the client closed: cut by the guard, or gone), nothing wakes the
+// send thread: the appsink stays full, and the UDP clients get nothing
+// more.  So the TCP transports a client played are remembered, and when the
+// client is closed (its transports removed by then) each is told that its
+// message went out, which wakes its stream's send thread: it finds no
+// back-pressured transport left and drains the appsink.
+using TransportList = std::vector<GObjectPtr<GstRTSPStreamTransport>>;
+const char *const kTcpTransportsKey = "camrelay-tcp-transports";
+
+void
+remember_tcp_transports (GstRTSPClient *client, GstRTSPSessionMedia *session_media)
+{
+  if (!session_media)
+    return;
+  auto *list = static_cast<TransportList *> (g_object_get_data (G_OBJECT (client), kTcpTransportsKey));
+  if (!list) {
+    list = new TransportList ();
+    g_object_set_data_full (G_OBJECT (client), kTcpTransportsKey, list,
+        [] (gpointer list) { delete static_cast<TransportList *> (list); });
+  }
+  GPtrArray *transports = gst_rtsp_session_media_get_transports (session_media);
+  for (guint i = 0; transports && i < transports->len; i++) {
+    auto *transport = static_cast<GstRTSPStreamTransport *> (g_ptr_array_index (transports, i));
+    const GstRTSPTransport *t = transport ? gst_rtsp_stream_transport_get_transport (transport) : nullptr;
+    if (t && t->lower_transport == GST_RTSP_LOWER_TRANS_TCP)
+      list->emplace_back (GST_RTSP_STREAM_TRANSPORT (g_object_ref (transport)));
+  }
+  if (transports)
+    g_ptr_array_unref (transports);
+}
+
+void
+wake_streams_of (GstRTSPClient *client)
+{
+  auto *list = static_cast<TransportList *> (
+      g_object_steal_data (G_OBJECT (client), kTcpTransportsKey));
+  if (!list)
+    return;
+  for (const GObjectPtr<GstRTSPStreamTransport> &transport : *list)
+    gst_rtsp_stream_transport_message_sent (transport.get ());
+  delete list;
+}
+
 }  // namespace
 
 // The server's "client-connected", on the main context; the client's own
@@ -596,8 +645,9 @@ Relay::on_client_connected (GstRTSPServer *, GstRTSPClient *client, gpointer dat
   log_line ("client %s: connected", ip.c_str ());
   published->guard.watch (client);
   g_signal_connect_data (client, "closed",
-      G_CALLBACK (+[] (GstRTSPClient *, gpointer ip) {
+      G_CALLBACK (+[] (GstRTSPClient *client, gpointer ip) {
         log_line ("client %s: disconnected", static_cast<gchar *> (ip));
+        wake_streams_of (client);
       }),
       g_strdup (ip.c_str ()), [] (gpointer ip, GClosure *) { g_free (ip); }, GConnectFlags (0));
   connect_worker (client, "pre-setup-request", G_CALLBACK (on_pre_setup), published);
@@ -614,6 +664,7 @@ Relay::on_client_connected (GstRTSPServer *, GstRTSPClient *client, gpointer dat
       G_CALLBACK (+[] (GstRTSPClient *client, GstRTSPContext *ctx, gpointer data) {
         log_line ("client %s: %splays %s", client_ip (client).c_str (), client_user (ctx).c_str (),
             ctx->uri ? ctx->uri->abspath : "?");
+        remember_tcp_transports (client, ctx->sessmedia);
         published_of (data).guard.playing (client,
             client_user (ctx), ctx->uri ? ctx->uri->abspath : "?");
       }),

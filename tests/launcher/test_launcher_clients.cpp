@@ -138,16 +138,12 @@ TEST (LauncherClients, StuckClientDoesNotDelayTcpClients)
   stuck_client_does_not_delay_others ("tcp");
 }
 
-// Disabled: it fails now and then (seen in CI).  While the stuck client is
-// the camera's only TCP-interleaved client the UDP clients keep their frame
-// rate, but once it is cut they may receive nothing more: gst-rtsp-server
-// 1.22 stops draining the stream's TCP appsink (max-buffers 1, blocking)
-// while every TCP transport is back-pressured, and removing the last TCP
-// transport does not wake its send thread, so the stream's tee stays blocked.
-// Making that appsink drop instead cures this but costs TCP and RTSPS
-// clients frames under load (its sender takes one sample per wake-up); a
-// real fix belongs in gst-rtsp-server.
-TEST (LauncherClients, DISABLED_StuckClientDoesNotDelayUdpClients)
+// The stuck client is the camera's only TCP-interleaved client: once it is
+// cut, the UDP clients must go on.  (gst-rtsp-server 1.22 does not wake a
+// stream's TCP sender when its last back-pressured transport goes, which
+// left the stream's appsink full and its tee blocked, UDP clients included:
+// the launcher wakes it, see relay.cpp.)
+TEST (LauncherClients, StuckClientDoesNotDelayUdpClients)
 {
   stuck_client_does_not_delay_others ("udp");
 }
