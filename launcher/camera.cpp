@@ -319,18 +319,21 @@ Camera::request_start_locked ()
   if (running_ || shut_down_ || start_requested_)
     return;
   start_requested_ = true;
-  g_main_context_invoke_full (context_, G_PRIORITY_DEFAULT,
-      [] (gpointer data) -> gboolean {
-        if (auto camera = camera_of (data)) {
-          {
-            Lock l (camera->lock_);
-            camera->start_requested_ = false;
-          }
-          camera->start ();
-        }
-        return G_SOURCE_REMOVE;
-      },
-      new_camera_ref (shared_from_this ()), free_camera_ref);
+  // A source, never inline (as g_main_context_invoke would be on the main
+  // thread): the caller holds lock_.
+  GSource *idle = g_idle_source_new ();
+  g_source_set_callback (idle, [] (gpointer data) -> gboolean {
+    if (auto camera = camera_of (data)) {
+      {
+        Lock l (camera->lock_);
+        camera->start_requested_ = false;
+      }
+      camera->start ();
+    }
+    return G_SOURCE_REMOVE;
+  }, new_camera_ref (shared_from_this ()), free_camera_ref);
+  g_source_attach (idle, context_);
+  g_source_unref (idle);
 }
 
 bool
