@@ -1,10 +1,14 @@
+// One camera of the relay: its ingest pipeline, its state (started,
+// stopped, on-demand idle), and the medias it feeds (see camera.h).
 #include "camera.h"
+
+#include "media_factory.h"
 
 #include <gst/app/app.h>
 
+#include <algorithm>
 #include <cstdio>
 
-#include "common/codecs.h"
 #include "common/element_names.h"
 #include "common/enums.h"
 
@@ -32,288 +36,60 @@ constexpr guint64 RETRY_DELAY_MAX_MS = 1000;
 // How long a client waits for a camera's first audio after its first video.
 constexpr auto AUDIO_WAIT = std::chrono::seconds (1);
 
-const char *
-caps_name (const GstCaps *caps)
-{
-  if (!caps || gst_caps_is_empty (caps))
-    return "";
-  return gst_structure_get_name (gst_caps_get_structure (caps, 0));
-}
-
-// The RTP payloader for the camera's video, or nullptr (common/codecs.h).
-const char *
-video_payloader (const GstCaps *caps)
-{
-  const CodecRow *codec = codec_by_caps_name (caps_name (caps));
-  return codec && codec->kind == MediaKind::Video ? codec->payloader : nullptr;
-}
-
-// The element between the audio appsrc and the RTP payloader (or nullptr),
-// and the payloader, for the camera's audio; nullptr when it cannot be
-// carried (common/codecs.h).
-const char *
-audio_payloader (const GstCaps *caps, const char **parser)
-{
-  const CodecRow *codec = codec_by_caps_name (caps_name (caps));
-  const bool audio = codec && codec->kind == MediaKind::Audio;
-  *parser = audio ? codec->payload_parser : nullptr;
-  return audio ? codec->payloader : nullptr;
-}
-
 }  // namespace
 
-}  // namespace camrelay::launcher
-
-// ---- the RTSP media of a camera: knows its camera and its generation ---------
-
-using camrelay::launcher::Camera;
-using camrelay::launcher::audio_payloader;
-using camrelay::launcher::caps_name;
-using camrelay::launcher::video_payloader;
-
-#define CAMRELAY_TYPE_MEDIA (camrelay_media_get_type ())
-G_DECLARE_FINAL_TYPE (CamrelayMedia, camrelay_media, CAMRELAY, MEDIA, GstRTSPMedia)
-
-struct _CamrelayMedia {
-  GstRTSPMedia parent;
-  std::weak_ptr<Camera> *camera;  // set in the factory's configure
-  unsigned generation;
-};
-
-G_DEFINE_TYPE (CamrelayMedia, camrelay_media, GST_TYPE_RTSP_MEDIA)
-
-// An error in the media's pipeline (a payloader refusing new caps, ...):
-// the next client gets a new media instead of this broken one.
-static gboolean
-camrelay_media_handle_message (GstRTSPMedia *media, GstMessage *message)
-{
-  auto *self = CAMRELAY_MEDIA (media);
-  // gst-rtsp-server (1.22) recalculates the latency right in the media's bus
-  // thread, under its own locks; that waits for the pipeline's state lock,
-  // and a concurrent unprepare holds that state lock while it waits for one
-  // of those locks (seen: stop hanging under load).  Done from GStreamer's
-  // own thread pool instead, it just waits for the state change to finish.
-  if (GST_MESSAGE_TYPE (message) == GST_MESSAGE_LATENCY) {
-    camrelay::ElementPtr element{gst_rtsp_media_get_element (media)};
-    if (GstObject *pipeline = element ? gst_object_get_parent (GST_OBJECT (element.get ())) : nullptr) {
-      gst_element_call_async (GST_ELEMENT (pipeline),
-          [] (GstElement *pipeline, gpointer) { gst_bin_recalculate_latency (GST_BIN (pipeline)); },
-          nullptr, nullptr);
-      gst_object_unref (pipeline);
-      return TRUE;
-    }
-  }
-  if (GST_MESSAGE_TYPE (message) == GST_MESSAGE_ERROR && self->camera) {
-    if (auto camera = self->camera->lock ()) {
-      GError *error = nullptr;
-      gst_message_parse_error (message, &error, nullptr);
-      camera->media_failed (media, self->generation, error ? error->message : "unknown error");
-      g_clear_error (&error);
-    }
-  }
-  return GST_RTSP_MEDIA_CLASS (camrelay_media_parent_class)->handle_message (media, message);
-}
-
-static void
-camrelay_media_finalize (GObject *object)
-{
-  delete CAMRELAY_MEDIA (object)->camera;
-  G_OBJECT_CLASS (camrelay_media_parent_class)->finalize (object);
-}
-
-static void
-camrelay_media_class_init (CamrelayMediaClass *klass)
-{
-  G_OBJECT_CLASS (klass)->finalize = camrelay_media_finalize;
-  GST_RTSP_MEDIA_CLASS (klass)->handle_message = camrelay_media_handle_message;
-}
-
-static void
-camrelay_media_init (CamrelayMedia *self)
-{
-  self->camera = nullptr;
-  self->generation = 0;
-}
-
-// ---- the media factory of a camera's mount ------------------------------------
-
-#define CAMRELAY_TYPE_MEDIA_FACTORY (camrelay_media_factory_get_type ())
-G_DECLARE_FINAL_TYPE (CamrelayMediaFactory, camrelay_media_factory, CAMRELAY, MEDIA_FACTORY,
-    GstRTSPMediaFactory)
-
-struct _CamrelayMediaFactory {
-  GstRTSPMediaFactory parent;
-  std::weak_ptr<Camera> *camera;
-};
-
-G_DEFINE_TYPE (CamrelayMediaFactory, camrelay_media_factory, GST_TYPE_RTSP_MEDIA_FACTORY)
-
-static const char *const kGenerationKey = "camrelay-generation";
-
-// Adds `first ! ... ! payloader` (named `pay_name`) for `caps` to `bin`;
-// returns the appsrc, or nullptr (and adds nothing) when an element is missing.
-static GstElement *
-add_track (GstBin *bin, const char *src_name, const GstCaps *caps, const char *parser,
-    const char *payloader, const char *pay_name, const std::string &camera)
-{
-  GstElement *src = gst_element_factory_make ("appsrc", src_name);
-  GstElement *parse = parser ? gst_element_factory_make (parser, nullptr) : nullptr;
-  GstElement *pay = gst_element_factory_make (payloader, pay_name);
-  if (!src || (parser && !parse) || !pay) {
-    camrelay::launcher::log_line ("camera %s: missing GStreamer element %s", camera.c_str (),
-        !src ? "appsrc" : (parser && !parse) ? parser : payloader);
-    for (GstElement *e : {src, parse, pay})
-      if (e)
-        gst_object_unref (gst_object_ref_sink (e));
-    return nullptr;
-  }
-  // Live, timestamped by the camera; a bounded backlog (the media may be
-  // momentarily slower than the camera), the oldest dropped first.
-  g_object_set (src, "is-live", TRUE, "format", GST_FORMAT_TIME, "do-timestamp", FALSE, "caps",
-      caps, "max-bytes", static_cast<guint64> (0), "max-time",
-      static_cast<guint64> (2 * GST_SECOND), nullptr);
-  gst_util_set_object_arg (G_OBJECT (src), "leaky-type", "downstream");
-  g_object_set (pay, "pt", g_str_has_prefix (pay_name, "pay0") ? 96 : 97, nullptr);
-  // camerasrc's keyframes already carry their parameter sets: sending them
-  // again as packets of their own gives players (ffmpeg) duplicate DTS.
-  if (g_object_class_find_property (G_OBJECT_GET_CLASS (pay), "config-interval"))
-    g_object_set (pay, "config-interval", 0, nullptr);
-  gst_bin_add_many (bin, src, pay, nullptr);
-  if (parse) {
-    gst_bin_add (bin, parse);
-    gst_element_link_many (src, parse, pay, nullptr);
-  } else {
-    gst_element_link (src, pay);
-  }
-  return src;
-}
-
-// The media's element: appsrc ! payloader (pay0) for the video, and
-// appsrc ! [parser] ! payloader (pay1) for the audio when the camera has it.
-static GstElement *
-camrelay_media_factory_create_element (GstRTSPMediaFactory *factory, const GstRTSPUrl *)
-{
-  auto camera = CAMRELAY_MEDIA_FACTORY (factory)->camera->lock ();
-  if (!camera)
-    return nullptr;
-  const std::string &name = camera->config ().name;
-  if (!camera->wait_video (std::chrono::seconds (10))) {
-    camrelay::launcher::log_line ("camera %s: no video from the camera yet, refusing the client",
-        name.c_str ());
-    return nullptr;
-  }
-  Camera::MediaPlan plan = camera->plan_media ();
-  const char *payloader = video_payloader (plan.video.get ());
-  if (!payloader) {
-    camrelay::launcher::log_line ("camera %s: cannot relay video of type %s", name.c_str (),
-        caps_name (plan.video.get ()));
-    return nullptr;
-  }
-  GstElement *bin = gst_bin_new (nullptr);
-  if (!add_track (GST_BIN (bin), "src", plan.video.get (), nullptr, payloader, "pay0", name)) {
-    gst_object_unref (gst_object_ref_sink (bin));
-    return nullptr;
-  }
-  const char *parser = nullptr;
-  if (plan.audio) {
-    if (const char *audio = audio_payloader (plan.audio.get (), &parser))
-      add_track (GST_BIN (bin), "asrc", plan.audio.get (), parser, audio, "pay1", name);
-    else
-      camrelay::launcher::log_line ("camera %s: cannot relay audio of type %s; video only",
-          name.c_str (), caps_name (plan.audio.get ()));
-  }
-  g_object_set_data (G_OBJECT (bin), kGenerationKey, GUINT_TO_POINTER (plan.generation));
-  return bin;
-}
-
-// The cache key of the shared media carries the camera's media generation:
-// once the camera retires its media, the next client gets a new one.
-static gchar *
-camrelay_media_factory_gen_key (GstRTSPMediaFactory *factory, const GstRTSPUrl *url)
-{
-  gchar *key = GST_RTSP_MEDIA_FACTORY_CLASS (camrelay_media_factory_parent_class)->gen_key (
-      factory, url);
-  auto camera = CAMRELAY_MEDIA_FACTORY (factory)->camera->lock ();
-  if (!key || !camera)
-    return key;
-  gchar *full = g_strdup_printf ("%s#%u", key, camera->generation ());
-  g_free (key);
-  return full;
-}
-
-static void
-camrelay_media_factory_configure (GstRTSPMediaFactory *factory, GstRTSPMedia *media)
-{
-  GST_RTSP_MEDIA_FACTORY_CLASS (camrelay_media_factory_parent_class)->configure (factory, media);
-  auto camera = CAMRELAY_MEDIA_FACTORY (factory)->camera->lock ();
-  if (!camera || !CAMRELAY_IS_MEDIA (media))
-    return;
-  camrelay::ElementPtr element{gst_rtsp_media_get_element (media)};
-  camrelay::ElementPtr video{gst_bin_get_by_name (GST_BIN (element.get ()), "src")};
-  camrelay::ElementPtr audio{gst_bin_get_by_name (GST_BIN (element.get ()), "asrc")};
-  auto *self = CAMRELAY_MEDIA (media);
-  self->camera = new std::weak_ptr<Camera> (camera);
-  self->generation = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (element.get ()), kGenerationKey));
-  camera->attach_media (media, video.get (), audio.get (), self->generation);
-  g_signal_connect (media, "prepared", G_CALLBACK (+[] (GstRTSPMedia *media, gpointer) {
-    auto *m = CAMRELAY_MEDIA (media);
-    if (auto c = m->camera->lock ())
-      c->media_prepared (media, m->generation);
-  }), nullptr);
-  g_signal_connect (media, "unprepared", G_CALLBACK (+[] (GstRTSPMedia *media, gpointer) {
-    if (auto c = CAMRELAY_MEDIA (media)->camera->lock ())
-      c->media_unprepared (media);
-  }), nullptr);
-}
-
-static void
-camrelay_media_factory_finalize (GObject *object)
-{
-  delete CAMRELAY_MEDIA_FACTORY (object)->camera;
-  G_OBJECT_CLASS (camrelay_media_factory_parent_class)->finalize (object);
-}
-
-static void
-camrelay_media_factory_class_init (CamrelayMediaFactoryClass *klass)
-{
-  G_OBJECT_CLASS (klass)->finalize = camrelay_media_factory_finalize;
-  auto *factory_class = GST_RTSP_MEDIA_FACTORY_CLASS (klass);
-  factory_class->create_element = camrelay_media_factory_create_element;
-  factory_class->configure = camrelay_media_factory_configure;
-  factory_class->gen_key = camrelay_media_factory_gen_key;
-}
-
-static void
-camrelay_media_factory_init (CamrelayMediaFactory *self)
-{
-  self->camera = nullptr;
-}
-
-namespace camrelay::launcher {
-
 namespace {
+
+// What GStreamer callbacks get as user data: a weak reference they own
+// (freed by the destroy notify), never a raw Camera pointer.
+using CameraRef = std::weak_ptr<Camera>;
+
+gpointer
+new_camera_ref (const std::shared_ptr<Camera> &camera)
+{
+  return new CameraRef (camera);
+}
+
+void
+free_camera_ref (gpointer ref)
+{
+  delete static_cast<CameraRef *> (ref);
+}
+
+std::shared_ptr<Camera>
+camera_of (gpointer ref)
+{
+  return static_cast<CameraRef *> (ref)->lock ();
+}
 
 template <bool audio>
 GstFlowReturn
 on_ingest_sample (GstAppSink *sink, gpointer data)
 {
   if (GstSample *sample = gst_app_sink_pull_sample (sink)) {
-    static_cast<Camera *> (data)->on_sample (audio, sample);
+    // Shutdown stops the ingest before the last reference goes: a camera
+    // found here is never destroyed by this thread.
+    if (auto camera = camera_of (data))
+      camera->on_sample (audio, sample);
     gst_sample_unref (sample);
   }
   return GST_FLOW_OK;
 }
 
+// nullptr when appsink is missing.
 GstElement *
 make_ingest_sink (const char *name, GstFlowReturn (*on_sample) (GstAppSink *, gpointer),
-    Camera *camera)
+    const std::shared_ptr<Camera> &camera)
 {
   GstElement *sink = gst_element_factory_make ("appsink", name);
+  if (!sink)
+    return nullptr;
   g_object_set (sink, "sync", FALSE, "async", FALSE, "emit-signals", FALSE, "max-buffers", 0u,
       nullptr);
   GstAppSinkCallbacks callbacks = {};
   callbacks.new_sample = on_sample;
-  gst_app_sink_set_callbacks (GST_APP_SINK (sink), &callbacks, camera, nullptr);
+  gst_app_sink_set_callbacks (GST_APP_SINK (sink), &callbacks, new_camera_ref (camera),
+      free_camera_ref);
   return sink;
 }
 
@@ -321,16 +97,18 @@ make_ingest_sink (const char *name, GstFlowReturn (*on_sample) (GstAppSink *, gp
 gboolean
 on_ingest_message (GstBus *, GstMessage *message, gpointer data)
 {
-  auto *camera = static_cast<Camera *> (data);
+  auto camera = camera_of (data);
+  if (!camera)
+    return G_SOURCE_REMOVE;
   const GstStructure *s = gst_message_get_structure (message);
   const std::string &name = camera->config ().name;
   if (GST_MESSAGE_TYPE (message) == GST_MESSAGE_ELEMENT && s
       && gst_structure_has_name (s, camerasrc_names::STATE_MESSAGE)) {
     camera->on_state_message (s);
   } else if (GST_MESSAGE_TYPE (message) == GST_MESSAGE_ELEMENT && s
-      && gst_structure_has_name (s, "resilientqueue-dropped")) {
+      && gst_structure_has_name (s, resilientqueue_names::DROP_MESSAGE)) {
     guint64 buffers = 0;
-    gst_structure_get_uint64 (s, "dropped-buffers", &buffers);
+    gst_structure_get_uint64 (s, resilientqueue_names::FIELD_DROPPED_BUFFERS, &buffers);
     log_line ("camera %s: dropped %" G_GUINT64_FORMAT " frames (relay falling behind)",
         name.c_str (), buffers);
   } else if (GST_MESSAGE_TYPE (message) == GST_MESSAGE_ERROR) {
@@ -371,15 +149,28 @@ client_plays (GstRTSPClient *client, GstRTSPMedia *media)
 Camera::Camera (const CameraConfig &config) : config_ (config) {}
 
 std::shared_ptr<Camera>
-Camera::create (const CameraConfig &config, GstRTSPServer *server, GMainContext *context)
+Camera::create (const CameraConfig &config, GstRTSPServer *server, GMainContext *context,
+    std::string &error)
 {
   std::shared_ptr<Camera> camera (new Camera (config));
   camera->server_ = server;
   camera->context_ = context;
+  auto make = [&error] (const char *factory, const char *name) -> GstElement * {
+    GstElement *element = gst_element_factory_make (factory, name);
+    if (!element && error.empty ())
+      error = std::string ("missing GStreamer element ") + factory;
+    return element ? GST_ELEMENT (gst_object_ref_sink (element)) : nullptr;
+  };
   camera->pipeline_.reset (GST_ELEMENT (gst_object_ref_sink (gst_pipeline_new (config.name.c_str ()))));
-  camera->camerasrc_.reset (GST_ELEMENT (gst_object_ref_sink (gst_element_factory_make ("camerasrc", "cam"))));
-  camera->queue_.reset (
-      GST_ELEMENT (gst_object_ref_sink (gst_element_factory_make ("resilientqueue", "queue"))));
+  camera->camerasrc_.reset (make ("camerasrc", "cam"));
+  camera->queue_.reset (make ("resilientqueue", "queue"));
+  GstElement *sink = camera->camerasrc_ && camera->queue_
+      ? make_ingest_sink ("video_out", on_ingest_sample<false>, camera)
+      : nullptr;
+  if (!sink && error.empty ())
+    error = "missing GStreamer element appsink";
+  if (!error.empty ())
+    return nullptr;
   GstElement *src = camera->camerasrc_.get ();
   g_object_set (src, "location", config.location.c_str (), "audio", config.audio, nullptr);
   if (!config.username.empty ())
@@ -394,32 +185,38 @@ Camera::create (const CameraConfig &config, GstRTSPServer *server, GMainContext 
       "retry-delay-max", static_cast<guint64> (RETRY_DELAY_MAX_MS * GST_MSECOND), nullptr);
   g_object_set (camera->queue_.get (), "max-size-time",
       static_cast<guint64> (config.buffer_time_ms) * GST_MSECOND, nullptr);
-  GstElement *sink = make_ingest_sink ("video_out", on_ingest_sample<false>, camera.get ());
   gst_bin_add_many (GST_BIN (camera->pipeline_.get ()), src, camera->queue_.get (), sink, nullptr);
-  gst_element_link_pads (src, "video", camera->queue_.get (), "sink");
-  // The camera's own pipeline fragment, if any, between the queue and the media.
-  GstElement *fragment = nullptr;
+  bool linked = gst_element_link_pads (src, "video", camera->queue_.get (), "sink");
+  // The camera's own pipeline fragment, if any, between the queue and the
+  // media (checked with the configuration: pipeline_problem()).
   if (!config.pipeline.empty ()) {
-    GError *error = nullptr;
-    fragment = gst_parse_bin_from_description (config.pipeline.c_str (), TRUE, &error);
-    if (error || !fragment) {
-      log_line ("camera %s: pipeline: %s; relaying the camera's stream as it is",
-          config.name.c_str (), error ? error->message : "cannot be built");
+    GError *parse_error = nullptr;
+    GstElement *fragment = gst_parse_bin_from_description (config.pipeline.c_str (), TRUE,
+        &parse_error);
+    if (parse_error || !fragment) {
+      error = std::string ("pipeline: ") + (parse_error ? parse_error->message : "cannot be built");
+      g_clear_error (&parse_error);
       if (fragment)
         gst_object_unref (gst_object_ref_sink (fragment));
-      fragment = nullptr;
+      return nullptr;
     }
-    g_clear_error (&error);
-  }
-  if (fragment) {
     gst_bin_add (GST_BIN (camera->pipeline_.get ()), fragment);
-    gst_element_link_many (camera->queue_.get (), fragment, sink, nullptr);
+    linked = linked && gst_element_link_many (camera->queue_.get (), fragment, sink, nullptr);
   } else {
-    gst_element_link (camera->queue_.get (), sink);
+    linked = linked && gst_element_link (camera->queue_.get (), sink);
   }
-  g_signal_connect (src, "pad-added", G_CALLBACK (+[] (GstElement *, GstPad *pad, gpointer data) {
-    static_cast<Camera *> (data)->on_audio_pad (pad);
-  }), camera.get ());
+  if (!linked) {
+    error = config.pipeline.empty () ? "the ingest pipeline does not link"
+                                     : "pipeline: does not link between the camera and the relay";
+    return nullptr;
+  }
+  g_signal_connect_data (src, "pad-added",
+      G_CALLBACK (+[] (GstElement *, GstPad *pad, gpointer data) {
+        if (auto camera = camera_of (data))
+          camera->on_audio_pad (pad);
+      }),
+      new_camera_ref (camera), [] (gpointer ref, GClosure *) { free_camera_ref (ref); },
+      GConnectFlags (0));
   // The ingest and the medias run on the system clock, so that their running
   // times convert into each other.
   GstClock *clock = gst_system_clock_obtain ();
@@ -428,21 +225,30 @@ Camera::create (const CameraConfig &config, GstRTSPServer *server, GMainContext 
 
   BusPtr bus{gst_element_get_bus (camera->pipeline_.get ())};
   GSource *watch = gst_bus_create_watch (bus.get ());
-  g_source_set_callback (watch, G_SOURCE_FUNC (on_ingest_message), camera.get (), nullptr);
+  g_source_set_callback (watch, G_SOURCE_FUNC (on_ingest_message), new_camera_ref (camera),
+      free_camera_ref);
   camera->bus_watch_ = g_source_attach (watch, context);
   g_source_unref (watch);
 
-  auto *factory = CAMRELAY_MEDIA_FACTORY (g_object_new (CAMRELAY_TYPE_MEDIA_FACTORY, nullptr));
-  factory->camera = new std::weak_ptr<Camera> (camera);
-  camera->factory_.reset (GST_RTSP_MEDIA_FACTORY (factory));
-  gst_rtsp_media_factory_set_shared (camera->factory (), TRUE);
-  gst_rtsp_media_factory_set_media_gtype (camera->factory (), CAMRELAY_TYPE_MEDIA);
+  camera->factory_.reset (new_media_factory (camera));
   return camera;
 }
 
 Camera::~Camera ()
 {
-  shutdown ();
+  // Normally shut down already (by its owner, on the main context).  A
+  // camera that never was only has its ingest stopped: its medias go with
+  // their references.
+  bool shut_down = false;
+  {
+    Lock l (lock_);
+    shut_down = shut_down_;
+  }
+  if (!shut_down && pipeline_)
+    gst_element_set_state (pipeline_.get (), GST_STATE_NULL);
+  if (!shut_down && bus_watch_)
+    if (GSource *s = g_main_context_find_source_by_id (context_, bus_watch_))
+      g_source_destroy (s);
 }
 
 void
@@ -467,26 +273,33 @@ Camera::stop ()
     Lock l (lock_);
     if (!running_)
       return;
-    running_ = false;
-    retire_media_locked (true);
-    video_caps_.reset ();
-    audio_caps_.reset ();
-    state_ = "stopped";
+    mark_stopped_locked ();
   }
   gst_element_set_state (pipeline_.get (), GST_STATE_NULL);
 }
 
 void
+Camera::mark_stopped_locked ()
+{
+  running_ = false;
+  retire_media_locked (true);
+  video_caps_.reset ();
+  audio_caps_.reset ();
+  state_ = "stopped";
+}
+
+void
 Camera::shutdown ()
 {
-  if (shut_down_)
-    return;
-  stop ();
   {
+    // First: no start from now on, and every waiting client is answered.
     Lock l (lock_);
+    if (shut_down_)
+      return;
     shut_down_ = true;
     caps_changed_.notify_all ();
   }
+  stop ();
   auto remove_source = [this] (guint id) {
     if (id)
       if (GSource *s = g_main_context_find_source_by_id (context_, id))
@@ -503,22 +316,54 @@ Camera::shutdown ()
   run_releases ();
 }
 
+void
+Camera::request_start_locked ()
+{
+  if (running_ || shut_down_ || start_requested_)
+    return;
+  start_requested_ = true;
+  // A source, never inline (as g_main_context_invoke would be on the main
+  // thread): the caller holds lock_.
+  GSource *idle = g_idle_source_new ();
+  g_source_set_callback (idle, [] (gpointer data) -> gboolean {
+    if (auto camera = camera_of (data)) {
+      {
+        Lock l (camera->lock_);
+        camera->start_requested_ = false;
+      }
+      camera->start ();
+    }
+    return G_SOURCE_REMOVE;
+  }, new_camera_ref (shared_from_this ()), free_camera_ref);
+  g_source_attach (idle, context_);
+  g_source_unref (idle);
+}
+
+bool
+Camera::has_video () const
+{
+  Lock l (lock_);
+  return video_caps_ != nullptr;
+}
+
 bool
 Camera::wait_video (std::chrono::milliseconds timeout)
 {
-  start ();
   Lock l (lock_);
+  // Counted first: from here on the idle check keeps the camera running.
   waiting_clients_++;
+  last_active_us_ = g_get_monotonic_time ();
+  request_start_locked ();
   const auto deadline = std::chrono::steady_clock::now () + timeout;
-  caps_changed_.wait_until (l, deadline, [this] { return video_caps_ || shut_down_ || !running_; });
+  caps_changed_.wait_until (l, deadline, [this] { return video_caps_ || shut_down_; });
   // A camera with audio: its first audio follows the first video closely;
   // wait a little for it so that the first clients get both.
   if (video_caps_ && audio_pad_ && !audio_caps_)
     caps_changed_.wait_until (l, std::min (deadline, std::chrono::steady_clock::now () + AUDIO_WAIT),
-        [this] { return audio_caps_ || shut_down_ || !running_; });
+        [this] { return audio_caps_ || shut_down_; });
   waiting_clients_--;
   last_active_us_ = g_get_monotonic_time ();
-  return video_caps_ != nullptr;
+  return video_caps_ != nullptr && !shut_down_;
 }
 
 void
@@ -534,10 +379,13 @@ Camera::check_idle (uint64_t clients, gint64 now_us)
     }
     if (now_us - last_active_us_ < static_cast<gint64> (config_.idle_timeout) * G_USEC_PER_SEC)
       return;
+    // Decided and marked stopped in one step: a client counted from now on
+    // asks for a start, which runs after this stop on the main context.
+    mark_stopped_locked ();
   }
   log_line ("camera %s: no client for %u s: disconnecting (on_demand)", config_.name.c_str (),
       config_.idle_timeout);
-  stop ();
+  gst_element_set_state (pipeline_.get (), GST_STATE_NULL);
 }
 
 std::string
@@ -577,16 +425,18 @@ Camera::attach_media (GstRTSPMedia *media, GstElement *video_src, GstElement *au
     unsigned generation)
 {
   Lock l (lock_);
-  if (generation != generation_ || shut_down_) {
-    // Replaced while it was being built: it gets nothing and fails to
-    // prepare; its client retries and gets the current one.
-    return;
-  }
   Feed feed;
   feed.media.reset (GST_RTSP_MEDIA (g_object_ref (media)));
   feed.video_src = ref_object (video_src);
   feed.audio_src = ref_object (audio_src);
   feed.generation = generation;
+  if (generation != generation_ || shut_down_) {
+    // Replaced (or the camera removed) while it was being built: it will
+    // get nothing, so it fails; its client gets 503 and the next request
+    // the current media.
+    release_feed_locked (std::move (feed), false);
+    return;
+  }
   feeds_.push_back (std::move (feed));
 }
 
@@ -596,6 +446,9 @@ Camera::media_prepared (GstRTSPMedia *media, unsigned generation)
   // Called by gst-rtsp-server with the media's state lock held, right after
   // it prepared: one more prepare count keeps it prepared between clients.
   Lock l (lock_);
+  for (Feed &feed : feeds_)
+    if (feed.media.get () == media)
+      feed.prepared = true;
   if (generation != generation_ || shut_down_)
     return;
   for (Feed &feed : feeds_)
@@ -656,6 +509,7 @@ Camera::retire_media_locked (bool close_clients)
       Feed count;
       count.media.reset (GST_RTSP_MEDIA (g_object_ref (feed.media.get ())));
       count.held = true;
+      count.prepared = true;
       feed.held = false;
       release_feed_locked (std::move (count), false);
     }
@@ -667,16 +521,20 @@ Camera::retire_media_locked (bool close_clients)
 void
 Camera::release_feed_locked (Feed feed, bool close_clients)
 {
-  releases_.push_back ({std::move (feed.media), feed.held, close_clients});
-  if (release_source_ || shut_down_)
+  ElementPtr fail = feed.prepared ? nullptr : std::move (feed.video_src);
+  releases_.push_back ({std::move (feed.media), feed.held, close_clients, std::move (fail)});
+  if (release_source_)
     return;
   // Never inline: the caller holds our lock, and closing clients or
-  // unpreparing calls back into media_unprepared().
+  // unpreparing calls back into media_unprepared().  The source owns a
+  // reference: a release queued after shutdown (a media that was being
+  // built meanwhile) is still carried out.
   GSource *idle = g_idle_source_new ();
   g_source_set_callback (idle, [] (gpointer data) -> gboolean {
-    static_cast<Camera *> (data)->run_releases ();
+    (*static_cast<std::shared_ptr<Camera> *> (data))->run_releases ();
     return G_SOURCE_REMOVE;
-  }, this, nullptr);
+  }, new std::shared_ptr<Camera> (shared_from_this ()),
+      [] (gpointer data) { delete static_cast<std::shared_ptr<Camera> *> (data); });
   release_source_ = g_source_attach (idle, context_);
   g_source_unref (idle);
 }
@@ -691,6 +549,13 @@ Camera::run_releases ()
     release_source_ = 0;
   }
   for (Release &release : releases) {
+    if (release.fail) {
+      GError *error = g_error_new_literal (GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
+          "the camera's stream ended before this RTSP media was ready");
+      gst_element_post_message (release.fail.get (),
+          gst_message_new_error (GST_OBJECT (release.fail.get ()), error, nullptr));
+      g_error_free (error);
+    }
     if (release.close_clients)
       gst_rtsp_server_client_filter (server_,
           [] (GstRTSPServer *, GstRTSPClient *client, gpointer media) {
@@ -714,7 +579,11 @@ Camera::on_audio_pad (GstPad *pad)
     Lock l (lock_);
     audio_pad_ = true;
   }
-  GstElement *sink = make_ingest_sink ("audio_out", on_ingest_sample<true>, this);
+  GstElement *sink = make_ingest_sink ("audio_out", on_ingest_sample<true>, shared_from_this ());
+  if (!sink) {
+    log_line ("camera %s: missing GStreamer element appsink; no audio", config_.name.c_str ());
+    return;
+  }
   gst_bin_add (GST_BIN (pipeline_.get ()), sink);
   PadPtr sink_pad{gst_element_get_static_pad (sink, "sink")};
   if (gst_pad_link (pad, sink_pad.get ()) != GST_PAD_LINK_OK)

@@ -9,6 +9,16 @@
 // media (nor for the next keyframe) and a DESCRIBE-only client leaving never
 // tears it down under the next one.  The media is replaced, for the next
 // clients, when the camera's codec or tracks change or the media fails.
+//
+// Threads (the launcher's rule is in relay.h): a Camera is owned by
+// shared_ptr; GStreamer callbacks hold a weak_ptr they own.  The ingest's
+// state changes (start, stop, shutdown, check_idle) run on the main context
+// only; RTSP worker threads call wait_video() and the media hooks; ingest
+// streaming threads call on_sample().  lock_ guards the fields below it and
+// is never held while calling into GStreamer in a way that could wait.
+// shutdown() runs on the main context before the owner drops its reference,
+// so the ingest's streaming threads have stopped before a Camera can be
+// destroyed, whichever thread lets the last reference go.
 #pragma once
 
 #include <gst/rtsp-server/rtsp-server.h>
@@ -28,13 +38,20 @@ namespace camrelay::launcher {
 // One line on stderr: journald adds the time and the unit.
 void log_line (const char *format, ...) G_GNUC_PRINTF (1, 2);
 
+// "" when the camera's pipeline fragment (if any) can take the camera's
+// video and gives video the relay sends; else what is wrong with it.  A
+// fragment that does not fit would relay nothing: the launcher refuses such
+// a configuration (at --check, at start and at a reload).
+std::string pipeline_problem (const CameraConfig &camera);
+
 class Camera : public std::enable_shared_from_this<Camera> {
  public:
   // Builds the ingest pipeline and the mount's factory (not started).
   // `server` and `context` (the relay's main context) must outlive the camera
-  // or its shutdown().
+  // or its shutdown().  nullptr, with `error` saying why, when an element is
+  // missing or the ingest does not link.
   static std::shared_ptr<Camera> create (const CameraConfig &config, GstRTSPServer *server,
-      GMainContext *context);
+      GMainContext *context, std::string &error);
   ~Camera ();
   Camera (const Camera &) = delete;
   Camera &operator= (const Camera &) = delete;
@@ -45,7 +62,7 @@ class Camera : public std::enable_shared_from_this<Camera> {
   GstElement *camerasrc () const { return camerasrc_.get (); }
   GstElement *queue () const { return queue_.get (); }
 
-  // Connects to the camera (ingest to PLAYING); idempotent.
+  // Connects to the camera (ingest to PLAYING); idempotent.  Main context only.
   void start ();
   // Disconnects from the camera; its clients are closed.  Main context only.
   void stop ();
@@ -53,8 +70,13 @@ class Camera : public std::enable_shared_from_this<Camera> {
   void shutdown ();
 
   // Waits up to `timeout` for the camera's first video, starting an
-  // on-demand camera.  False when there is none by then.
+  // on-demand camera (on the main context).  The caller counts as a waiting
+  // client before the camera is started, so the idle check never stops the
+  // camera under it.  False when there is no video by then or the camera
+  // was shut down.  Any thread but the main context's.
   bool wait_video (std::chrono::milliseconds timeout);
+  // Whether the camera has sent video (a client would be served now).
+  bool has_video () const;
   // An on-demand camera with no client for idle_timeout is stopped.  Main
   // context only; `clients` = sessions playing it now.
   void check_idle (uint64_t clients, gint64 now_us);
@@ -89,6 +111,7 @@ class Camera : public std::enable_shared_from_this<Camera> {
     ElementPtr audio_src;
     unsigned generation = 0;
     bool held = false;               // we hold one prepare count on it
+    bool prepared = false;           // it has been prepared once
     bool needs_keyframe = true;      // (re)starts on a keyframe
   };
 
@@ -97,6 +120,10 @@ class Camera : public std::enable_shared_from_this<Camera> {
     GObjectPtr<GstRTSPMedia> media;
     bool held;           // give back our prepare count
     bool close_clients;  // close the clients playing it
+    // Its video appsrc when it never prepared: a live media prepares on its
+    // first data, which will not come now; an error makes it fail (and its
+    // waiting clients get an answer) instead of preparing forever.
+    ElementPtr fail;
   };
 
   // Makes the next client get a new media; the current ones are released
@@ -106,6 +133,11 @@ class Camera : public std::enable_shared_from_this<Camera> {
   void release_feed_locked (Feed feed, bool close_clients);
   // Main context: carries out the queued releases.
   void run_releases ();
+  // Asks the main context to start the camera (an on-demand camera's client).
+  void request_start_locked ();
+  // Stopped as far as clients can see: no video, medias retired.  The
+  // ingest's state change follows, outside the lock.
+  void mark_stopped_locked ();
 
   CameraConfig config_;
   GstRTSPServer *server_ = nullptr;  // borrowed
@@ -127,6 +159,7 @@ class Camera : public std::enable_shared_from_this<Camera> {
   bool running_ = false;
   bool audio_pad_ = false;           // the camera has audio
   bool shut_down_ = false;
+  bool start_requested_ = false;     // a start is queued on the main context
   unsigned waiting_clients_ = 0;     // in wait_video
   gint64 last_active_us_ = 0;
   uint64_t bytes_out_ = 0;

@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "camera.h"
 #include "common/upstream_criticals.h"
 #include "config.h"
 #include "heap.h"
@@ -51,6 +52,25 @@ ensure_plugin ()
   gst_registry_scan_path (gst_registry_get (), CAMRELAY_BUILD_PLUGIN_DIR);
 }
 
+// The cameras' pipeline fragments against the video they get and must give
+// (needs the elements, so it is checked here rather than with the syntax);
+// false, with a line each, when one does not fit.
+bool
+pipelines_fit (const Config &config)
+{
+  bool fit = true;
+  for (const CameraConfig &camera : config.cameras) {
+    const std::string problem = pipeline_problem (camera);
+    if (!problem.empty ()) {
+      std::fprintf (stderr, "%s: camera %s: pipeline: %s\n",
+          config.path.empty () ? "default" : config.path.c_str (), camera.name.c_str (),
+          problem.c_str ());
+      fit = false;
+    }
+  }
+  return fit;
+}
+
 struct Loop {
   GMainLoop *loop;
   const char *reason = nullptr;
@@ -69,6 +89,49 @@ on_stop_signal (gpointer data)
 constexpr int STOP_BOUND_MS = 4000;
 // How often free heap memory goes back to the system (heap.h).
 constexpr unsigned HEAP_TRIM_INTERVAL_S = 10;
+
+// A service stops within 5 s: should closing the clients or the cameras
+// ever hang (a bug: one such, in gst-rtsp-server's latency handling, is
+// worked around in camera.cpp), the watchdog says where it was stuck and
+// ends the process anyway.  The launcher's timers are GLib sources on the
+// main context; this one cannot be, since it watches the main thread
+// itself.  Its thread lives from construction to destruction (joined, never
+// detached) and waits at most STOP_BOUND_MS.
+class StopWatchdog {
+ public:
+  StopWatchdog ()
+      : thread_ ([this] {
+          std::unique_lock<std::mutex> l (lock_);
+          if (!done_cond_.wait_for (l, std::chrono::milliseconds (STOP_BOUND_MS),
+                  [this] { return done_; })) {
+            std::fprintf (stderr, "camrelay: stopping took over %d ms (stuck stopping %s); exiting\n",
+                STOP_BOUND_MS, stage.load ());
+            std::fflush (stderr);
+            _exit (0);
+          }
+        })
+  {
+  }
+  ~StopWatchdog ()
+  {
+    {
+      std::lock_guard<std::mutex> l (lock_);
+      done_ = true;
+    }
+    done_cond_.notify_all ();
+    thread_.join ();
+  }
+  StopWatchdog (const StopWatchdog &) = delete;
+  StopWatchdog &operator= (const StopWatchdog &) = delete;
+
+  std::atomic<const char *> stage{"HTTP"};  // what is being stopped, for the message
+
+ private:
+  std::mutex lock_;
+  std::condition_variable done_cond_;
+  bool done_ = false;
+  std::thread thread_;  // last: starts once the members above exist
+};
 
 struct Reload {
   Relay *relay;
@@ -113,7 +176,7 @@ on_hangup (gpointer data)
     return G_SOURCE_CONTINUE;
   }
   ConfigResult result = load_config (reload->path, vendor_templates_path ());
-  if (!result.config) {
+  if (!result.config || !pipelines_fit (*result.config)) {
     for (const ConfigError &e : result.errors)
       std::fprintf (stderr, "%s\n", e.to_string ().c_str ());
     std::fprintf (stderr, "reload: refused, %s is invalid; the running configuration stays\n",
@@ -178,6 +241,8 @@ main (int argc, char **argv)
   } else {
     config = default_config ();
   }
+  if (!pipelines_fit (config))
+    return 2;
   if (check) {
     std::printf ("%s: OK (%zu cameras)\n", config.path.empty () ? "default" : config.path.c_str (),
         config.cameras.size ());
@@ -233,32 +298,12 @@ main (int argc, char **argv)
   g_main_loop_run (loop.loop);
 
   std::fprintf (stderr, "camrelay: stopping\n");
-  // A service stops within 5 s: should closing the clients or the cameras
-  // ever hang (a bug: one such, in gst-rtsp-server's latency handling, is
-  // worked around in camera.cpp), a watchdog says where it was stuck and
-  // ends the process anyway.
-  std::mutex stop_lock;
-  std::condition_variable stopped_cond;
-  bool stopped = false;
-  std::atomic<const char *> stage{"HTTP"};
-  std::thread watchdog ([&] {
-    std::unique_lock<std::mutex> l (stop_lock);
-    if (!stopped_cond.wait_for (l, std::chrono::milliseconds (STOP_BOUND_MS), [&] { return stopped; })) {
-      std::fprintf (stderr, "camrelay: stopping took over %d ms (stuck stopping %s); exiting\n",
-          STOP_BOUND_MS, stage.load ());
-      std::fflush (stderr);
-      _exit (0);
-    }
-  });
-  http.stop ();
-  stage = "the RTSP clients and cameras";
-  relay.stop ();
   {
-    std::lock_guard<std::mutex> l (stop_lock);
-    stopped = true;
+    StopWatchdog watchdog;
+    http.stop ();
+    watchdog.stage = "the RTSP clients and cameras";
+    relay.stop ();
   }
-  stopped_cond.notify_all ();
-  watchdog.join ();
   g_main_loop_unref (loop.loop);
   return 0;
 }

@@ -4,6 +4,7 @@
 
 #include "auth.h"
 #include "camera.h"
+#include "common/element_names.h"
 #include "common/gstref.h"
 
 namespace camrelay::launcher {
@@ -13,8 +14,13 @@ namespace {
 // How long a client's DESCRIBE waits for a camera that has not sent video yet.
 constexpr auto DESCRIBE_WAIT = std::chrono::seconds (10);
 constexpr guint SESSION_CLEANUP_INTERVAL_S = 2;
-// Enough RTSP worker threads for hundreds of clients (the server's default is 1).
-constexpr gint DEFAULT_RTSP_THREADS = 16;
+// server.threads = 0: a worker thread of its own for each client connection
+// (gst-rtsp-server's -1), made when it connects and ended when it leaves.  A
+// client waiting for its camera in DESCRIBE then blocks only itself; with a
+// fixed number of threads it would delay every client sharing its thread.
+// The video does not go through these threads (the medias send it), so an
+// idle client's thread costs little.
+constexpr gint THREAD_PER_CLIENT = -1;
 
 // The transports a camera's clients may choose.  A camera with multicast =
 // true takes a group (address) of server.multicast_range for itself, with
@@ -65,21 +71,84 @@ configure_transports (GstRTSPMediaFactory *factory, const CameraConfig &camera,
       reinterpret_cast<GDestroyNotify> (gst_rtsp_address_free));
 }
 
+// Sessions playing each camera of `snapshot` now, by camera name; and in all.
+std::map<std::string, uint64_t>
+clients_per_camera (const Snapshot &snapshot, GstRTSPSessionPool *pool, uint64_t &total)
+{
+  std::map<std::string, uint64_t> clients;
+  total = 0;
+  GList *all = gst_rtsp_session_pool_filter (pool, nullptr, nullptr);
+  for (GList *l = all; l; l = l->next) {
+    GList *medias = gst_rtsp_session_filter (GST_RTSP_SESSION (l->data), nullptr, nullptr);
+    for (GList *m = medias; m; m = m->next) {
+      for (const auto &[name, camera] : snapshot.cameras) {
+        gint matched = 0;
+        if (gst_rtsp_session_media_matches (GST_RTSP_SESSION_MEDIA (m->data),
+                ("/" + name).c_str (), &matched)) {
+          clients[name]++;
+          total++;
+        }
+      }
+    }
+    g_list_free_full (medias, g_object_unref);
+  }
+  g_list_free_full (all, g_object_unref);
+  return clients;
+}
+
 }  // namespace
 
-Relay::Relay (std::string version) : version_ (std::move (version)) {}
+Relay::Relay (std::string version) : version_ (std::move (version))
+{
+  published_->set (std::make_shared<Snapshot> ());
+}
 
 Relay::~Relay ()
 {
   stop ();
 }
 
-void
-Relay::add_camera (const CameraConfig &config)
+std::shared_ptr<Camera>
+Snapshot::camera_of (const std::string &path) const
 {
-  std::shared_ptr<Camera> camera = Camera::create (config, server_, context_);
+  // "/name" or "/name/..." (a stream of its media).
+  if (path.size () < 2 || path[0] != '/')
+    return nullptr;
+  const size_t slash = path.find ('/', 1);
+  auto it = cameras.find (path.substr (1, slash == std::string::npos ? std::string::npos : slash - 1));
+  return it == cameras.end () ? nullptr : it->second;
+}
+
+std::shared_ptr<const Snapshot>
+Relay::Published::get () const
+{
+  std::lock_guard<std::mutex> l (lock);
+  return current;
+}
+
+void
+Relay::Published::set (std::shared_ptr<const Snapshot> next)
+{
+  std::shared_ptr<const Snapshot> previous;
+  {
+    std::lock_guard<std::mutex> l (lock);
+    previous = std::move (current);
+    current = std::move (next);
+  }
+  // `previous` goes here, outside the lock.
+}
+
+std::shared_ptr<Camera>
+Relay::add_camera (const CameraConfig &config, const std::vector<UserConfig> &users)
+{
+  std::string error;
+  std::shared_ptr<Camera> camera = Camera::create (config, server_, context_, error);
+  if (!camera) {
+    log_line ("error: camera %s: %s; not served", config.name.c_str (), error.c_str ());
+    return nullptr;
+  }
   configure_transports (camera->factory (), config, config_.server, multicast_groups_);
-  permit_users (camera->factory (), config, users_);
+  permit_users (camera->factory (), config, users);
   GstRTSPMountPoints *mounts = gst_rtsp_server_get_mount_points (server_);
   gst_rtsp_mount_points_add_factory (mounts, ("/" + config.name).c_str (),
       GST_RTSP_MEDIA_FACTORY (g_object_ref (camera->factory ())));
@@ -87,7 +156,7 @@ Relay::add_camera (const CameraConfig &config)
   // An on-demand camera connects with its first client.
   if (!config.on_demand)
     camera->start ();
-  cameras_[config.name] = camera;
+  return camera;
 }
 
 bool
@@ -100,13 +169,10 @@ Relay::start (const Config &config, GMainContext *context, std::string &error)
   gst_rtsp_server_set_service (server_, std::to_string (config.server.port).c_str ());
   GstRTSPThreadPool *pool = gst_rtsp_server_get_thread_pool (server_);
   gst_rtsp_thread_pool_set_max_threads (pool,
-      config.server.threads ? static_cast<gint> (config.server.threads) : DEFAULT_RTSP_THREADS);
+      config.server.threads ? static_cast<gint> (config.server.threads) : THREAD_PER_CLIENT);
   g_object_unref (pool);
   config_ = config;
-  users_ = config.users;
-  max_clients_ = config.server.max_clients;
-  session_timeout_ = config.server.session_timeout;
-  guard_.set_timeout (config.server.slow_client_timeout);
+  published_->guard.set_timeout (config.server.slow_client_timeout);
   // The certificate first: when it cannot be used nothing starts.
   GstRTSPAuth *auth = make_auth (config.users);
   const bool tls = !config.server.tls_cert.empty ();
@@ -126,7 +192,10 @@ Relay::start (const Config &config, GMainContext *context, std::string &error)
           config.server.multicast_port_last, static_cast<guint8> (config.server.multicast_ttl)))
     log_line ("warning: server.multicast_range %s-%s is not usable; unicast only",
         config.server.multicast_first.c_str (), config.server.multicast_last.c_str ());
-  g_signal_connect (server_, "client-connected", G_CALLBACK (on_client_connected), this);
+  g_signal_connect_data (server_, "client-connected", G_CALLBACK (on_client_connected),
+      new std::shared_ptr<Published> (published_),
+      [] (gpointer data, GClosure *) { delete static_cast<std::shared_ptr<Published> *> (data); },
+      GConnectFlags (0));
 
   GError *gerror = nullptr;
   GSource *source = gst_rtsp_server_create_source (server_, nullptr, &gerror);
@@ -147,9 +216,15 @@ Relay::start (const Config &config, GMainContext *context, std::string &error)
   cleanup_source_ = g_source_attach (cleanup, context);
   g_source_unref (cleanup);
 
+  auto snapshot = std::make_shared<Snapshot> ();
+  snapshot->users = config.users;
+  snapshot->max_clients = config.server.max_clients;
+  snapshot->session_timeout = config.server.session_timeout;
   for (const CameraConfig &camera : config.cameras)
     if (camera.enabled)
-      add_camera (camera);
+      if (auto added = add_camera (camera, config.users))
+        snapshot->cameras[camera.name] = std::move (added);
+  published_->set (std::move (snapshot));
   return true;
 }
 
@@ -159,14 +234,15 @@ Relay::cleanup_sessions (gpointer data)
   auto *self = static_cast<Relay *> (data);
   GstRTSPSessionPool *sessions = gst_rtsp_server_get_session_pool (self->server_);
   gst_rtsp_session_pool_cleanup (sessions);
-  g_object_unref (sessions);
   // On-demand cameras without clients for their idle_timeout disconnect.
+  const std::shared_ptr<const Snapshot> snapshot = self->published_->get ();
   uint64_t total = 0;
-  std::map<std::string, uint64_t> clients = self->clients_per_camera (total);
+  std::map<std::string, uint64_t> clients = clients_per_camera (*snapshot, sessions, total);
+  g_object_unref (sessions);
   const gint64 now = g_get_monotonic_time ();
-  for (auto &[name, camera] : self->cameras_)
+  for (auto &[name, camera] : snapshot->cameras)
     camera->check_idle (clients[name], now);
-  self->guard_.check ();
+  self->published_->guard.check ();
   return G_SOURCE_CONTINUE;
 }
 
@@ -184,16 +260,17 @@ Relay::stop ()
   };
   remove_source (server_source_);
   remove_source (cleanup_source_);
+  const std::shared_ptr<const Snapshot> running = published_->get ();
+  published_->set (std::make_shared<Snapshot> ());
   // Close every client: their medias stop with them.
   gst_rtsp_server_client_filter (server_,
       [] (GstRTSPServer *, GstRTSPClient *, gpointer) { return GST_RTSP_FILTER_REMOVE; }, nullptr);
-  for (auto &[name, camera] : cameras_)
+  for (auto &[name, camera] : running->cameras)
     camera->shutdown ();
   GstRTSPMountPoints *mounts = gst_rtsp_server_get_mount_points (server_);
-  for (auto &[name, camera] : cameras_)
+  for (auto &[name, camera] : running->cameras)
     gst_rtsp_mount_points_remove_factory (mounts, ("/" + name).c_str ());
   g_object_unref (mounts);
-  cameras_.clear ();
   g_object_unref (server_);
   server_ = nullptr;
   // Groups still held by factories that outlive the server keep the pool alive.
@@ -208,11 +285,17 @@ Relay::status () const
   status.clients = 0;
   status.uptime_seconds = static_cast<double> (g_get_monotonic_time () - started_us_) / 1e6;
 
+  const std::shared_ptr<const Snapshot> snapshot = published_->get ();
   uint64_t total = 0;
-  std::map<std::string, uint64_t> clients = clients_per_camera (total);
+  std::map<std::string, uint64_t> clients;
+  if (server_) {
+    GstRTSPSessionPool *sessions = gst_rtsp_server_get_session_pool (server_);
+    clients = clients_per_camera (*snapshot, sessions, total);
+    g_object_unref (sessions);
+  }
   status.clients = total;
-  status.clients_cut = guard_.cut_total ();
-  for (const auto &[name, camera] : cameras_) {
+  status.clients_cut = published_->guard.cut_total ();
+  for (const auto &[name, camera] : snapshot->cameras) {
     CameraStatus c;
     c.name = name;
     c.mount = "/" + name;
@@ -223,15 +306,16 @@ Relay::status () const
     c.camerasrc_stats.reset (cam_stats);
     c.resilientqueue_stats.reset (queue_stats);
     if (cam_stats) {
-      gst_structure_get_uint64 (cam_stats, "reconnects", &c.reconnects);
-      gst_structure_get_uint64 (cam_stats, "bytes", &c.bytes_in);
-      gst_structure_get_uint64 (cam_stats, "frames", &c.frames_in);
+      gst_structure_get_uint64 (cam_stats, camerasrc_names::STAT_RECONNECTS, &c.reconnects);
+      gst_structure_get_uint64 (cam_stats, camerasrc_names::STAT_BYTES, &c.bytes_in);
+      gst_structure_get_uint64 (cam_stats, camerasrc_names::STAT_FRAMES, &c.frames_in);
     }
     if (queue_stats)
-      gst_structure_get_uint64 (queue_stats, "dropped-buffers", &c.frames_dropped);
+      gst_structure_get_uint64 (queue_stats, resilientqueue_names::FIELD_DROPPED_BUFFERS,
+          &c.frames_dropped);
     c.state = camera->state ();
     c.bytes_out = camera->bytes_out ();
-    c.up = c.state == "streaming";
+    c.up = c.state == camerasrc_names::STATE_STREAMING;
     c.clients = clients[name];
     status.cameras.push_back (std::move (c));
   }
@@ -265,17 +349,17 @@ same_users (const std::vector<UserConfig> &a, const std::vector<UserConfig> &b)
 
 }  // namespace
 
+// Main thread; the camera has left the published snapshot already, so no
+// worker finds it any more.  Its mount goes first (no new client), then the
+// sessions playing it (their clients see the stream end), then the camera:
+// its waiting clients are answered, its medias released.
 void
-Relay::remove_camera (const std::string &name)
+Relay::remove_camera (const std::shared_ptr<Camera> &camera)
 {
-  auto it = cameras_.find (name);
-  if (it == cameras_.end ())
-    return;
-  const std::string mount = "/" + name;
+  const std::string mount = "/" + camera->config ().name;
   GstRTSPMountPoints *mounts = gst_rtsp_server_get_mount_points (server_);
   gst_rtsp_mount_points_remove_factory (mounts, mount.c_str ());
   g_object_unref (mounts);
-  // End the sessions playing it: their clients see the stream end.
   gst_rtsp_server_client_filter (server_,
       [] (GstRTSPServer *, GstRTSPClient *client, gpointer mount) {
         gst_rtsp_client_session_filter (client,
@@ -289,16 +373,15 @@ Relay::remove_camera (const std::string &name)
         return GST_RTSP_FILTER_KEEP;
       },
       const_cast<gchar *> (mount.c_str ()));
-  it->second->shutdown ();
-  cameras_.erase (it);
+  camera->shutdown ();
 }
 
 // New [[users]]: a new authenticator for the server and for the clients
 // already connected (their next request is checked against the new users:
 // a removed user loses access within a session timeout), and the cameras'
-// permissions again.
-void
-Relay::reload_users (const std::vector<UserConfig> &users)
+// permissions again.  False (nothing changed) when TLS cannot be set up.
+bool
+Relay::reload_users (const std::vector<UserConfig> &users, const Snapshot &cameras)
 {
   GstRTSPAuth *auth = make_auth (users);
   const bool tls = !config_.server.tls_cert.empty ();
@@ -308,7 +391,7 @@ Relay::reload_users (const std::vector<UserConfig> &users)
   if (tls && !apply_tls (auth, config_.server.tls_cert, config_.server.tls_key, error)) {
     log_line ("reload: [[users]] not changed: %s", error.c_str ());
     g_object_unref (auth);
-    return;
+    return false;
   }
   gst_rtsp_server_set_auth (server_, auth);
   gst_rtsp_server_client_filter (server_,
@@ -319,13 +402,13 @@ Relay::reload_users (const std::vector<UserConfig> &users)
       auth);
   if (auth)
     g_object_unref (auth);
-  users_ = users;
-  for (auto &[name, camera] : cameras_) {
+  for (auto &[name, camera] : cameras.cameras) {
     gst_rtsp_media_factory_set_permissions (camera->factory (), nullptr);
-    permit_users (camera->factory (), camera->config (), users_);
+    permit_users (camera->factory (), camera->config (), users);
   }
   log_line ("reload: %zu user(s); connected clients are checked against them from their next "
-      "request", users_.size ());
+      "request", users.size ());
+  return true;
 }
 
 void
@@ -342,11 +425,8 @@ Relay::reload (const Config &config)
       || config.server.multicast_iface != config_.server.multicast_iface)
     log_line ("reload: [server] address, threads, TLS and multicast settings apply at the next "
         "restart");
-  if (!same_users (config.users, config_.users))
-    reload_users (config.users);
-  max_clients_ = config.server.max_clients;
-  session_timeout_ = config.server.session_timeout;
-  guard_.set_timeout (config.server.slow_client_timeout);
+  const std::shared_ptr<const Snapshot> running = published_->get ();
+  published_->guard.set_timeout (config.server.slow_client_timeout);
 
   auto find = [] (const std::vector<CameraConfig> &cameras, const std::string &name)
       -> const CameraConfig * {
@@ -355,70 +435,63 @@ Relay::reload (const Config &config)
         return &c;
     return nullptr;
   };
+  // First the cameras that go (removed, disabled or changed): a snapshot
+  // without them is published before they are shut down.
+  auto without = std::make_shared<Snapshot> (*running);
+  without->max_clients = config.server.max_clients;
+  without->session_timeout = config.server.session_timeout;
+  std::vector<std::shared_ptr<Camera>> gone;
   unsigned added = 0, removed = 0, changed = 0, kept = 0;
   for (const CameraConfig &old : config_.cameras) {
     const CameraConfig *now = find (config.cameras, old.name);
+    auto it = without->cameras.find (old.name);
+    if (it == without->cameras.end ())
+      continue;
     if (!now || !now->enabled || !same_camera (old, *now)) {
-      if (cameras_.count (old.name)) {
-        remove_camera (old.name);
-        if (now && now->enabled)
-          changed++;
-        else
-          removed++;
-        log_line ("camera %s: %s", old.name.c_str (),
-            now && now->enabled ? "changed: restarting it" : "removed");
-      }
-    } else if (cameras_.count (old.name)) {
+      gone.push_back (it->second);
+      without->cameras.erase (it);
+      if (now && now->enabled)
+        changed++;
+      else
+        removed++;
+      log_line ("camera %s: %s", old.name.c_str (),
+          now && now->enabled ? "changed: restarting it" : "removed");
+    } else {
       kept++;
     }
   }
+  published_->set (without);
+  for (const std::shared_ptr<Camera> &camera : gone)
+    remove_camera (camera);
+  gone.clear ();
+
+  // Then the new users and cameras, in a new snapshot (a published one is
+  // never changed).
+  auto next = std::make_shared<Snapshot> (*without);
+
+  if (!same_users (config.users, running->users) && reload_users (config.users, *next))
+    next->users = config.users;
   for (const CameraConfig &camera : config.cameras) {
-    if (!camera.enabled || cameras_.count (camera.name))
+    if (!camera.enabled || next->cameras.count (camera.name))
       continue;
     if (!find (config_.cameras, camera.name)) {
       added++;
       log_line ("camera %s: added", camera.name.c_str ());
     }
-    add_camera (camera);
+    if (auto camera_added = add_camera (camera, next->users))
+      next->cameras[camera.name] = std::move (camera_added);
   }
-  Config next = config;
-  next.server = config_.server;  // what actually runs
-  next.http = config_.http;
-  next.users = users_;
-  next.server.max_clients = config.server.max_clients;
-  next.server.session_timeout = config.server.session_timeout;
-  next.server.slow_client_timeout = config.server.slow_client_timeout;
-  config_ = next;
+  published_->set (next);
+  Config running_config = config;
+  running_config.server = config_.server;  // what actually runs
+  running_config.http = config_.http;
+  running_config.users = next->users;
+  running_config.server.max_clients = config.server.max_clients;
+  running_config.server.session_timeout = config.server.session_timeout;
+  running_config.server.slow_client_timeout = config.server.slow_client_timeout;
+  config_ = running_config;
   log_line ("reload: %u camera(s) added, %u removed, %u changed, %u untouched", added, removed,
       changed, kept);
-}
-
-std::map<std::string, uint64_t>
-Relay::clients_per_camera (uint64_t &total) const
-{
-  std::map<std::string, uint64_t> clients;
-  total = 0;
-  if (!server_)
-    return clients;
-  GstRTSPSessionPool *pool = gst_rtsp_server_get_session_pool (server_);
-  GList *all = gst_rtsp_session_pool_filter (pool, nullptr, nullptr);
-  for (GList *l = all; l; l = l->next) {
-    GList *medias = gst_rtsp_session_filter (GST_RTSP_SESSION (l->data), nullptr, nullptr);
-    for (GList *m = medias; m; m = m->next) {
-      for (const auto &[name, camera] : cameras_) {
-        gint matched = 0;
-        if (gst_rtsp_session_media_matches (GST_RTSP_SESSION_MEDIA (m->data),
-                ("/" + name).c_str (), &matched)) {
-          clients[name]++;
-          total++;
-        }
-      }
-    }
-    g_list_free_full (medias, g_object_unref);
-  }
-  g_list_free_full (all, g_object_unref);
-  g_object_unref (pool);
-  return clients;
 }
 
 namespace {
@@ -443,52 +516,39 @@ client_user (GstRTSPContext *ctx)
 
 }  // namespace
 
-void
-Relay::on_client_connected (GstRTSPServer *, GstRTSPClient *client, gpointer data)
+namespace {
+
+using PublishedRef = std::shared_ptr<Relay::Published>;
+
+Relay::Published &
+published_of (gpointer data)
 {
-  const std::string ip = client_ip (client);
-  log_line ("client %s: connected", ip.c_str ());
-  static_cast<Relay *> (data)->guard_.watch (client);
-  g_signal_connect_data (client, "closed",
-      G_CALLBACK (+[] (GstRTSPClient *, gpointer ip) {
-        log_line ("client %s: disconnected", static_cast<gchar *> (ip));
-      }),
-      g_strdup (ip.c_str ()), [] (gpointer ip, GClosure *) { g_free (ip); }, GConnectFlags (0));
-  g_signal_connect (client, "pre-setup-request", G_CALLBACK (on_pre_setup), data);
-  g_signal_connect (client, "pre-describe-request", G_CALLBACK (on_pre_describe), data);
-  // A client that vanishes without TEARDOWN is dropped after session_timeout
-  // (by the periodic session-pool cleanup).
-  g_signal_connect (client, "new-session",
-      G_CALLBACK (+[] (GstRTSPClient *, GstRTSPSession *session, gpointer data) {
-        gst_rtsp_session_set_timeout (session,
-            static_cast<guint> (static_cast<Relay *> (data)->session_timeout_));
-      }),
-      data);
-  g_signal_connect (client, "play-request",
-      G_CALLBACK (+[] (GstRTSPClient *client, GstRTSPContext *ctx, gpointer data) {
-        log_line ("client %s: %splays %s", client_ip (client).c_str (), client_user (ctx).c_str (),
-            ctx->uri ? ctx->uri->abspath : "?");
-        static_cast<Relay *> (data)->guard_.playing (client, client_user (ctx),
-            ctx->uri ? ctx->uri->abspath : "?");
-      }),
-      data);
+  return **static_cast<PublishedRef *> (data);
+}
+
+// Connects a worker-thread handler that owns a reference to `published`.
+void
+connect_worker (GstRTSPClient *client, const char *signal, GCallback handler,
+    const PublishedRef &published)
+{
+  g_signal_connect_data (client, signal, handler, new PublishedRef (published),
+      [] (gpointer data, GClosure *) { delete static_cast<PublishedRef *> (data); },
+      GConnectFlags (0));
 }
 
 // A client that arrives before the camera's first video waits a bounded
 // time for it, then gets a clean 503 Service Unavailable.
 GstRTSPStatusCode
-Relay::on_pre_describe (GstRTSPClient *client, GstRTSPContext *ctx, gpointer data)
+on_pre_describe (GstRTSPClient *client, GstRTSPContext *ctx, gpointer data)
 {
-  auto *self = static_cast<Relay *> (data);
   const std::string path = ctx->uri && ctx->uri->abspath ? ctx->uri->abspath : "";
-  for (const auto &[name, camera] : self->cameras_) {
-    if (path != "/" + name)
-      continue;
-    if (!camera->wait_video (DESCRIBE_WAIT)) {
-      log_line ("client %s: refused %s: no video from camera %s yet", client_ip (client).c_str (),
-          path.c_str (), name.c_str ());
-      return GST_RTSP_STS_SERVICE_UNAVAILABLE;
-    }
+  const std::shared_ptr<Camera> camera = published_of (data).get ()->camera_of (path);
+  if (!camera)
+    return GST_RTSP_STS_OK;  // the server answers 404
+  if (!camera->wait_video (DESCRIBE_WAIT)) {
+    log_line ("client %s: refused %s: no video from camera %s yet", client_ip (client).c_str (),
+        path.c_str (), camera->config ().name.c_str ());
+    return GST_RTSP_STS_SERVICE_UNAVAILABLE;
   }
   return GST_RTSP_STS_OK;
 }
@@ -497,29 +557,120 @@ Relay::on_pre_describe (GstRTSPClient *client, GstRTSPContext *ctx, gpointer dat
 // Bandwidth when the camera has its maximum of clients, 503 Service
 // Unavailable when the relay as a whole has.
 GstRTSPStatusCode
-Relay::on_pre_setup (GstRTSPClient *client, GstRTSPContext *ctx, gpointer data)
+on_pre_setup (GstRTSPClient *client, GstRTSPContext *ctx, gpointer data)
 {
-  auto *self = static_cast<Relay *> (data);
   if (ctx->session)
     return GST_RTSP_STS_OK;  // another stream of a session already counted
   const std::string path = ctx->uri && ctx->uri->abspath ? ctx->uri->abspath : "";
+  const std::shared_ptr<const Snapshot> snapshot = published_of (data).get ();
+  GstRTSPSessionPool *pool = gst_rtsp_client_get_session_pool (client);
+  if (!pool)
+    return GST_RTSP_STS_OK;
   uint64_t total = 0;
-  std::map<std::string, uint64_t> clients = self->clients_per_camera (total);
-  if (self->max_clients_ && total >= self->max_clients_) {
+  std::map<std::string, uint64_t> clients = clients_per_camera (*snapshot, pool, total);
+  g_object_unref (pool);
+  if (snapshot->max_clients && total >= snapshot->max_clients) {
     log_line ("client %s: refused %s: %u clients already (server.max_clients)",
-        client_ip (client).c_str (), path.c_str (), self->max_clients_);
+        client_ip (client).c_str (), path.c_str (), snapshot->max_clients);
     return GST_RTSP_STS_SERVICE_UNAVAILABLE;
   }
-  for (const auto &[name, camera] : self->cameras_) {
-    const std::string mount = "/" + name;
-    const bool this_camera = path == mount || path.rfind (mount + "/", 0) == 0;
-    if (this_camera && camera->config ().max_clients && clients[name] >= camera->config ().max_clients) {
-      log_line ("client %s: refused %s: %u clients already (max_clients of camera %s)",
-          client_ip (client).c_str (), path.c_str (), camera->config ().max_clients, name.c_str ());
-      return GST_RTSP_STS_NOT_ENOUGH_BANDWIDTH;
-    }
+  const std::shared_ptr<Camera> camera = snapshot->camera_of (path);
+  if (!camera)
+    return GST_RTSP_STS_OK;
+  const CameraConfig &config = camera->config ();
+  if (config.max_clients && clients[config.name] >= config.max_clients) {
+    log_line ("client %s: refused %s: %u clients already (max_clients of camera %s)",
+        client_ip (client).c_str (), path.c_str (), config.max_clients, config.name.c_str ());
+    return GST_RTSP_STS_NOT_ENOUGH_BANDWIDTH;
   }
   return GST_RTSP_STS_OK;
+}
+
+// gst-rtsp-server (1.22) sends a stream's TCP-interleaved data from one send
+// thread per stream, which wakes on a new sample of the stream's appsink or
+// when a transport's queued message went out.  While every TCP transport of
+// the stream is back-pressured (a client that stopped reading), it leaves
+// the sample in the appsink (max-buffers 1, blocking), which holds up the
+// stream's tee and so its UDP clients too.  When that transport is then
+// removed (the client closed: cut by the guard, or gone), nothing wakes the
+// send thread: the appsink stays full, and the UDP clients get nothing
+// more.  So the TCP transports a client played are remembered, and when the
+// client is closed (its transports removed by then) each is told that its
+// message went out, which wakes its stream's send thread: it finds no
+// back-pressured transport left and drains the appsink.
+using TransportList = std::vector<GObjectPtr<GstRTSPStreamTransport>>;
+const char *const kTcpTransportsKey = "camrelay-tcp-transports";
+
+void
+remember_tcp_transports (GstRTSPClient *client, GstRTSPSessionMedia *session_media)
+{
+  if (!session_media)
+    return;
+  auto *list = static_cast<TransportList *> (g_object_get_data (G_OBJECT (client), kTcpTransportsKey));
+  if (!list) {
+    list = new TransportList ();
+    g_object_set_data_full (G_OBJECT (client), kTcpTransportsKey, list,
+        [] (gpointer list) { delete static_cast<TransportList *> (list); });
+  }
+  GPtrArray *transports = gst_rtsp_session_media_get_transports (session_media);
+  for (guint i = 0; transports && i < transports->len; i++) {
+    auto *transport = static_cast<GstRTSPStreamTransport *> (g_ptr_array_index (transports, i));
+    const GstRTSPTransport *t = transport ? gst_rtsp_stream_transport_get_transport (transport) : nullptr;
+    if (t && t->lower_transport == GST_RTSP_LOWER_TRANS_TCP)
+      list->emplace_back (GST_RTSP_STREAM_TRANSPORT (g_object_ref (transport)));
+  }
+  if (transports)
+    g_ptr_array_unref (transports);
+}
+
+void
+wake_streams_of (GstRTSPClient *client)
+{
+  auto *list = static_cast<TransportList *> (
+      g_object_steal_data (G_OBJECT (client), kTcpTransportsKey));
+  if (!list)
+    return;
+  for (const GObjectPtr<GstRTSPStreamTransport> &transport : *list)
+    gst_rtsp_stream_transport_message_sent (transport.get ());
+  delete list;
+}
+
+}  // namespace
+
+// The server's "client-connected", on the main context; the client's own
+// signals follow on its worker thread.
+void
+Relay::on_client_connected (GstRTSPServer *, GstRTSPClient *client, gpointer data)
+{
+  const PublishedRef &published = *static_cast<PublishedRef *> (data);
+  const std::string ip = client_ip (client);
+  log_line ("client %s: connected", ip.c_str ());
+  published->guard.watch (client);
+  g_signal_connect_data (client, "closed",
+      G_CALLBACK (+[] (GstRTSPClient *client, gpointer ip) {
+        log_line ("client %s: disconnected", static_cast<gchar *> (ip));
+        wake_streams_of (client);
+      }),
+      g_strdup (ip.c_str ()), [] (gpointer ip, GClosure *) { g_free (ip); }, GConnectFlags (0));
+  connect_worker (client, "pre-setup-request", G_CALLBACK (on_pre_setup), published);
+  connect_worker (client, "pre-describe-request", G_CALLBACK (on_pre_describe), published);
+  // A client that vanishes without TEARDOWN is dropped after session_timeout
+  // (by the periodic session-pool cleanup).
+  connect_worker (client, "new-session",
+      G_CALLBACK (+[] (GstRTSPClient *, GstRTSPSession *session, gpointer data) {
+        gst_rtsp_session_set_timeout (session,
+            static_cast<guint> (published_of (data).get ()->session_timeout));
+      }),
+      published);
+  connect_worker (client, "play-request",
+      G_CALLBACK (+[] (GstRTSPClient *client, GstRTSPContext *ctx, gpointer data) {
+        log_line ("client %s: %splays %s", client_ip (client).c_str (), client_user (ctx).c_str (),
+            ctx->uri ? ctx->uri->abspath : "?");
+        remember_tcp_transports (client, ctx->sessmedia);
+        published_of (data).guard.playing (client,
+            client_user (ctx), ctx->uri ? ctx->uri->abspath : "?");
+      }),
+      published);
 }
 
 }  // namespace camrelay::launcher

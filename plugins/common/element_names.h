@@ -1,5 +1,6 @@
 // The names the elements report under: camerasrc's state message and its
-// fields, its stats structure and fields, the nicks of its states.  One
+// fields, its stats structure and fields, the nicks of its states;
+// resilientqueue's drop message and its fields.  One
 // definition for the elements, the launcher and the tests (header-only).
 #pragma once
 
@@ -47,3 +48,13 @@ inline constexpr const char *STATS_U64[] = {STAT_CONNECTS, STAT_RECONNECTS, STAT
     STAT_LAST_FRAME_AGE, STAT_BITRATE};
 
 }  // namespace camrelay::camerasrc_names
+
+namespace camrelay::resilientqueue_names {
+
+// Element message on drops (rate-limited), and the fields that it and the
+// `stats` structure share.
+inline constexpr char DROP_MESSAGE[] = "resilientqueue-dropped";
+inline constexpr char FIELD_DROPPED_BUFFERS[] = "dropped-buffers";  // guint64
+inline constexpr char FIELD_DROPPED_GOPS[] = "dropped-gops";        // guint64
+
+}  // namespace camrelay::resilientqueue_names

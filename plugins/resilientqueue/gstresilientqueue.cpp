@@ -33,6 +33,7 @@
  */
 
 #include "resilientqueue/gstresilientqueueprivate.h"
+#include "common/element_names.h"
 
 GST_DEBUG_CATEGORY (resilient_queue_debug);
 GST_DEBUG_CATEGORY (resilient_queue_dataflow);
@@ -55,7 +56,7 @@ constexpr guint64 MAX_MAX_BLOCK_TIME = 3600 * GST_SECOND;
 constexpr GstClockTime DROP_MESSAGE_INTERVAL = GST_SECOND;
 
 constexpr const char *STATS_NAME = "application/x-resilientqueue-stats";
-constexpr const char *DROP_MESSAGE_NAME = "resilientqueue-dropped";
+constexpr const char *DROP_MESSAGE_NAME = camrelay::resilientqueue_names::DROP_MESSAGE;
 
 enum {
   PROP_0,
@@ -187,9 +188,9 @@ post_drop_report (GstResilientQueue *self, const DropReport &report)
       " GOPs)",
       report.counts.buffers, report.counts.bytes, report.counts.gops);
   GstStructure *s = gst_structure_new (DROP_MESSAGE_NAME,
-      "dropped-buffers", G_TYPE_UINT64, report.counts.buffers,
+      camrelay::resilientqueue_names::FIELD_DROPPED_BUFFERS, G_TYPE_UINT64, report.counts.buffers,
       "dropped-bytes", G_TYPE_UINT64, report.counts.bytes,
-      "dropped-gops", G_TYPE_UINT64, report.counts.gops,
+      camrelay::resilientqueue_names::FIELD_DROPPED_GOPS, G_TYPE_UINT64, report.counts.gops,
       "leaky", GST_TYPE_RESILIENT_QUEUE_LEAKY, report.leaky, nullptr);
   gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));
 }
@@ -270,9 +271,9 @@ build_stats (GstResilientQueuePrivate &p)
   return gst_structure_new (STATS_NAME,
       "received-buffers", G_TYPE_UINT64, s.received_buffers,
       "pushed-buffers", G_TYPE_UINT64, p.pushed_buffers.load (std::memory_order_relaxed),
-      "dropped-buffers", G_TYPE_UINT64, store.dropped_buffers,
+      camrelay::resilientqueue_names::FIELD_DROPPED_BUFFERS, G_TYPE_UINT64, store.dropped_buffers,
       "dropped-bytes", G_TYPE_UINT64, store.dropped_bytes,
-      "dropped-gops", G_TYPE_UINT64, store.dropped_gops,
+      camrelay::resilientqueue_names::FIELD_DROPPED_GOPS, G_TYPE_UINT64, store.dropped_gops,
       "max-level-time", G_TYPE_UINT64, store.max_level_time,
       "max-level-bytes", G_TYPE_UINT64, store.max_level_bytes,
       "max-level-buffers", G_TYPE_UINT64, store.max_level_buffers,

@@ -3,8 +3,12 @@
 // and small helpers to write configurations and run commands.
 #pragma once
 
+#include <arpa/inet.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -14,6 +18,7 @@
 #include <gst/gst.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -473,6 +478,179 @@ class RtspProbe {
   GIOStream *connection_ = nullptr;  // a GSocketConnection, or a GTlsConnection over one
   std::string failure_ = "connect failed";  // why there is no connection_
   GDataInputStream *in_ = nullptr;
+};
+
+// A raw RTSP connection on a plain socket, for clients that misbehave: a
+// small receive buffer, requests cut short, reading that stops, an abortive
+// close (RST).  Every read is bounded by poll().
+class RawRtsp {
+ public:
+  RawRtsp (int port, int receive_buffer = 0) : port_ (port)
+  {
+    fd_ = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0)
+      return;
+    // Before connect(), so that the window offered to the server is small.
+    if (receive_buffer)
+      setsockopt (fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof (receive_buffer));
+    sockaddr_in address = {};
+    address.sin_family = AF_INET;
+    address.sin_port = htons (static_cast<uint16_t> (port));
+    address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    if (connect (fd_, reinterpret_cast<sockaddr *> (&address), sizeof (address)) != 0) {
+      close (fd_);
+      fd_ = -1;
+    }
+  }
+  ~RawRtsp ()
+  {
+    if (fd_ >= 0)
+      close (fd_);
+  }
+  RawRtsp (const RawRtsp &) = delete;
+  RawRtsp &operator= (const RawRtsp &) = delete;
+
+  bool ok () const { return fd_ >= 0; }
+
+  std::string request_text (const std::string &method, const std::string &path,
+      const std::vector<std::string> &headers = {})
+  {
+    std::string text = method + " rtsp://127.0.0.1:" + std::to_string (port_) + "/" + path
+        + " RTSP/1.0\r\nCSeq: " + std::to_string (++cseq_) + "\r\n";
+    for (const std::string &h : headers)
+      text += h + "\r\n";
+    return text + "\r\n";
+  }
+
+  bool send_text (const std::string &text)
+  {
+    size_t done = 0;
+    while (fd_ >= 0 && done < text.size ()) {
+      ssize_t n = send (fd_, text.data () + done, text.size () - done, MSG_NOSIGNAL);
+      if (n <= 0)
+        return false;
+      done += static_cast<size_t> (n);
+    }
+    return done == text.size ();
+  }
+
+  // Reads one response (headers and body); "" on timeout or close.
+  std::string read_response (std::chrono::milliseconds timeout = 10s)
+  {
+    const auto deadline = Clock::now () + timeout;
+    while (true) {
+      size_t end = buffer_.find ("\r\n\r\n");
+      if (end != std::string::npos) {
+        size_t body = 0;
+        size_t at = buffer_.find ("Content-Length:");
+        if (at != std::string::npos && at < end)
+          body = std::strtoul (buffer_.c_str () + at + 15, nullptr, 10);
+        if (buffer_.size () >= end + 4 + body) {
+          std::string response = buffer_.substr (0, end + 4 + body);
+          buffer_.erase (0, end + 4 + body);
+          return response;
+        }
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds> (
+          deadline - Clock::now ());
+      if (left.count () <= 0)
+        return "";
+      pollfd p = {fd_, POLLIN, 0};
+      if (poll (&p, 1, static_cast<int> (left.count ())) <= 0)
+        return "";
+      char chunk[4096];
+      ssize_t n = recv (fd_, chunk, sizeof (chunk), 0);
+      if (n <= 0)
+        return "";
+      buffer_.append (chunk, static_cast<size_t> (n));
+    }
+  }
+
+  std::string exchange (const std::string &method, const std::string &path,
+      const std::vector<std::string> &headers = {})
+  {
+    if (!send_text (request_text (method, path, headers)))
+      return "";
+    return read_response ();
+  }
+
+  // DESCRIBE, SETUP (interleaved TCP or UDP to `udp_port`), PLAY; true when
+  // each answered 200.
+  bool play (const std::string &mount, bool tcp, int udp_port = 0)
+  {
+    std::string answer = exchange ("DESCRIBE", mount, {"Accept: application/sdp"});
+    if (answer.find (" 200 ") == std::string::npos)
+      return false;
+    const std::string transport = tcp
+        ? "Transport: RTP/AVP/TCP;unicast;interleaved=0-1"
+        : "Transport: RTP/AVP;unicast;client_port=" + std::to_string (udp_port) + "-"
+            + std::to_string (udp_port + 1);
+    answer = exchange ("SETUP", mount + "/stream=0", {transport});
+    if (answer.find (" 200 ") == std::string::npos)
+      return false;
+    size_t at = answer.find ("Session: ");
+    if (at == std::string::npos)
+      return false;
+    session_ = answer.substr (at + 9, answer.find_first_of (";\r", at + 9) - at - 9);
+    answer = exchange ("PLAY", mount, {"Session: " + session_, "Range: npt=0-"});
+    return answer.find (" 200 ") != std::string::npos;
+  }
+
+  // Whether the server closed the connection, waiting up to `timeout` and
+  // discarding whatever arrives meanwhile.
+  bool wait_closed_by_server (std::chrono::milliseconds timeout)
+  {
+    const auto deadline = Clock::now () + timeout;
+    while (Clock::now () < deadline) {
+      pollfd p = {fd_, POLLIN, 0};
+      if (poll (&p, 1, 100) <= 0)
+        continue;
+      char chunk[65536];
+      ssize_t n = recv (fd_, chunk, sizeof (chunk), 0);
+      if (n <= 0)
+        return true;
+    }
+    return false;
+  }
+
+  // Reads and discards whatever arrives for `duration`; the bytes read, or
+  // -1 when the server closed the connection.
+  long drain (std::chrono::milliseconds duration)
+  {
+    const auto deadline = Clock::now () + duration;
+    long total = 0;
+    while (fd_ >= 0 && Clock::now () < deadline) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds> (
+          deadline - Clock::now ());
+      pollfd p = {fd_, POLLIN, 0};
+      if (poll (&p, 1, static_cast<int> (std::max<long> (left.count (), 0))) <= 0)
+        continue;
+      char chunk[65536];
+      ssize_t n = recv (fd_, chunk, sizeof (chunk), 0);
+      if (n <= 0)
+        return -1;
+      total += n;
+    }
+    return total;
+  }
+
+  // An abrupt end, as a crashed player or a lost network: RST, no TEARDOWN.
+  void abort ()
+  {
+    if (fd_ < 0)
+      return;
+    linger reset = {1, 0};
+    setsockopt (fd_, SOL_SOCKET, SO_LINGER, &reset, sizeof (reset));
+    close (fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int port_;
+  int fd_ = -1;
+  int cseq_ = 0;
+  std::string buffer_;
+  std::string session_;
 };
 
 inline std::string

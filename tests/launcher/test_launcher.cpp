@@ -381,6 +381,45 @@ TEST (Launcher, OnDemandCameraConnectsForClientsAndLeavesWhenIdle)
   expect_clean_stop (camrelay, path);
 }
 
+// An on-demand camera that disconnects as soon as it is idle (idle_timeout
+// 0): client after client DESCRIBEs it, each connecting it again, while
+// the idle check runs.  A client counts as waiting before the camera starts
+// for it, so the idle check never stops the camera under a client: every
+// one is answered 200 (before: now and then a 503, when the check ran
+// between the start and the count).
+TEST (Launcher, OnDemandIdleCheckNeverStopsTheCameraUnderAWaitingClient)
+{
+  const std::string path = write_config (config_text (
+      camera_entry ("lazy", "test://lazy?width=160&height=120&framerate=30&gop=5")
+      + "on_demand = true\nidle_timeout = \"0s\"\n\n"));
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  // Until the camera has gone idle (and come back) three times: the idle
+  // check runs every 2 s.
+  int clients = 0, ok = 0;
+  std::vector<std::string> failures;
+  const auto deadline = Clock::now () + 40s;
+  while (!camrelay.wait_count ("lazy: no client for 0 s: disconnecting", 3, 0ms)
+      && Clock::now () < deadline) {
+    RtspProbe probe (port);
+    const std::string status = probe.describe ("lazy");
+    clients++;
+    if (status == "RTSP/1.0 200 OK")
+      ok++;
+    else
+      failures.push_back (std::to_string (clients) + ": " + status);
+    std::this_thread::sleep_for (50ms);  // pacing: clients spread over several checks
+  }
+  std::printf ("%d clients, %d answered 200\n", clients, ok);
+  EXPECT_TRUE (camrelay.wait_count ("lazy: no client for 0 s: disconnecting", 3, 0ms))
+      << camrelay.all_output ();
+  EXPECT_EQ (ok, clients) << failures.size () << " refused, first "
+                          << (failures.empty () ? "" : failures.front ()) << "\n"
+                          << camrelay.all_output ();
+  expect_clean_stop (camrelay, path);
+}
+
 // A camera's audio goes to the clients with its video, codec untouched.
 TEST (Launcher, AudioIsRelayedWithTheVideo)
 {
@@ -438,6 +477,53 @@ TEST (Launcher, PipelineFragmentShapesTheStream)
   EXPECT_NE (refused.wait_line (path + ":13: cameras[0].pipeline: not a GStreamer pipeline fragment", 1s), "")
       << refused.all_output ();
   g_unlink (path.c_str ());
+}
+
+// A pipeline fragment that parses but cannot take the camera's video (raw
+// video elements on compressed video) would relay nothing: it is a
+// configuration error naming the camera, at --check, at start and at a
+// reload (which is refused, the running configuration staying).
+TEST (Launcher, PipelineFragmentThatCannotLinkIsAConfigError)
+{
+  const std::string good = camera_entry ("good", "test://good?width=160&height=120");
+  const std::string bad = camera_entry ("bad", "test://bad?width=160&height=120")
+      + "pipeline = \"videoconvert ! videoscale\"\n\n";
+  const std::string path = write_config (config_text (good + bad));
+  {
+    Launcher check ({"--check", "-c", path});
+    EXPECT_EQ (check.wait_exit (10s), 2) << check.all_output ();
+    EXPECT_NE (check.wait_line ("camera bad: pipeline: cannot take the camera's video", 1s), "")
+        << check.all_output ();
+  }
+  {
+    Launcher refused ({"-c", path});
+    EXPECT_EQ (refused.wait_exit (10s), 2) << refused.all_output ();
+    EXPECT_NE (refused.wait_line ("camera bad: pipeline: cannot take the camera's video", 1s), "")
+        << refused.all_output ();
+  }
+  // Its output must be something the relay sends, too.
+  std::ofstream (path) << config_text (good + camera_entry ("raw", "test://raw")
+      + "pipeline = \"avdec_h264\"\n\n");
+  {
+    Launcher check ({"--check", "-c", path});
+    EXPECT_EQ (check.wait_exit (10s), 2) << check.all_output ();
+    EXPECT_NE (check.wait_line ("camera raw: pipeline: gives no video the relay can send", 1s), "")
+        << check.all_output ();
+  }
+
+  std::ofstream (path) << config_text (good);
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  std::ofstream (path) << config_text (good + bad);
+  camrelay.send_signal (SIGHUP);
+  EXPECT_NE (camrelay.wait_line ("reload: refused", 10s), "") << camrelay.all_output ();
+  EXPECT_NE (camrelay.wait_line ("camera bad: pipeline: cannot take the camera's video", 1s), "")
+      << camrelay.all_output ();
+  RtspProbe probe (port);
+  EXPECT_EQ (probe.describe ("good"), "RTSP/1.0 200 OK");
+  EXPECT_EQ (probe.describe ("bad"), "RTSP/1.0 404 Not Found");
+  expect_clean_stop (camrelay, path);
 }
 
 // SIGHUP with new [[users]] and [http]: new connections and connected
