@@ -288,14 +288,15 @@ class ManagerHold {
 
 }  // namespace
 
-// A camera that drops every 0.3 s and comes back at once, with a slate every
-// 10 ms while it is away.  The first slate of each outage is held where it
-// races the camera's return (see ManagerHold).
+// A camera that drops every 0.3 s and comes back after 15-30 ms, with a slate
+// every 10 ms while it is away (the fallback starts one interval after the
+// loss: an outage shorter than that sends none).  The first slate of each
+// outage is held where it races the camera's return (see ManagerHold).
 TEST (CameraSrcContract, FallbackNeverInterleavesWithTheCamera)
 {
   TestPipeline p;
   ASSERT_TRUE (launch_camera (p, "test://cam?width=160&height=120&gop=5&drop-after=0.3",
-      "fallback=slate fallback-interval=10000000 retry-delay=1000000 retry-delay-max=2000000"));
+      "fallback=slate fallback-interval=10000000 retry-delay=15000000 retry-delay-max=30000000"));
   BufferLog log;
   log.attach (p.pipeline (), p.sink ());
   {
