@@ -278,6 +278,14 @@ main (int argc, char **argv)
     return 1;
   }
 
+  // The signals are ours before the summary below says that camrelay is up:
+  // a SIGHUP sent as soon as the summary appears is a reload, never the
+  // default action (the end of the process).
+  g_unix_signal_add (SIGINT, on_stop_signal, &loop);
+  g_unix_signal_add (SIGTERM, on_stop_signal, &loop);
+  Reload reload{&relay, &http, path, config.http, context};
+  g_unix_signal_add (SIGHUP, on_hangup, &reload);
+
   const std::string host = config.server.bind == "0.0.0.0" ? "127.0.0.1" : config.server.bind;
   const bool tls = !config.server.tls_cert.empty ();
   std::fprintf (stderr, "camrelay %s: %zu camera(s) on %s %s:%u%s\n", VERSION,
@@ -291,10 +299,6 @@ main (int argc, char **argv)
     std::fprintf (stderr, "warning: no [[users]]: anyone who reaches %s:%u can watch every camera\n",
         config.server.bind.c_str (), relay.port ());
 
-  g_unix_signal_add (SIGINT, on_stop_signal, &loop);
-  g_unix_signal_add (SIGTERM, on_stop_signal, &loop);
-  Reload reload{&relay, &http, path, config.http, context};
-  g_unix_signal_add (SIGHUP, on_hangup, &reload);
   g_main_loop_run (loop.loop);
 
   std::fprintf (stderr, "camrelay: stopping\n");

@@ -312,10 +312,11 @@ TEST (LauncherClients, ClientsWaitingForADeadCameraDoNotDelayOthers)
   std::printf ("while %d clients wait: DESCRIBE %.1f ms, SETUP %.1f ms, PLAY %.1f ms, "
       "all %.1f ms\n", WAITING, ms (described - start), ms (set_up - described),
       ms (played - set_up), ms (played - start));
-  // 100 ms each on an idle machine; bounds with room for a loaded CI, far
-  // below the 10 s a waiting client may wait.
-  EXPECT_LT (ms (played - set_up), 500.0);
-  EXPECT_LT (ms (played - start), 1500.0);
+  // The PLAY answer within 100 ms (under 1 ms on an idle machine; it took
+  // 8 s when waiting clients held the worker threads); the whole start with
+  // room for a loaded CI, far below the 10 s a waiting client may wait.
+  EXPECT_LT (ms (played - set_up), 100.0);
+  EXPECT_LT (ms (played - start), 1000.0);
   EXPECT_GT (healthy.drain (500ms), 0) << "no video after PLAY";
 
   // And the waiting clients get their 503 in time.
