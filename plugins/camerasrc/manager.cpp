@@ -185,12 +185,9 @@ manager_loop (GstCameraSrc *self)
           Lock lock (p.lock);
           // Another camera: what the old one looked like is no fallback for
           // it, and no fact about it.
-          gst_clear_buffer (&p.last_keyframe);
+          p.last_keyframe.reset ();
           p.last_keyframe_caps.reset ();
-          if (p.slate) {
-            gst_sample_unref (p.slate);
-            p.slate = nullptr;
-          }
+          p.slate.reset ();
           p.stats.width = p.stats.height = 0;
           p.stats.fps_n = 0;
           p.stats.fps_d = 1;
