@@ -162,6 +162,7 @@ struct GstCameraSrcPrivate {
   camrelay::GObjectPtr<GCancellable> diagnosis;  // the diagnosis under way (see diagnose_http)
   bool end_of_file = false;          // file:// reached its end: loop
   bool first_frame = false;          // the session delivered its first keyframe
+  bool reconsider = false;           // a setting next_wake () reads changed
   // The step the current attempt is at (handshake.h); its own lock.
   camrelay::camerasrc::Handshake handshake;
   // Earlier chains still stopping in the background (retire_chain).

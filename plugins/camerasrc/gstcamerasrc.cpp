@@ -354,12 +354,16 @@ gst_camera_src_set_property (GObject *object, guint prop_id, const GValue *value
       break;
     case PROP_TIMEOUT:
       s.timeout = g_value_get_uint64 (value);
+      p.reconsider = true;  // another stall deadline
+      p.wake.notify_all ();
       break;
     case PROP_CONNECT_TIMEOUT:
       s.connect_timeout = g_value_get_uint64 (value);
       break;
     case PROP_FALLBACK:
       s.fallback = static_cast<GstCameraSrcFallback> (g_value_get_enum (value));
+      p.reconsider = true;  // fallback pictures start or stop
+      p.wake.notify_all ();
       break;
     case PROP_FALLBACK_INTERVAL:
       s.fallback_interval = g_value_get_uint64 (value);

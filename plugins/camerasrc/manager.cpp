@@ -120,14 +120,18 @@ manager_loop (GstCameraSrc *self)
     guint64 generation = 0;
     {
       Lock lock (p.lock);
-      // Sleep until the next deadline (at most a tick), or an event.
+      // Sleep until the next deadline or an event; nothing polls.  A slate
+      // being made is looked at on every wake-up: at the latest at the next
+      // fallback picture, the only one that uses it, or its own deadline.
       const auto wake_at = next_wake (view_locked (), deadlines, slate.deadline, Clock::now ());
       p.wake.wait_until (lock, wake_at, [&p] {
         return !p.running || p.location_changed || p.fault.reason || p.end_of_file
-            || p.first_frame;
+            || p.first_frame || p.reconsider;
       });
       if (!p.running)
         break;
+      p.reconsider = false;
+      GST_TRACE_OBJECT (self, "manager awake");
       if (slate.pipeline) {
         lock.unlock ();
         poll_slate (self, slate);
