@@ -17,7 +17,7 @@ namespace {
 // two hexadecimal digits, nor with "%00": GStreamer 1.22 dereferences NULL
 // when g_uri_unescape_string() refuses a query key ("rtsp://h/x?a%0=1",
 // "?a%00=1"), and no camera URI holds either.
-GstUri *
+UriPtr
 parse_uri (const char *text)
 {
   for (const char *percent = strchr (text, '%'); percent; percent = strchr (percent + 1, '%')) {
@@ -25,7 +25,7 @@ parse_uri (const char *text)
         (percent[1] == '0' && percent[2] == '0'))
       return nullptr;
   }
-  return gst_uri_from_string (text);
+  return UriPtr (gst_uri_from_string (text));
 }
 
 }  // namespace
@@ -33,11 +33,8 @@ parse_uri (const char *text)
 bool
 has_supported_scheme (const char *uri)
 {
-  GstUri *parsed = parse_uri (uri);
-  const bool known = parsed && camera_uri_scheme (gst_uri_get_scheme (parsed));
-  if (parsed)
-    gst_uri_unref (parsed);
-  return known;
+  UriPtr parsed = parse_uri (uri);
+  return parsed && camera_uri_scheme (gst_uri_get_scheme (parsed.get ()));
 }
 
 // The user information as written: everything of the authority up to its
@@ -61,13 +58,11 @@ written_userinfo (const std::string &uri)
 std::string
 redact_uri (const std::string &uri)
 {
-  GstUri *parsed = parse_uri (uri.c_str ());
+  UriPtr parsed = parse_uri (uri.c_str ());
   if (!parsed)
     return "(invalid URI)";
-  if (!gst_uri_get_userinfo (parsed)) {
-    gst_uri_unref (parsed);
+  if (!gst_uri_get_userinfo (parsed.get ()))
     return uri;  // verbatim: nothing to hide
-  }
   // GstUri ends the user information at the first '@', so a '@' left
   // unencoded in a password ("rtsp://admin:p@ss@host/") would leave the rest
   // of the password in front of the host: everything of the authority up to
@@ -81,23 +76,18 @@ redact_uri (const std::string &uri)
     if (at != std::string::npos && at > authority)
       text.erase (authority + 3, at - authority - 2);
   }
-  gst_uri_unref (parsed);
   parsed = parse_uri (text.c_str ());
-  for (int pass = 0; parsed && gst_uri_get_userinfo (parsed); pass++) {
-    if (pass == 16) {
-      gst_uri_unref (parsed);
+  for (int pass = 0; parsed && gst_uri_get_userinfo (parsed.get ()); pass++) {
+    if (pass == 16)
       return "(invalid URI)";
-    }
-    parsed = gst_uri_make_writable (parsed);
-    gst_uri_set_userinfo (parsed, nullptr);
-    GCharPtr stripped{gst_uri_to_string (parsed)};
-    gst_uri_unref (parsed);
+    parsed.reset (gst_uri_make_writable (parsed.release ()));
+    gst_uri_set_userinfo (parsed.get (), nullptr);
+    GCharPtr stripped{gst_uri_to_string (parsed.get ())};
     text = stripped.get ();
     parsed = parse_uri (text.c_str ());
   }
   if (!parsed)
     return "(invalid URI)";
-  gst_uri_unref (parsed);
   return text;
 }
 
@@ -142,8 +132,8 @@ redact_text (std::string text, const std::string &location, const std::string &u
   std::vector<std::string> names;    // removed where they stand as a word
   secrets.push_back (user_pw);
   names.push_back (user_id);
-  if (GstUri *parsed = parse_uri (location.c_str ())) {
-    if (gst_uri_get_userinfo (parsed)) {
+  if (UriPtr parsed = parse_uri (location.c_str ())) {
+    if (gst_uri_get_userinfo (parsed.get ())) {
       // As written and percent-decoded: a child may quote either.
       const std::string written = written_userinfo (location);
       GCharPtr unescaped{g_uri_unescape_string (written.c_str (), nullptr)};
@@ -155,7 +145,6 @@ redact_text (std::string text, const std::string &location, const std::string &u
           secrets.push_back (userinfo.substr (colon + 1));
       }
     }
-    gst_uri_unref (parsed);
   }
   for (const std::string &secret : secrets)
     replace_everywhere (text, secret);
@@ -168,11 +157,12 @@ UriParts
 split_uri (const std::string &location, const std::string &user_id, const std::string &user_pw)
 {
   UriParts parts;
-  GstUri *parsed = parse_uri (location.c_str ());
+  UriPtr parsed = parse_uri (location.c_str ());
   if (!parsed)
     return parts;
-  parts.scheme = gst_uri_get_scheme (parsed) ? gst_uri_get_scheme (parsed) : "";
-  if (gst_uri_get_userinfo (parsed)) {
+  const gchar *scheme = gst_uri_get_scheme (parsed.get ());
+  parts.scheme = scheme ? scheme : "";
+  if (gst_uri_get_userinfo (parsed.get ())) {
     const std::string userinfo = written_userinfo (location);
     GCharPtr unescaped{g_uri_unescape_string (userinfo.c_str (), nullptr)};
     std::string info = unescaped ? unescaped.get () : userinfo;
@@ -181,7 +171,6 @@ split_uri (const std::string &location, const std::string &user_id, const std::s
     if (colon != std::string::npos)
       parts.password = info.substr (colon + 1);
   }
-  gst_uri_unref (parsed);
   parts.without_userinfo = redact_uri (location);
   if (!user_id.empty ())
     parts.user = user_id;

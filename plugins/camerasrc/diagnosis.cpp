@@ -28,38 +28,34 @@ diagnose_http (const std::string &uri, guint16 default_port, GCancellable *cance
     if (proxy && *proxy)
       return std::nullopt;
   }
-  GMainContext *context = g_main_context_new ();
-  g_main_context_push_thread_default (context);
+  UniqueRef<GMainContext, g_main_context_unref> context{g_main_context_new ()};
+  g_main_context_push_thread_default (context.get ());
   struct Outcome {
     bool done = false;
-    GError *error = nullptr;
+    GError *error = nullptr;  // set by the callback, owned below
   } outcome;
   GObjectPtr<GSocketClient> client{g_socket_client_new ()};
   g_socket_client_connect_to_uri_async (client.get (), uri.c_str (), default_port, cancellable,
       [] (GObject *source, GAsyncResult *result, gpointer data) {
         auto *outcome = static_cast<Outcome *> (data);
-        GSocketConnection *connection = g_socket_client_connect_to_uri_finish (
-            G_SOCKET_CLIENT (source), result, &outcome->error);
-        if (connection)
-          g_object_unref (connection);
+        GObjectPtr<GSocketConnection> connection{g_socket_client_connect_to_uri_finish (
+            G_SOCKET_CLIENT (source), result, &outcome->error)};
         outcome->done = true;
       }, &outcome);
-  GSource *timeout = g_timeout_source_new (DIAGNOSIS_TIMEOUT_MS);
-  g_source_set_callback (timeout, [] (gpointer data) {
+  UniqueRef<GSource, g_source_unref> timeout{g_timeout_source_new (DIAGNOSIS_TIMEOUT_MS)};
+  g_source_set_callback (timeout.get (), [] (gpointer data) {
     g_cancellable_cancel (G_CANCELLABLE (data));
     return G_SOURCE_REMOVE;
   }, g_object_ref (cancellable), g_object_unref);
-  g_source_attach (timeout, context);
+  g_source_attach (timeout.get (), context.get ());
   while (!outcome.done)
-    g_main_context_iteration (context, TRUE);
-  g_source_destroy (timeout);
-  g_source_unref (timeout);
-  g_main_context_pop_thread_default (context);
-  g_main_context_unref (context);
+    g_main_context_iteration (context.get (), TRUE);
+  g_source_destroy (timeout.get ());
+  g_main_context_pop_thread_default (context.get ());
+  GErrorPtr error{outcome.error};
   std::optional<std::string> reason;
-  if (outcome.error && !g_error_matches (outcome.error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    reason = outcome.error->message;
-  g_clear_error (&outcome.error);
+  if (error && !g_error_matches (error.get (), G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    reason = error->message;
   return reason;
 }
 
@@ -76,22 +72,19 @@ explain_generic_fault (GstCameraSrc *self, const std::string &reason, const std:
   const UriParts uri = split_uri (settings.location, settings.user_id, settings.user_pw);
   if (had_video || !is_scheme_of (uri.scheme, SchemeFamily::Http))
     return reason;
-  GCancellable *cancellable = g_cancellable_new ();
+  GObjectPtr<GCancellable> cancellable{g_cancellable_new ()};
   {
     Lock lock (p.lock);
-    if (!p.running) {
-      g_object_unref (cancellable);
+    if (!p.running)
       return reason;
-    }
-    p.diagnosis = G_CANCELLABLE (g_object_ref (cancellable));
+    p.diagnosis.reset (G_CANCELLABLE (g_object_ref (cancellable.get ())));
   }
   std::optional<std::string> diagnosis = diagnose_http (uri.without_userinfo,
-      default_http_port (uri.scheme), cancellable);
+      default_http_port (uri.scheme), cancellable.get ());
   {
     Lock lock (p.lock);
-    g_clear_object (&p.diagnosis);
+    p.diagnosis.reset ();
   }
-  g_object_unref (cancellable);
   if (!diagnosis)
     return reason;
   GST_DEBUG_OBJECT (self, "the camera cannot be reached: %s", diagnosis->c_str ());
@@ -104,16 +97,14 @@ explain_generic_fault (GstCameraSrc *self, const std::string &reason, const std:
 void
 cancel_diagnosis (GstCameraSrcPrivate &p)
 {
-  GCancellable *diagnosis = nullptr;
+  GObjectPtr<GCancellable> diagnosis;
   {
     Lock lock (p.lock);
     if (p.diagnosis)
-      diagnosis = G_CANCELLABLE (g_object_ref (p.diagnosis));
+      diagnosis.reset (G_CANCELLABLE (g_object_ref (p.diagnosis.get ())));
   }
-  if (diagnosis) {
-    g_cancellable_cancel (diagnosis);
-    g_object_unref (diagnosis);
-  }
+  if (diagnosis)
+    g_cancellable_cancel (diagnosis.get ());
 }
 
 }  // namespace camrelay::camerasrc

@@ -36,24 +36,22 @@ poll_slate (GstCameraSrc *self, SlateBuild &build)
   GstCameraSrcPrivate &p = *self->priv;
   if (!build.pipeline)
     return;
-  if (GstSample *slate = gst_app_sink_try_pull_sample (GST_APP_SINK (build.sink.get ()), 0)) {
+  if (SamplePtr slate{gst_app_sink_try_pull_sample (GST_APP_SINK (build.sink.get ()), 0)}) {
     GST_DEBUG_OBJECT (self, "slate made");
     drop_slate (build);
     Lock lock (p.lock);
-    if (p.slate)
-      gst_sample_unref (p.slate);
-    p.slate = slate;
+    p.slate = std::move (slate);
     return;
   }
   BusPtr bus{gst_element_get_bus (build.pipeline.get ())};
   MessagePtr error{gst_bus_pop_filtered (bus.get (), GST_MESSAGE_ERROR)};
   if (error || Clock::now () >= build.deadline) {
-    GError *gerror = nullptr;
+    GError *parsed = nullptr;
     if (error)
-      gst_message_parse_error (error.get (), &gerror, nullptr);
+      gst_message_parse_error (error.get (), &parsed, nullptr);
+    GErrorPtr gerror{parsed};
     GST_WARNING_OBJECT (self, "no slate (%s): the fallback repeats the last keyframe",
         gerror ? gerror->message : "too slow");
-    g_clear_error (&gerror);
     drop_slate (build);
   }
 }
@@ -79,7 +77,7 @@ start_slate (GstCameraSrc *self, SlateBuild &build)
     width = p.stats.width;
     height = p.stats.height;
     if (p.slate) {
-      const GstStructure *s = gst_caps_get_structure (gst_sample_get_caps (p.slate), 0);
+      const GstStructure *s = gst_caps_get_structure (gst_sample_get_caps (p.slate.get ()), 0);
       gint w = 0, h = 0;
       gst_structure_get_int (s, "width", &w);
       gst_structure_get_int (s, "height", &h);
@@ -136,14 +134,14 @@ send_fallback (GstCameraSrc *self)
     GstBuffer *frame = nullptr;
     GstCaps *caps = nullptr;
     if (p.settings.fallback == GST_CAMERA_SRC_FALLBACK_FREEZE && p.last_keyframe) {
-      frame = gst_buffer_copy (p.last_keyframe);
+      frame = gst_buffer_copy (p.last_keyframe.get ());
       caps = p.last_keyframe_caps.get ();
     } else if (p.settings.fallback == GST_CAMERA_SRC_FALLBACK_SLATE) {
-      if (p.slate && gst_sample_get_buffer (p.slate)) {
-        frame = gst_buffer_copy (gst_sample_get_buffer (p.slate));
-        caps = gst_sample_get_caps (p.slate);
+      if (p.slate && gst_sample_get_buffer (p.slate.get ())) {
+        frame = gst_buffer_copy (gst_sample_get_buffer (p.slate.get ()));
+        caps = gst_sample_get_caps (p.slate.get ());
       } else if (p.last_keyframe) {
-        frame = gst_buffer_copy (p.last_keyframe);
+        frame = gst_buffer_copy (p.last_keyframe.get ());
         caps = p.last_keyframe_caps.get ();
       }
     }

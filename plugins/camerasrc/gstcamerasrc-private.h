@@ -97,12 +97,12 @@ struct Output : OutputTimeline {
   // streaming thread never waits for the manager's push, nor the reverse.
   std::deque<Outgoing> queued;
   bool pushing = false;
-  GstElement *appsrc = nullptr;  // a child of the bin; we hold a reference too
+  ElementPtr appsrc;             // a child of the bin; we hold a reference too
   CapsPtr caps;                  // last caps sent
   // The stream going out, a new one for each codec: announced downstream
   // by its stream-start, which carries it, and a stream-collection before
   // its first buffer (see on_output_data).
-  GstStream *stream = nullptr;
+  ObjectPtr<GstStream> stream;
   guint32 group_id = 0;  // shared by the element's streams
 };
 
@@ -159,9 +159,10 @@ struct GstCameraSrcPrivate {
   bool location_changed = false;
   camrelay::camerasrc::FaultSlot fault;  // reported by a child or a callback
   std::string session_warning;       // the session's last warning, redacted
-  GCancellable *diagnosis = nullptr; // the diagnosis under way (see diagnose_http)
+  camrelay::GObjectPtr<GCancellable> diagnosis;  // the diagnosis under way (see diagnose_http)
   bool end_of_file = false;          // file:// reached its end: loop
   bool first_frame = false;          // the session delivered its first keyframe
+  bool reconsider = false;           // a setting next_wake () reads changed
   // The step the current attempt is at (handshake.h); its own lock.
   camrelay::camerasrc::Handshake handshake;
   // Earlier chains still stopping in the background (retire_chain).
@@ -170,7 +171,7 @@ struct GstCameraSrcPrivate {
   // The current inner chain.  `generation` changes whenever it is torn down,
   // so that late callbacks of an old chain are ignored.
   guint64 generation = 0;
-  std::vector<GstElement *> session_elements;  // references we hold
+  std::vector<camrelay::ElementPtr> session_elements;
   bool session_is_file = false;
   bool no_more_pads_sent = false;
 
@@ -178,9 +179,9 @@ struct GstCameraSrcPrivate {
   camrelay::camerasrc::Output audio;
 
   // Fallback material.
-  GstBuffer *last_keyframe = nullptr;
+  camrelay::BufferPtr last_keyframe;
   camrelay::CapsPtr last_keyframe_caps;
-  GstSample *slate = nullptr;
+  camrelay::SamplePtr slate;
 
   camrelay::camerasrc::Stats stats;
   camrelay::camerasrc::StateTimes times;
@@ -206,8 +207,8 @@ bool prepare_buffer (Output &out, const Output *leader, GstBuffer *buffer, GstCa
 // Pushes what is queued for `out` unless another thread is at it (lock not held).
 void push_queued (GstCameraSrc *self, Output &out);
 void on_camera_sample (GstCameraSrc *self, const SinkContext &ctx, GstSample *sample);
-GstElement *make_output_appsrc (const char *name, guint latency_ms);
-GstStream *init_output_stream (GstCameraSrc *self, GstElement *appsrc, StreamKind kind);
+ElementPtr make_output_appsrc (const char *name, guint latency_ms);
+ObjectPtr<GstStream> init_output_stream (GstCameraSrc *self, GstElement *appsrc, StreamKind kind);
 // Ghosts `appsrc` to the element's pad of template `name` ("video", "audio").
 GstPad *ghost_output (GstCameraSrc *self, GstElement *appsrc, const char *name);
 void ensure_audio_output (GstCameraSrc *self);

@@ -156,7 +156,7 @@ gst_camera_src_handle_message (GstBin *bin, GstMessage *message)
     {
       Lock lock (p.lock);
       audio_pad = self->audio_pad;
-      from_audio = p.audio.appsrc && src == GST_OBJECT (p.audio.appsrc);
+      from_audio = p.audio.appsrc && src == GST_OBJECT (p.audio.appsrc.get ());
     }
     if (from_audio && audio_pad && !gst_pad_is_linked (audio_pad)) {
       GST_INFO_OBJECT (self, "the audio pad is not linked: audio is not delivered");
@@ -174,11 +174,11 @@ gst_camera_src_handle_message (GstBin *bin, GstMessage *message)
     guint64 current;
     {
       Lock lock (p.lock);
-      for (GstElement *appsrc : {p.video.appsrc, p.audio.appsrc})
-        if (appsrc)
-          outputs.push_back (ref_object (appsrc));
-      for (GstElement *e : p.session_elements)
-        session.push_back (ref_object (e));
+      for (const ElementPtr *appsrc : {&p.video.appsrc, &p.audio.appsrc})
+        if (*appsrc)
+          outputs.push_back (ref_object (appsrc->get ()));
+      for (const ElementPtr &e : p.session_elements)
+        session.push_back (ref_object (e.get ()));
       current = p.generation;
     }
     std::optional<guint64> generation;
@@ -333,9 +333,9 @@ gst_camera_src_set_property (GObject *object, guint prop_id, const GValue *value
     case PROP_LATENCY:
       s.latency_ms = g_value_get_uint (value);
       latency = static_cast<gint64> (s.latency_ms) * GST_MSECOND;
-      for (GstElement *appsrc : {p.video.appsrc, p.audio.appsrc})
-        if (appsrc)
-          latency_targets.push_back (ref_object (appsrc));
+      for (const ElementPtr *appsrc : {&p.video.appsrc, &p.audio.appsrc})
+        if (*appsrc)
+          latency_targets.push_back (ref_object (appsrc->get ()));
       break;
     case PROP_AUDIO:
       s.audio = g_value_get_boolean (value);
@@ -354,12 +354,16 @@ gst_camera_src_set_property (GObject *object, guint prop_id, const GValue *value
       break;
     case PROP_TIMEOUT:
       s.timeout = g_value_get_uint64 (value);
+      p.reconsider = true;  // another stall deadline
+      p.wake.notify_all ();
       break;
     case PROP_CONNECT_TIMEOUT:
       s.connect_timeout = g_value_get_uint64 (value);
       break;
     case PROP_FALLBACK:
       s.fallback = static_cast<GstCameraSrcFallback> (g_value_get_enum (value));
+      p.reconsider = true;  // fallback pictures start or stop
+      p.wake.notify_all ();
       break;
     case PROP_FALLBACK_INTERVAL:
       s.fallback_interval = g_value_get_uint64 (value);
@@ -556,9 +560,9 @@ gst_camera_src_dispose (GObject *object)
   std::vector<ElementPtr> outputs;
   {
     Lock lock (p.lock);
-    for (GstElement *appsrc : {p.video.appsrc, p.audio.appsrc})
-      if (appsrc)
-        outputs.push_back (ref_object (appsrc));
+    for (const ElementPtr *appsrc : {&p.video.appsrc, &p.audio.appsrc})
+      if (*appsrc)
+        outputs.push_back (ref_object (appsrc->get ()));
   }
   for (const ElementPtr &appsrc : outputs)
     gst_element_set_state (appsrc.get (), GST_STATE_NULL);
@@ -569,17 +573,8 @@ static void
 gst_camera_src_finalize (GObject *object)
 {
   GstCameraSrc *self = GST_CAMERA_SRC (object);
-  GstCameraSrcPrivate *p = self->priv;
-  for (GstElement *e : p->session_elements)
-    gst_object_unref (e);
-  gst_clear_object (&p->video.appsrc);
-  gst_clear_object (&p->audio.appsrc);
-  gst_clear_object (&p->video.stream);
-  gst_clear_object (&p->audio.stream);
-  gst_clear_buffer (&p->last_keyframe);
-  if (p->slate)
-    gst_sample_unref (p->slate);
-  delete p;
+  // The private struct's owners release what it holds.
+  delete self->priv;
   self->priv = nullptr;
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -677,11 +672,10 @@ gst_camera_src_class_init (GstCameraSrcClass *klass)
           "Counters and stream facts (application/x-camerasrc-stats)", GST_TYPE_STRUCTURE, ro));
 
   for (StreamKind kind : {StreamKind::Video, StreamKind::Audio}) {
-    GstCaps *caps = output_caps (kind);
+    camrelay::CapsPtr caps{output_caps (kind)};
     gst_element_class_add_pad_template (element_class,
         gst_pad_template_new (kind == StreamKind::Video ? "video" : "audio", GST_PAD_SRC,
-            kind == StreamKind::Video ? GST_PAD_ALWAYS : GST_PAD_SOMETIMES, caps));
-    gst_caps_unref (caps);
+            kind == StreamKind::Video ? GST_PAD_ALWAYS : GST_PAD_SOMETIMES, caps.get ()));
   }
   gst_element_class_set_static_metadata (element_class, "Resilient camera source",
       "Source/Video/Network",
@@ -701,8 +695,8 @@ gst_camera_src_init (GstCameraSrc *self)
 {
   self->priv = new GstCameraSrcPrivate ();
   GST_OBJECT_FLAG_SET (self, GST_ELEMENT_FLAG_SOURCE);
-  GstElement *appsrc = make_output_appsrc ("video_output", DEFAULT_LATENCY_MS);
-  self->priv->video.appsrc = GST_ELEMENT (gst_object_ref (appsrc));
+  self->priv->video.appsrc = make_output_appsrc ("video_output", DEFAULT_LATENCY_MS);
+  GstElement *appsrc = self->priv->video.appsrc.get ();
   self->priv->video.stream = init_output_stream (self, appsrc, StreamKind::Video);
   self->priv->video.group_id = gst_util_group_id_next ();
   gst_bin_add (GST_BIN (self), appsrc);

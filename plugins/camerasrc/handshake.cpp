@@ -153,7 +153,7 @@ stop_retiring (GstElement *, gpointer data)
 }  // namespace
 
 bool
-retire_chain (GstBin *owner, std::vector<GstElement *> elements, bool barrier,
+retire_chain (GstBin *owner, std::vector<ElementPtr> elements, bool barrier,
     std::chrono::milliseconds bound, std::shared_ptr<std::atomic<guint>> count)
 {
   if (elements.empty ())
@@ -162,8 +162,7 @@ retire_chain (GstBin *owner, std::vector<GstElement *> elements, bool barrier,
   retiring->retiring = std::move (count);
   if (retiring->retiring)
     (*retiring->retiring)++;
-  for (GstElement *e : elements)
-    retiring->elements.emplace_back (e);  // takes over the caller's reference
+  retiring->elements = std::move (elements);
   retiring->owner.reset (GST_ELEMENT (gst_object_ref (owner)));
   retiring->barrier = barrier;
   // Out of the bin before anything can block: from now on no state change

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "common/gstref.h"
+
 namespace camrelay::camerasrc {
 
 // The step one attempt is at.  Thread-safe, with a lock of its own held for
@@ -85,7 +87,7 @@ std::string duration_text (guint64 ns);
 // down once stopped): each holds a thread and a connection to the camera,
 // so the owner starts no new attempt while too many are (a camera that
 // trickles forever would otherwise collect one per attempt).
-bool retire_chain (GstBin *owner, std::vector<GstElement *> elements, bool barrier,
+bool retire_chain (GstBin *owner, std::vector<ElementPtr> elements, bool barrier,
     std::chrono::milliseconds bound, std::shared_ptr<std::atomic<guint>> retiring);
 
 }  // namespace camrelay::camerasrc

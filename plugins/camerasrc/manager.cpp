@@ -120,14 +120,18 @@ manager_loop (GstCameraSrc *self)
     guint64 generation = 0;
     {
       Lock lock (p.lock);
-      // Sleep until the next deadline (at most a tick), or an event.
+      // Sleep until the next deadline or an event; nothing polls.  A slate
+      // being made is looked at on every wake-up: at the latest at the next
+      // fallback picture, the only one that uses it, or its own deadline.
       const auto wake_at = next_wake (view_locked (), deadlines, slate.deadline, Clock::now ());
       p.wake.wait_until (lock, wake_at, [&p] {
         return !p.running || p.location_changed || p.fault.reason || p.end_of_file
-            || p.first_frame;
+            || p.first_frame || p.reconsider;
       });
       if (!p.running)
         break;
+      p.reconsider = false;
+      GST_TRACE_OBJECT (self, "manager awake");
       if (slate.pipeline) {
         lock.unlock ();
         poll_slate (self, slate);
@@ -185,12 +189,9 @@ manager_loop (GstCameraSrc *self)
           Lock lock (p.lock);
           // Another camera: what the old one looked like is no fallback for
           // it, and no fact about it.
-          gst_clear_buffer (&p.last_keyframe);
+          p.last_keyframe.reset ();
           p.last_keyframe_caps.reset ();
-          if (p.slate) {
-            gst_sample_unref (p.slate);
-            p.slate = nullptr;
-          }
+          p.slate.reset ();
           p.stats.width = p.stats.height = 0;
           p.stats.fps_n = 0;
           p.stats.fps_d = 1;

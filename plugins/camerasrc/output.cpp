@@ -26,11 +26,10 @@ constexpr auto BITRATE_WINDOW = std::chrono::seconds (5);
 GstClockTime
 running_time_now (GstElement *element)
 {
-  GstClock *clock = gst_element_get_clock (element);
+  ClockPtr clock{gst_element_get_clock (element)};
   if (!clock)
     return GST_CLOCK_TIME_NONE;
-  GstClockTime now = gst_clock_get_time (clock);
-  gst_object_unref (clock);
+  GstClockTime now = gst_clock_get_time (clock.get ());
   GstClockTime base = gst_element_get_base_time (element);
   return now > base ? now - base : 0;
 }
@@ -70,14 +69,13 @@ prepare_buffer (Output &out, const Output *leader, GstBuffer *buffer, GstCaps *c
     // (size, profile, parameter sets) stay in the stream: new caps only.
     if (out.caps && !gst_structure_has_name (gst_caps_get_structure (caps, 0),
                         gst_structure_get_name (gst_caps_get_structure (out.caps.get (), 0)))) {
-      GstStream *stream = gst_stream_new (nullptr, nullptr,
-          gst_stream_get_stream_type (out.stream), GST_STREAM_FLAG_NONE);
-      gst_object_unref (out.stream);
-      out.stream = stream;  // gst_stream_new () returns it owned, not floating
+      // gst_stream_new () returns it owned, not floating.
+      out.stream.reset (gst_stream_new (nullptr, nullptr,
+          gst_stream_get_stream_type (out.stream.get ()), GST_STREAM_FLAG_NONE));
       outgoing.new_stream = true;
       outgoing.group_id = out.group_id;
     }
-    outgoing.stream = ref_object (out.stream);
+    outgoing.stream = ref_object (out.stream.get ());
     out.caps.reset (gst_caps_ref (caps));
     outgoing.new_caps.reset (gst_caps_ref (caps));
   }
@@ -89,7 +87,7 @@ prepare_buffer (Output &out, const Output *leader, GstBuffer *buffer, GstCaps *c
   } else {
     GST_BUFFER_FLAG_UNSET (buffer, GST_BUFFER_FLAG_DISCONT);
   }
-  outgoing.appsrc = ref_object (out.appsrc);
+  outgoing.appsrc = ref_object (out.appsrc.get ());
   outgoing.buffer.reset (buffer);
   return true;
 }
@@ -189,7 +187,7 @@ on_camera_sample (GstCameraSrc *self, const SinkContext &ctx, GstSample *sample)
     Output &out = output_for (p, ctx.kind);
     if (ctx.generation != p.generation || !out.appsrc)
       return;
-    appsrc = ref_object (out.appsrc);
+    appsrc = ref_object (out.appsrc.get ());
   }
   const guint64 backlog = gst_app_src_get_current_level_time (GST_APP_SRC (appsrc.get ()));
 
@@ -218,7 +216,7 @@ on_camera_sample (GstCameraSrc *self, const SinkContext &ctx, GstSample *sample)
       }
       update_video_stats (p, buffer, caps, keyframe);
       if (keyframe) {
-        gst_buffer_replace (&p.last_keyframe, buffer);
+        p.last_keyframe.reset (gst_buffer_ref (buffer));
         p.last_keyframe_caps.reset (caps ? gst_caps_ref (caps) : nullptr);
       }
     } else if (p.video.need_keyframe) {
@@ -234,12 +232,14 @@ on_camera_sample (GstCameraSrc *self, const SinkContext &ctx, GstSample *sample)
   push_queued (self, out);
 }
 
-GstElement *
+ElementPtr
 make_output_appsrc (const char *name, guint latency_ms)
 {
-  GstElement *appsrc = gst_element_factory_make ("appsrc", name);
-  if (!appsrc)
+  GstElement *made = gst_element_factory_make ("appsrc", name);
+  if (!made)
     return nullptr;
+  ElementPtr owner{GST_ELEMENT (gst_object_ref_sink (made))};
+  GstElement *appsrc = owner.get ();
   // Live, in running time; unbounded and never blocking a push (the thread
   // that pushes pushes for the others too, see push_queued) because
   // on_camera_sample bounds the backlog itself, GOP by GOP.
@@ -247,7 +247,7 @@ make_output_appsrc (const char *name, guint latency_ms)
       "max-bytes", static_cast<guint64> (0), "block", FALSE, "emit-signals", FALSE,
       "min-latency", static_cast<gint64> (latency_ms) * GST_MSECOND, nullptr);
   gst_util_set_object_arg (G_OBJECT (appsrc), "stream-type", "stream");
-  return appsrc;
+  return owner;
 }
 
 // Announces the streams of an output on its appsrc's source pad.  Each run
@@ -259,7 +259,7 @@ make_output_appsrc (const char *name, guint latency_ms)
 struct OutputAnnouncer {
   GstCameraSrc *self;
   StreamKind kind;
-  GstStream *pending = nullptr;  // streaming thread only: to announce
+  ObjectPtr<GstStream> pending;  // streaming thread only: to announce
 };
 
 static GstPadProbeReturn
@@ -267,68 +267,63 @@ on_output_data (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
 {
   auto *announcer = static_cast<OutputAnnouncer *> (user_data);
   if (GST_PAD_PROBE_INFO_TYPE (info) & GST_PAD_PROBE_TYPE_BUFFER) {
-    if (GstStream *stream = announcer->pending) {
-      announcer->pending = nullptr;
-      GstStreamCollection *collection = gst_stream_collection_new (nullptr);
-      gst_stream_collection_add_stream (collection, stream);
-      gst_pad_push_event (pad, gst_event_new_stream_collection (collection));
-      gst_object_unref (collection);
+    if (announcer->pending) {
+      ObjectPtr<GstStreamCollection> collection{gst_stream_collection_new (nullptr)};
+      // Takes the stream's reference.
+      gst_stream_collection_add_stream (collection.get (), announcer->pending.release ());
+      gst_pad_push_event (pad, gst_event_new_stream_collection (collection.get ()));
     }
     return GST_PAD_PROBE_OK;
   }
   GstEvent *event = GST_PAD_PROBE_INFO_EVENT (info);
   if (GST_EVENT_TYPE (event) != GST_EVENT_STREAM_START)
     return GST_PAD_PROBE_OK;
-  GstStream *stream = nullptr;
-  gst_event_parse_stream (event, &stream);
+  GstStream *parsed = nullptr;
+  gst_event_parse_stream (event, &parsed);
+  ObjectPtr<GstStream> stream{parsed};  // parsed with a reference
   if (!stream) {
     GstCameraSrcPrivate &p = *announcer->self->priv;
     guint32 group_id;
     {
       Lock lock (p.lock);
       const Output &out = output_for (p, announcer->kind);
-      stream = GST_STREAM (gst_object_ref (out.stream));
+      stream = ref_object (out.stream.get ());
       group_id = out.group_id;
     }
     gst_event_unref (event);
-    GST_PAD_PROBE_INFO_DATA (info) = make_stream_start (stream, group_id);
+    GST_PAD_PROBE_INFO_DATA (info) = make_stream_start (stream.get (), group_id);
   }
-  gst_clear_object (&announcer->pending);
-  announcer->pending = stream;  // takes the reference
+  announcer->pending = std::move (stream);
   return GST_PAD_PROBE_OK;
 }
 
 // The first stream of an output's `appsrc` (returned), and the probe that
 // announces its streams.
-GstStream *
+ObjectPtr<GstStream>
 init_output_stream (GstCameraSrc *self, GstElement *appsrc, StreamKind kind)
 {
-  GstPad *pad = gst_element_get_static_pad (appsrc, "src");
-  GCharPtr stream_id{gst_pad_create_stream_id (pad, appsrc,
+  PadPtr pad{gst_element_get_static_pad (appsrc, "src")};
+  GCharPtr stream_id{gst_pad_create_stream_id (pad.get (), appsrc,
       kind == StreamKind::Video ? "video" : "audio")};
   // gst_stream_new () returns the stream owned, not floating.
-  GstStream *stream = gst_stream_new (stream_id.get (), nullptr,
+  ObjectPtr<GstStream> stream{gst_stream_new (stream_id.get (), nullptr,
       kind == StreamKind::Video ? GST_STREAM_TYPE_VIDEO : GST_STREAM_TYPE_AUDIO,
-      GST_STREAM_FLAG_NONE);
-  gst_pad_add_probe (pad,
+      GST_STREAM_FLAG_NONE)};
+  gst_pad_add_probe (pad.get (),
       static_cast<GstPadProbeType> (GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM | GST_PAD_PROBE_TYPE_BUFFER),
-      on_output_data, new OutputAnnouncer{self, kind}, [] (gpointer data) {
-        auto *announcer = static_cast<OutputAnnouncer *> (data);
-        gst_clear_object (&announcer->pending);
-        delete announcer;
+      on_output_data, new OutputAnnouncer{self, kind, nullptr}, [] (gpointer data) {
+        delete static_cast<OutputAnnouncer *> (data);
       });
-  gst_object_unref (pad);
   return stream;
 }
 
 GstPad *
 ghost_output (GstCameraSrc *self, GstElement *appsrc, const char *name)
 {
-  GstPad *target = gst_element_get_static_pad (appsrc, "src");
+  PadPtr target{gst_element_get_static_pad (appsrc, "src")};
   GstPadTemplate *pad_template = gst_element_class_get_pad_template (
       GST_ELEMENT_GET_CLASS (self), name);
-  GstPad *ghost = gst_ghost_pad_new_from_template (name, target, pad_template);
-  gst_object_unref (target);
+  GstPad *ghost = gst_ghost_pad_new_from_template (name, target.get (), pad_template);
   gst_pad_set_active (ghost, TRUE);
   gst_element_add_pad (GST_ELEMENT (self), ghost);
   return ghost;
@@ -346,19 +341,17 @@ ensure_audio_output (GstCameraSrc *self)
       return;
     latency_ms = p.settings.latency_ms;
   }
-  GstElement *appsrc = make_output_appsrc ("audio_output", latency_ms);
-  if (!appsrc)
+  ElementPtr owner = make_output_appsrc ("audio_output", latency_ms);
+  if (!owner)
     return;
-  GstStream *stream = init_output_stream (self, appsrc, StreamKind::Audio);
+  GstElement *appsrc = owner.get ();
+  ObjectPtr<GstStream> stream = init_output_stream (self, appsrc, StreamKind::Audio);
   {
     Lock lock (p.lock);
-    if (p.audio.appsrc) {  // raced with another stream of the camera
-      gst_object_unref (stream);
-      gst_object_unref (gst_object_ref_sink (appsrc));
+    if (p.audio.appsrc)  // raced with another stream of the camera
       return;
-    }
-    p.audio.appsrc = GST_ELEMENT (gst_object_ref (appsrc));
-    p.audio.stream = stream;
+    p.audio.appsrc = std::move (owner);  // the bin takes a reference of its own
+    p.audio.stream = std::move (stream);
     p.audio.group_id = p.video.group_id;
   }
   gst_bin_add (GST_BIN (self), appsrc);

@@ -13,11 +13,8 @@ static GstFlowReturn
 on_new_sample (GstAppSink *sink, gpointer user_data)
 {
   auto *ctx = static_cast<SinkContext *> (user_data);
-  GstSample *sample = gst_app_sink_pull_sample (sink);
-  if (sample) {
-    on_camera_sample (ctx->self, *ctx, sample);
-    gst_sample_unref (sample);
-  }
+  if (SamplePtr sample{gst_app_sink_pull_sample (sink)})
+    on_camera_sample (ctx->self, *ctx, sample.get ());
   return GST_FLOW_OK;
 }
 
@@ -80,7 +77,8 @@ make_discard_sink ()
   return fakesink;
 }
 
-// Adds `elements` to the bin and to the current session (if still current),
+// Adds `elements` (new and floating: taken, null when one could not be made)
+// to the bin and to the current session (if still current),
 // links them in a row and brings them to PLAYING.  Called by the manager for
 // a session's source, and from a streaming thread (pad-added) for the chain
 // of a stream the camera announces: the only state changes made from a
@@ -90,33 +88,28 @@ static bool
 add_to_session (GstCameraSrc *self, guint64 generation, const std::vector<GstElement *> &elements)
 {
   GstCameraSrcPrivate &p = *self->priv;
+  // Our own references, taken first: the manager may tear the session down
+  // while this (streaming) thread is still linking and starting the elements.
+  std::vector<ElementPtr> held;
+  bool made = true;
   for (GstElement *e : elements) {
-    if (!e) {
-      for (GstElement *other : elements)
-        if (other)
-          gst_object_unref (gst_object_ref_sink (other));
-      return false;
-    }
+    made = made && e;
+    held.emplace_back (e ? GST_ELEMENT (gst_object_ref_sink (e)) : nullptr);
   }
+  if (!made)
+    return false;
   bool current;
   {
     Lock lock (p.lock);
     current = generation == p.generation;
   }
-  if (!current) {
-    for (GstElement *e : elements)
-      gst_object_unref (gst_object_ref_sink (e));
+  if (!current)
     return false;
-  }
-  // Our own references: the manager may tear the session down while this
-  // (streaming) thread is still linking and starting the elements.
-  std::vector<ElementPtr> held;
   for (GstElement *e : elements) {
     // The inner chain lives by our state machine, not the bin's state
     // changes: a bin going to PAUSED would otherwise park the camera's
     // streaming thread in the appsink's preroll while we tear it down.
     gst_element_set_locked_state (e, TRUE);
-    held.emplace_back (GST_ELEMENT (gst_object_ref_sink (e)));
     // Unlocked: element-added and deep-element-added are emitted from here,
     // and their handlers may read our properties.
     gst_bin_add (GST_BIN (self), e);
@@ -126,7 +119,7 @@ add_to_session (GstCameraSrc *self, guint64 generation, const std::vector<GstEle
     current = generation == p.generation;
     if (current) {
       for (GstElement *e : elements)
-        p.session_elements.push_back (GST_ELEMENT (gst_object_ref (e)));
+        p.session_elements.push_back (ref_object (e));
     }
   }
   if (!current) {
@@ -169,10 +162,9 @@ make_appsink (GstCameraSrc *self, guint64 generation, StreamKind kind, bool sync
   GstElement *sink = make ("appsink");
   if (!sink)
     return nullptr;
-  GstCaps *caps = output_caps (kind);
-  g_object_set (sink, "caps", caps, "sync", sync, "async", FALSE, "enable-last-sample", FALSE,
-      "max-buffers", 4u, "emit-signals", FALSE, nullptr);
-  gst_caps_unref (caps);
+  CapsPtr caps{output_caps (kind)};
+  g_object_set (sink, "caps", caps.get (), "sync", sync, "async", FALSE, "enable-last-sample",
+      FALSE, "max-buffers", 4u, "emit-signals", FALSE, nullptr);
   // Not a sink of the pipeline: its EOS must not count, and it must not
   // hold up preroll.
   GST_OBJECT_FLAG_UNSET (sink, GST_ELEMENT_FLAG_SINK);
@@ -252,15 +244,14 @@ link_camera_stream (GstCameraSrc *self, guint64 generation, GstPad *pad, GstCaps
   }
   if (!add_to_session (self, generation, elements))
     return;
-  GstPad *sinkpad = gst_element_get_static_pad (elements.front (), "sink");
-  GstPadLinkReturn linked = gst_pad_link (pad, sinkpad);
+  PadPtr sinkpad{gst_element_get_static_pad (elements.front (), "sink")};
+  GstPadLinkReturn linked = gst_pad_link (pad, sinkpad.get ());
   if (linked == GST_PAD_LINK_OK && is_file && kind == StreamKind::Video) {
     // Replay in real time from now on: the file's timestamps start at 0.
     GstClockTime now = running_time_now (GST_ELEMENT (self));
     if (GST_CLOCK_TIME_IS_VALID (now))
       gst_pad_set_offset (pad, static_cast<gint64> (now));
   }
-  gst_object_unref (sinkpad);
   if (linked != GST_PAD_LINK_OK)
     report_fault (self, generation,
         std::string ("cannot handle the camera's stream: ") + gst_pad_link_get_name (linked));
@@ -288,9 +279,8 @@ link_parsed_stream (GstCameraSrc *self, guint64 generation, GstPad *pad, StreamK
   }
   if (!sink || !add_to_session (self, generation, {sink}))
     return;
-  GstPad *sinkpad = gst_element_get_static_pad (sink, "sink");
-  GstPadLinkReturn linked = gst_pad_link (pad, sinkpad);
-  gst_object_unref (sinkpad);
+  PadPtr sinkpad{gst_element_get_static_pad (sink, "sink")};
+  GstPadLinkReturn linked = gst_pad_link (pad, sinkpad.get ());
   if (linked != GST_PAD_LINK_OK)
     report_fault (self, generation,
         std::string ("cannot link the camera's stream: ") + gst_pad_link_get_name (linked));
@@ -308,12 +298,10 @@ on_pad_added (GstElement *element, GstPad *pad, gpointer user_data)
       link_parsed_stream (ctx->self, ctx->generation, pad, StreamKind::Audio);
     return;
   }
-  GstCaps *caps = gst_pad_get_current_caps (pad);
+  CapsPtr caps{gst_pad_get_current_caps (pad)};
   if (!caps)
-    caps = gst_pad_query_caps (pad, nullptr);
-  link_camera_stream (ctx->self, ctx->generation, pad, caps);
-  if (caps)
-    gst_caps_unref (caps);
+    caps.reset (gst_pad_query_caps (pad, nullptr));
+  link_camera_stream (ctx->self, ctx->generation, pad, caps.get ());
 }
 
 // Once the first session's streams are known, the set of pads is final.
@@ -444,12 +432,10 @@ build_session (GstCameraSrc *self, guint64 generation, const Settings &settings)
   // testcamerasrc's pads exist from the start, already parsed.
   if (is_scheme_of (uri.scheme, SchemeFamily::Test)) {
     for (StreamKind kind : {StreamKind::Video, StreamKind::Audio}) {
-      GstPad *pad = gst_element_get_static_pad (head.front (),
-          kind == StreamKind::Video ? "video" : "audio");
-      if (pad) {
-        link_parsed_stream (self, generation, pad, kind);
-        gst_object_unref (pad);
-      }
+      PadPtr pad{gst_element_get_static_pad (head.front (),
+          kind == StreamKind::Video ? "video" : "audio")};
+      if (pad)
+        link_parsed_stream (self, generation, pad.get (), kind);
     }
     signal_no_more_pads (self, generation);
   }
@@ -462,7 +448,7 @@ void
 teardown_session (GstCameraSrc *self, bool in_state_change, std::chrono::milliseconds wait)
 {
   GstCameraSrcPrivate &p = *self->priv;
-  std::vector<GstElement *> elements;
+  std::vector<ElementPtr> elements;
   {
     Lock lock (p.lock);
     p.generation++;

@@ -37,10 +37,20 @@ Clock::time_point
 next_wake (const ManagerView &view, const ManagerDeadlines &deadlines, Clock::time_point other,
     Clock::time_point now)
 {
-  auto wake_at = std::min ({now + MANAGER_TICK, deadlines.retry_at, deadlines.connect_deadline,
-      other});
-  if (view.state != GST_CAMERA_SRC_STATE_STREAMING && view.fallback)
-    wake_at = std::min (wake_at, deadlines.next_fallback);
+  // The connect and stall timeouts fire once strictly past their deadline.
+  constexpr auto past = std::chrono::nanoseconds (1);
+  Clock::time_point wake_at = other;
+  if (view.state != GST_CAMERA_SRC_STATE_FAILED) {
+    wake_at = std::min (wake_at, deadlines.retry_at);
+    if (view.state == GST_CAMERA_SRC_STATE_CONNECTING && deadlines.connect_deadline != NEVER)
+      wake_at = std::min (wake_at, deadlines.connect_deadline + past);
+    if (view.state == GST_CAMERA_SRC_STATE_STREAMING && view.timeout > 0 && view.last_frame)
+      wake_at = std::min (wake_at, *view.last_frame + ns (view.timeout) + past);
+    if (view.state != GST_CAMERA_SRC_STATE_STREAMING && view.fallback)
+      wake_at = std::min (wake_at, deadlines.next_fallback);
+  }
+  if (wake_at == NEVER)
+    return now + MANAGER_IDLE_BOUND;
   return wake_at;
 }
 

@@ -16,8 +16,10 @@ using Clock = std::chrono::steady_clock;
 // A deadline that is not set (std::optional trips GCC 12's
 // maybe-uninitialized warning in the manager's loop).
 constexpr Clock::time_point NEVER = Clock::time_point::max ();
-// The manager re-checks its deadlines at least this often.
-constexpr auto MANAGER_TICK = std::chrono::milliseconds (100);
+// The manager wakes for its deadlines and when notified, never to poll.
+// This bounds its wait only when it has no deadline at all (streaming
+// without a stall timeout, failed): a safety net, not a tick.
+constexpr auto MANAGER_IDLE_BOUND = std::chrono::seconds (5);
 
 enum class ManagerAction {
   None,
@@ -55,8 +57,12 @@ struct ManagerDeadlines {
 ManagerAction next_action (const ManagerView &view, const ManagerDeadlines &deadlines,
     Clock::time_point now);
 
-// When to wake up at the latest: the next deadline (`other` is one more, such
-// as a slate's), and never later than a tick from `now`.
+// When to wake up at the latest: the first instant next_action () would act
+// on a deadline (a due attempt, the connect deadline while connecting, the
+// stall deadline of the last frame while streaming, the next fallback
+// picture while away) or `other` (one more, such as a slate's).  Without any,
+// MANAGER_IDLE_BOUND from `now`.  Events (a fault, the first keyframe, the
+// end of a file, a new location or setting, stopping) notify the manager.
 Clock::time_point next_wake (const ManagerView &view, const ManagerDeadlines &deadlines,
     Clock::time_point other, Clock::time_point now);
 

@@ -424,20 +424,100 @@ TEST (StateMachine, ConnectWhenDueThenFallbackWhileAway)
       ManagerAction::None);
 }
 
-TEST (StateMachine, WakesAtTheNextDeadlineAndAtLeastEveryTick)
+TEST (StateMachine, WakesAtTheNearestDeadline)
 {
   ManagerDeadlines deadlines;
   ManagerView streaming = view_in (GST_CAMERA_SRC_STATE_STREAMING);
-  EXPECT_EQ (next_wake (streaming, deadlines, NEVER, t0), t0 + MANAGER_TICK);
   deadlines.retry_at = t0 + 10ms;
   EXPECT_EQ (next_wake (streaming, deadlines, NEVER, t0), t0 + 10ms);
   EXPECT_EQ (next_wake (streaming, deadlines, t0 + 5ms, t0), t0 + 5ms);
   deadlines.retry_at = NEVER;
   deadlines.next_fallback = t0 + 1ms;
   // The fallback's deadline counts only while the camera is away.
-  EXPECT_EQ (next_wake (streaming, deadlines, NEVER, t0), t0 + MANAGER_TICK);
   EXPECT_EQ (next_wake (view_in (GST_CAMERA_SRC_STATE_RECONNECTING), deadlines, NEVER, t0),
       t0 + 1ms);
+  // The stall deadline: `timeout` after the last frame, while streaming.
+  streaming.last_frame = t0 - 2s;
+  EXPECT_EQ (next_wake (streaming, deadlines, NEVER, t0), t0 + 3s + 1ns);
+  // The connect deadline, while connecting.
+  deadlines.next_fallback = t0 + 2s;
+  deadlines.connect_deadline = t0 + 700ms;
+  EXPECT_EQ (next_wake (view_in (GST_CAMERA_SRC_STATE_CONNECTING), deadlines, NEVER, t0),
+      t0 + 700ms + 1ns);
+}
+
+// The manager does not poll: with nothing due for seconds, it sleeps that long.
+TEST (StateMachine, NoWakeUpBeforeTheNearestDeadline)
+{
+  ManagerDeadlines deadlines;
+  ManagerView streaming = view_in (GST_CAMERA_SRC_STATE_STREAMING);
+  streaming.last_frame = t0;  // a frame just came: stalled in 5 s at the earliest
+  deadlines.connect_deadline = t0 - 1s;  // of the attempt before (a file's loop)
+  deadlines.next_fallback = t0 - 1s;
+  EXPECT_EQ (next_wake (streaming, deadlines, NEVER, t0), t0 + 5s + 1ns);
+
+  ManagerView away = view_in (GST_CAMERA_SRC_STATE_RECONNECTING);
+  deadlines = ManagerDeadlines ();
+  deadlines.retry_at = t0 + 8s;
+  deadlines.next_fallback = t0 + 3s;
+  EXPECT_EQ (next_wake (away, deadlines, NEVER, t0), t0 + 3s);
+  away.fallback = false;
+  EXPECT_EQ (next_wake (away, deadlines, NEVER, t0), t0 + 8s);
+
+  // No deadline at all (failed, or streaming without a stall timeout): only
+  // the safety bound, seconds away.
+  EXPECT_GE (MANAGER_IDLE_BOUND, 1s);
+  deadlines.retry_at = t0 - 1s;
+  EXPECT_EQ (next_wake (view_in (GST_CAMERA_SRC_STATE_FAILED), deadlines, NEVER, t0),
+      t0 + MANAGER_IDLE_BOUND);
+  streaming.timeout = 0;
+  EXPECT_EQ (next_wake (streaming, ManagerDeadlines (), NEVER, t0), t0 + MANAGER_IDLE_BOUND);
+}
+
+// A file:// camera replays without leaving streaming, and its replay's
+// connect deadline passes while it streams: a wake-up in the past would
+// never end (the manager spun on it once the file ran longer than
+// connect-timeout).
+TEST (StateMachine, APastDeadlineNobodyActsOnWakesNobody)
+{
+  ManagerView streaming = view_in (GST_CAMERA_SRC_STATE_STREAMING);
+  streaming.last_frame = t0;
+  ManagerDeadlines deadlines;
+  deadlines.connect_deadline = t0 - 1s;
+  EXPECT_EQ (next_action (streaming, deadlines, t0), ManagerAction::None);
+  EXPECT_GT (next_wake (streaming, deadlines, NEVER, t0), t0);
+  deadlines.next_fallback = t0 - 1s;  // no fallback pictures while streaming
+  EXPECT_GT (next_wake (streaming, deadlines, NEVER, t0), t0);
+}
+
+// Where the manager wakes, it has something to do, and one instant before
+// it had nothing: the wake-up is the first instant a deadline is due.
+TEST (StateMachine, AWakeUpIsTheFirstInstantSomethingIsDue)
+{
+  struct Case {
+    GstCameraSrcState state;
+    ManagerDeadlines deadlines;
+    std::optional<Clock::time_point> last_frame;
+  };
+  ManagerDeadlines retry, connect, fallback;
+  retry.retry_at = t0 + 1500ms;
+  connect.connect_deadline = t0 + 10s;
+  fallback.retry_at = t0 + 30s;
+  fallback.next_fallback = t0 + 1s;
+  const Case cases[] = {
+      {GST_CAMERA_SRC_STATE_RECONNECTING, retry, std::nullopt},
+      {GST_CAMERA_SRC_STATE_CONNECTING, connect, std::nullopt},
+      {GST_CAMERA_SRC_STATE_RECONNECTING, fallback, std::nullopt},
+      {GST_CAMERA_SRC_STATE_STREAMING, ManagerDeadlines (), t0 - 1s},
+  };
+  for (const Case &c : cases) {
+    ManagerView view = view_in (c.state);
+    view.last_frame = c.last_frame;
+    const Clock::time_point wake = next_wake (view, c.deadlines, NEVER, t0);
+    EXPECT_GT (wake, t0 + 100ms) << c.state;
+    EXPECT_NE (next_action (view, c.deadlines, wake), ManagerAction::None) << c.state;
+    EXPECT_EQ (next_action (view, c.deadlines, wake - 1ns), ManagerAction::None) << c.state;
+  }
 }
 
 TEST (StateMachine, TimesAddUpAcrossTransitions)
