@@ -34,6 +34,7 @@
 
 #include "resilientqueue/gstresilientqueueprivate.h"
 #include "common/element_names.h"
+#include "common/enums.h"
 
 GST_DEBUG_CATEGORY (resilient_queue_debug);
 GST_DEBUG_CATEGORY (resilient_queue_dataflow);
@@ -92,26 +93,14 @@ G_DEFINE_TYPE_WITH_CODE (GstResilientQueue, gst_resilient_queue, GST_TYPE_ELEMEN
 GST_ELEMENT_REGISTER_DEFINE (resilientqueue, "resilientqueue", GST_RANK_NONE,
     GST_TYPE_RESILIENT_QUEUE);
 
-GType
-gst_resilient_queue_leaky_get_type (void)
-{
-  static gsize type_id = 0;
-  static const GEnumValue values[] = {
+CAMRELAY_DEFINE_ENUM_TYPE (gst_resilient_queue_leaky_get_type, "GstResilientQueueLeaky",
     {GST_RESILIENT_QUEUE_LEAKY_NONE,
         "Not leaky: block upstream up to max-block-time, then drop as gop", "none"},
     {GST_RESILIENT_QUEUE_LEAKY_UPSTREAM, "Leaky on upstream: drop the incoming buffer",
         "upstream"},
     {GST_RESILIENT_QUEUE_LEAKY_DOWNSTREAM, "Leaky on downstream: drop the oldest buffers",
         "downstream"},
-    {GST_RESILIENT_QUEUE_LEAKY_GOP, "Drop the oldest whole GOPs", "gop"},
-    {0, nullptr, nullptr},
-  };
-  if (g_once_init_enter (&type_id)) {
-    GType type = g_enum_register_static ("GstResilientQueueLeaky", values);
-    g_once_init_leave (&type_id, type);
-  }
-  return static_cast<GType> (type_id);
-}
+    {GST_RESILIENT_QUEUE_LEAKY_GOP, "Drop the oldest whole GOPs", "gop"})
 
 namespace camrelay::resilientqueue {
 
