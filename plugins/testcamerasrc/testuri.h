@@ -57,12 +57,6 @@ struct Settings {
   guint resized_height () const { return resize_height ? resize_height : (height / 2) & ~1u; }
 };
 
-// The values and nicks of the codec and audio enums, ended by a zeroed
-// entry: URIs use the nicks, and gsttestcamerasrc.cpp registers the GTypes
-// from these tables.
-extern const GEnumValue CODEC_VALUES[];
-extern const GEnumValue AUDIO_VALUES[];
-
 // Parses a test:// URI into `out`; false with `error` (GST_URI_ERROR) set,
 // naming the key at fault, if it is refused.
 bool parse_uri (const char *uri, Settings &out, GError **error);
