@@ -10,6 +10,8 @@
 #include "config_reader.h"
 #include "config_values.h"
 
+#include "common/uri_schemes.h"
+
 #include <net/if.h>
 
 #include <glib.h>
@@ -219,8 +221,11 @@ class VendorLibrary {
       return false;
     }
     std::string problem = check_location (sample);
-    if (problem.empty () && sample.compare (0, 4, "rtsp") != 0 && sample.compare (0, 4, "http") != 0)
-      problem = "must be an rtsp, rtsps, http or https URL";
+    if (problem.empty ()) {
+      const UriSchemeRow *row = camera_uri_scheme (g_uri_peek_scheme (sample.c_str ()));
+      if (!row || !is_network_scheme (*row))
+        problem = "must be an " + camera_uri_scheme_list (true) + " URL";
+    }
     if (problem.empty () && sample.find ('@') != std::string::npos)
       problem = "must not hold credentials: they go in each camera's username and password";
     if (!problem.empty ()) {

@@ -2,6 +2,8 @@
 // validation message, checked word for word with its line.
 #include "config.h"
 
+#include "common/uri_schemes.h"
+
 #include <gtest/gtest.h>
 
 #include <glib.h>
@@ -397,6 +399,7 @@ TEST (Config, VendorFileProblems)
           "give location instead",
           "cams.toml:6: cameras[1].name: \"c\" is already used by cameras[0] at line 2"}));
 
+  const std::string schemes = camrelay::camera_uri_scheme_list ();
   TempDir dir;
   std::string vendors = dir.write ("vendors.toml",
       "[tapo]\n"
@@ -414,7 +417,7 @@ TEST (Config, VendorFileProblems)
       (std::vector<std::string>{
           vendors + ":2: tapo.main: unknown placeholder {channel} (placeholders are {address} and {port})",
           vendors + ":3: tapo.sub: must not hold credentials: they go in each camera's username and password",
-          vendors + ":5: acme.main: scheme \"ftp\" is not supported (use rtsp, rtsps, http, https, file or test)",
+          vendors + ":5: acme.main: scheme \"ftp\" is not supported (use " + schemes + ")",
           vendors + ":6: acme.sub: must contain {address}",
           vendors + ":7: acme.colour: unknown key",
           vendors + ":9: oem.alias: no vendor \"nobody\" with URLs of its own in this file",
@@ -443,11 +446,29 @@ TEST (Config, VendorTemplatesFromText)
   EXPECT_EQ (check_vendor_templates ("[tapo\n", "")[0].file, "(vendors)");
 }
 
+// A template reaches a camera over the network, whatever the case of its
+// scheme: the schemes are the ones of common/uri_schemes.h.
+TEST (Config, VendorTemplateSchemes)
+{
+  EXPECT_EQ (camrelay::camera_uri_scheme_list (true), "rtsp, rtsps, http or https");
+  EXPECT_TRUE (check_vendor_templates (
+      "[cam]\nmain = \"RTSP://{address}/a\"\nsub = \"Https://{address}:{port}/b\"\n", "v.toml")
+                   .empty ());
+
+  std::vector<std::string> out;
+  for (const ConfigError &error : check_vendor_templates (
+           "[cam]\nmain = \"file:///{address}/a\"\nsub = \"test://{address}\"\n", "v.toml"))
+    out.push_back (error.to_string ());
+  const std::string network = "must be an " + camrelay::camera_uri_scheme_list (true) + " URL";
+  EXPECT_EQ (out, (std::vector<std::string>{"v.toml:2: cam.main: " + network,
+                      "v.toml:3: cam.sub: " + network}));
+}
+
 // ---- one message per problem ----------------------------------------------------
 
 struct ErrorCase {
   const char *text;
-  const char *expected;
+  std::string expected;
 };
 
 // Each text holds one problem; the expected message is the whole line printed.
@@ -562,6 +583,7 @@ TEST (Config, EachValidationMessage)
 
 TEST (Config, EachCameraMessage)
 {
+  const std::string schemes = camrelay::camera_uri_scheme_list ();
   const ErrorCase cases[] = {
     {"location = \"test://x\"\n",
         "cams.toml:1: cameras[0].name: missing (every camera needs a name: it is served as "
@@ -575,11 +597,10 @@ TEST (Config, EachCameraMessage)
     {"name = 5\nlocation = \"test://x\"\n", "cams.toml:2: cameras[0].name: must be a string (got an integer)"},
     {"name = \"x\"\n", "cams.toml:1: cameras[0].location: missing (give location, or vendor and address)"},
     {"name = \"x\"\nlocation = \"ftp://h/x\"\n",
-        "cams.toml:3: cameras[0].location: scheme \"ftp\" is not supported (use rtsp, rtsps, http, "
-        "https, file or test)"},
+        "cams.toml:3: cameras[0].location: scheme \"ftp\" is not supported (use " + schemes + ")"},
     {"name = \"x\"\nlocation = \"rtsp//h/x\"\n",
-        "cams.toml:3: cameras[0].location: must be a URI with the scheme rtsp, rtsps, http, https, "
-        "file or test, such as rtsp://192.0.2.10/stream1"},
+        "cams.toml:3: cameras[0].location: must be a URI with the scheme " + schemes +
+            ", such as rtsp://192.0.2.10/stream1"},
     {"name = \"x\"\nlocation = \"rtsp:///x\"\n", "cams.toml:3: cameras[0].location: has no host"},
     {"name = \"x\"\nlocation = \"rtsp://h/a b\"\n",
         "cams.toml:3: cameras[0].location: must not contain spaces or control characters (write %20 for a space)"},
