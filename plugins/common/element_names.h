@@ -1,6 +1,6 @@
 // The names the elements report under: camerasrc's state message and its
 // fields, its stats structure and fields, the nicks of its states;
-// resilientqueue's drop message and its fields.  One
+// resilientqueue's drop message, its stats structure and their fields.  One
 // definition for the elements, the launcher and the tests (header-only).
 #pragma once
 
@@ -51,10 +51,33 @@ inline constexpr const char *STATS_U64[] = {STAT_CONNECTS, STAT_RECONNECTS, STAT
 
 namespace camrelay::resilientqueue_names {
 
-// Element message on drops (rate-limited), and the fields that it and the
-// `stats` structure share.
+// Element message on drops (rate-limited), with the counts since the previous
+// one; the `stats` structure shares the dropped-* fields.
 inline constexpr char DROP_MESSAGE[] = "resilientqueue-dropped";
 inline constexpr char FIELD_DROPPED_BUFFERS[] = "dropped-buffers";  // guint64
+inline constexpr char FIELD_DROPPED_BYTES[] = "dropped-bytes";      // guint64
 inline constexpr char FIELD_DROPPED_GOPS[] = "dropped-gops";        // guint64
+inline constexpr char FIELD_LEAKY[] = "leaky";  // GstResilientQueueLeaky (message only)
+
+// The `stats` property: a structure of this name, every field a guint64,
+// the dropped-* ones above among them.
+inline constexpr char STATS[] = "application/x-resilientqueue-stats";
+inline constexpr char STAT_RECEIVED_BUFFERS[] = "received-buffers";
+inline constexpr char STAT_PUSHED_BUFFERS[] = "pushed-buffers";
+inline constexpr char STAT_MAX_LEVEL_TIME[] = "max-level-time";  // ns
+inline constexpr char STAT_MAX_LEVEL_BYTES[] = "max-level-bytes";
+inline constexpr char STAT_MAX_LEVEL_BUFFERS[] = "max-level-buffers";
+inline constexpr char STAT_TIME_BLOCKED[] = "time-blocked";  // ns
+inline constexpr char STAT_OVERRUNS[] = "overruns";
+inline constexpr char STAT_UNDERRUNS[] = "underruns";
+inline constexpr char STAT_CURRENT_LEVEL_TIME[] = "current-level-time";  // ns
+inline constexpr char STAT_CURRENT_LEVEL_BYTES[] = "current-level-bytes";
+inline constexpr char STAT_CURRENT_LEVEL_BUFFERS[] = "current-level-buffers";
+// Every field, in the structure's order.
+inline constexpr const char *STATS_FIELDS[] = {STAT_RECEIVED_BUFFERS, STAT_PUSHED_BUFFERS,
+    FIELD_DROPPED_BUFFERS, FIELD_DROPPED_BYTES, FIELD_DROPPED_GOPS, STAT_MAX_LEVEL_TIME,
+    STAT_MAX_LEVEL_BYTES, STAT_MAX_LEVEL_BUFFERS, STAT_TIME_BLOCKED, STAT_OVERRUNS,
+    STAT_UNDERRUNS, STAT_CURRENT_LEVEL_TIME, STAT_CURRENT_LEVEL_BYTES,
+    STAT_CURRENT_LEVEL_BUFFERS};
 
 }  // namespace camrelay::resilientqueue_names
