@@ -28,6 +28,17 @@ inline constexpr UriSchemeRow CAMERA_URI_SCHEMES[] = {
   {"test", SchemeFamily::Test, 0},
 };
 
+// The name of the one scheme of `family` (Test: testcamerasrc's "test"), or
+// the first of them.
+constexpr const char *
+camera_uri_scheme_name (SchemeFamily family)
+{
+  for (const UriSchemeRow &row : CAMERA_URI_SCHEMES)
+    if (row.family == family)
+      return row.name;
+  return nullptr;
+}
+
 // The scheme names, NULL-terminated, for GstURIHandler's get_protocols.
 inline const char *const *
 camera_uri_protocols ()

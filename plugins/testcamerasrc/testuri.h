@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "common/uri_schemes.h"
 #include "testcamerasrc/gsttestcamerasrc.h"
 
 namespace camrelay::testcamera {
@@ -30,7 +31,8 @@ inline constexpr GstTestCameraSrcAudio DEFAULT_AUDIO = GST_TEST_CAMERA_SRC_AUDIO
 inline constexpr guint64 MAX_FAULT_SECONDS = 1000000;
 inline constexpr guint64 MAX_FAULT_TIME = MAX_FAULT_SECONDS * GST_SECOND;
 
-inline constexpr const char *SCHEME = "test";
+// The scheme of test:// URIs, as camerasrc's list of schemes names it.
+inline constexpr const char *SCHEME = camera_uri_scheme_name (SchemeFamily::Test);
 
 // Everything a test:// URI says.  Times in nanoseconds, 0 = off (or, for a
 // duration, forever).
