@@ -10,6 +10,7 @@
 #include "config_reader.h"
 #include "config_values.h"
 
+#include "common/element_names.h"
 #include "common/uri_schemes.h"
 
 #include <net/if.h>
@@ -35,6 +36,14 @@ using namespace config_reader;
 namespace {
 
 constexpr uint16_t kDefaultVendorPort = 554;
+
+// The nicks of a camerasrc enum, as the choices of a configuration key.
+template <size_t N>
+std::vector<const char *>
+nicks (const char *const (&names)[N])
+{
+  return std::vector<const char *> (std::begin (names), std::end (names));
+}
 
 // ---- pipeline fragments -------------------------------------------------------
 
@@ -535,11 +544,11 @@ read_camera (TableReader &reader, CameraConfig &camera, VendorLibrary &vendors,
       username == Read::absent)
     reader.error ("password", "needs username");
 
-  reader.read_choice ("transport", camera.transport, {"tcp", "udp", "auto"});
+  reader.read_choice ("transport", camera.transport, nicks (camerasrc_names::PROTOCOLS));
   reader.read_bool ("audio", camera.audio);
   reader.read_duration_ms ("buffer_time", camera.buffer_time_ms, 1, 1, 600 * 1000,
       "between 1ms and 10m");
-  reader.read_choice ("fallback", camera.fallback, {"none", "freeze", "slate"});
+  reader.read_choice ("fallback", camera.fallback, nicks (camerasrc_names::FALLBACKS));
   reader.read_bool ("on_demand", camera.on_demand);
   uint64_t idle_ms;
   if (reader.read_duration_ms ("idle_timeout", idle_ms, 1000, 0, 86400 * 1000ull,

@@ -1,5 +1,5 @@
 // The names the elements report under: camerasrc's state message and its
-// fields, its stats structure and fields, the nicks of its states;
+// fields, its stats structure and fields, the nicks of its enums;
 // resilientqueue's drop message, its stats structure and their fields.  One
 // definition for the elements, the launcher and the tests (header-only).
 #pragma once
@@ -23,6 +23,18 @@ inline constexpr char STATE_RECONNECTING[] = "reconnecting";
 inline constexpr char STATE_FAILED[] = "failed";
 inline constexpr const char *STATES[] = {STATE_STOPPED, STATE_CONNECTING, STATE_STREAMING,
     STATE_RECONNECTING, STATE_FAILED};
+
+// The nicks of GstCameraSrcProtocols (property `protocols`) and of
+// GstCameraSrcFallback (property `fallback`), in the order of their values:
+// the launcher's configuration takes the same words.
+inline constexpr char PROTOCOLS_TCP[] = "tcp";
+inline constexpr char PROTOCOLS_UDP[] = "udp";
+inline constexpr char PROTOCOLS_AUTO[] = "auto";
+inline constexpr const char *PROTOCOLS[] = {PROTOCOLS_TCP, PROTOCOLS_UDP, PROTOCOLS_AUTO};
+inline constexpr char FALLBACK_NONE[] = "none";
+inline constexpr char FALLBACK_FREEZE[] = "freeze";
+inline constexpr char FALLBACK_SLATE[] = "slate";
+inline constexpr const char *FALLBACKS[] = {FALLBACK_NONE, FALLBACK_FREEZE, FALLBACK_SLATE};
 
 // The `stats` property: a structure of this name with these fields.
 inline constexpr char STATS[] = "application/x-camerasrc-stats";

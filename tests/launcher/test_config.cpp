@@ -2,6 +2,8 @@
 // validation message, checked word for word with its line.
 #include "config.h"
 
+#include "common/element_names.h"
+#include "common/gstref.h"
 #include "common/uri_schemes.h"
 
 #include <gtest/gtest.h>
@@ -876,6 +878,33 @@ TEST (Config, ErrorToString)
   EXPECT_EQ (error.to_string (), "a.toml:4: server.port: bad");
   error.column = 7;
   EXPECT_EQ (error.to_string (), "a.toml:4:7: server.port: bad");
+}
+
+// transport and fallback take the words of camerasrc's protocols and fallback
+// properties: the element's enums have exactly the nicks the configuration
+// offers, in the same order.
+TEST (Config, TransportAndFallbackAreCamerasrcNicks)
+{
+  gst_init (nullptr, nullptr);
+  camrelay::ElementPtr camerasrc{gst_element_factory_make ("camerasrc", nullptr)};
+  ASSERT_TRUE (camerasrc) << "the camrelay plugin is not in GST_PLUGIN_PATH_1_0";
+  gst_object_ref_sink (camerasrc.get ());
+  auto nicks_of = [&camerasrc] (const char *property) {
+    GParamSpec *spec =
+        g_object_class_find_property (G_OBJECT_GET_CLASS (camerasrc.get ()), property);
+    std::vector<std::string> nicks;
+    if (spec && G_IS_PARAM_SPEC_ENUM (spec)) {
+      const GEnumClass *klass = G_PARAM_SPEC_ENUM (spec)->enum_class;
+      for (guint i = 0; i < klass->n_values; i++)
+        nicks.push_back (klass->values[i].value_nick);
+    }
+    return nicks;
+  };
+  namespace names = camrelay::camerasrc_names;
+  EXPECT_EQ (nicks_of ("protocols"),
+      std::vector<std::string> (std::begin (names::PROTOCOLS), std::end (names::PROTOCOLS)));
+  EXPECT_EQ (nicks_of ("fallback"),
+      std::vector<std::string> (std::begin (names::FALLBACKS), std::end (names::FALLBACKS)));
 }
 
 // With GStreamer initialised (camrelay initialises it before reading its
