@@ -35,7 +35,8 @@ using namespace config_reader;
 
 namespace {
 
-constexpr uint16_t kDefaultVendorPort = 554;
+// A vendor's port when neither it nor the camera's address names one: RTSP's.
+const uint16_t kDefaultVendorPort = camera_uri_scheme ("rtsp")->default_port;
 
 // The nicks of a camerasrc enum, as the choices of a configuration key.
 template <size_t N>
