@@ -18,6 +18,7 @@
 #include <gst/gst.h>
 
 #include "bench_common.h"
+#include "common/element_names.h"
 #include "common/gstref.h"
 
 #include <algorithm>
@@ -218,8 +219,10 @@ run_once (const Options &options, gint buffers, const char *factory,
     result.cpu_seconds = cpu_end - cpu_start;
     result.delivered = stats_field (G_OBJECT (sink.get ()), "stats", "rendered");
     if (g_str_equal (factory, kCandidate)) {
-      result.dropped = stats_field (G_OBJECT (element.get ()), "stats", "dropped-buffers");
-      result.overruns = stats_field (G_OBJECT (element.get ()), "stats", "overruns");
+      result.dropped = stats_field (G_OBJECT (element.get ()), "stats",
+          camrelay::resilientqueue_names::FIELD_DROPPED_BUFFERS);
+      result.overruns = stats_field (G_OBJECT (element.get ()), "stats",
+          camrelay::resilientqueue_names::STAT_OVERRUNS);
     }
   }
   gst_element_set_state (pipeline.get (), GST_STATE_NULL);

@@ -10,6 +10,9 @@
 #include "config_reader.h"
 #include "config_values.h"
 
+#include "common/element_names.h"
+#include "common/uri_schemes.h"
+
 #include <net/if.h>
 
 #include <glib.h>
@@ -32,7 +35,16 @@ using namespace config_reader;
 
 namespace {
 
-constexpr uint16_t kDefaultVendorPort = 554;
+// A vendor's port when neither it nor the camera's address names one: RTSP's.
+const uint16_t kDefaultVendorPort = camera_uri_scheme ("rtsp")->default_port;
+
+// The nicks of a camerasrc enum, as the choices of a configuration key.
+template <size_t N>
+std::vector<const char *>
+nicks (const char *const (&names)[N])
+{
+  return std::vector<const char *> (std::begin (names), std::end (names));
+}
 
 // ---- pipeline fragments -------------------------------------------------------
 
@@ -219,8 +231,11 @@ class VendorLibrary {
       return false;
     }
     std::string problem = check_location (sample);
-    if (problem.empty () && sample.compare (0, 4, "rtsp") != 0 && sample.compare (0, 4, "http") != 0)
-      problem = "must be an rtsp, rtsps, http or https URL";
+    if (problem.empty ()) {
+      const UriSchemeRow *row = camera_uri_scheme (g_uri_peek_scheme (sample.c_str ()));
+      if (!row || !is_network_scheme (*row))
+        problem = "must be an " + camera_uri_scheme_list (true) + " URL";
+    }
     if (problem.empty () && sample.find ('@') != std::string::npos)
       problem = "must not hold credentials: they go in each camera's username and password";
     if (!problem.empty ()) {
@@ -530,11 +545,11 @@ read_camera (TableReader &reader, CameraConfig &camera, VendorLibrary &vendors,
       username == Read::absent)
     reader.error ("password", "needs username");
 
-  reader.read_choice ("transport", camera.transport, {"tcp", "udp", "auto"});
+  reader.read_choice ("transport", camera.transport, nicks (camerasrc_names::PROTOCOLS));
   reader.read_bool ("audio", camera.audio);
   reader.read_duration_ms ("buffer_time", camera.buffer_time_ms, 1, 1, 600 * 1000,
       "between 1ms and 10m");
-  reader.read_choice ("fallback", camera.fallback, {"none", "freeze", "slate"});
+  reader.read_choice ("fallback", camera.fallback, nicks (camerasrc_names::FALLBACKS));
   reader.read_bool ("on_demand", camera.on_demand);
   uint64_t idle_ms;
   if (reader.read_duration_ms ("idle_timeout", idle_ms, 1000, 0, 86400 * 1000ull,

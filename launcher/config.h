@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "common/element_names.h"
+
 namespace camrelay::launcher {
 
 struct ServerConfig {
@@ -49,10 +51,10 @@ struct CameraConfig {
   std::string stream;            // with vendor: "main" or "sub"; "" with location
   std::string username;
   std::string password;
-  std::string transport = "tcp"; // tcp | udp | auto (camera side)
+  std::string transport = camerasrc_names::PROTOCOLS_TCP;  // camerasrc `protocols`
   bool audio = true;
   uint64_t buffer_time_ms = 2000;    // resilientqueue max-size-time
-  std::string fallback = "freeze";   // none | freeze | slate
+  std::string fallback = camerasrc_names::FALLBACK_FREEZE;  // camerasrc `fallback`
   bool on_demand = false;
   unsigned idle_timeout = 30;        // s, with on_demand
   unsigned max_clients = 0;          // 0 = no limit

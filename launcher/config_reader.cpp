@@ -176,7 +176,7 @@ TableReader::read_bool (std::string_view key, bool &out)
 
 Read
 TableReader::read_choice (std::string_view key, std::string &out,
-    std::initializer_list<const char *> choices)
+    const std::vector<const char *> &choices)
 {
   std::string value;
   Read read = read_string (key, value);

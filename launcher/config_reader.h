@@ -121,7 +121,7 @@ class TableReader {
   }
 
   Read read_choice (std::string_view key, std::string &out,
-      std::initializer_list<const char *> choices);
+      const std::vector<const char *> &choices);
 
   // A duration: an integer in `integer_unit_ms` (1 = milliseconds, 1000 =
   // seconds), or a string with a unit.  Kept in milliseconds; with seconds as

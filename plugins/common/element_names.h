@@ -1,6 +1,6 @@
 // The names the elements report under: camerasrc's state message and its
-// fields, its stats structure and fields, the nicks of its states;
-// resilientqueue's drop message and its fields.  One
+// fields, its stats structure and fields, the nicks of its enums;
+// resilientqueue's drop message, its stats structure and their fields.  One
 // definition for the elements, the launcher and the tests (header-only).
 #pragma once
 
@@ -23,6 +23,18 @@ inline constexpr char STATE_RECONNECTING[] = "reconnecting";
 inline constexpr char STATE_FAILED[] = "failed";
 inline constexpr const char *STATES[] = {STATE_STOPPED, STATE_CONNECTING, STATE_STREAMING,
     STATE_RECONNECTING, STATE_FAILED};
+
+// The nicks of GstCameraSrcProtocols (property `protocols`) and of
+// GstCameraSrcFallback (property `fallback`), in the order of their values:
+// the launcher's configuration takes the same words.
+inline constexpr char PROTOCOLS_TCP[] = "tcp";
+inline constexpr char PROTOCOLS_UDP[] = "udp";
+inline constexpr char PROTOCOLS_AUTO[] = "auto";
+inline constexpr const char *PROTOCOLS[] = {PROTOCOLS_TCP, PROTOCOLS_UDP, PROTOCOLS_AUTO};
+inline constexpr char FALLBACK_NONE[] = "none";
+inline constexpr char FALLBACK_FREEZE[] = "freeze";
+inline constexpr char FALLBACK_SLATE[] = "slate";
+inline constexpr const char *FALLBACKS[] = {FALLBACK_NONE, FALLBACK_FREEZE, FALLBACK_SLATE};
 
 // The `stats` property: a structure of this name with these fields.
 inline constexpr char STATS[] = "application/x-camerasrc-stats";
@@ -51,10 +63,33 @@ inline constexpr const char *STATS_U64[] = {STAT_CONNECTS, STAT_RECONNECTS, STAT
 
 namespace camrelay::resilientqueue_names {
 
-// Element message on drops (rate-limited), and the fields that it and the
-// `stats` structure share.
+// Element message on drops (rate-limited), with the counts since the previous
+// one; the `stats` structure shares the dropped-* fields.
 inline constexpr char DROP_MESSAGE[] = "resilientqueue-dropped";
 inline constexpr char FIELD_DROPPED_BUFFERS[] = "dropped-buffers";  // guint64
+inline constexpr char FIELD_DROPPED_BYTES[] = "dropped-bytes";      // guint64
 inline constexpr char FIELD_DROPPED_GOPS[] = "dropped-gops";        // guint64
+inline constexpr char FIELD_LEAKY[] = "leaky";  // GstResilientQueueLeaky (message only)
+
+// The `stats` property: a structure of this name, every field a guint64,
+// the dropped-* ones above among them.
+inline constexpr char STATS[] = "application/x-resilientqueue-stats";
+inline constexpr char STAT_RECEIVED_BUFFERS[] = "received-buffers";
+inline constexpr char STAT_PUSHED_BUFFERS[] = "pushed-buffers";
+inline constexpr char STAT_MAX_LEVEL_TIME[] = "max-level-time";  // ns
+inline constexpr char STAT_MAX_LEVEL_BYTES[] = "max-level-bytes";
+inline constexpr char STAT_MAX_LEVEL_BUFFERS[] = "max-level-buffers";
+inline constexpr char STAT_TIME_BLOCKED[] = "time-blocked";  // ns
+inline constexpr char STAT_OVERRUNS[] = "overruns";
+inline constexpr char STAT_UNDERRUNS[] = "underruns";
+inline constexpr char STAT_CURRENT_LEVEL_TIME[] = "current-level-time";  // ns
+inline constexpr char STAT_CURRENT_LEVEL_BYTES[] = "current-level-bytes";
+inline constexpr char STAT_CURRENT_LEVEL_BUFFERS[] = "current-level-buffers";
+// Every field, in the structure's order.
+inline constexpr const char *STATS_FIELDS[] = {STAT_RECEIVED_BUFFERS, STAT_PUSHED_BUFFERS,
+    FIELD_DROPPED_BUFFERS, FIELD_DROPPED_BYTES, FIELD_DROPPED_GOPS, STAT_MAX_LEVEL_TIME,
+    STAT_MAX_LEVEL_BYTES, STAT_MAX_LEVEL_BUFFERS, STAT_TIME_BLOCKED, STAT_OVERRUNS,
+    STAT_UNDERRUNS, STAT_CURRENT_LEVEL_TIME, STAT_CURRENT_LEVEL_BYTES,
+    STAT_CURRENT_LEVEL_BUFFERS};
 
 }  // namespace camrelay::resilientqueue_names

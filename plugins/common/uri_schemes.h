@@ -7,6 +7,7 @@
 
 #include <array>
 #include <string>
+#include <vector>
 
 namespace camrelay {
 
@@ -26,6 +27,17 @@ inline constexpr UriSchemeRow CAMERA_URI_SCHEMES[] = {
   {"file", SchemeFamily::File, 0},
   {"test", SchemeFamily::Test, 0},
 };
+
+// The name of the one scheme of `family` (Test: testcamerasrc's "test"), or
+// the first of them.
+constexpr const char *
+camera_uri_scheme_name (SchemeFamily family)
+{
+  for (const UriSchemeRow &row : CAMERA_URI_SCHEMES)
+    if (row.family == family)
+      return row.name;
+  return nullptr;
+}
 
 // The scheme names, NULL-terminated, for GstURIHandler's get_protocols.
 inline const char *const *
@@ -58,16 +70,28 @@ is_scheme_of (const std::string &scheme, SchemeFamily family)
   return row && row->family == family;
 }
 
-// "rtsp, rtsps, http, https, file or test", for messages.
-inline std::string
-camera_uri_scheme_list ()
+// Whether the scheme reaches a camera over the network (rtsp, rtsps, http,
+// https): the ones with a port.
+inline bool
+is_network_scheme (const UriSchemeRow &row)
 {
+  return row.default_port != 0;
+}
+
+// "rtsp, rtsps, http, https, file or test", for messages; "rtsp, rtsps, http
+// or https" when `network_only`.
+inline std::string
+camera_uri_scheme_list (bool network_only = false)
+{
+  std::vector<const char *> names;
+  for (const UriSchemeRow &row : CAMERA_URI_SCHEMES)
+    if (!network_only || is_network_scheme (row))
+      names.push_back (row.name);
   std::string list;
-  const size_t count = G_N_ELEMENTS (CAMERA_URI_SCHEMES);
-  for (size_t i = 0; i < count; i++) {
+  for (size_t i = 0; i < names.size (); i++) {
     if (i > 0)
-      list += i + 1 == count ? " or " : ", ";
-    list += CAMERA_URI_SCHEMES[i].name;
+      list += i + 1 == names.size () ? " or " : ", ";
+    list += names[i];
   }
   return list;
 }

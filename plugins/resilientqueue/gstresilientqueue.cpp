@@ -34,6 +34,7 @@
 
 #include "resilientqueue/gstresilientqueueprivate.h"
 #include "common/element_names.h"
+#include "common/enums.h"
 
 GST_DEBUG_CATEGORY (resilient_queue_debug);
 GST_DEBUG_CATEGORY (resilient_queue_dataflow);
@@ -55,8 +56,7 @@ constexpr guint64 MAX_MAX_BLOCK_TIME = 3600 * GST_SECOND;
 // At most one drop message per this interval, on the element's clock.
 constexpr GstClockTime DROP_MESSAGE_INTERVAL = GST_SECOND;
 
-constexpr const char *STATS_NAME = "application/x-resilientqueue-stats";
-constexpr const char *DROP_MESSAGE_NAME = camrelay::resilientqueue_names::DROP_MESSAGE;
+namespace names = camrelay::resilientqueue_names;
 
 enum {
   PROP_0,
@@ -92,26 +92,14 @@ G_DEFINE_TYPE_WITH_CODE (GstResilientQueue, gst_resilient_queue, GST_TYPE_ELEMEN
 GST_ELEMENT_REGISTER_DEFINE (resilientqueue, "resilientqueue", GST_RANK_NONE,
     GST_TYPE_RESILIENT_QUEUE);
 
-GType
-gst_resilient_queue_leaky_get_type (void)
-{
-  static gsize type_id = 0;
-  static const GEnumValue values[] = {
+CAMRELAY_DEFINE_ENUM_TYPE (gst_resilient_queue_leaky_get_type, "GstResilientQueueLeaky",
     {GST_RESILIENT_QUEUE_LEAKY_NONE,
         "Not leaky: block upstream up to max-block-time, then drop as gop", "none"},
     {GST_RESILIENT_QUEUE_LEAKY_UPSTREAM, "Leaky on upstream: drop the incoming buffer",
         "upstream"},
     {GST_RESILIENT_QUEUE_LEAKY_DOWNSTREAM, "Leaky on downstream: drop the oldest buffers",
         "downstream"},
-    {GST_RESILIENT_QUEUE_LEAKY_GOP, "Drop the oldest whole GOPs", "gop"},
-    {0, nullptr, nullptr},
-  };
-  if (g_once_init_enter (&type_id)) {
-    GType type = g_enum_register_static ("GstResilientQueueLeaky", values);
-    g_once_init_leave (&type_id, type);
-  }
-  return static_cast<GType> (type_id);
-}
+    {GST_RESILIENT_QUEUE_LEAKY_GOP, "Drop the oldest whole GOPs", "gop"})
 
 namespace camrelay::resilientqueue {
 
@@ -187,11 +175,11 @@ post_drop_report (GstResilientQueue *self, const DropReport &report)
       "dropped %" G_GUINT64_FORMAT " buffers (%" G_GUINT64_FORMAT " bytes, %" G_GUINT64_FORMAT
       " GOPs)",
       report.counts.buffers, report.counts.bytes, report.counts.gops);
-  GstStructure *s = gst_structure_new (DROP_MESSAGE_NAME,
-      camrelay::resilientqueue_names::FIELD_DROPPED_BUFFERS, G_TYPE_UINT64, report.counts.buffers,
-      "dropped-bytes", G_TYPE_UINT64, report.counts.bytes,
-      camrelay::resilientqueue_names::FIELD_DROPPED_GOPS, G_TYPE_UINT64, report.counts.gops,
-      "leaky", GST_TYPE_RESILIENT_QUEUE_LEAKY, report.leaky, nullptr);
+  GstStructure *s = gst_structure_new (names::DROP_MESSAGE,
+      names::FIELD_DROPPED_BUFFERS, G_TYPE_UINT64, report.counts.buffers,
+      names::FIELD_DROPPED_BYTES, G_TYPE_UINT64, report.counts.bytes,
+      names::FIELD_DROPPED_GOPS, G_TYPE_UINT64, report.counts.gops,
+      names::FIELD_LEAKY, GST_TYPE_RESILIENT_QUEUE_LEAKY, report.leaky, nullptr);
   gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));
 }
 
@@ -268,21 +256,21 @@ build_stats (GstResilientQueuePrivate &p)
   Lock lock (p.lock);
   const ElementStats &s = p.stats;
   const StoreStats &store = p.store.stats ();
-  return gst_structure_new (STATS_NAME,
-      "received-buffers", G_TYPE_UINT64, s.received_buffers,
-      "pushed-buffers", G_TYPE_UINT64, p.pushed_buffers.load (std::memory_order_relaxed),
-      camrelay::resilientqueue_names::FIELD_DROPPED_BUFFERS, G_TYPE_UINT64, store.dropped_buffers,
-      "dropped-bytes", G_TYPE_UINT64, store.dropped_bytes,
-      camrelay::resilientqueue_names::FIELD_DROPPED_GOPS, G_TYPE_UINT64, store.dropped_gops,
-      "max-level-time", G_TYPE_UINT64, store.max_level_time,
-      "max-level-bytes", G_TYPE_UINT64, store.max_level_bytes,
-      "max-level-buffers", G_TYPE_UINT64, store.max_level_buffers,
-      "time-blocked", G_TYPE_UINT64, s.time_blocked,
-      "overruns", G_TYPE_UINT64, s.overruns,
-      "underruns", G_TYPE_UINT64, s.underruns,
-      "current-level-time", G_TYPE_UINT64, p.store.level_time (),
-      "current-level-bytes", G_TYPE_UINT64, p.store.level_bytes (),
-      "current-level-buffers", G_TYPE_UINT64, static_cast<guint64> (p.store.level_buffers ()),
+  return gst_structure_new (names::STATS,
+      names::STAT_RECEIVED_BUFFERS, G_TYPE_UINT64, s.received_buffers,
+      names::STAT_PUSHED_BUFFERS, G_TYPE_UINT64, p.pushed_buffers.load (std::memory_order_relaxed),
+      names::FIELD_DROPPED_BUFFERS, G_TYPE_UINT64, store.dropped_buffers,
+      names::FIELD_DROPPED_BYTES, G_TYPE_UINT64, store.dropped_bytes,
+      names::FIELD_DROPPED_GOPS, G_TYPE_UINT64, store.dropped_gops,
+      names::STAT_MAX_LEVEL_TIME, G_TYPE_UINT64, store.max_level_time,
+      names::STAT_MAX_LEVEL_BYTES, G_TYPE_UINT64, store.max_level_bytes,
+      names::STAT_MAX_LEVEL_BUFFERS, G_TYPE_UINT64, store.max_level_buffers,
+      names::STAT_TIME_BLOCKED, G_TYPE_UINT64, s.time_blocked,
+      names::STAT_OVERRUNS, G_TYPE_UINT64, s.overruns,
+      names::STAT_UNDERRUNS, G_TYPE_UINT64, s.underruns,
+      names::STAT_CURRENT_LEVEL_TIME, G_TYPE_UINT64, p.store.level_time (),
+      names::STAT_CURRENT_LEVEL_BYTES, G_TYPE_UINT64, p.store.level_bytes (),
+      names::STAT_CURRENT_LEVEL_BUFFERS, G_TYPE_UINT64, static_cast<guint64> (p.store.level_buffers ()),
       nullptr);
 }
 

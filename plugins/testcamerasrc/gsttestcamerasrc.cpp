@@ -142,28 +142,6 @@ G_DEFINE_TYPE_WITH_CODE (GstTestCameraSrc, gst_test_camera_src, GST_TYPE_BIN,
 GST_ELEMENT_REGISTER_DEFINE (testcamerasrc, "testcamerasrc", GST_RANK_NONE,
     GST_TYPE_TEST_CAMERA_SRC);
 
-GType
-gst_test_camera_src_codec_get_type (void)
-{
-  static gsize type_id = 0;
-  if (g_once_init_enter (&type_id)) {
-    GType type = g_enum_register_static ("GstTestCameraSrcCodec", CODEC_VALUES);
-    g_once_init_leave (&type_id, type);
-  }
-  return static_cast<GType> (type_id);
-}
-
-GType
-gst_test_camera_src_audio_get_type (void)
-{
-  static gsize type_id = 0;
-  if (g_once_init_enter (&type_id)) {
-    GType type = g_enum_register_static ("GstTestCameraSrcAudio", AUDIO_VALUES);
-    g_once_init_leave (&type_id, type);
-  }
-  return static_cast<GType> (type_id);
-}
-
 namespace {
 
 using Lock = std::lock_guard<std::mutex>;

@@ -2,6 +2,7 @@
 // each stream, and the faults its probes inject in the streaming threads.
 #include "testcamerasrc/gsttestcamerasrcprivate.h"
 
+#include "common/codecs.h"
 #include "common/gstref.h"
 
 #define GST_CAT_DEFAULT test_camera_src_debug
@@ -242,21 +243,54 @@ add_probe (GstTestCameraSrc *self, GstElement *encoder, GstPadProbeCallback prob
       probe, self, nullptr);
 }
 
+// What encodes each codec and audio value: the encoder is this element's
+// choice; the parser and the caps it delivers are the codec's row of
+// common/codecs.h, found by caps name.
+struct Encoding {
+  gint value;             // GstTestCameraSrcCodec or GstTestCameraSrcAudio
+  const char *caps_name;  // CodecRow::caps_name
+  const char *encoder;
+};
+
+constexpr Encoding VIDEO_ENCODINGS[] = {
+  {GST_TEST_CAMERA_SRC_CODEC_H264, "video/x-h264", "x264enc"},
+  {GST_TEST_CAMERA_SRC_CODEC_H265, "video/x-h265", "x265enc"},
+  {GST_TEST_CAMERA_SRC_CODEC_JPEG, "image/jpeg", "jpegenc"},
+};
+
+// voaacenc rather than avenc_aac: loading gst-libav registers hundreds of
+// types, enough to make GLib leak its first quark table on purpose (past 2048
+// quarks), which LeakSanitizer cannot tell from our leaks.
+constexpr Encoding AUDIO_ENCODINGS[] = {
+  {GST_TEST_CAMERA_SRC_AUDIO_AAC, "audio/mpeg", "voaacenc"},
+  {GST_TEST_CAMERA_SRC_AUDIO_ALAW, "audio/x-alaw", "alawenc"},
+  {GST_TEST_CAMERA_SRC_AUDIO_MULAW, "audio/x-mulaw", "mulawenc"},
+  {GST_TEST_CAMERA_SRC_AUDIO_OPUS, "audio/x-opus", "opusenc"},
+};
+
+// The entry of `value`; the property and URI checks admit no other value.
+template <size_t N>
+const Encoding &
+encoding_of (const Encoding (&encodings)[N], gint value)
+{
+  for (const Encoding &encoding : encodings)
+    if (encoding.value == value)
+      return encoding;
+  g_assert_not_reached ();
+  return encodings[0];
+}
+
 bool
 build_video (GstTestCameraSrc *self, const Settings &s)
 {
   GstElement *source = make_child (self, "videotestsrc", "video-source");
   GstElement *size = make_child (self, "capsfilter", "video-size");
   GstElement *overlay = make_child (self, "clockoverlay", "video-clock");
-  const char *encoder_name = s.codec == GST_TEST_CAMERA_SRC_CODEC_H264 ? "x264enc"
-      : s.codec == GST_TEST_CAMERA_SRC_CODEC_H265                     ? "x265enc"
-                                                                      : "jpegenc";
-  const char *parser_name = s.codec == GST_TEST_CAMERA_SRC_CODEC_H264 ? "h264parse"
-      : s.codec == GST_TEST_CAMERA_SRC_CODEC_H265                    ? "h265parse"
-                                                                     : "jpegparse";
+  const Encoding &encoding = encoding_of (VIDEO_ENCODINGS, s.codec);
+  const CodecRow *row = codec_by_caps_name (encoding.caps_name);
   GstElement *encoder = source && size && overlay
-      ? make_child (self, encoder_name, "video-encoder") : nullptr;
-  GstElement *parser = encoder ? make_child (self, parser_name, "video-parser") : nullptr;
+      ? make_child (self, encoding.encoder, "video-encoder") : nullptr;
+  GstElement *parser = encoder ? make_child (self, row->parser, "video-parser") : nullptr;
   GstElement *output = parser ? make_child (self, "capsfilter", "video-output") : nullptr;
   if (!output)
     return false;
@@ -273,7 +307,6 @@ build_video (GstTestCameraSrc *self, const Settings &s)
   gst_util_set_object_arg (G_OBJECT (overlay), "halignment", "left");
   gst_util_set_object_arg (G_OBJECT (overlay), "valignment", "top");
 
-  const char *output_caps = nullptr;
   switch (s.codec) {
     case GST_TEST_CAMERA_SRC_CODEC_H264:
       gst_util_set_object_arg (G_OBJECT (encoder), "tune", "zerolatency");
@@ -282,7 +315,6 @@ build_video (GstTestCameraSrc *self, const Settings &s)
       g_object_set (encoder, "key-int-max", s.gop, "bitrate", s.bitrate, "option-string",
           "scenecut=0", nullptr);
       g_object_set (parser, "config-interval", -1, nullptr);
-      output_caps = "video/x-h264, stream-format=byte-stream, alignment=au";
       break;
     case GST_TEST_CAMERA_SRC_CODEC_H265:
       gst_util_set_object_arg (G_OBJECT (encoder), "tune", "zerolatency");
@@ -291,13 +323,11 @@ build_video (GstTestCameraSrc *self, const Settings &s)
       g_object_set (encoder, "key-int-max", static_cast<gint> (s.gop), "bitrate", s.bitrate,
           "option-string", "scenecut=0:open-gop=0:sao=0", nullptr);
       g_object_set (parser, "config-interval", -1, nullptr);
-      output_caps = "video/x-h265, stream-format=byte-stream, alignment=au";
       break;
     case GST_TEST_CAMERA_SRC_CODEC_JPEG:
-      output_caps = "image/jpeg";
       break;
   }
-  camrelay::CapsPtr caps{gst_caps_from_string (output_caps)};
+  camrelay::CapsPtr caps{gst_caps_from_string (row->output_caps)};
   g_object_set (output, "caps", caps.get (), nullptr);
 
   if (!link_children (self, {source, size, overlay, encoder, parser, output}))
@@ -312,36 +342,26 @@ build_video (GstTestCameraSrc *self, const Settings &s)
 bool
 build_audio (GstTestCameraSrc *self, const Settings &s)
 {
-  const char *encoder_name = nullptr;
-  const char *parser_name = nullptr;
   gint rate = 8000;
   switch (s.audio) {
     case GST_TEST_CAMERA_SRC_AUDIO_NONE:
       return true;
     case GST_TEST_CAMERA_SRC_AUDIO_AAC:
-      // voaacenc rather than avenc_aac: loading gst-libav registers hundreds
-      // of types, enough to make GLib leak its first quark table on purpose
-      // (past 2048 quarks), which LeakSanitizer cannot tell from our leaks.
-      encoder_name = "voaacenc";
-      parser_name = "aacparse";
       rate = 16000;
       break;
     case GST_TEST_CAMERA_SRC_AUDIO_ALAW:
-      encoder_name = "alawenc";
-      break;
     case GST_TEST_CAMERA_SRC_AUDIO_MULAW:
-      encoder_name = "mulawenc";
       break;
     case GST_TEST_CAMERA_SRC_AUDIO_OPUS:
-      encoder_name = "opusenc";
-      parser_name = "opusparse";
       rate = 48000;
       break;
   }
+  const Encoding &encoding = encoding_of (AUDIO_ENCODINGS, s.audio);
+  const CodecRow *row = codec_by_caps_name (encoding.caps_name);
 
   std::vector<GstElement *> chain;
-  for (const char *factory : {"audiotestsrc", "audioconvert", "capsfilter", encoder_name,
-           parser_name}) {
+  for (const char *factory : {"audiotestsrc", "audioconvert", "capsfilter", encoding.encoder,
+           row->parser}) {
     if (!factory)
       continue;
     GstElement *element = make_child (self, factory, nullptr);

@@ -1,40 +1,36 @@
 // testcamerasrc's test:// URIs (see testuri.h), and the codec and audio
-// nicks they use.
+// enums whose nicks they use.
 #include "testcamerasrc/testuri.h"
 
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "common/enums.h"
 #include "common/gstref.h"
+
+CAMRELAY_DEFINE_ENUM_TYPE (gst_test_camera_src_codec_get_type, "GstTestCameraSrcCodec",
+    {GST_TEST_CAMERA_SRC_CODEC_H264, "H.264", "h264"},
+    {GST_TEST_CAMERA_SRC_CODEC_H265, "H.265", "h265"},
+    {GST_TEST_CAMERA_SRC_CODEC_JPEG, "Motion JPEG", "jpeg"})
+
+CAMRELAY_DEFINE_ENUM_TYPE (gst_test_camera_src_audio_get_type, "GstTestCameraSrcAudio",
+    {GST_TEST_CAMERA_SRC_AUDIO_NONE, "No audio", "none"},
+    {GST_TEST_CAMERA_SRC_AUDIO_AAC, "AAC-LC, 16 kHz mono", "aac"},
+    {GST_TEST_CAMERA_SRC_AUDIO_ALAW, "G.711 A-law, 8 kHz mono", "alaw"},
+    {GST_TEST_CAMERA_SRC_AUDIO_MULAW, "G.711 mu-law, 8 kHz mono", "mulaw"},
+    {GST_TEST_CAMERA_SRC_AUDIO_OPUS, "Opus, 48 kHz mono", "opus"})
 
 namespace camrelay::testcamera {
 
-const GEnumValue CODEC_VALUES[] = {
-  {GST_TEST_CAMERA_SRC_CODEC_H264, "H.264", "h264"},
-  {GST_TEST_CAMERA_SRC_CODEC_H265, "H.265", "h265"},
-  {GST_TEST_CAMERA_SRC_CODEC_JPEG, "Motion JPEG", "jpeg"},
-  {0, nullptr, nullptr},
-};
-
-const GEnumValue AUDIO_VALUES[] = {
-  {GST_TEST_CAMERA_SRC_AUDIO_NONE, "No audio", "none"},
-  {GST_TEST_CAMERA_SRC_AUDIO_AAC, "AAC-LC, 16 kHz mono", "aac"},
-  {GST_TEST_CAMERA_SRC_AUDIO_ALAW, "G.711 A-law, 8 kHz mono", "alaw"},
-  {GST_TEST_CAMERA_SRC_AUDIO_MULAW, "G.711 mu-law, 8 kHz mono", "mulaw"},
-  {GST_TEST_CAMERA_SRC_AUDIO_OPUS, "Opus, 48 kHz mono", "opus"},
-  {0, nullptr, nullptr},
-};
-
 namespace {
 
-const char *
-enum_nick (const GEnumValue *values, gint value)
+using EnumClassPtr = UniqueRef<GEnumClass, g_type_class_unref>;
+
+EnumClassPtr
+enum_class (GType type)
 {
-  for (const GEnumValue *v = values; v->value_nick; ++v)
-    if (v->value == value)
-      return v->value_nick;
-  return "?";
+  return EnumClassPtr{static_cast<GEnumClass *> (g_type_class_ref (type))};
 }
 
 // ---- the URI ---------------------------------------------------------------
@@ -129,27 +125,35 @@ parse_seconds (const char *value, guint64 &out)
 }
 
 bool
-parse_enum (const GEnumValue *values, const char *value, gint &out)
+parse_enum (GType type, const char *value, gint &out)
 {
-  for (const GEnumValue *v = values; v->value_nick; ++v) {
-    if (!std::strcmp (v->value_nick, value)) {
-      out = v->value;
-      return true;
-    }
-  }
-  return false;
+  const GEnumValue *v = g_enum_get_value_by_nick (enum_class (type).get (), value);
+  if (!v)
+    return false;
+  out = v->value;
+  return true;
 }
 
+// "h264, h265 or jpeg": the nicks of `type`, for messages.
 std::string
-enum_choices (const GEnumValue *values)
+enum_choices (GType type)
 {
+  EnumClassPtr klass = enum_class (type);
   std::string choices;
-  for (const GEnumValue *v = values; v->value_nick; ++v) {
-    if (!choices.empty ())
-      choices += v[1].value_nick ? ", " : " or ";
-    choices += v->value_nick;
+  for (guint i = 0; i < klass->n_values; ++i) {
+    if (i > 0)
+      choices += i + 1 == klass->n_values ? " or " : ", ";
+    choices += klass->values[i].value_nick;
   }
   return choices;
+}
+
+// The nick of `value`, or "?" for a value `type` does not have.
+const char *
+nick (GType type, gint value)
+{
+  const char *n = camrelay::enum_nick (type, value);
+  return n ? n : "?";
 }
 
 // Applies one key=value to `s`; false with `error` set if either is bad.
@@ -179,15 +183,15 @@ apply_key (Settings &s, const char *key, const char *value, GError **error)
       return refuse (error, key, value, "kbit/s from %u to %u", MIN_BITRATE, MAX_BITRATE);
   } else if (!std::strcmp (key, "codec")) {
     gint codec = 0;
-    if (!parse_enum (CODEC_VALUES, value, codec))
+    if (!parse_enum (GST_TYPE_TEST_CAMERA_SRC_CODEC, value, codec))
       return refuse (error, key, value, "%s",
-          enum_choices (CODEC_VALUES).c_str ());
+          enum_choices (GST_TYPE_TEST_CAMERA_SRC_CODEC).c_str ());
     s.codec = static_cast<GstTestCameraSrcCodec> (codec);
   } else if (!std::strcmp (key, "audio")) {
     gint audio = 0;
-    if (!parse_enum (AUDIO_VALUES, value, audio))
+    if (!parse_enum (GST_TYPE_TEST_CAMERA_SRC_AUDIO, value, audio))
       return refuse (error, key, value, "%s",
-          enum_choices (AUDIO_VALUES).c_str ());
+          enum_choices (GST_TYPE_TEST_CAMERA_SRC_AUDIO).c_str ());
     s.audio = static_cast<GstTestCameraSrcAudio> (audio);
   } else {
     struct TimeKey {
@@ -350,9 +354,9 @@ build_uri (const Settings &s)
   if (s.bitrate != defaults.bitrate)
     add ("bitrate", std::to_string (s.bitrate));
   if (s.codec != defaults.codec)
-    add ("codec", enum_nick (CODEC_VALUES, s.codec));
+    add ("codec", nick (GST_TYPE_TEST_CAMERA_SRC_CODEC, s.codec));
   if (s.audio != defaults.audio)
-    add ("audio", enum_nick (AUDIO_VALUES, s.audio));
+    add ("audio", nick (GST_TYPE_TEST_CAMERA_SRC_AUDIO, s.audio));
   if (s.drop_after)
     add ("drop-after", format_seconds (s.drop_after));
   if (s.stall_after)

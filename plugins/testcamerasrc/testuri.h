@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "common/uri_schemes.h"
 #include "testcamerasrc/gsttestcamerasrc.h"
 
 namespace camrelay::testcamera {
@@ -30,7 +31,8 @@ inline constexpr GstTestCameraSrcAudio DEFAULT_AUDIO = GST_TEST_CAMERA_SRC_AUDIO
 inline constexpr guint64 MAX_FAULT_SECONDS = 1000000;
 inline constexpr guint64 MAX_FAULT_TIME = MAX_FAULT_SECONDS * GST_SECOND;
 
-inline constexpr const char *SCHEME = "test";
+// The scheme of test:// URIs, as camerasrc's list of schemes names it.
+inline constexpr const char *SCHEME = camera_uri_scheme_name (SchemeFamily::Test);
 
 // Everything a test:// URI says.  Times in nanoseconds, 0 = off (or, for a
 // duration, forever).
@@ -56,12 +58,6 @@ struct Settings {
   guint resized_width () const { return resize_width ? resize_width : (width / 2) & ~1u; }
   guint resized_height () const { return resize_height ? resize_height : (height / 2) & ~1u; }
 };
-
-// The values and nicks of the codec and audio enums, ended by a zeroed
-// entry: URIs use the nicks, and gsttestcamerasrc.cpp registers the GTypes
-// from these tables.
-extern const GEnumValue CODEC_VALUES[];
-extern const GEnumValue AUDIO_VALUES[];
 
 // Parses a test:// URI into `out`; false with `error` (GST_URI_ERROR) set,
 // naming the key at fault, if it is refused.

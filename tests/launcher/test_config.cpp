@@ -2,6 +2,10 @@
 // validation message, checked word for word with its line.
 #include "config.h"
 
+#include "common/element_names.h"
+#include "common/gstref.h"
+#include "common/uri_schemes.h"
+
 #include <gtest/gtest.h>
 
 #include <glib.h>
@@ -397,6 +401,7 @@ TEST (Config, VendorFileProblems)
           "give location instead",
           "cams.toml:6: cameras[1].name: \"c\" is already used by cameras[0] at line 2"}));
 
+  const std::string schemes = camrelay::camera_uri_scheme_list ();
   TempDir dir;
   std::string vendors = dir.write ("vendors.toml",
       "[tapo]\n"
@@ -414,7 +419,7 @@ TEST (Config, VendorFileProblems)
       (std::vector<std::string>{
           vendors + ":2: tapo.main: unknown placeholder {channel} (placeholders are {address} and {port})",
           vendors + ":3: tapo.sub: must not hold credentials: they go in each camera's username and password",
-          vendors + ":5: acme.main: scheme \"ftp\" is not supported (use rtsp, rtsps, http, https, file or test)",
+          vendors + ":5: acme.main: scheme \"ftp\" is not supported (use " + schemes + ")",
           vendors + ":6: acme.sub: must contain {address}",
           vendors + ":7: acme.colour: unknown key",
           vendors + ":9: oem.alias: no vendor \"nobody\" with URLs of its own in this file",
@@ -443,11 +448,29 @@ TEST (Config, VendorTemplatesFromText)
   EXPECT_EQ (check_vendor_templates ("[tapo\n", "")[0].file, "(vendors)");
 }
 
+// A template reaches a camera over the network, whatever the case of its
+// scheme: the schemes are the ones of common/uri_schemes.h.
+TEST (Config, VendorTemplateSchemes)
+{
+  EXPECT_EQ (camrelay::camera_uri_scheme_list (true), "rtsp, rtsps, http or https");
+  EXPECT_TRUE (check_vendor_templates (
+      "[cam]\nmain = \"RTSP://{address}/a\"\nsub = \"Https://{address}:{port}/b\"\n", "v.toml")
+                   .empty ());
+
+  std::vector<std::string> out;
+  for (const ConfigError &error : check_vendor_templates (
+           "[cam]\nmain = \"file:///{address}/a\"\nsub = \"test://{address}\"\n", "v.toml"))
+    out.push_back (error.to_string ());
+  const std::string network = "must be an " + camrelay::camera_uri_scheme_list (true) + " URL";
+  EXPECT_EQ (out, (std::vector<std::string>{"v.toml:2: cam.main: " + network,
+                      "v.toml:3: cam.sub: " + network}));
+}
+
 // ---- one message per problem ----------------------------------------------------
 
 struct ErrorCase {
   const char *text;
-  const char *expected;
+  std::string expected;
 };
 
 // Each text holds one problem; the expected message is the whole line printed.
@@ -562,6 +585,7 @@ TEST (Config, EachValidationMessage)
 
 TEST (Config, EachCameraMessage)
 {
+  const std::string schemes = camrelay::camera_uri_scheme_list ();
   const ErrorCase cases[] = {
     {"location = \"test://x\"\n",
         "cams.toml:1: cameras[0].name: missing (every camera needs a name: it is served as "
@@ -575,11 +599,10 @@ TEST (Config, EachCameraMessage)
     {"name = 5\nlocation = \"test://x\"\n", "cams.toml:2: cameras[0].name: must be a string (got an integer)"},
     {"name = \"x\"\n", "cams.toml:1: cameras[0].location: missing (give location, or vendor and address)"},
     {"name = \"x\"\nlocation = \"ftp://h/x\"\n",
-        "cams.toml:3: cameras[0].location: scheme \"ftp\" is not supported (use rtsp, rtsps, http, "
-        "https, file or test)"},
+        "cams.toml:3: cameras[0].location: scheme \"ftp\" is not supported (use " + schemes + ")"},
     {"name = \"x\"\nlocation = \"rtsp//h/x\"\n",
-        "cams.toml:3: cameras[0].location: must be a URI with the scheme rtsp, rtsps, http, https, "
-        "file or test, such as rtsp://192.0.2.10/stream1"},
+        "cams.toml:3: cameras[0].location: must be a URI with the scheme " + schemes +
+            ", such as rtsp://192.0.2.10/stream1"},
     {"name = \"x\"\nlocation = \"rtsp:///x\"\n", "cams.toml:3: cameras[0].location: has no host"},
     {"name = \"x\"\nlocation = \"rtsp://h/a b\"\n",
         "cams.toml:3: cameras[0].location: must not contain spaces or control characters (write %20 for a space)"},
@@ -855,6 +878,33 @@ TEST (Config, ErrorToString)
   EXPECT_EQ (error.to_string (), "a.toml:4: server.port: bad");
   error.column = 7;
   EXPECT_EQ (error.to_string (), "a.toml:4:7: server.port: bad");
+}
+
+// transport and fallback take the words of camerasrc's protocols and fallback
+// properties: the element's enums have exactly the nicks the configuration
+// offers, in the same order.
+TEST (Config, TransportAndFallbackAreCamerasrcNicks)
+{
+  gst_init (nullptr, nullptr);
+  camrelay::ElementPtr camerasrc{gst_element_factory_make ("camerasrc", nullptr)};
+  ASSERT_TRUE (camerasrc) << "the camrelay plugin is not in GST_PLUGIN_PATH_1_0";
+  gst_object_ref_sink (camerasrc.get ());
+  auto nicks_of = [&camerasrc] (const char *property) {
+    GParamSpec *spec =
+        g_object_class_find_property (G_OBJECT_GET_CLASS (camerasrc.get ()), property);
+    std::vector<std::string> nicks;
+    if (spec && G_IS_PARAM_SPEC_ENUM (spec)) {
+      const GEnumClass *klass = G_PARAM_SPEC_ENUM (spec)->enum_class;
+      for (guint i = 0; i < klass->n_values; i++)
+        nicks.push_back (klass->values[i].value_nick);
+    }
+    return nicks;
+  };
+  namespace names = camrelay::camerasrc_names;
+  EXPECT_EQ (nicks_of ("protocols"),
+      std::vector<std::string> (std::begin (names::PROTOCOLS), std::end (names::PROTOCOLS)));
+  EXPECT_EQ (nicks_of ("fallback"),
+      std::vector<std::string> (std::begin (names::FALLBACKS), std::end (names::FALLBACKS)));
 }
 
 // With GStreamer initialised (camrelay initialises it before reading its

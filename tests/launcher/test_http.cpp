@@ -17,8 +17,12 @@
 
 #include "http.h"
 
+#include "common/element_names.h"
+
 using namespace camrelay;
 using namespace camrelay::launcher;
+namespace cs_names = camrelay::camerasrc_names;
+namespace rq_names = camrelay::resilientqueue_names;
 
 namespace {
 
@@ -581,35 +585,35 @@ const char kAwkwardName[] = "yard \"north\"\\gate\nline 2 \xc3\xa9";
 StructurePtr
 camerasrc_stats_like (guint64 last_frame_age)
 {
-  return StructurePtr (gst_structure_new ("application/x-camerasrc-stats",
-      "connects", G_TYPE_UINT64, G_GUINT64_CONSTANT (3),
-      "reconnects", G_TYPE_UINT64, G_GUINT64_CONSTANT (2),
-      "attempt", G_TYPE_UINT, 0u,
-      "bytes", G_TYPE_UINT64, G_GUINT64_CONSTANT (123456789012),
-      "frames", G_TYPE_UINT64, G_GUINT64_CONSTANT (9000),
-      "keyframes", G_TYPE_UINT64, G_GUINT64_CONSTANT (300),
-      "fallback-frames", G_TYPE_UINT64, G_GUINT64_CONSTANT (4),
-      "last-error", G_TYPE_STRING, "rtspsrc: \"Could not\\read\"\n\ttab\x01",
-      "streaming-time", G_TYPE_UINT64, G_GUINT64_CONSTANT (300000000000),
-      "down-time", G_TYPE_UINT64, G_GUINT64_CONSTANT (2000000000),
-      "last-frame-age", G_TYPE_UINT64, last_frame_age,
-      "width", G_TYPE_INT, 1920,
-      "height", G_TYPE_INT, 1080,
-      "framerate", GST_TYPE_FRACTION, 30000, 1001,
-      "bitrate", G_TYPE_UINT64, G_GUINT64_CONSTANT (4000000),
-      "codec", G_TYPE_STRING, "h264",
+  return StructurePtr (gst_structure_new (cs_names::STATS,
+      cs_names::STAT_CONNECTS, G_TYPE_UINT64, G_GUINT64_CONSTANT (3),
+      cs_names::STAT_RECONNECTS, G_TYPE_UINT64, G_GUINT64_CONSTANT (2),
+      cs_names::STAT_ATTEMPT, G_TYPE_UINT, 0u,
+      cs_names::STAT_BYTES, G_TYPE_UINT64, G_GUINT64_CONSTANT (123456789012),
+      cs_names::STAT_FRAMES, G_TYPE_UINT64, G_GUINT64_CONSTANT (9000),
+      cs_names::STAT_KEYFRAMES, G_TYPE_UINT64, G_GUINT64_CONSTANT (300),
+      cs_names::STAT_FALLBACK_FRAMES, G_TYPE_UINT64, G_GUINT64_CONSTANT (4),
+      cs_names::STAT_LAST_ERROR, G_TYPE_STRING, "rtspsrc: \"Could not\\read\"\n\ttab\x01",
+      cs_names::STAT_STREAMING_TIME, G_TYPE_UINT64, G_GUINT64_CONSTANT (300000000000),
+      cs_names::STAT_DOWN_TIME, G_TYPE_UINT64, G_GUINT64_CONSTANT (2000000000),
+      cs_names::STAT_LAST_FRAME_AGE, G_TYPE_UINT64, last_frame_age,
+      cs_names::STAT_WIDTH, G_TYPE_INT, 1920,
+      cs_names::STAT_HEIGHT, G_TYPE_INT, 1080,
+      cs_names::STAT_FRAMERATE, GST_TYPE_FRACTION, 30000, 1001,
+      cs_names::STAT_BITRATE, G_TYPE_UINT64, G_GUINT64_CONSTANT (4000000),
+      cs_names::STAT_CODEC, G_TYPE_STRING, "h264",
       nullptr));
 }
 
 StructurePtr
 resilientqueue_stats_like ()
 {
-  return StructurePtr (gst_structure_new ("application/x-resilientqueue-stats",
-      "received-buffers", G_TYPE_UINT64, G_GUINT64_CONSTANT (9000),
-      "pushed-buffers", G_TYPE_UINT64, G_GUINT64_CONSTANT (8971),
-      "dropped-buffers", G_TYPE_UINT64, G_GUINT64_CONSTANT (29),
-      "dropped-bytes", G_TYPE_UINT64, G_GUINT64_CONSTANT (235201),
-      "dropped-gops", G_TYPE_UINT64, G_GUINT64_CONSTANT (1),
+  return StructurePtr (gst_structure_new (rq_names::STATS,
+      rq_names::STAT_RECEIVED_BUFFERS, G_TYPE_UINT64, G_GUINT64_CONSTANT (9000),
+      rq_names::STAT_PUSHED_BUFFERS, G_TYPE_UINT64, G_GUINT64_CONSTANT (8971),
+      rq_names::FIELD_DROPPED_BUFFERS, G_TYPE_UINT64, G_GUINT64_CONSTANT (29),
+      rq_names::FIELD_DROPPED_BYTES, G_TYPE_UINT64, G_GUINT64_CONSTANT (235201),
+      rq_names::FIELD_DROPPED_GOPS, G_TYPE_UINT64, G_GUINT64_CONSTANT (1),
       nullptr));
 }
 
@@ -628,7 +632,7 @@ sample_status ()
   CameraStatus door;
   door.name = "door";
   door.mount = "/door";
-  door.state = "streaming";
+  door.state = cs_names::STATE_STREAMING;
   door.up = true;
   door.reconnects = 2;
   door.bytes_in = 123456789012;
@@ -643,7 +647,7 @@ sample_status ()
   CameraStatus yard;
   yard.name = kAwkwardName;
   yard.mount = "/yard";
-  yard.state = "reconnecting";
+  yard.state = cs_names::STATE_RECONNECTING;
   status.cameras.push_back (std::move (yard));
 
   CameraStatus garage;  // a state camerasrc does not have, from the launcher
@@ -725,12 +729,11 @@ TEST (Metrics, PerCameraValues)
 TEST (Metrics, StateIsOneLabelPerStateWithOneForTheCurrent)
 {
   Exposition metrics = parse_metrics (render_metrics (sample_status ()));
-  const char *states[] = {"stopped", "connecting", "streaming", "reconnecting", "failed"};
-  for (const char *state : states) {
+  for (const char *state : cs_names::STATES) {
     EXPECT_EQ (metrics.value ("camrelay_camera_state", {{"camera", "door"}, {"state", state}}),
-        strcmp (state, "streaming") == 0 ? "1" : "0") << state;
+        strcmp (state, cs_names::STATE_STREAMING) == 0 ? "1" : "0") << state;
     EXPECT_EQ (metrics.value ("camrelay_camera_state", {{"camera", kAwkwardName}, {"state", state}}),
-        strcmp (state, "reconnecting") == 0 ? "1" : "0") << state;
+        strcmp (state, cs_names::STATE_RECONNECTING) == 0 ? "1" : "0") << state;
     EXPECT_EQ (metrics.value ("camrelay_camera_state", {{"camera", "garage"}, {"state", state}}), "0");
   }
   // A state of the launcher's own is exported too, as the only 1.
@@ -817,7 +820,7 @@ TEST (Json, CamerasArray)
   const Json &door = cameras.items[0];
   EXPECT_EQ (door.get ("name")->text, "door");
   EXPECT_EQ (door.get ("mount")->text, "/door");
-  EXPECT_EQ (door.get ("state")->text, "streaming");
+  EXPECT_EQ (door.get ("state")->text, cs_names::STATE_STREAMING);
   EXPECT_EQ (door.get ("up")->kind, Json::Bool);
   EXPECT_TRUE (door.get ("up")->boolean);
   EXPECT_EQ (door.get ("reconnects")->text, "2");
@@ -845,33 +848,36 @@ TEST (Json, CamerasrcStatsFieldByField)
   const Json &stats = *cameras.items[0].get ("camerasrc");
   ASSERT_EQ (stats.members.size (), 16u);
   // Field order is the structure's.
-  EXPECT_EQ (stats.members.front ().first, "connects");
-  EXPECT_EQ (stats.members.back ().first, "codec");
+  EXPECT_EQ (stats.members.front ().first, cs_names::STAT_CONNECTS);
+  EXPECT_EQ (stats.members.back ().first, cs_names::STAT_CODEC);
 
   const std::map<std::string, std::string> numbers = {
-    {"connects", "3"}, {"reconnects", "2"}, {"attempt", "0"}, {"bytes", "123456789012"},
-    {"frames", "9000"}, {"keyframes", "300"}, {"fallback-frames", "4"},
-    {"streaming-time", "300000000000"}, {"down-time", "2000000000"},
-    {"last-frame-age", "33000000"}, {"width", "1920"}, {"height", "1080"},
-    {"bitrate", "4000000"},
+    {cs_names::STAT_CONNECTS, "3"}, {cs_names::STAT_RECONNECTS, "2"},
+    {cs_names::STAT_ATTEMPT, "0"}, {cs_names::STAT_BYTES, "123456789012"},
+    {cs_names::STAT_FRAMES, "9000"}, {cs_names::STAT_KEYFRAMES, "300"},
+    {cs_names::STAT_FALLBACK_FRAMES, "4"}, {cs_names::STAT_STREAMING_TIME, "300000000000"},
+    {cs_names::STAT_DOWN_TIME, "2000000000"}, {cs_names::STAT_LAST_FRAME_AGE, "33000000"},
+    {cs_names::STAT_WIDTH, "1920"}, {cs_names::STAT_HEIGHT, "1080"},
+    {cs_names::STAT_BITRATE, "4000000"},
   };
   for (const auto &[field, value] : numbers) {
     ASSERT_NE (stats.get (field), nullptr) << field;
     EXPECT_EQ (stats.get (field)->kind, Json::Number) << field;
     EXPECT_EQ (stats.get (field)->text, value) << field;
   }
-  EXPECT_EQ (stats.get ("framerate")->kind, Json::String);
-  EXPECT_EQ (stats.get ("framerate")->text, "30000/1001");
-  EXPECT_EQ (stats.get ("codec")->text, "h264");
-  EXPECT_EQ (stats.get ("last-error")->text, "rtspsrc: \"Could not\\read\"\n\ttab\x01");
+  EXPECT_EQ (stats.get (cs_names::STAT_FRAMERATE)->kind, Json::String);
+  EXPECT_EQ (stats.get (cs_names::STAT_FRAMERATE)->text, "30000/1001");
+  EXPECT_EQ (stats.get (cs_names::STAT_CODEC)->text, "h264");
+  EXPECT_EQ (stats.get (cs_names::STAT_LAST_ERROR)->text,
+      "rtspsrc: \"Could not\\read\"\n\ttab\x01");
 }
 
 TEST (Json, LastFrameAgeBeforeTheFirstFrameIsNull)
 {
   StructurePtr stats = camerasrc_stats_like (G_MAXUINT64);
   Json parsed = parse_json (structure_to_json (stats.get ()));
-  ASSERT_NE (parsed.get ("last-frame-age"), nullptr);
-  EXPECT_EQ (parsed.get ("last-frame-age")->kind, Json::Null);
+  ASSERT_NE (parsed.get (cs_names::STAT_LAST_FRAME_AGE), nullptr);
+  EXPECT_EQ (parsed.get (cs_names::STAT_LAST_FRAME_AGE)->kind, Json::Null);
   EXPECT_EQ (structure_to_json (nullptr), "null");
 }
 
@@ -880,11 +886,11 @@ TEST (Json, ResilientqueueStatsFieldByField)
   Json cameras = parse_json (render_cameras_json (sample_status ()));
   const Json &stats = *cameras.items[0].get ("resilientqueue");
   ASSERT_EQ (stats.members.size (), 5u);
-  EXPECT_EQ (stats.get ("received-buffers")->text, "9000");
-  EXPECT_EQ (stats.get ("pushed-buffers")->text, "8971");
-  EXPECT_EQ (stats.get ("dropped-buffers")->text, "29");
-  EXPECT_EQ (stats.get ("dropped-bytes")->text, "235201");
-  EXPECT_EQ (stats.get ("dropped-gops")->text, "1");
+  EXPECT_EQ (stats.get (rq_names::STAT_RECEIVED_BUFFERS)->text, "9000");
+  EXPECT_EQ (stats.get (rq_names::STAT_PUSHED_BUFFERS)->text, "8971");
+  EXPECT_EQ (stats.get (rq_names::FIELD_DROPPED_BUFFERS)->text, "29");
+  EXPECT_EQ (stats.get (rq_names::FIELD_DROPPED_BYTES)->text, "235201");
+  EXPECT_EQ (stats.get (rq_names::FIELD_DROPPED_GOPS)->text, "1");
 }
 
 TEST (Json, OtherValueTypes)
@@ -947,19 +953,23 @@ TEST (Json, RealElementStats)
   ASSERT_TRUE (camerasrc_stats && queue_stats);
 
   Json camera = parse_json (structure_to_json (camerasrc_stats.get ()));
-  const char *camera_numbers[] = {"connects", "reconnects", "attempt", "bytes", "frames",
-      "keyframes", "fallback-frames", "streaming-time", "down-time", "width", "height", "bitrate"};
+  // Every number but last-frame-age, which is null until a frame arrives.
+  std::vector<const char *> camera_numbers = {cs_names::STAT_ATTEMPT, cs_names::STAT_WIDTH,
+      cs_names::STAT_HEIGHT};
+  for (const char *field : cs_names::STATS_U64)
+    if (strcmp (field, cs_names::STAT_LAST_FRAME_AGE) != 0)
+      camera_numbers.push_back (field);
   for (const char *field : camera_numbers) {
     ASSERT_NE (camera.get (field), nullptr) << field;
     EXPECT_EQ (camera.get (field)->kind, Json::Number) << field;
   }
-  EXPECT_EQ (camera.get ("last-frame-age")->kind, Json::Null);  // never ran
-  EXPECT_EQ (camera.get ("framerate")->text, "0/1");
-  EXPECT_EQ (camera.get ("last-error")->kind, Json::String);
-  EXPECT_EQ (camera.get ("codec")->kind, Json::String);
+  EXPECT_EQ (camera.get (cs_names::STAT_LAST_FRAME_AGE)->kind, Json::Null);  // never ran
+  EXPECT_EQ (camera.get (cs_names::STAT_FRAMERATE)->text, "0/1");
+  EXPECT_EQ (camera.get (cs_names::STAT_LAST_ERROR)->kind, Json::String);
+  EXPECT_EQ (camera.get (cs_names::STAT_CODEC)->kind, Json::String);
 
   Json queue_json = parse_json (structure_to_json (queue_stats.get ()));
-  EXPECT_EQ (queue_json.members.size (), 14u);
+  EXPECT_EQ (queue_json.members.size (), G_N_ELEMENTS (rq_names::STATS_FIELDS));
   for (const auto &[field, value] : queue_json.members)
     EXPECT_EQ (value.kind, Json::Number) << field;
 }

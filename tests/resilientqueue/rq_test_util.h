@@ -19,10 +19,12 @@
 #include <string>
 #include <vector>
 
+#include "common/element_names.h"
 #include "common/gstref.h"
 
 namespace rqtest {
 
+namespace rq_names = camrelay::resilientqueue_names;
 using namespace std::chrono_literals;
 using SteadyClock = std::chrono::steady_clock;
 
@@ -147,7 +149,7 @@ get_stats (GstElement *element)
     ADD_FAILURE () << "stats property is NULL";
     return stats;
   }
-  EXPECT_STREQ (gst_structure_get_name (structure), "application/x-resilientqueue-stats");
+  EXPECT_STREQ (gst_structure_get_name (structure), rq_names::STATS);
   for (int i = 0; i < gst_structure_n_fields (structure); i++) {
     const gchar *name = gst_structure_nth_field_name (structure, i);
     const GValue *value = gst_structure_get_value (structure, name);

@@ -139,10 +139,8 @@ TEST (ResilientQueueProperties, DefaultsRangesAndNicks)
 
   // Fresh element: stats all present and zero.
   Stats stats = get_stats (element.get ());
-  for (const char *field : {"received-buffers", "pushed-buffers", "dropped-buffers",
-           "dropped-bytes", "dropped-gops", "max-level-time", "max-level-bytes",
-           "max-level-buffers", "time-blocked", "overruns", "underruns", "current-level-time",
-           "current-level-bytes", "current-level-buffers"}) {
+  EXPECT_EQ (stats.size (), G_N_ELEMENTS (rq_names::STATS_FIELDS));
+  for (const char *field : rq_names::STATS_FIELDS) {
     EXPECT_EQ (stat (stats, field), 0u) << field;
   }
 }
@@ -278,10 +276,10 @@ TEST (ResilientQueueOrdering, BuffersEventsQueriesKeepTheirOrder)
   EXPECT_TRUE (discont_offsets (recorder).empty ());
 
   Stats stats = get_stats (h->element);
-  EXPECT_EQ (stat (stats, "received-buffers"), n);
-  EXPECT_EQ (stat (stats, "pushed-buffers"), n);
-  EXPECT_EQ (stat (stats, "dropped-buffers"), 0u);
-  EXPECT_EQ (stat (stats, "overruns"), 0u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_RECEIVED_BUFFERS), n);
+  EXPECT_EQ (stat (stats, rq_names::STAT_PUSHED_BUFFERS), n);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_BUFFERS), 0u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_OVERRUNS), 0u);
 }
 
 // ---------------------------------------------------------------------------
@@ -351,13 +349,13 @@ TEST_F (LeakyModeTest, UpstreamDropsIncoming)
   EXPECT_EQ (discont_offsets (*recorder_), (V{7})) << "next accepted buffer must be DISCONT";
 
   Stats stats = get_stats (h_->element);
-  EXPECT_EQ (stat (stats, "received-buffers"), 8u);
-  EXPECT_EQ (stat (stats, "pushed-buffers"), 5u);
-  EXPECT_EQ (stat (stats, "dropped-buffers"), 3u);
-  EXPECT_EQ (stat (stats, "dropped-bytes"), 300u);
-  EXPECT_EQ (stat (stats, "overruns"), 3u);
-  EXPECT_EQ (stat (stats, "max-level-buffers"), 3u);
-  EXPECT_EQ (stat (stats, "time-blocked"), 0u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_RECEIVED_BUFFERS), 8u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_PUSHED_BUFFERS), 5u);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_BUFFERS), 3u);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_BYTES), 300u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_OVERRUNS), 3u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_MAX_LEVEL_BUFFERS), 3u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_TIME_BLOCKED), 0u);
 }
 
 TEST_F (LeakyModeTest, DownstreamDropsOldest)
@@ -375,13 +373,13 @@ TEST_F (LeakyModeTest, DownstreamDropsOldest)
   EXPECT_EQ (discont_offsets (*recorder_), (V{4}));
 
   Stats stats = get_stats (h_->element);
-  EXPECT_EQ (stat (stats, "received-buffers"), 8u);
-  EXPECT_EQ (stat (stats, "pushed-buffers"), 5u);
-  EXPECT_EQ (stat (stats, "dropped-buffers"), 3u);
-  EXPECT_EQ (stat (stats, "dropped-bytes"), 300u);
-  EXPECT_EQ (stat (stats, "overruns"), 3u);
-  EXPECT_EQ (stat (stats, "max-level-buffers"), 3u);
-  EXPECT_EQ (stat (stats, "max-level-bytes"), 300u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_RECEIVED_BUFFERS), 8u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_PUSHED_BUFFERS), 5u);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_BUFFERS), 3u);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_BYTES), 300u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_OVERRUNS), 3u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_MAX_LEVEL_BUFFERS), 3u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_MAX_LEVEL_BYTES), 300u);
 }
 
 TEST_F (LeakyModeTest, GopDropsOldestCompleteGops)
@@ -406,14 +404,14 @@ TEST_F (LeakyModeTest, GopDropsOldestCompleteGops)
   }
 
   Stats stats = get_stats (h_->element);
-  EXPECT_EQ (stat (stats, "received-buffers"), 10u);
-  EXPECT_EQ (stat (stats, "pushed-buffers"), 4u);
-  EXPECT_EQ (stat (stats, "dropped-buffers"), 6u);
-  EXPECT_EQ (stat (stats, "dropped-bytes"), 600u);
-  EXPECT_EQ (stat (stats, "dropped-gops"), 2u);
-  EXPECT_EQ (stat (stats, "overruns"), 2u);
-  EXPECT_EQ (stat (stats, "max-level-buffers"), 4u);
-  EXPECT_EQ (stat (stats, "current-level-buffers"), 0u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_RECEIVED_BUFFERS), 10u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_PUSHED_BUFFERS), 4u);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_BUFFERS), 6u);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_BYTES), 600u);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_GOPS), 2u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_OVERRUNS), 2u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_MAX_LEVEL_BUFFERS), 4u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_CURRENT_LEVEL_BUFFERS), 0u);
 }
 
 TEST_F (LeakyModeTest, GopLargerThanLimitDropsDeltasUntilKeyframe)
@@ -438,12 +436,12 @@ TEST_F (LeakyModeTest, GopLargerThanLimitDropsDeltasUntilKeyframe)
   EXPECT_EQ (discont_offsets (*recorder_), (V{8}));
 
   Stats stats = get_stats (h_->element);
-  EXPECT_EQ (stat (stats, "received-buffers"), 10u);
-  EXPECT_EQ (stat (stats, "pushed-buffers"), 6u);
-  EXPECT_EQ (stat (stats, "dropped-buffers"), 4u);
-  EXPECT_EQ (stat (stats, "dropped-bytes"), 400u);
-  EXPECT_EQ (stat (stats, "dropped-gops"), 1u) << "one GOP dropped in part";
-  EXPECT_EQ (stat (stats, "overruns"), 3u) << "4D 5D 6D found the queue full";
+  EXPECT_EQ (stat (stats, rq_names::STAT_RECEIVED_BUFFERS), 10u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_PUSHED_BUFFERS), 6u);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_BUFFERS), 4u);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_BYTES), 400u);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_GOPS), 1u) << "one GOP dropped in part";
+  EXPECT_EQ (stat (stats, rq_names::STAT_OVERRUNS), 3u) << "4D 5D 6D found the queue full";
 }
 
 TEST_F (LeakyModeTest, NoneBlocksUntilRoomWithoutDropping)
@@ -468,8 +466,8 @@ TEST_F (LeakyModeTest, NoneBlocksUntilRoomWithoutDropping)
   EXPECT_EQ (recorder_->offsets (), (V{0, 1, 2, 3, 4}));
   EXPECT_TRUE (discont_offsets (*recorder_).empty ());
   Stats stats = get_stats (h_->element);
-  EXPECT_EQ (stat (stats, "dropped-buffers"), 0u);
-  EXPECT_EQ (stat (stats, "overruns"), 1u);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_BUFFERS), 0u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_OVERRUNS), 1u);
   // time-blocked is checked where the wait has a known length
   // (test_resilientqueue_blocking): here the release may come before the push
   // starts waiting.
@@ -593,8 +591,8 @@ TEST_F (LeakyModeTest, EosDrainsThenRefusesBuffers)
   EXPECT_EQ (join (tail), "B0 B1 B2 B3 B4 B5 eos");
   EXPECT_EQ (gst_harness_push (h_.get (), make_buffer (6, true)), GST_FLOW_EOS);
   Stats stats = get_stats (h_->element);
-  EXPECT_EQ (stat (stats, "pushed-buffers"), 6u);
-  EXPECT_EQ (stat (stats, "current-level-buffers"), 0u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_PUSHED_BUFFERS), 6u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_CURRENT_LEVEL_BUFFERS), 0u);
 }
 
 // ---------------------------------------------------------------------------
@@ -613,8 +611,8 @@ TEST_F (LeakyModeTest, ShrinkingMaxSizeBuffersTrimsAtOnce)
   EXPECT_EQ (recorder_->offsets (), (V{0, 5, 6}));
   EXPECT_EQ (discont_offsets (*recorder_), (V{5}));
   Stats stats = get_stats (h_->element);
-  EXPECT_EQ (stat (stats, "dropped-buffers"), 4u);
-  EXPECT_EQ (stat (stats, "dropped-gops"), 2u);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_BUFFERS), 4u);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_GOPS), 2u);
 }
 
 // A push waiting for room (leaky=none) whose GOP is trimmed away meanwhile:
@@ -647,7 +645,7 @@ TEST_F (LeakyModeTest, NoneDropsAWaitingDeltaWhoseGopWasTrimmed)
   EXPECT_EQ (recorder_->offsets (), (V{0, 5}));
   EXPECT_EQ (discont_offsets (*recorder_), (V{5}));
   Stats stats = get_stats (h_->element);
-  EXPECT_EQ (stat (stats, "dropped-buffers"), 4u);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_BUFFERS), 4u);
 }
 
 // Lowering max-size-bytes in PLAYING brings the level within the new limit
@@ -702,9 +700,9 @@ TEST_P (LoweredByteLimitTest, AppliesAtOnce)
     }
   }
   Stats stats = get_stats (h->element);
-  EXPECT_EQ (stat (stats, "dropped-buffers"), c.dropped_buffers);
-  EXPECT_EQ (stat (stats, "dropped-bytes"), c.dropped_buffers * 100);
-  EXPECT_EQ (stat (stats, "dropped-gops"), c.dropped_gops);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_BUFFERS), c.dropped_buffers);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_BYTES), c.dropped_buffers * 100);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_GOPS), c.dropped_gops);
 }
 
 INSTANTIATE_TEST_SUITE_P (Leaky, LoweredByteLimitTest,
@@ -734,8 +732,8 @@ TEST (ResilientQueueLimits, ShrinkingMaxSizeTimeTrimsAtOnce)
   EXPECT_EQ (recorder.offsets (), (V{0, 5, 6}));
   EXPECT_EQ (discont_offsets (recorder), (V{5}));
   Stats stats = get_stats (h->element);
-  EXPECT_EQ (stat (stats, "max-level-time"), 5 * kSecond);
-  EXPECT_EQ (stat (stats, "dropped-gops"), 2u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_MAX_LEVEL_TIME), 5 * kSecond);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_GOPS), 2u);
 }
 
 TEST (ResilientQueueLimits, TimeLevelUsesRunningTime)
@@ -820,7 +818,7 @@ TEST (ResilientQueueSignals, HandlersMayReadPropertiesAndAreCounted)
     std::lock_guard<std::mutex> lock (reader.mutex);
     underruns_before = reader.underruns_done;
   }
-  const guint64 underrun_stat_before = stat (get_stats (h->element), "underruns");
+  const guint64 underrun_stat_before = stat (get_stats (h->element), rq_names::STAT_UNDERRUNS);
   hold->release ();
   ASSERT_TRUE (recorder.wait_buffers (3));
   {
@@ -830,10 +828,10 @@ TEST (ResilientQueueSignals, HandlersMayReadPropertiesAndAreCounted)
       abort_on_hang ("no underrun after the queue drained (or its handler deadlocked)");
   }
   Stats stats = get_stats (h->element);
-  EXPECT_EQ (stat (stats, "overruns"), 2u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_OVERRUNS), 2u);
   {
     std::lock_guard<std::mutex> lock (reader.mutex);
-    EXPECT_EQ (stat (stats, "underruns") - underrun_stat_before, reader.underruns_done - underruns_before);
+    EXPECT_EQ (stat (stats, rq_names::STAT_UNDERRUNS) - underrun_stat_before, reader.underruns_done - underruns_before);
   }
   g_signal_handler_disconnect (h->element, overrun_id);
   g_signal_handler_disconnect (h->element, underrun_id);

@@ -116,7 +116,7 @@ TEST_P (GopInvariantTest, GapsRestartOnDiscontKeyframesUnderTheRightCaps)
     }
     if (chance (0.01))
       gst_harness_push_event (h.get (), make_tag_event (("t" + std::to_string (n)).c_str ()));
-    const guint64 dropped_before = stall_starts ? stat (get_stats (h->element), "dropped-buffers") : 0;
+    const guint64 dropped_before = stall_starts ? stat (get_stats (h->element), rq_names::FIELD_DROPPED_BUFFERS) : 0;
     GstFlowReturn ret = gst_harness_push (h.get (), make_buffer (n, keyframe, uniform (10, 500),
                                                          guint64 (n) * kSpacing, caps_generation));
     ASSERT_EQ (ret, GST_FLOW_OK) << "buffer " << n;
@@ -126,7 +126,7 @@ TEST_P (GopInvariantTest, GapsRestartOnDiscontKeyframesUnderTheRightCaps)
     // broken earlier is not) is held in the gate before the next one comes,
     // so that what the queue holds when it overflows does not depend on the
     // scheduling.
-    if (stall_starts && stat (get_stats (h->element), "dropped-buffers") == dropped_before) {
+    if (stall_starts && stat (get_stats (h->element), rq_names::FIELD_DROPPED_BUFFERS) == dropped_before) {
       ASSERT_EQ (gate.wait_holding (), n) << "the src task did not take the buffer into the gate";
       stall_starts = false;
     }
@@ -178,21 +178,21 @@ TEST_P (GopInvariantTest, GapsRestartOnDiscontKeyframesUnderTheRightCaps)
   EXPECT_EQ (current_caps, caps_generation) << "last caps change lost";
 
   Stats stats = get_stats (h->element);
-  EXPECT_EQ (stat (stats, "received-buffers"), guint64 (param.buffers));
-  EXPECT_EQ (stat (stats, "pushed-buffers"), out_buffers);
-  EXPECT_EQ (stat (stats, "dropped-buffers"), guint64 (param.buffers) - out_buffers);
-  EXPECT_LE (stat (stats, "max-level-buffers"), guint64 (max_buffers));
+  EXPECT_EQ (stat (stats, rq_names::STAT_RECEIVED_BUFFERS), guint64 (param.buffers));
+  EXPECT_EQ (stat (stats, rq_names::STAT_PUSHED_BUFFERS), out_buffers);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_BUFFERS), guint64 (param.buffers) - out_buffers);
+  EXPECT_LE (stat (stats, rq_names::STAT_MAX_LEVEL_BUFFERS), guint64 (max_buffers));
   if (max_time) {
-    EXPECT_LE (stat (stats, "max-level-time"), max_time);
+    EXPECT_LE (stat (stats, rq_names::STAT_MAX_LEVEL_TIME), max_time);
   }
   // Both phases happened: GOPs were dropped, and most of the stream (all of
   // the flowing phases but the delta units of GOPs broken by a stall) came
   // through.
-  EXPECT_GT (stat (stats, "dropped-gops"), 0u) << "the stalls never made the queue drop";
+  EXPECT_GT (stat (stats, rq_names::FIELD_DROPPED_GOPS), 0u) << "the stalls never made the queue drop";
   EXPECT_GE (out_buffers * 2, size_t (param.buffers)) << "less than half the stream came out";
   std::printf ("[ seed %u leaky=%s ] %zu of %d buffers out, %" G_GUINT64_FORMAT
                " GOPs dropped in %d stalls (capacity %d buffers)\n",
-      param.seed, param.leaky, out_buffers, param.buffers, stat (stats, "dropped-gops"), stalls,
+      param.seed, param.leaky, out_buffers, param.buffers, stat (stats, rq_names::FIELD_DROPPED_GOPS), stalls,
       capacity);
 }
 
@@ -238,11 +238,11 @@ TEST_P (ByteLimitTest, NeverExceeded)
   ASSERT_TRUE (gst_harness_push_event (h.get (), gst_event_new_eos ()));
   ASSERT_TRUE (recorder.wait_eos ());
   Stats stats = get_stats (h->element);
-  EXPECT_LE (stat (stats, "max-level-bytes"), kByteLimit);
-  EXPECT_GE (stat (stats, "max-level-bytes"), kByteLimit - 3000) << "the queue never filled up";
-  EXPECT_GT (stat (stats, "dropped-buffers"), 0u);
-  EXPECT_EQ (stat (stats, "received-buffers"), guint64 (n));
-  EXPECT_EQ (stat (stats, "pushed-buffers") + stat (stats, "dropped-buffers"), guint64 (n));
+  EXPECT_LE (stat (stats, rq_names::STAT_MAX_LEVEL_BYTES), kByteLimit);
+  EXPECT_GE (stat (stats, rq_names::STAT_MAX_LEVEL_BYTES), kByteLimit - 3000) << "the queue never filled up";
+  EXPECT_GT (stat (stats, rq_names::FIELD_DROPPED_BUFFERS), 0u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_RECEIVED_BUFFERS), guint64 (n));
+  EXPECT_EQ (stat (stats, rq_names::STAT_PUSHED_BUFFERS) + stat (stats, rq_names::FIELD_DROPPED_BUFFERS), guint64 (n));
 }
 
 TEST_P (ByteLimitTest, BufferBiggerThanTheLimitAloneIsDropped)
@@ -263,9 +263,9 @@ TEST_P (ByteLimitTest, BufferBiggerThanTheLimitAloneIsDropped)
   ASSERT_EQ (buffers.size (), 2u);
   EXPECT_TRUE (buffers[1].discont) << "next buffer after the drop must be DISCONT";
   Stats stats = get_stats (h->element);
-  EXPECT_EQ (stat (stats, "dropped-buffers"), 1u);
-  EXPECT_EQ (stat (stats, "dropped-bytes"), 1001u);
-  EXPECT_LE (stat (stats, "max-level-bytes"), 1000u);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_BUFFERS), 1u);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_BYTES), 1001u);
+  EXPECT_LE (stat (stats, rq_names::STAT_MAX_LEVEL_BYTES), 1000u);
 }
 
 INSTANTIATE_TEST_SUITE_P (Leaky, ByteLimitTest, ::testing::Values ("gop", "upstream", "downstream", "none"));

@@ -153,8 +153,8 @@ TEST (ResilientQueueTime, MaxBlockTimeBoundsAPushThenDropsAsGop)
   ASSERT_TRUE (gst_harness_crank_single_clock_wait (h));
   EXPECT_EQ (pushed4.get ("push after its deadline"), GST_FLOW_OK);
   Stats stats = get_stats (h->element);
-  EXPECT_EQ (stat (stats, "time-blocked"), kBound);
-  EXPECT_EQ (stat (stats, "dropped-buffers"), 1u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_TIME_BLOCKED), kBound);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_BUFFERS), 1u);
   EXPECT_FALSE (has_pending_entry (h));
 
   // A keyframe: after the bound the complete GOP [1 2 3] goes instead.
@@ -165,11 +165,11 @@ TEST (ResilientQueueTime, MaxBlockTimeBoundsAPushThenDropsAsGop)
   EXPECT_EQ (pushed5.get ("push after its deadline"), GST_FLOW_OK);
   EXPECT_EQ (level_buffers (h->element), 1u);
   stats = get_stats (h->element);
-  EXPECT_EQ (stat (stats, "time-blocked"), 2 * kBound);
-  EXPECT_EQ (stat (stats, "dropped-buffers"), 4u);
-  EXPECT_EQ (stat (stats, "dropped-bytes"), 400u);
-  EXPECT_GE (stat (stats, "dropped-gops"), 1u);
-  EXPECT_EQ (stat (stats, "overruns"), 2u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_TIME_BLOCKED), 2 * kBound);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_BUFFERS), 4u);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_BYTES), 400u);
+  EXPECT_GE (stat (stats, rq_names::FIELD_DROPPED_GOPS), 1u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_OVERRUNS), 2u);
 
   q.hold->release ();
   ASSERT_TRUE (q.recorder->wait_buffers (2));
@@ -196,8 +196,8 @@ TEST (ResilientQueueTime, RoomBeforeTheDeadlineEndsTheWait)
   EXPECT_EQ (pushed.get_woken ("push once there is room"), GST_FLOW_OK);
   EXPECT_FALSE (has_pending_entry (h)) << "the deadline's entry outlived the wait";
   Stats stats = get_stats (h->element);
-  EXPECT_EQ (stat (stats, "time-blocked"), 100 * GST_MSECOND);
-  EXPECT_EQ (stat (stats, "dropped-buffers"), 0u);
+  EXPECT_EQ (stat (stats, rq_names::STAT_TIME_BLOCKED), 100 * GST_MSECOND);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_BUFFERS), 0u);
   gst_harness_push_event (h, make_marker_event (1));
   ASSERT_TRUE (q.recorder->wait_marker (1));
   EXPECT_EQ (q.recorder->offsets (), (V{0, 1, 2, 3, 4}));
@@ -247,10 +247,10 @@ TEST (ResilientQueueTime, LoweringMaxBlockTimeShortensABlockedPush)
       GST_FLOW_OK);
   EXPECT_FALSE (has_pending_entry (h)) << "the old deadline's entry outlived the wait";
   Stats stats = get_stats (h->element);
-  EXPECT_EQ (stat (stats, "time-blocked"), 200 * GST_MSECOND);
+  EXPECT_EQ (stat (stats, rq_names::STAT_TIME_BLOCKED), 200 * GST_MSECOND);
   // Then it dropped as gop: [1 2 3] went, 4 is queued.
   EXPECT_EQ (level_buffers (h->element), 1u);
-  EXPECT_EQ (stat (stats, "dropped-buffers"), 3u);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_BUFFERS), 3u);
 }
 
 // The same for a serialized query waiting for its answer.
@@ -286,7 +286,7 @@ TEST (ResilientQueueTime, WithoutAPipelineClockTheSystemClockBoundsAPush)
   const double took = seconds_since (start);
   EXPECT_GE (took, 0.3 - 0.002) << "returned before max-block-time";
   EXPECT_LT (took, 5.0);
-  EXPECT_GE (stat (get_stats (q.h->element), "time-blocked"), kBound);
+  EXPECT_GE (stat (get_stats (q.h->element), rq_names::STAT_TIME_BLOCKED), kBound);
 }
 
 // ---------------------------------------------------------------------------
@@ -298,14 +298,14 @@ check_dropped_message (GstMessage *message, guint64 buffers, guint64 bytes, int 
   ASSERT_NE (message, nullptr);
   const GstStructure *s = gst_message_get_structure (message);
   ASSERT_NE (s, nullptr);
-  EXPECT_STREQ (gst_structure_get_name (s), "resilientqueue-dropped");
+  EXPECT_STREQ (gst_structure_get_name (s), rq_names::DROP_MESSAGE);
   guint64 value = 0;
-  EXPECT_TRUE (gst_structure_get_uint64 (s, "dropped-buffers", &value));
+  EXPECT_TRUE (gst_structure_get_uint64 (s, rq_names::FIELD_DROPPED_BUFFERS, &value));
   EXPECT_EQ (value, buffers);
-  EXPECT_TRUE (gst_structure_get_uint64 (s, "dropped-bytes", &value));
+  EXPECT_TRUE (gst_structure_get_uint64 (s, rq_names::FIELD_DROPPED_BYTES, &value));
   EXPECT_EQ (value, bytes);
-  EXPECT_TRUE (gst_structure_get_uint64 (s, "dropped-gops", &value));
-  const GValue *leaky_value = gst_structure_get_value (s, "leaky");
+  EXPECT_TRUE (gst_structure_get_uint64 (s, rq_names::FIELD_DROPPED_GOPS, &value));
+  const GValue *leaky_value = gst_structure_get_value (s, rq_names::FIELD_LEAKY);
   ASSERT_NE (leaky_value, nullptr);
   EXPECT_STREQ (G_VALUE_TYPE_NAME (leaky_value), "GstResilientQueueLeaky");
   if (G_VALUE_HOLDS_ENUM (leaky_value)) {
@@ -361,8 +361,8 @@ TEST (ResilientQueueTime, DroppedMessageIsRateLimited)
   check_dropped_message (third.get (), 2, 70, 1);
 
   Stats stats = get_stats (h->element);
-  EXPECT_EQ (stat (stats, "dropped-buffers"), 6u);
-  EXPECT_EQ (stat (stats, "dropped-bytes"), 140u);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_BUFFERS), 6u);
+  EXPECT_EQ (stat (stats, rq_names::FIELD_DROPPED_BYTES), 140u);
   hold.release ();
   gst_element_set_bus (h->element, nullptr);
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/gstref.h"
+#include "testcamerasrc/testuri.h"
 
 namespace {
 
@@ -212,7 +213,7 @@ TEST (TestCameraSrcUri, DefaultsAndScheme)
   EXPECT_EQ (gst_uri_handler_get_uri_type (GST_URI_HANDLER (src.get ())), GST_URI_SRC);
   const gchar *const *protocols = gst_uri_handler_get_protocols (GST_URI_HANDLER (src.get ()));
   ASSERT_TRUE (protocols && protocols[0]);
-  EXPECT_STREQ (protocols[0], "test");
+  EXPECT_STREQ (protocols[0], camrelay::testcamera::SCHEME);
   EXPECT_EQ (protocols[1], nullptr);
 
   guint width = 0, height = 0, gop = 0, bitrate = 0;
