@@ -103,14 +103,14 @@ CAMRELAY_DEFINE_ENUM_TYPE (gst_camera_src_state_get_type, "GstCameraSrcState",
     {GST_CAMERA_SRC_STATE_FAILED, "Gave up after max-retries", names::STATE_FAILED})
 
 CAMRELAY_DEFINE_ENUM_TYPE (gst_camera_src_protocols_get_type, "GstCameraSrcProtocols",
-    {GST_CAMERA_SRC_PROTOCOLS_TCP, "RTP interleaved in the RTSP TCP connection", "tcp"},
-    {GST_CAMERA_SRC_PROTOCOLS_UDP, "RTP over UDP", "udp"},
-    {GST_CAMERA_SRC_PROTOCOLS_AUTO, "UDP, falling back to TCP", "auto"})
+    {GST_CAMERA_SRC_PROTOCOLS_TCP, "RTP interleaved in the RTSP TCP connection", names::PROTOCOLS_TCP},
+    {GST_CAMERA_SRC_PROTOCOLS_UDP, "RTP over UDP", names::PROTOCOLS_UDP},
+    {GST_CAMERA_SRC_PROTOCOLS_AUTO, "UDP, falling back to TCP", names::PROTOCOLS_AUTO})
 
 CAMRELAY_DEFINE_ENUM_TYPE (gst_camera_src_fallback_get_type, "GstCameraSrcFallback",
-    {GST_CAMERA_SRC_FALLBACK_NONE, "Send nothing while the camera is away", "none"},
-    {GST_CAMERA_SRC_FALLBACK_FREEZE, "Repeat the last keyframe", "freeze"},
-    {GST_CAMERA_SRC_FALLBACK_SLATE, "Send an encoded 'camera offline' picture", "slate"})
+    {GST_CAMERA_SRC_FALLBACK_NONE, "Send nothing while the camera is away", names::FALLBACK_NONE},
+    {GST_CAMERA_SRC_FALLBACK_FREEZE, "Repeat the last keyframe", names::FALLBACK_FREEZE},
+    {GST_CAMERA_SRC_FALLBACK_SLATE, "Send an encoded 'camera offline' picture", names::FALLBACK_SLATE})
 
 // ---- GstBin / GstElement ---------------------------------------------------------
 
