@@ -98,15 +98,17 @@ woken_locked (const GstCameraSrcPrivate &p)
 
 // Sleeps (lock held) until `wake_at` on the element's time or an event.  On
 // a clock, a single-shot entry at `wake_at` wakes the manager, cancelled once
-// it is awake; MANAGER_IDLE_BOUND of real time bounds the wait all the same
-// (a clock that stops, a test clock nobody cranks).  Without a clock, the
-// steady clock's time of `wake_at`.
+// it is awake; the wait is bounded in real time all the same, at
+// MANAGER_IDLE_BOUND past `wake_at` (a clock that stops or runs slow, a test
+// clock nobody moves).  Without a clock, the steady clock's time of `wake_at`.
 static void
 sleep_until (GstCameraSrc *self, Lock &lock, Clock::time_point wake_at)
 {
   GstCameraSrcPrivate &p = *self->priv;
-  if (woken_locked (p) || wake_at <= now_locked (p))
+  const auto now = now_locked (p);
+  if (woken_locked (p) || wake_at <= now)
     return;
+  const auto safety_net = (wake_at - now) + MANAGER_IDLE_BOUND;
   const Clock::time_point at = wake_at - p.clock_offset;  // on the source
   if (!p.clock) {
     p.wake.wait_until (lock, at, [&p] { return woken_locked (p); });
@@ -125,10 +127,10 @@ sleep_until (GstCameraSrc *self, Lock &lock, Clock::time_point wake_at)
   lock.lock ();
   if (armed != GST_CLOCK_OK) {
     GST_WARNING_OBJECT (self, "cannot wait on %" GST_PTR_FORMAT ": waiting in real time", clock.get ());
-    p.wake.wait_until (lock, Clock::now () + (wake_at - now_locked (p)),
+    p.wake.wait_until (lock, Clock::now () + (wake_at - now),
         [&p] { return woken_locked (p); });
   } else {
-    p.wake.wait_for (lock, MANAGER_IDLE_BOUND, [&p] { return woken_locked (p); });
+    p.wake.wait_for (lock, safety_net, [&p] { return woken_locked (p); });
   }
   p.wake_entry.reset ();
   p.wake_due = false;
