@@ -126,7 +126,8 @@ sleep_until (GstCameraSrc *self, Lock &lock, Clock::time_point wake_at)
       gst_clock_id_wait_async (entry.get (), on_wake_entry, target, free_wake_target);
   lock.lock ();
   if (armed != GST_CLOCK_OK) {
-    GST_WARNING_OBJECT (self, "cannot wait on %" GST_PTR_FORMAT ": waiting in real time", clock.get ());
+    GST_WARNING_OBJECT (self, "cannot wait on %" GST_PTR_FORMAT ": waiting in real time",
+        clock.get ());
     p.wake.wait_until (lock, Clock::now () + (wake_at - now),
         [&p] { return woken_locked (p); });
   } else {
