@@ -45,7 +45,7 @@ poll_slate (GstCameraSrc *self, SlateBuild &build)
   }
   BusPtr bus{gst_element_get_bus (build.pipeline.get ())};
   MessagePtr error{gst_bus_pop_filtered (bus.get (), GST_MESSAGE_ERROR)};
-  if (error || Clock::now () >= build.deadline) {
+  if (error || element_now (p) >= build.deadline) {
     GError *parsed = nullptr;
     if (error)
       gst_message_parse_error (error.get (), &parsed, nullptr);
@@ -110,7 +110,7 @@ start_slate (GstCameraSrc *self, SlateBuild &build)
   build.codec = codec;
   build.width = width;
   build.height = height;
-  build.deadline = Clock::now () + SLATE_TIMEOUT;
+  build.deadline = element_now (p) + SLATE_TIMEOUT;
   GST_DEBUG_OBJECT (self, "making a %s slate of %dx%d", codec.c_str (), width, height);
   gst_element_set_state (build.pipeline.get (), GST_STATE_PLAYING);
 }

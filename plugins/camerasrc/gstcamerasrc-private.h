@@ -123,6 +123,9 @@ struct Stats {
   std::deque<std::pair<Clock::time_point, gsize>> bitrate_window;
 };
 
+// A clock entry (GstClockID): neither a GstObject nor a mini object.
+using ClockIdPtr = UniqueRef<void, gst_clock_id_unref>;
+
 // Passed to the appsink and pad callbacks of one session.
 struct SinkContext {
   GstCameraSrc *self;
@@ -183,6 +186,18 @@ struct GstCameraSrcPrivate {
   camrelay::CapsPtr last_keyframe_caps;
   camrelay::SamplePtr slate;
 
+  // Time (manager.cpp, element_now): the element's clock (set_clock), or
+  // the steady clock while it has none, shifted by `clock_offset` so that
+  // it runs on without a jump when the clock changes.  The manager's
+  // deadlines, the stats' times and `times` are all on it, so that a test
+  // drives them with a GstTestClock.  What bounds real work (a handshake,
+  // a teardown, the HTTP diagnosis) stays on real time.
+  camrelay::ClockPtr clock;
+  std::chrono::nanoseconds clock_offset{0};
+  // The manager's wake-up on `clock`, a single-shot entry, and whether it fired.
+  camrelay::camerasrc::ClockIdPtr wake_entry;
+  bool wake_due = false;
+
   camrelay::camerasrc::Stats stats;
   camrelay::camerasrc::StateTimes times;
   std::optional<camrelay::camerasrc::Clock::time_point> last_warning;
@@ -240,6 +255,11 @@ void cancel_diagnosis (GstCameraSrcPrivate &p);
 // ---- manager.cpp: the manager thread and the element's state -----------------
 
 void start_manager (GstCameraSrc *self);
+// The element's time now (see GstCameraSrcPrivate::clock); lock held, or not.
+Clock::time_point now_locked (GstCameraSrcPrivate &p);
+Clock::time_point element_now (GstCameraSrcPrivate &p);
+// Time follows `clock` from now on (set_clock); the manager re-arms its wake-up.
+void use_clock (GstCameraSrc *self, GstClock *clock);
 void stop_manager (GstCameraSrc *self);
 
 }  // namespace camrelay::camerasrc

@@ -223,6 +223,14 @@ gst_camera_src_handle_message (GstBin *bin, GstMessage *message)
   GST_BIN_CLASS (parent_class)->handle_message (bin, message);
 }
 
+// The manager's time follows the pipeline's clock (see GstCameraSrcPrivate).
+static gboolean
+gst_camera_src_set_clock (GstElement *element, GstClock *clock)
+{
+  use_clock (GST_CAMERA_SRC (element), clock);
+  return GST_ELEMENT_CLASS (parent_class)->set_clock (element, clock);
+}
+
 static GstStateChangeReturn
 gst_camera_src_change_state (GstElement *element, GstStateChange transition)
 {
@@ -382,7 +390,7 @@ build_stats (GstCameraSrcPrivate &p)
 {
   Lock lock (p.lock);
   const Stats &s = p.stats;
-  const auto now = Clock::now ();
+  const auto now = now_locked (p);
   const auto streaming = p.times.streaming (p.state, now);
   const auto down = p.times.down (now);
   guint64 age = G_MAXUINT64;
@@ -683,6 +691,7 @@ gst_camera_src_class_init (GstCameraSrcClass *klass)
       "camrelay developers");
 
   element_class->change_state = gst_camera_src_change_state;
+  element_class->set_clock = gst_camera_src_set_clock;
   bin_class->handle_message = gst_camera_src_handle_message;
 
   gst_type_mark_as_plugin_api (GST_TYPE_CAMERA_SRC_STATE, static_cast<GstPluginAPIFlags> (0));

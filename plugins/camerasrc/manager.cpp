@@ -1,7 +1,8 @@
 // camerasrc's manager thread: the element's state machine (statemachine.h)
 // run on a thread of its own, started in PAUSED->PLAYING and joined in
 // PAUSED->READY.  It connects, tears down, backs off (backoff.h), sends the
-// fallback pictures and reports every transition.
+// fallback pictures and reports every transition.  Its time is the element's
+// clock: it sleeps until a single-shot clock entry at its next deadline.
 #include "camerasrc/backoff.h"
 #include "camerasrc/camerauri.h"
 #include "camerasrc/gstcamerasrc-private.h"
@@ -13,6 +14,131 @@ namespace camrelay::camerasrc {
 constexpr auto WARNING_INTERVAL = std::chrono::seconds (5);
 
 namespace names = camrelay::camerasrc_names;
+
+// ---- time: the element's clock ----------------------------------------------
+
+// What the time source reads: the clock's time, or the steady clock's.
+static Clock::time_point
+source_time_locked (GstCameraSrcPrivate &p)
+{
+  if (!p.clock)
+    return Clock::now ();
+  return Clock::time_point (std::chrono::nanoseconds (gst_clock_get_time (p.clock.get ())));
+}
+
+Clock::time_point
+now_locked (GstCameraSrcPrivate &p)
+{
+  return source_time_locked (p) + p.clock_offset;
+}
+
+Clock::time_point
+element_now (GstCameraSrcPrivate &p)
+{
+  Lock lock (p.lock);
+  return now_locked (p);
+}
+
+void
+use_clock (GstCameraSrc *self, GstClock *clock)
+{
+  GstCameraSrcPrivate &p = *self->priv;
+  ClockPtr old;  // let go of with the lock released
+  Lock lock (p.lock);
+  if (p.clock.get () == clock)
+    return;
+  const auto now = now_locked (p);
+  old = std::move (p.clock);
+  p.clock = ref_object (clock);
+  p.clock_offset = now - source_time_locked (p);
+  GST_DEBUG_OBJECT (self, "time follows %" GST_PTR_FORMAT, clock);
+  // A wake-up armed on the old clock: armed again on this one.
+  p.reconsider = true;
+  p.wake.notify_all ();
+}
+
+// What the manager's clock entry holds: a weak reference, so that an entry
+// the clock lets go of late never keeps the element alive nor dangles.
+struct WakeTarget {
+  GWeakRef element;
+};
+
+static void
+free_wake_target (gpointer data)
+{
+  auto *target = static_cast<WakeTarget *> (data);
+  g_weak_ref_clear (&target->element);
+  delete target;
+}
+
+// In the clock's thread (a test clock's: the thread that cranks it).
+static gboolean
+on_wake_entry (GstClock *, GstClockTime, GstClockID id, gpointer data)
+{
+  auto *target = static_cast<WakeTarget *> (data);
+  ObjectPtr<GstCameraSrc> self{static_cast<GstCameraSrc *> (g_weak_ref_get (&target->element))};
+  if (!self)
+    return TRUE;
+  GstCameraSrcPrivate &p = *self->priv;
+  Lock lock (p.lock);
+  if (p.wake_entry.get () == id) {  // else replaced or cancelled
+    p.wake_due = true;
+    p.wake.notify_all ();
+  }
+  return TRUE;
+}
+
+// Whether the manager has something to look at before its deadline.
+static bool
+woken_locked (const GstCameraSrcPrivate &p)
+{
+  return !p.running || p.location_changed || p.fault.reason || p.end_of_file || p.first_frame
+      || p.reconsider || p.wake_due;
+}
+
+// Sleeps (lock held) until `wake_at` on the element's time or an event.  On
+// a clock, a single-shot entry at `wake_at` wakes the manager, cancelled once
+// it is awake; the wait is bounded in real time all the same, at
+// MANAGER_IDLE_BOUND past `wake_at` (a clock that stops or runs slow, a test
+// clock nobody moves).  Without a clock, the steady clock's time of `wake_at`.
+static void
+sleep_until (GstCameraSrc *self, Lock &lock, Clock::time_point wake_at)
+{
+  GstCameraSrcPrivate &p = *self->priv;
+  const auto now = now_locked (p);
+  if (woken_locked (p) || wake_at <= now)
+    return;
+  const auto safety_net = (wake_at - now) + MANAGER_IDLE_BOUND;
+  const Clock::time_point at = wake_at - p.clock_offset;  // on the source
+  if (!p.clock) {
+    p.wake.wait_until (lock, at, [&p] { return woken_locked (p); });
+    return;
+  }
+  ClockPtr clock = ref_object (p.clock.get ());
+  ClockIdPtr entry{gst_clock_new_single_shot_id (clock.get (),
+      static_cast<GstClockTime> (at.time_since_epoch ().count ()))};
+  p.wake_entry.reset (gst_clock_id_ref (entry.get ()));
+  p.wake_due = false;
+  lock.unlock ();
+  auto *target = new WakeTarget;
+  g_weak_ref_init (&target->element, self);
+  const GstClockReturn armed =
+      gst_clock_id_wait_async (entry.get (), on_wake_entry, target, free_wake_target);
+  lock.lock ();
+  if (armed != GST_CLOCK_OK) {
+    GST_WARNING_OBJECT (self, "cannot wait on %" GST_PTR_FORMAT ": waiting in real time",
+        clock.get ());
+    p.wake.wait_until (lock, Clock::now () + (wake_at - now),
+        [&p] { return woken_locked (p); });
+  } else {
+    p.wake.wait_for (lock, safety_net, [&p] { return woken_locked (p); });
+  }
+  p.wake_entry.reset ();
+  p.wake_due = false;
+  lock.unlock ();
+  gst_clock_id_unschedule (entry.get ());
+  lock.lock ();
+}
 
 // For the log: the nick of `state`.
 static const char *
@@ -50,7 +176,7 @@ static StateChange
 set_state_locked (GstCameraSrcPrivate &p, GstCameraSrcState state, std::string reason,
     guint64 retry_in = 0)
 {
-  p.times.transition (p.state, state, Clock::now ());
+  p.times.transition (p.state, state, now_locked (p));
   StateChange change{state, p.state, reason, p.attempt, retry_in,
       redact_uri (p.settings.location)};
   p.state = state;
@@ -74,7 +200,7 @@ warn_fault (GstCameraSrc *self, const std::string &reason, const std::string &lo
   GstCameraSrcPrivate &p = *self->priv;
   {
     Lock lock (p.lock);
-    const auto now = Clock::now ();
+    const auto now = now_locked (p);
     if (p.last_warning && now - *p.last_warning < WARNING_INTERVAL)
       return;
     p.last_warning = now;
@@ -93,8 +219,8 @@ manager_loop (GstCameraSrc *self)
   Clock::time_point &retry_at = deadlines.retry_at;
   Clock::time_point &connect_deadline = deadlines.connect_deadline;
   Clock::time_point &next_fallback = deadlines.next_fallback;
-  retry_at = Clock::now ();
-  next_fallback = Clock::now ();
+  retry_at = element_now (p);
+  next_fallback = retry_at;
   SlateBuild slate;
   // What the state machine sees (lock held).
   auto view_locked = [&p] {
@@ -123,11 +249,8 @@ manager_loop (GstCameraSrc *self)
       // Sleep until the next deadline or an event; nothing polls.  A slate
       // being made is looked at on every wake-up: at the latest at the next
       // fallback picture, the only one that uses it, or its own deadline.
-      const auto wake_at = next_wake (view_locked (), deadlines, slate.deadline, Clock::now ());
-      p.wake.wait_until (lock, wake_at, [&p] {
-        return !p.running || p.location_changed || p.fault.reason || p.end_of_file
-            || p.first_frame || p.reconsider;
-      });
+      const auto wake_at = next_wake (view_locked (), deadlines, slate.deadline, now_locked (p));
+      sleep_until (self, lock, wake_at);
       if (!p.running)
         break;
       p.reconsider = false;
@@ -137,7 +260,7 @@ manager_loop (GstCameraSrc *self)
         poll_slate (self, slate);
         lock.lock ();
       }
-      const auto now = Clock::now ();
+      const auto now = now_locked (p);
       settings = p.settings;
       generation = p.generation;
       action = next_action (view_locked (), deadlines, now);
@@ -201,14 +324,14 @@ manager_loop (GstCameraSrc *self)
           change = set_state_locked (p, GST_CAMERA_SRC_STATE_CONNECTING, "location changed");
         }
         announce (self, change);
-        retry_at = Clock::now ();
+        retry_at = element_now (p);
         connect_deadline = NEVER;
         break;
       }
       case ManagerAction::Loop:
         GST_DEBUG_OBJECT (self, "end of file: replaying from the start");
         teardown_session (self);
-        retry_at = Clock::now ();
+        retry_at = element_now (p);
         break;
       case ManagerAction::Streaming: {
         StateChange change;
@@ -237,7 +360,7 @@ manager_loop (GstCameraSrc *self)
         bool was_streaming;
         {
           Lock lock (p.lock);
-          const auto now = Clock::now ();
+          const auto now = now_locked (p);
           was_streaming = p.state == GST_CAMERA_SRC_STATE_STREAMING;
           p.stats.last_error = reason;
           p.attempt = next_attempt (p.attempt, p.times.streamed (p.state, now),
@@ -262,11 +385,11 @@ manager_loop (GstCameraSrc *self)
           break;
         }
         warn_fault (self, reason, location);
-        retry_at = Clock::now () + ns (delay);
+        retry_at = element_now (p) + ns (delay);
         // The fallback pictures start one interval after the camera is lost
         // and keep their pace through failed attempts.
         if (was_streaming) {
-          next_fallback = Clock::now () + ns (settings.fallback_interval);
+          next_fallback = element_now (p) + ns (settings.fallback_interval);
           start_slate (self, slate);
         }
         break;
@@ -277,7 +400,7 @@ manager_loop (GstCameraSrc *self)
         if (p.retiring->load () >= MAX_RETIRING) {
           GST_INFO_OBJECT (self, "%u earlier connections still closing: attempt postponed",
               p.retiring->load ());
-          retry_at = Clock::now () + ns (settings.retry_delay_max);
+          retry_at = element_now (p) + ns (settings.retry_delay_max);
           break;
         }
         retry_at = NEVER;
@@ -296,7 +419,7 @@ manager_loop (GstCameraSrc *self)
         }
         if (changed)
           announce (self, change);
-        connect_deadline = Clock::now () + ns (settings.connect_timeout);
+        connect_deadline = element_now (p) + ns (settings.connect_timeout);
         // A new attempt, its steps followed from here.
         p.handshake.start (is_scheme_of (split_uri (settings.location, "", "").scheme,
             SchemeFamily::Rtsp));

@@ -134,7 +134,7 @@ push_queued (GstCameraSrc *self, Output &out)
 static void
 update_video_stats (GstCameraSrcPrivate &p, GstBuffer *buffer, GstCaps *caps, bool keyframe)
 {
-  const auto now = Clock::now ();
+  const auto now = now_locked (p);
   Stats &s = p.stats;
   const gsize size = gst_buffer_get_size (buffer);
   s.frames++;

@@ -18,7 +18,9 @@ using Clock = std::chrono::steady_clock;
 constexpr Clock::time_point NEVER = Clock::time_point::max ();
 // The manager wakes for its deadlines and when notified, never to poll.
 // This bounds its wait only when it has no deadline at all (streaming
-// without a stall timeout, failed): a safety net, not a tick.
+// without a stall timeout, failed): a safety net, not a tick.  (Waiting on
+// the element's clock, it also bounds in real time how late past its
+// deadline the manager wakes: manager.cpp, sleep_until.)
 constexpr auto MANAGER_IDLE_BOUND = std::chrono::seconds (5);
 
 enum class ManagerAction {
