@@ -46,44 +46,38 @@ nicks (const char *const (&names)[N])
   return std::vector<const char *> (std::begin (names), std::end (names));
 }
 
+}  // namespace
+
 // ---- pipeline fragments -------------------------------------------------------
 
-// "" when `fragment` is a GStreamer pipeline fragment with one input and one
-// output (what goes between camerasrc and the payloader); else what is wrong.
-// Needs GStreamer initialised (camrelay does before reading its
-// configuration); without it, nothing is checked here and the camera reports
-// the problem when it starts.
-std::string
-check_pipeline_fragment (const std::string &fragment)
+ElementPtr
+parse_pipeline_fragment (const std::string &fragment, std::string &problem)
 {
-  if (!gst_is_initialized ())
-    return "";
   GError *error = nullptr;
-  GstElement *bin = gst_parse_bin_from_description (fragment.c_str (), TRUE, &error);
-  std::string problem;
-  if (error)
-    problem = std::string ("not a GStreamer pipeline fragment: ") + error->message;
-  else if (!bin)
-    problem = "not a GStreamer pipeline fragment";
-  if (bin && problem.empty ()) {
-    GstPad *sink = gst_element_get_static_pad (bin, "sink");
-    GstPad *src = gst_element_get_static_pad (bin, "src");
-    // Only the first unlinked pad of each direction is ghosted: any other
-    // one left means a second input or output.
-    GstPad *other_sink = gst_bin_find_unlinked_pad (GST_BIN (bin), GST_PAD_SINK);
-    GstPad *other_src = gst_bin_find_unlinked_pad (GST_BIN (bin), GST_PAD_SRC);
-    if (!sink || !src || other_sink || other_src)
-      problem = "must have exactly one unlinked input and one unlinked output, such as "
-                "\"h264parse ! identity\"";
-    for (GstPad *pad : {sink, src, other_sink, other_src})
-      if (pad)
-        gst_object_unref (pad);
+  GstElement *parsed = gst_parse_bin_from_description (fragment.c_str (), TRUE, &error);
+  ElementPtr bin{parsed ? GST_ELEMENT (gst_object_ref_sink (parsed)) : nullptr};
+  if (error || !bin) {
+    problem = std::string ("not a GStreamer pipeline fragment")
+        + (error ? std::string (": ") + error->message : "");
+    g_clear_error (&error);
+    return nullptr;
   }
-  g_clear_error (&error);
-  if (bin)
-    gst_object_unref (gst_object_ref_sink (bin));
-  return problem;
+  PadPtr sink{gst_element_get_static_pad (bin.get (), "sink")};
+  PadPtr src{gst_element_get_static_pad (bin.get (), "src")};
+  // Only the first unlinked pad of each direction is ghosted: any other
+  // one left means a second input or output.
+  PadPtr other_sink{gst_bin_find_unlinked_pad (GST_BIN (bin.get ()), GST_PAD_SINK)};
+  PadPtr other_src{gst_bin_find_unlinked_pad (GST_BIN (bin.get ()), GST_PAD_SRC)};
+  if (!sink || !src || other_sink || other_src) {
+    problem = "must have exactly one unlinked input and one unlinked output, such as "
+              "\"h264parse ! identity\"";
+    return nullptr;
+  }
+  problem.clear ();
+  return bin;
 }
+
+namespace {
 
 // How many multicast groups (addresses) server.multicast_range holds.
 uint64_t
@@ -558,9 +552,13 @@ read_camera (TableReader &reader, CameraConfig &camera, VendorLibrary &vendors,
   reader.read_integer ("max_clients", camera.max_clients, 0, std::numeric_limits<unsigned>::max ());
   reader.read_bool ("enabled", camera.enabled);
   reader.read_bool ("multicast", camera.multicast);
-  if (reader.read_nonempty_string ("pipeline", camera.pipeline) == Read::ok) {
-    std::string problem = check_pipeline_fragment (camera.pipeline);
-    if (!problem.empty ())
+  // Needs GStreamer initialised (camrelay does before reading its
+  // configuration); without it, nothing is checked here and the camera
+  // reports the problem when it starts.
+  if (reader.read_nonempty_string ("pipeline", camera.pipeline) == Read::ok
+      && gst_is_initialized ()) {
+    std::string problem;
+    if (!parse_pipeline_fragment (camera.pipeline, problem))
       reader.error ("pipeline", problem);
   }
 

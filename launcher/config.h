@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/element_names.h"
+#include "common/gstref.h"
 
 namespace camrelay::launcher {
 
@@ -100,6 +101,12 @@ ConfigResult parse_config (const std::string &text, const std::string &path,
 // in file order; empty when they can be used.
 std::vector<ConfigError> check_vendor_templates (const std::string &text,
     const std::string &path);
+
+// A camera's `pipeline` fragment (what goes between camerasrc and the
+// payloader) built as a bin with one ghosted input and one ghosted output;
+// nullptr, with what is wrong in `problem`, when it is not one.  Needs
+// GStreamer initialised.
+ElementPtr parse_pipeline_fragment (const std::string &fragment, std::string &problem);
 
 // The configuration camrelay runs with no arguments: the synthetic test
 // camera at rtsp://127.0.0.1:8554/test, no users, HTTP on 127.0.0.1:8080.

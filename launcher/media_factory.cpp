@@ -79,19 +79,12 @@ pipeline_problem (const CameraConfig &camera)
 {
   if (camera.pipeline.empty ())
     return "";
-  GError *error = nullptr;
-  GstElement *parsed = gst_parse_bin_from_description (camera.pipeline.c_str (), TRUE, &error);
-  ElementPtr bin{parsed ? GST_ELEMENT (gst_object_ref_sink (parsed)) : nullptr};
-  if (error || !bin) {
-    std::string problem = std::string ("not a GStreamer pipeline fragment: ")
-        + (error ? error->message : "cannot be built");
-    g_clear_error (&error);
+  std::string problem;
+  ElementPtr bin = parse_pipeline_fragment (camera.pipeline, problem);
+  if (!bin)
     return problem;
-  }
   PadPtr input{gst_element_get_static_pad (bin.get (), "sink")};
   PadPtr output{gst_element_get_static_pad (bin.get (), "src")};
-  if (!input || !output)
-    return "must have one unlinked input and one unlinked output";
   // It gets the camera's compressed video and must give video the relay
   // sends: what its ends accept must meet that.
   CapsPtr relayed = relayed_video_caps ();
