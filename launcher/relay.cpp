@@ -335,6 +335,14 @@ same_camera (const CameraConfig &a, const CameraConfig &b)
       && a.multicast == b.multicast && a.pipeline == b.pipeline;
 }
 
+// Whether `session` plays the media mounted at `mount`.
+bool
+session_plays (GstRTSPSession *session, const gchar *mount)
+{
+  gint matched = 0;
+  return gst_rtsp_session_get_media (session, mount, &matched) != nullptr;
+}
+
 bool
 same_users (const std::vector<UserConfig> &a, const std::vector<UserConfig> &b)
 {
@@ -351,8 +359,13 @@ same_users (const std::vector<UserConfig> &a, const std::vector<UserConfig> &b)
 
 // Main thread; the camera has left the published snapshot already, so no
 // worker finds it any more.  Its mount goes first (no new client), then the
-// sessions playing it (their clients see the stream end), then the camera:
-// its waiting clients are answered, its medias released.
+// sessions playing it, then the camera: its waiting clients are answered,
+// its medias released.  The sessions are removed from the server's pool, as a
+// session timeout does: each client watching one forgets it (and a client
+// left without sessions is closed: it sees the stream end), and the session
+// media, when freed, takes its transports out of the streams.  (Only
+// detaching them from their clients would leave them in the pool with
+// transports that call into their client after it is gone.)
 void
 Relay::remove_camera (const std::shared_ptr<Camera> &camera)
 {
@@ -360,19 +373,37 @@ Relay::remove_camera (const std::shared_ptr<Camera> &camera)
   GstRTSPMountPoints *mounts = gst_rtsp_server_get_mount_points (server_);
   gst_rtsp_mount_points_remove_factory (mounts, mount.c_str ());
   g_object_unref (mounts);
-  gst_rtsp_server_client_filter (server_,
-      [] (GstRTSPServer *, GstRTSPClient *client, gpointer mount) {
-        gst_rtsp_client_session_filter (client,
-            [] (GstRTSPClient *, GstRTSPSession *session, gpointer mount) {
-              gint matched = 0;
-              return gst_rtsp_session_get_media (session, static_cast<const gchar *> (mount), &matched)
-                  ? GST_RTSP_FILTER_REMOVE
-                  : GST_RTSP_FILTER_KEEP;
-            },
-            mount);
-        return GST_RTSP_FILTER_KEEP;
+  // The clients playing it, closed below once their sessions are gone.
+  std::vector<GObjectPtr<GstRTSPClient>> players;
+  GList *clients = gst_rtsp_server_client_filter (server_, nullptr, nullptr);
+  for (GList *c = clients; c; c = c->next) {
+    auto *client = GST_RTSP_CLIENT (c->data);
+    GList *sessions = gst_rtsp_client_session_filter (client, nullptr, nullptr);
+    for (GList *s = sessions; s; s = s->next)
+      if (session_plays (GST_RTSP_SESSION (s->data), mount.c_str ())) {
+        players.emplace_back (GST_RTSP_CLIENT (g_object_ref (client)));
+        break;
+      }
+    g_list_free_full (sessions, g_object_unref);
+  }
+  g_list_free_full (clients, g_object_unref);
+  GstRTSPSessionPool *pool = gst_rtsp_server_get_session_pool (server_);
+  GList *ended = gst_rtsp_session_pool_filter (pool,
+      [] (GstRTSPSessionPool *, GstRTSPSession *session, gpointer mount) {
+        return session_plays (session, static_cast<const gchar *> (mount)) ? GST_RTSP_FILTER_REMOVE
+                                                                             : GST_RTSP_FILTER_KEEP;
       },
       const_cast<gchar *> (mount.c_str ()));
+  g_list_free_full (ended, g_object_unref);
+  g_object_unref (pool);
+  // A client left with no session (it played only this camera) is closed:
+  // it sees the stream end at once rather than silence.
+  for (const GObjectPtr<GstRTSPClient> &client : players) {
+    GList *left = gst_rtsp_client_session_filter (client.get (), nullptr, nullptr);
+    if (!left)
+      gst_rtsp_client_close (client.get ());
+    g_list_free_full (left, g_object_unref);
+  }
   camera->shutdown ();
 }
 

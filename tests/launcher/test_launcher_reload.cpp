@@ -225,4 +225,38 @@ TEST (LauncherReload, ReloadRemovesACameraClientsAreWaitingFor)
   expect_clean_stop (camrelay, path);
 }
 
+// A reload removes a camera that a client plays over TCP: the client's
+// session goes with it, and so does its connection (the client sees the
+// stream end at once).  Before, the session was only detached from its
+// client and stayed in the server's pool, its transports still pointing at
+// the client: the connection stayed open, the session still answered, and
+// once the client went, the media's send thread could call into the freed
+// client (gst-rtsp-server's get_data_seq assertion in the storm).
+TEST (LauncherReload, RemovedCameraEndsTheSessionsPlayingIt)
+{
+  const std::string keep = camera_entry ("keep", "test://keep?width=160&height=120");
+  const std::string gone = camera_entry ("gone", "test://gone?width=160&height=120");
+  const std::string path = write_config (config_text (keep + gone));
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  ASSERT_NE (camrelay.wait_line ("gone: connecting -> streaming", 20s), "") << camrelay.all_output ();
+
+  RawRtsp player (port);
+  ASSERT_TRUE (player.play ("gone", true)) << camrelay.all_output ();
+  ASSERT_GT (player.drain (300ms), 0);
+  RawRtsp other (port);
+  ASSERT_TRUE (other.play ("keep", true)) << camrelay.all_output ();
+
+  write_atomically (path, config_text (keep));
+  camrelay.send_signal (SIGHUP);
+  ASSERT_NE (camrelay.wait_line ("camera gone: removed", 10s), "") << tail_of (camrelay);
+  EXPECT_TRUE (player.wait_closed_by_server (5s))
+      << "the client of a removed camera is still connected\n" << tail_of (camrelay);
+  // The other camera's client goes on.
+  EXPECT_GT (other.drain (500ms), 0) << tail_of (camrelay);
+  ASSERT_FALSE (camrelay.exited ()) << tail_of (camrelay);
+  expect_clean_stop (camrelay, path);
+}
+
 }  // namespace
