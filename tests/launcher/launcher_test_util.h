@@ -131,7 +131,9 @@ class Launcher {
   // The port of "HTTP on <bind>:<port>" in the start-up line, or 0.
   int http_port () { return port_after ("HTTP on "); }
 
-  bool exited () { return closed_.load () && g_subprocess_get_if_exited (process_); }
+  // Whether the process has ended (exited or killed by a signal) and been
+  // reaped: GSubprocess has no identifier for it any more.
+  bool exited () { return closed_.load () && !g_subprocess_get_identifier (process_); }
 
   // Waits (bounded) for the process to exit; returns its exit status or -1.
   int wait_exit (std::chrono::milliseconds timeout)
