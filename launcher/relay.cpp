@@ -6,6 +6,7 @@
 #include "camera.h"
 #include "common/element_names.h"
 #include "common/gstref.h"
+#include "server.h"
 
 namespace camrelay::launcher {
 
@@ -164,7 +165,7 @@ Relay::start (const Config &config, GMainContext *context, std::string &error)
 {
   started_us_ = g_get_monotonic_time ();
   context_ = context;
-  server_ = gst_rtsp_server_new ();
+  server_ = make_bounded_server (config.server, context);
   gst_rtsp_server_set_address (server_, config.server.bind.c_str ());
   gst_rtsp_server_set_service (server_, std::to_string (config.server.port).c_str ());
   GstRTSPThreadPool *pool = gst_rtsp_server_get_thread_pool (server_);

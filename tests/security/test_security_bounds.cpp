@@ -1,0 +1,235 @@
+// Attacks on what one peer can make the real camrelay spend: huge request
+// bodies, many connections, connections that never authenticate, and the
+// same against its HTTP server.  See docs/security.md.
+#include "launcher_test_util.h"
+
+#include <fcntl.h>
+
+#include <cerrno>
+
+using namespace camrelay::launcher_test;
+
+namespace {
+
+// Resident memory of process `pid` in bytes (VmRSS), or 0.
+uint64_t
+resident_bytes (int pid)
+{
+  std::ifstream status ("/proc/" + std::to_string (pid) + "/status");
+  std::string line;
+  while (std::getline (status, line))
+    if (line.rfind ("VmRSS:", 0) == 0)
+      return std::strtoull (line.c_str () + 6, nullptr, 10) * 1024;
+  return 0;
+}
+
+constexpr uint64_t MB = 1024 * 1024;
+// How much camrelay may grow through an attack (issue 10: within 50 MB).
+constexpr uint64_t RSS_SLACK = 50 * MB;
+
+// A TCP connection to 127.0.0.1:port from `from` (any loopback address:
+// 127.0.0.2 is a second client address on Linux), non-blocking; every
+// wait is bounded by poll().
+class Peer {
+ public:
+  Peer (int port, const char *from = "127.0.0.1")
+  {
+    fd_ = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0)
+      return;
+    sockaddr_in local = {};
+    local.sin_family = AF_INET;
+    inet_pton (AF_INET, from, &local.sin_addr);
+    sockaddr_in remote = {};
+    remote.sin_family = AF_INET;
+    remote.sin_port = htons (static_cast<uint16_t> (port));
+    remote.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    if (bind (fd_, reinterpret_cast<sockaddr *> (&local), sizeof (local)) != 0
+        || connect (fd_, reinterpret_cast<sockaddr *> (&remote), sizeof (remote)) != 0) {
+      close (fd_);
+      fd_ = -1;
+      return;
+    }
+    fcntl (fd_, F_SETFL, fcntl (fd_, F_GETFL) | O_NONBLOCK);
+  }
+  ~Peer ()
+  {
+    if (fd_ >= 0)
+      close (fd_);
+  }
+  Peer (const Peer &) = delete;
+  Peer &operator= (const Peer &) = delete;
+
+  bool ok () const { return fd_ >= 0; }
+
+  // Sends what fits within `timeout`: the bytes sent, or -1 once the
+  // connection failed (closed or reset by the server).
+  long send_some (const char *data, size_t size, std::chrono::milliseconds timeout)
+  {
+    if (fd_ < 0 || failed_)
+      return -1;
+    pollfd p = {fd_, POLLOUT, 0};
+    if (poll (&p, 1, static_cast<int> (timeout.count ())) <= 0)
+      return 0;
+    ssize_t n = send (fd_, data, size, MSG_NOSIGNAL);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return 0;
+    if (n <= 0) {
+      failed_ = true;
+      return -1;
+    }
+    return n;
+  }
+
+  bool send_all (const std::string &text, std::chrono::milliseconds timeout = 5s)
+  {
+    const auto deadline = Clock::now () + timeout;
+    size_t done = 0;
+    while (done < text.size () && Clock::now () < deadline) {
+      long n = send_some (text.data () + done, text.size () - done, 100ms);
+      if (n < 0)
+        return false;
+      done += static_cast<size_t> (n);
+    }
+    return done == text.size ();
+  }
+
+  // Reads until `text` arrived, the server closed, or `timeout`; what came.
+  std::string read_until (const std::string &text, std::chrono::milliseconds timeout)
+  {
+    const auto deadline = Clock::now () + timeout;
+    while (received_.find (text) == std::string::npos && !closed_ && Clock::now () < deadline)
+      read_for (50ms);
+    return received_;
+  }
+
+  // Whether the server closed the connection (EOF or reset) within `timeout`.
+  bool closed_by_server (std::chrono::milliseconds timeout)
+  {
+    const auto deadline = Clock::now () + timeout;
+    while (!closed_ && Clock::now () < deadline)
+      read_for (50ms);
+    return closed_;
+  }
+
+  const std::string &received () const { return received_; }
+
+ private:
+  void read_for (std::chrono::milliseconds timeout)
+  {
+    pollfd p = {fd_, POLLIN, 0};
+    if (fd_ < 0 || poll (&p, 1, static_cast<int> (timeout.count ())) <= 0)
+      return;
+    char chunk[4096];
+    ssize_t n = recv (fd_, chunk, sizeof (chunk), 0);
+    if (n > 0)
+      received_.append (chunk, static_cast<size_t> (n));
+    else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+      closed_ = true;
+  }
+
+  int fd_ = -1;
+  bool failed_ = false;
+  bool closed_ = false;
+  std::string received_;
+};
+
+std::string
+rtsp_request (int port, const std::string &method, const std::string &path, int cseq,
+    const std::vector<std::string> &headers = {})
+{
+  std::string text = method + " rtsp://127.0.0.1:" + std::to_string (port) + "/" + path
+      + " RTSP/1.0\r\nCSeq: " + std::to_string (cseq) + "\r\n";
+  for (const std::string &h : headers)
+    text += h + "\r\n";
+  return text + "\r\n";
+}
+
+// camrelay serving the synthetic camera "cam", with `server_keys` added to
+// [server]; waits until it listens.
+struct Relay {
+  std::string config;
+  std::unique_ptr<Launcher> camrelay;
+  int port = 0;
+  int http_port = 0;
+
+  explicit Relay (const std::string &server_keys = "")
+  {
+    std::string text = config_text (camera_entry ("cam", "test://cam"));
+    text.insert (text.find ("\n\n[http]"), "\n" + server_keys);
+    config = write_config (text);
+    camrelay = std::make_unique<Launcher> (std::vector<std::string>{"-c", config});
+    port = camrelay->rtsp_port ();
+    http_port = camrelay->http_port ();
+  }
+  ~Relay () { expect_clean_stop (*camrelay, config); }
+
+  // One OPTIONS on a new connection from `from`: its status line.
+  std::string options (const char *from = "127.0.0.1")
+  {
+    Peer peer (port, from);
+    if (!peer.send_all (rtsp_request (port, "OPTIONS", "cam", 1)))
+      return "send failed";
+    std::string answer = peer.read_until ("\r\n\r\n", 10s);
+    return answer.substr (0, answer.find ("\r\n"));
+  }
+};
+
+// SET_PARAMETER announcing a 4 GB body, then sending hundreds of MB of it on
+// two connections: camrelay closes each connection instead of reading the
+// body, its memory does not grow, and other clients are served.
+TEST (SecurityBounds, HugeRtspBodyIsRefusedWithoutReadingIt)
+{
+  Relay relay;
+  ASSERT_GT (relay.port, 0) << relay.camrelay->all_output ();
+  ASSERT_EQ (relay.options (), "RTSP/1.0 200 OK");
+  const uint64_t idle = resident_bytes (relay.camrelay->pid ());
+  ASSERT_GT (idle, 0u);
+
+  constexpr uint64_t BODY_PER_CONNECTION = 300 * MB;
+  std::vector<std::unique_ptr<Peer>> peers;
+  for (int i = 0; i < 2; i++) {
+    peers.push_back (std::make_unique<Peer> (relay.port));
+    ASSERT_TRUE (peers.back ()->send_all (rtsp_request (relay.port, "SET_PARAMETER", "cam", 1,
+        {"Content-Type: text/parameters", "Content-Length: 4000000000"})));
+  }
+  const std::string chunk (1 * MB, 'x');
+  uint64_t sent[2] = {0, 0};
+  uint64_t peak = idle;
+  bool failed[2] = {false, false};
+  const auto deadline = Clock::now () + 60s;
+  while ((!failed[0] || !failed[1]) && Clock::now () < deadline
+      && (sent[0] < BODY_PER_CONNECTION || sent[1] < BODY_PER_CONNECTION)) {
+    bool progress = false;
+    for (int i = 0; i < 2; i++) {
+      if (failed[i] || sent[i] >= BODY_PER_CONNECTION)
+        continue;
+      long n = peers[i]->send_some (chunk.data (), chunk.size (), 20ms);
+      if (n < 0)
+        failed[i] = true;
+      else
+        sent[i] += static_cast<uint64_t> (n);
+      progress = progress || n > 0;
+    }
+    peak = std::max (peak, resident_bytes (relay.camrelay->pid ()));
+    // Both connections full and closed by the server: nothing more to send.
+    if (!progress && peers[0]->closed_by_server (20ms) && peers[1]->closed_by_server (20ms))
+      break;
+  }
+  peak = std::max (peak, resident_bytes (relay.camrelay->pid ()));
+  for (int i = 0; i < 2; i++) {
+    EXPECT_TRUE (peers[i]->closed_by_server (10s))
+        << "connection " << i << " still open after " << sent[i] / MB << " MB of body";
+    EXPECT_LT (sent[i], BODY_PER_CONNECTION) << "connection " << i << ": the whole body was taken";
+    const std::string &answer = peers[i]->received ();
+    if (!answer.empty ()) {
+      EXPECT_EQ (answer.rfind ("RTSP/1.0 413", 0), 0u) << answer;
+    }
+  }
+  EXPECT_LT (peak, idle + RSS_SLACK) << "idle " << idle / MB << " MB, peak " << peak / MB << " MB";
+  EXPECT_EQ (relay.options (), "RTSP/1.0 200 OK");
+  RtspProbe probe (relay.port);
+  EXPECT_EQ (probe.describe ("cam"), "RTSP/1.0 200 OK");
+}
+
+}  // namespace
