@@ -369,6 +369,10 @@ read_server (TableReader &reader, ServerConfig &server, const std::string &confi
           "between 0s (never) and 24h") == Read::ok)
     server.slow_client_timeout = static_cast<unsigned> (slow_ms / 1000);
   reader.read_integer ("threads", server.threads, 0, 1024);
+  reader.read_integer ("max_connections", server.max_connections, 0,
+      std::numeric_limits<unsigned>::max ());
+  reader.read_integer ("max_connections_per_ip", server.max_connections_per_ip, 0,
+      std::numeric_limits<unsigned>::max ());
 
   read_multicast (reader, server);
 

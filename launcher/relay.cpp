@@ -428,6 +428,7 @@ Relay::reload (const Config &config)
         "restart");
   const std::shared_ptr<const Snapshot> running = published_->get ();
   published_->guard.set_timeout (config.server.slow_client_timeout);
+  update_bounds (server_, config.server);
 
   auto find = [] (const std::vector<CameraConfig> &cameras, const std::string &name)
       -> const CameraConfig * {
@@ -490,6 +491,8 @@ Relay::reload (const Config &config)
   running_config.server.max_clients = config.server.max_clients;
   running_config.server.session_timeout = config.server.session_timeout;
   running_config.server.slow_client_timeout = config.server.slow_client_timeout;
+  running_config.server.max_connections = config.server.max_connections;
+  running_config.server.max_connections_per_ip = config.server.max_connections_per_ip;
   config_ = running_config;
   log_line ("reload: %u camera(s) added, %u removed, %u changed, %u untouched", added, removed,
       changed, kept);

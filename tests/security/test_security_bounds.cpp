@@ -232,4 +232,79 @@ TEST (SecurityBounds, HugeRtspBodyIsRefusedWithoutReadingIt)
   EXPECT_EQ (probe.describe ("cam"), "RTSP/1.0 200 OK");
 }
 
+// Whether a new connection from `from` is closed by camrelay without a
+// word, even after sending a request.
+bool
+refused (int port, const char *from)
+{
+  Peer peer (port, from);
+  if (!peer.ok ())
+    return false;
+  peer.send_all (rtsp_request (port, "OPTIONS", "cam", 1));
+  return peer.closed_by_server (5s) && peer.received ().empty ();
+}
+
+// Opens a connection from `from` and has one OPTIONS answered on it, so that
+// camrelay has surely counted it.
+std::unique_ptr<Peer>
+admitted (int port, const char *from)
+{
+  auto peer = std::make_unique<Peer> (port, from);
+  peer->send_all (rtsp_request (port, "OPTIONS", "cam", 1));
+  EXPECT_EQ (peer->read_until ("\r\n\r\n", 10s).rfind ("RTSP/1.0 200 OK", 0), 0u)
+      << "from " << from << ": " << peer->received ();
+  return peer;
+}
+
+// Over server.max_connections_per_ip, a connection from that address is
+// closed at once, unanswered; another address is served; a place given back
+// is taken again.  Refusals are logged once per period, with a count.
+TEST (SecurityBounds, ConnectionsPerAddressAreLimited)
+{
+  constexpr int LIMIT = 3;
+  Relay relay ("max_connections_per_ip = " + std::to_string (LIMIT));
+  ASSERT_GT (relay.port, 0) << relay.camrelay->all_output ();
+  std::vector<std::unique_ptr<Peer>> open;
+  for (int i = 0; i < LIMIT; i++)
+    open.push_back (admitted (relay.port, "127.0.0.1"));
+  for (int i = 0; i < 5; i++)
+    EXPECT_TRUE (refused (relay.port, "127.0.0.1")) << "connection " << LIMIT + 1 + i;
+  EXPECT_EQ (relay.options ("127.0.0.2"), "RTSP/1.0 200 OK");
+  for (auto &peer : open)  // still served
+    EXPECT_TRUE (peer->send_all (rtsp_request (relay.port, "OPTIONS", "cam", 2)));
+  for (auto &peer : open)
+    EXPECT_NE (peer->read_until ("CSeq: 2", 10s).find ("CSeq: 2"), std::string::npos);
+
+  // One goes: its place is free once camrelay has seen it close.
+  open.pop_back ();
+  bool accepted = false;
+  for (int attempt = 0; attempt < 50 && !accepted; attempt++)
+    accepted = relay.options () == "RTSP/1.0 200 OK";
+  EXPECT_TRUE (accepted) << relay.camrelay->all_output ();
+
+  const std::string logged = relay.camrelay->wait_line ("client 127.0.0.1: refused a connection", 5s);
+  EXPECT_NE (logged.find ("3 connections from this address already (server.max_connections_per_ip)"),
+      std::string::npos) << logged;
+  EXPECT_FALSE (relay.camrelay->wait_count ("client 127.0.0.1: refused a connection", 2, 0ms))
+      << relay.camrelay->all_output ();
+}
+
+// Over server.max_connections, any new connection is closed at once.
+TEST (SecurityBounds, ConnectionsInAllAreLimited)
+{
+  Relay relay ("max_connections = 2\nmax_connections_per_ip = 0");
+  ASSERT_GT (relay.port, 0) << relay.camrelay->all_output ();
+  auto first = admitted (relay.port, "127.0.0.1");
+  auto second = admitted (relay.port, "127.0.0.2");
+  EXPECT_TRUE (refused (relay.port, "127.0.0.3"));
+  EXPECT_NE (relay.camrelay->wait_line ("client 127.0.0.3: refused a connection", 5s)
+                 .find ("2 connections in all already (server.max_connections)"),
+      std::string::npos) << relay.camrelay->all_output ();
+  second.reset ();
+  bool accepted = false;
+  for (int attempt = 0; attempt < 50 && !accepted; attempt++)
+    accepted = relay.options ("127.0.0.3") == "RTSP/1.0 200 OK";
+  EXPECT_TRUE (accepted) << relay.camrelay->all_output ();
+}
+
 }  // namespace
