@@ -373,6 +373,10 @@ read_server (TableReader &reader, ServerConfig &server, const std::string &confi
       std::numeric_limits<unsigned>::max ());
   reader.read_integer ("max_connections_per_ip", server.max_connections_per_ip, 0,
       std::numeric_limits<unsigned>::max ());
+  uint64_t login_ms;
+  if (reader.read_duration_ms ("login_timeout", login_ms, 1000, 0, 3600 * 1000ull,
+          "between 0s (never) and 1h") == Read::ok)
+    server.login_timeout = static_cast<unsigned> (login_ms / 1000);
 
   read_multicast (reader, server);
 

@@ -21,6 +21,7 @@ struct ServerConfig {
   unsigned threads = 0;            // RTSP worker threads; 0 = a default for hundreds of clients
   unsigned max_connections = 5000;        // RTSP connections open at once; 0 = no limit
   unsigned max_connections_per_ip = 256;  // of them from one client address; 0 = no limit
+  unsigned login_timeout = 10;  // s a connection may go without a 2xx answer (but to OPTIONS); 0 = never
   std::string tls_cert;            // PEM files; both set = RTSPS
   std::string tls_key;
   // Multicast, for cameras with multicast = true: each such camera gets one

@@ -493,6 +493,7 @@ Relay::reload (const Config &config)
   running_config.server.slow_client_timeout = config.server.slow_client_timeout;
   running_config.server.max_connections = config.server.max_connections;
   running_config.server.max_connections_per_ip = config.server.max_connections_per_ip;
+  running_config.server.login_timeout = config.server.login_timeout;
   config_ = running_config;
   log_line ("reload: %u camera(s) added, %u removed, %u changed, %u untouched", added, removed,
       changed, kept);

@@ -27,8 +27,13 @@ class ConnectionTable;
 struct Connection {
   std::shared_ptr<ConnectionTable> table;
   std::string ip;
-  gint64 accepted_us = 0;
+  // When the login clock started: accept() time, moved later by the time the
+  // server spent waiting (for a camera) before answering the client.
+  std::atomic<gint64> clock_start_us{0};
+  std::atomic<gint64> waiting_since_us{0};  // 0 = no DESCRIBE being answered
   GWeakRef client;
+  std::atomic<bool> authenticated{false};  // had a 2xx answer to something but OPTIONS
+  bool login_expired = false;  // closed by the login check; guarded by the table's lock
   std::atomic<bool> released{false};
 };
 
@@ -39,6 +44,7 @@ class ConnectionTable {
     Lock l (lock_);
     max_total_ = config.max_connections;
     max_per_ip_ = config.max_connections_per_ip;
+    login_timeout_s_ = config.login_timeout;
   }
 
   // Counts a new connection from `ip`, or says why it is refused ("" = admitted).
@@ -130,6 +136,41 @@ class ConnectionTable {
       log_line ("%s", line.c_str ());
   }
 
+  // Closes the connections that have not authenticated in time, with a log
+  // line per address.  Main context.
+  void close_unauthenticated ()
+  {
+    std::vector<GstRTSPClient *> overdue;
+    std::map<std::string, unsigned> per_ip;
+    unsigned timeout_s;
+    {
+      Lock l (lock_);
+      timeout_s = login_timeout_s_;
+      if (!timeout_s)
+        return;
+      const gint64 now = g_get_monotonic_time ();
+      for (Connection *c : connections_) {
+        if (c->authenticated || c->released || c->login_expired || c->waiting_since_us
+            || now - c->clock_start_us < static_cast<gint64> (timeout_s) * G_USEC_PER_SEC)
+          continue;
+        auto *client = static_cast<GstRTSPClient *> (g_weak_ref_get (&c->client));
+        if (!client)
+          continue;
+        c->login_expired = true;  // closing takes a while to reach its "closed"
+        overdue.push_back (client);
+        per_ip[c->ip]++;
+      }
+    }
+    for (const auto &[ip, count] : per_ip)
+      log_line ("client %s: closed %u connection(s) with no successful request other than "
+          "OPTIONS within %u s (server.login_timeout)", ip.c_str (), count, timeout_s);
+    // Closed without our lock: closing emits the client's signals.
+    for (GstRTSPClient *client : overdue) {
+      gst_rtsp_client_close (client);
+      g_object_unref (client);
+    }
+  }
+
  private:
   struct Refusals {
     gint64 logged_us = 0;
@@ -139,6 +180,7 @@ class ConnectionTable {
   mutable std::mutex lock_;
   unsigned max_total_ = 0;
   unsigned max_per_ip_ = 0;
+  unsigned login_timeout_s_ = 0;
   unsigned total_ = 0;
   std::map<std::string, unsigned> per_ip_;
   std::map<std::string, Refusals> refusals_;
@@ -155,6 +197,37 @@ free_connection (gpointer data)
   connection->table->forget (connection);
   g_weak_ref_clear (&connection->client);
   delete connection;
+}
+
+Connection *
+connection_of (GstRTSPClient *client)
+{
+  return static_cast<Connection *> (g_object_get_data (G_OBJECT (client), kConnectionKey));
+}
+
+// A DESCRIBE may wait for its camera (up to 10 s) before it is answered:
+// that time is the server's, not the client's, and does not count.
+GstRTSPStatusCode
+on_pre_describe (GstRTSPClient *client, GstRTSPContext *, gpointer)
+{
+  if (Connection *connection = connection_of (client))
+    connection->waiting_since_us = g_get_monotonic_time ();
+  return GST_RTSP_STS_OK;
+}
+
+// A successful answer to anything but OPTIONS: the client has been let in
+// (with credentials where the camera needs them).  Its worker thread.
+void
+on_send_message (GstRTSPClient *client, GstRTSPContext *ctx, GstRTSPMessage *message, gpointer)
+{
+  Connection *connection = connection_of (client);
+  if (!connection || !message || message->type != GST_RTSP_MESSAGE_RESPONSE)
+    return;
+  if (const gint64 since = connection->waiting_since_us.exchange (0))
+    connection->clock_start_us += g_get_monotonic_time () - since;
+  const GstRTSPStatusCode code = message->type_data.response.code;
+  if (ctx && ctx->method != GST_RTSP_OPTIONS && code >= 200 && code < 300)
+    connection->authenticated = true;
 }
 
 }  // namespace
@@ -198,7 +271,7 @@ camrelay_rtsp_server_create_client (GstRTSPServer *server)
   auto *connection = new Connection ();
   connection->table = self->priv->table;
   connection->ip = ip;
-  connection->accepted_us = g_get_monotonic_time ();
+  connection->clock_start_us = g_get_monotonic_time ();
   g_weak_ref_init (&connection->client, client);
   if (!client) {
     free_connection (connection);
@@ -211,6 +284,8 @@ camrelay_rtsp_server_create_client (GstRTSPServer *server)
     if (c)
       c->table->release (c);
   }), nullptr);
+  g_signal_connect (client, "pre-describe-request", G_CALLBACK (on_pre_describe), nullptr);
+  g_signal_connect (client, "send-message", G_CALLBACK (on_send_message), nullptr);
   return client;
 }
 
@@ -252,7 +327,9 @@ make_bounded_server (const ServerConfig &config, GMainContext *context)
   GSource *housekeeping = g_timeout_source_new (HOUSEKEEPING_INTERVAL_MS);
   g_source_set_callback (housekeeping,
       [] (gpointer table) -> gboolean {
-        (*static_cast<std::shared_ptr<ConnectionTable> *> (table))->flush_refusals ();
+        auto &connections = *static_cast<std::shared_ptr<ConnectionTable> *> (table);
+        connections->close_unauthenticated ();
+        connections->flush_refusals ();
         return G_SOURCE_CONTINUE;
       },
       new std::shared_ptr<ConnectionTable> (self->priv->table),

@@ -10,6 +10,11 @@
 //   closed as soon as it is accepted, before gst-rtsp-server makes a client
 //   object or a worker thread for it; refusals are logged once per period
 //   and address, with a count.
+// - A connection that has had no successful answer (2xx) to a request other
+//   than OPTIONS within server.login_timeout is closed: one that only
+//   connects, or only asks OPTIONS, or fails to log in.  A client that plays
+//   has had several.  The time a DESCRIBE waits for its camera is not
+//   counted: it is the server's.
 //
 // Thread model: the counts and the list of connections live in a
 // ConnectionTable, shared (shared_ptr) by the server, each client and the
@@ -33,11 +38,12 @@ inline constexpr guint RTSP_BODY_LIMIT = 4096;
 inline constexpr gint RTSP_LISTEN_BACKLOG = 1024;
 
 // A new server with the bounds of `config` (max_connections,
-// max_connections_per_ip), whose housekeeping runs every second on
+// max_connections_per_ip, login_timeout), whose housekeeping (the login
+// check) runs every second on
 // `context` from when the server is made until it is finalized.
 GstRTSPServer *make_bounded_server (const ServerConfig &config, GMainContext *context);
 
-// Applies the connection limits of `config` (on reload).
+// Applies the connection limits and login_timeout of `config` (on reload).
 // Connections already open stay, even over a lower limit.
 void update_bounds (GstRTSPServer *server, const ServerConfig &config);
 

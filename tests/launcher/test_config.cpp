@@ -213,11 +213,13 @@ TEST (Config, ConnectionBoundsAreRead)
   ConfigResult result = parse ("[server]\n"
                                "max_connections = 2000\n"
                                "max_connections_per_ip = 0\n"
+                               "login_timeout = \"30s\"\n"
                                "\n"
                                "[[cameras]]\nname = \"cam\"\nlocation = \"test://cam\"\n");
   ASSERT_TRUE (result.config) << testing::PrintToString (messages (result));
   EXPECT_EQ (result.config->server.max_connections, 2000u);
   EXPECT_EQ (result.config->server.max_connections_per_ip, 0u);
+  EXPECT_EQ (result.config->server.login_timeout, 30u);
 }
 
 TEST (Config, DefaultsOfAMinimalFile)
@@ -234,6 +236,7 @@ TEST (Config, DefaultsOfAMinimalFile)
   EXPECT_EQ (config.server.threads, 0u);
   EXPECT_EQ (config.server.max_connections, 5000u);
   EXPECT_EQ (config.server.max_connections_per_ip, 256u);
+  EXPECT_EQ (config.server.login_timeout, 10u);
   EXPECT_EQ (config.server.tls_cert, "");
   EXPECT_EQ (config.server.tls_key, "");
   EXPECT_EQ (config.server.multicast_first, "239.255.42.0");
@@ -510,6 +513,10 @@ TEST (Config, EachValidationMessage)
         "cams.toml:2: server.max_connections: must be between 0 and 4294967295 (got -1)"},
     {"[server]\nmax_connections_per_ip = \"many\"\n",
         "cams.toml:2: server.max_connections_per_ip: must be an integer (got a string)"},
+    {"[server]\nlogin_timeout = \"2h\"\n",
+        "cams.toml:2: server.login_timeout: must be between 0s (never) and 1h (got \"2h\")"},
+    {"[server]\nlogin_timeout = \"2.5s\"\n",
+        "cams.toml:2: server.login_timeout: must be a whole number of seconds (got \"2.5s\")"},
     {"[server]\nsession_timeout = 0\n",
         "cams.toml:2: server.session_timeout: must be between 1s and 24h (got 0)"},
     {"[server]\nsession_timeout = \"1.5s\"\n",

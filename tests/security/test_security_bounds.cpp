@@ -307,4 +307,41 @@ TEST (SecurityBounds, ConnectionsInAllAreLimited)
   EXPECT_TRUE (accepted) << relay.camrelay->all_output ();
 }
 
+// A connection with no successful answer to anything but OPTIONS within
+// server.login_timeout is closed; one that plays is not.
+TEST (SecurityBounds, ConnectionsThatNeverLogInAreClosed)
+{
+  constexpr auto LOGIN_TIMEOUT = 2s;
+  Relay relay ("login_timeout = 2");
+  ASSERT_GT (relay.port, 0) << relay.camrelay->all_output ();
+  RawRtsp player (relay.port);
+  ASSERT_TRUE (player.play ("cam", true)) << relay.camrelay->all_output ();
+  const auto start = Clock::now ();
+  Peer idle (relay.port);
+  Peer asking (relay.port);
+  ASSERT_TRUE (idle.ok () && asking.ok ());
+
+  // The one asking OPTIONS every 500 ms is answered until it is cut.
+  const auto limit = start + LOGIN_TIMEOUT + 4s;
+  int cseq = 0;
+  bool asking_closed = false;
+  while (!asking_closed && Clock::now () < limit) {
+    if (!asking.send_all (rtsp_request (relay.port, "OPTIONS", "cam", ++cseq)))
+      break;
+    asking_closed = asking.closed_by_server (500ms);
+  }
+  const auto asking_cut = Clock::now () - start;
+  EXPECT_TRUE (asking_closed || asking.closed_by_server (0ms))
+      << "still open after " << cseq << " OPTIONS";
+  EXPECT_GE (asking_cut, LOGIN_TIMEOUT - 100ms) << "cut before its time";
+  EXPECT_NE (asking.received ().find ("CSeq: 2\r\n"), std::string::npos) << asking.received ();
+  EXPECT_TRUE (idle.closed_by_server (std::chrono::duration_cast<std::chrono::milliseconds> (
+      limit - Clock::now ())));
+  EXPECT_NE (relay.camrelay->wait_line ("(server.login_timeout)", 1s).find ("client 127.0.0.1: closed"),
+      std::string::npos) << relay.camrelay->all_output ();
+
+  // The player still gets video, on its connection still open.
+  EXPECT_GT (player.drain (1s), 0) << relay.camrelay->all_output ();
+}
+
 }  // namespace
