@@ -407,6 +407,8 @@ read_http (TableReader &reader, HttpConfig &http)
     reader.error ("bind", "must be an IP address, such as \"127.0.0.1\" or \"0.0.0.0\" (got "
         + quote (http.bind) + ")");
   reader.read_integer ("port", http.port, 0, 65535);
+  reader.read_integer ("max_connections", http.max_connections, 0,
+      std::numeric_limits<unsigned>::max ());
 }
 
 const std::map<std::string, std::string> kUserHints = {

@@ -39,6 +39,7 @@ struct HttpConfig {
   bool enabled = true;
   std::string bind = "127.0.0.1";
   uint16_t port = 8080;
+  unsigned max_connections = 1000;  // open at once; 0 = no limit
 };
 
 struct UserConfig {

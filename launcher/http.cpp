@@ -7,7 +7,11 @@
 #include <cstring>
 #include <exception>
 #include <initializer_list>
+#include <map>
+#include <utility>
 
+#include "camera.h"  // log_line
+#include "config.h"
 #include "common/element_names.h"
 #include "common/enums.h"
 
@@ -298,7 +302,8 @@ address_for_messages (const std::string &bind, uint16_t port)
 std::string
 bind_reason (const GError *error)
 {
-  static constexpr char kPrefix[] = "Error binding to address ";
+  // With or without the address after it, depending on GLib's version.
+  static constexpr char kPrefix[] = "Error binding to address";
   std::string text = error->message;
   if (text.rfind (kPrefix, 0) == 0) {
     size_t colon = text.find (": ", sizeof kPrefix - 1);
@@ -329,7 +334,70 @@ class ThreadDefaultContext {
   GMainContext *context_;
 };
 
+// How often a refusing HTTP client address is logged, with a count.
+constexpr gint64 HTTP_REFUSAL_LOG_PERIOD_US = 10 * G_USEC_PER_SEC;
+// Connections waiting to be accepted: a burst of clients is queued, not
+// dropped and retried seconds later (the kernel caps it at somaxconn).
+constexpr int HTTP_LISTEN_BACKLOG = 1024;
+// The accepted socket, kept on the remote address that libsoup hands back
+// with each of the connection's messages.
+constexpr const char *kSocketKey = "camrelay-http-socket";
+
+std::string
+ip_of (GSocketAddress *address)
+{
+  if (!address || !G_IS_INET_SOCKET_ADDRESS (address))
+    return "?";
+  GCharPtr ip{g_inet_address_to_string (
+      g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (address)))};
+  return ip ? ip.get () : "?";
+}
+
+// A request announcing a body larger than HTTP_BODY_LIMIT, or a chunked one
+// (its size unknown): answered 413 on the socket itself, which is then shut
+// down, so that libsoup stops reading and closes the connection instead of
+// taking the body in.  libsoup's own answer would come only after the body.
+void
+refuse_large_body (SoupServerMessage *message, gpointer)
+{
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (message);
+  const SoupEncoding encoding = soup_message_headers_get_encoding (headers);
+  const goffset length = encoding == SOUP_ENCODING_CONTENT_LENGTH
+      ? soup_message_headers_get_content_length (headers) : 0;
+  if (encoding != SOUP_ENCODING_CHUNKED && length <= HTTP_BODY_LIMIT)
+    return;
+  soup_message_body_set_accumulate (soup_server_message_get_request_body (message), FALSE);
+  soup_server_message_set_status (message, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, nullptr);
+  GSocketAddress *remote = soup_server_message_get_remote_address (message);
+  auto *socket = remote ? static_cast<GSocket *> (g_object_get_data (G_OBJECT (remote), kSocketKey))
+                        : nullptr;
+  const std::string size = encoding == SOUP_ENCODING_CHUNKED
+      ? std::string ("unknown size (chunked)") : std::to_string (length) + " bytes";
+  log_line ("HTTP client %s: refused a request with a body of %s (at most %lld bytes)",
+      ip_of (remote).c_str (), size.c_str (), static_cast<long long> (HTTP_BODY_LIMIT));
+  if (!socket)
+    return;  // libsoup reads the body, keeping none of it, then answers 413
+  static constexpr char kAnswer[] =
+      "HTTP/1.1 413 Payload Too Large\r\n"
+      "Content-Type: text/plain; charset=utf-8\r\n"
+      "Content-Length: 48\r\n"
+      "Connection: close\r\n"
+      "\r\n"
+      "Request body too large: the endpoints take none\n";
+  // A fresh connection's send buffer takes it whole, without waiting.
+  g_socket_send_with_blocking (socket, kAnswer, sizeof kAnswer - 1, FALSE, nullptr, nullptr);
+  g_socket_shutdown (socket, TRUE, TRUE, nullptr);
+}
+
 }  // namespace
+
+// The connections open, shared with the weak references that count them
+// down (a connection may outlive the server by a little).  Main context.
+struct HttpServer::Connections {
+  unsigned open = 0;
+  unsigned max = 0;
+  std::map<std::string, std::pair<gint64, unsigned>> refusals;  // IP -> (logged at, unlogged)
+};
 
 // --- Public renderers ------------------------------------------------------------
 
@@ -492,7 +560,23 @@ render_health_json (const Status &status)
 
 // --- HttpServer ------------------------------------------------------------------
 
-HttpServer::HttpServer (StatusProvider provider) : provider_ (std::move (provider)) {}
+HttpServer::HttpServer (StatusProvider provider)
+    : provider_ (std::move (provider)), connections_ (std::make_shared<Connections> ())
+{
+  connections_->max = HttpConfig ().max_connections;
+}
+
+void
+HttpServer::set_max_connections (unsigned max_connections)
+{
+  connections_->max = max_connections;
+}
+
+unsigned
+HttpServer::open_connections () const
+{
+  return connections_->open;
+}
 
 HttpServer::~HttpServer ()
 {
@@ -516,34 +600,118 @@ HttpServer::start (const std::string &bind, uint16_t port, GMainContext *context
   }
   ObjectRef socket_address{G_OBJECT (g_inet_socket_address_new (G_INET_ADDRESS (address.get ()), port))};
 
+  // The service attaches its accept source to the thread-default context.
   ThreadDefaultContext thread_default (context);
-  SoupServer *server = SOUP_SERVER (g_object_new (SOUP_TYPE_SERVER, "server-header", "camrelay", nullptr));
-  soup_server_add_handler (server, nullptr, on_request, this, nullptr);
-
+  GSocketService *service = g_socket_service_new ();
+  g_socket_listener_set_backlog (G_SOCKET_LISTENER (service), HTTP_LISTEN_BACKLOG);
   GError *listen_error = nullptr;
-  if (!soup_server_listen (server, G_SOCKET_ADDRESS (socket_address.get ()),
-          static_cast<SoupServerListenOptions> (0), &listen_error)) {
+  GSocketAddress *effective = nullptr;
+  if (!g_socket_listener_add_address (G_SOCKET_LISTENER (service),
+          G_SOCKET_ADDRESS (socket_address.get ()), G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
+          nullptr, &effective, &listen_error)) {
     GErrorPtr owned{listen_error};
     error = where + ": " + bind_reason (listen_error);
-    soup_server_remove_handler (server, nullptr);
-    g_object_unref (server);
+    g_object_unref (service);
     return false;
   }
+  const uint16_t bound_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (effective));
+  g_object_unref (effective);
 
-  uint16_t bound_port = port;
-  GSList *listeners = soup_server_get_listeners (server);
-  if (listeners) {
-    GSocketAddress *local = g_socket_get_local_address (G_SOCKET (listeners->data), nullptr);
-    if (local) {
-      bound_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
-      g_object_unref (local);
-    }
-  }
-  g_slist_free (listeners);
-
-  server_ = server;
+  server_ = SOUP_SERVER (g_object_new (SOUP_TYPE_SERVER, "server-header", "camrelay", nullptr));
+  soup_server_add_handler (server_, nullptr, on_request, this, nullptr);
+  g_signal_connect (server_, "request-started",
+      G_CALLBACK (+[] (SoupServer *, SoupServerMessage *message, gpointer) {
+        g_signal_connect (message, "got-headers", G_CALLBACK (refuse_large_body), nullptr);
+      }),
+      nullptr);
+  g_signal_connect (service, "incoming", G_CALLBACK (on_incoming), this);
+  g_socket_service_start (service);
+  service_ = service;
   port_ = bound_port;
   return true;
+}
+
+// A new connection, on the main context: counted, given the idle timeout,
+// handed to libsoup; or closed at once when max_connections are open.
+gboolean
+HttpServer::on_incoming (GSocketService *, GSocketConnection *connection, GObject *,
+    gpointer user_data)
+{
+  auto *self = static_cast<HttpServer *> (user_data);
+  Connections &connections = *self->connections_;
+  GSocketAddress *remote = g_socket_connection_get_remote_address (connection, nullptr);
+  GSocketAddress *local = g_socket_connection_get_local_address (connection, nullptr);
+  if (connections.max && connections.open >= connections.max) {
+    // Logged once per period and address, with the count meanwhile.
+    const std::string ip = ip_of (remote);
+    const gint64 now = g_get_monotonic_time ();
+    if (connections.refusals.size () >= 1000) {  // many addresses: forget the quiet ones
+      for (auto it = connections.refusals.begin (); it != connections.refusals.end ();)
+        it = now - it->second.first >= HTTP_REFUSAL_LOG_PERIOD_US && !it->second.second
+            ? connections.refusals.erase (it) : std::next (it);
+    }
+    auto &[logged_us, unlogged] = connections.refusals[ip];
+    if (logged_us && now - logged_us < HTTP_REFUSAL_LOG_PERIOD_US) {
+      unlogged++;
+    } else {
+      log_line ("HTTP client %s: refused a connection: %u open already (http.max_connections)%s",
+          ip.c_str (), connections.open,
+          unlogged ? ("; " + std::to_string (unlogged) + " more refused since the last line").c_str ()
+                   : "");
+      logged_us = now;
+      unlogged = 0;
+    }
+    g_clear_object (&remote);
+    g_clear_object (&local);
+    return TRUE;  // unreferenced by the service: closed
+  }
+  if (!remote || !local) {
+    g_clear_object (&remote);
+    g_clear_object (&local);
+    return TRUE;
+  }
+  connections.open++;
+  g_object_weak_ref (G_OBJECT (connection),
+      [] (gpointer data, GObject *) {
+        auto *counted = static_cast<std::shared_ptr<Connections> *> (data);
+        (*counted)->open--;
+        delete counted;
+      },
+      new std::shared_ptr<Connections> (self->connections_));
+  GSocket *socket = g_socket_connection_get_socket (connection);
+  // A read or write that waits that long fails, and libsoup closes the
+  // connection; but an idle connection is only noticed after twice that
+  // (libsoup 3.2), so a deadline of our own shuts the socket down, which
+  // libsoup sees as the end of the connection.  One request per connection,
+  // answered at once: only idle or stalled connections live that long.
+  g_socket_set_timeout (socket, HTTP_IDLE_TIMEOUT_S);
+  auto *watched = new GWeakRef;
+  g_weak_ref_init (watched, socket);
+  GSource *deadline = g_timeout_source_new_seconds (HTTP_IDLE_TIMEOUT_S);
+  g_source_set_callback (deadline,
+      [] (gpointer data) -> gboolean {
+        if (GSocket *socket = G_SOCKET (g_weak_ref_get (static_cast<GWeakRef *> (data)))) {
+          g_socket_shutdown (socket, TRUE, TRUE, nullptr);
+          g_object_unref (socket);
+        }
+        return G_SOURCE_REMOVE;
+      },
+      watched,
+      [] (gpointer data) {
+        g_weak_ref_clear (static_cast<GWeakRef *> (data));
+        delete static_cast<GWeakRef *> (data);
+      });
+  g_source_attach (deadline, g_main_context_get_thread_default ());
+  g_source_unref (deadline);
+  g_object_set_data_full (G_OBJECT (remote), kSocketKey, g_object_ref (socket), g_object_unref);
+  GError *error = nullptr;
+  if (!soup_server_accept_iostream (self->server_, G_IO_STREAM (connection), local, remote, &error)) {
+    log_line ("HTTP client %s: not served: %s", ip_of (remote).c_str (), error->message);
+    g_error_free (error);
+  }
+  g_object_unref (remote);
+  g_object_unref (local);
+  return TRUE;
 }
 
 uint16_t
@@ -557,6 +725,11 @@ HttpServer::stop ()
 {
   if (!server_)
     return;
+  g_signal_handlers_disconnect_by_data (service_, this);
+  g_socket_service_stop (service_);
+  g_socket_listener_close (G_SOCKET_LISTENER (service_));
+  g_object_unref (service_);
+  service_ = nullptr;
   // Removing the handler first: no request can reach `this` once stop()
   // returns, even if libsoup keeps the server alive a little longer.
   soup_server_remove_handler (server_, nullptr);

@@ -215,11 +215,15 @@ TEST (Config, ConnectionBoundsAreRead)
                                "max_connections_per_ip = 0\n"
                                "login_timeout = \"30s\"\n"
                                "\n"
+                               "[http]\n"
+                               "max_connections = 20\n"
+                               "\n"
                                "[[cameras]]\nname = \"cam\"\nlocation = \"test://cam\"\n");
   ASSERT_TRUE (result.config) << testing::PrintToString (messages (result));
   EXPECT_EQ (result.config->server.max_connections, 2000u);
   EXPECT_EQ (result.config->server.max_connections_per_ip, 0u);
   EXPECT_EQ (result.config->server.login_timeout, 30u);
+  EXPECT_EQ (result.config->http.max_connections, 20u);
 }
 
 TEST (Config, DefaultsOfAMinimalFile)
@@ -237,6 +241,7 @@ TEST (Config, DefaultsOfAMinimalFile)
   EXPECT_EQ (config.server.max_connections, 5000u);
   EXPECT_EQ (config.server.max_connections_per_ip, 256u);
   EXPECT_EQ (config.server.login_timeout, 10u);
+  EXPECT_EQ (config.http.max_connections, 1000u);
   EXPECT_EQ (config.server.tls_cert, "");
   EXPECT_EQ (config.server.tls_key, "");
   EXPECT_EQ (config.server.multicast_first, "239.255.42.0");
@@ -513,6 +518,8 @@ TEST (Config, EachValidationMessage)
         "cams.toml:2: server.max_connections: must be between 0 and 4294967295 (got -1)"},
     {"[server]\nmax_connections_per_ip = \"many\"\n",
         "cams.toml:2: server.max_connections_per_ip: must be an integer (got a string)"},
+    {"[http]\nmax_connections = -2\n",
+        "cams.toml:2: http.max_connections: must be between 0 and 4294967295 (got -2)"},
     {"[server]\nlogin_timeout = \"2h\"\n",
         "cams.toml:2: server.login_timeout: must be between 0s (never) and 1h (got \"2h\")"},
     {"[server]\nlogin_timeout = \"2.5s\"\n",

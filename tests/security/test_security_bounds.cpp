@@ -153,9 +153,10 @@ struct Relay {
   int port = 0;
   int http_port = 0;
 
-  explicit Relay (const std::string &server_keys = "")
+  explicit Relay (const std::string &server_keys = "", const std::string &http_keys = "")
   {
     std::string text = config_text (camera_entry ("cam", "test://cam"));
+    text.insert (text.find ("\n\n[[cameras]]"), "\n" + http_keys);
     text.insert (text.find ("\n\n[http]"), "\n" + server_keys);
     config = write_config (text);
     camrelay = std::make_unique<Launcher> (std::vector<std::string>{"-c", config});
@@ -172,6 +173,14 @@ struct Relay {
       return "send failed";
     std::string answer = peer.read_until ("\r\n\r\n", 10s);
     return answer.substr (0, answer.find ("\r\n"));
+  }
+
+  // GET /metrics: the HTTP status, 0 without an answer.
+  int metrics ()
+  {
+    int status = 0;
+    std::string out = http_get (http_port, "/metrics", status);
+    return std::atoi (out.c_str () + (out.rfind ('\n') == std::string::npos ? 0 : out.rfind ('\n') + 1));
   }
 };
 
@@ -342,6 +351,89 @@ TEST (SecurityBounds, ConnectionsThatNeverLogInAreClosed)
 
   // The player still gets video, on its connection still open.
   EXPECT_GT (player.drain (1s), 0) << relay.camrelay->all_output ();
+}
+
+// POST /metrics with a 200 MB body: 413 at once, the body never taken in.
+TEST (SecurityBounds, HugeHttpBodyIsRefusedWithoutReadingIt)
+{
+  Relay relay;
+  ASSERT_GT (relay.http_port, 0) << relay.camrelay->all_output ();
+  ASSERT_EQ (relay.metrics (), 200);
+  const uint64_t idle = resident_bytes (relay.camrelay->pid ());
+
+  constexpr uint64_t BODY = 200 * MB;
+  Peer peer (relay.http_port);
+  const auto start = Clock::now ();
+  ASSERT_TRUE (peer.send_all ("POST /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: "
+      + std::to_string (BODY) + "\r\nContent-Type: application/octet-stream\r\n\r\n"));
+  const std::string chunk (1 * MB, 'x');
+  uint64_t sent = 0;
+  uint64_t peak = idle;
+  while (sent < BODY && Clock::now () < start + 60s) {
+    long n = peer.send_some (chunk.data (), chunk.size (), 20ms);
+    if (n < 0)
+      break;
+    sent += static_cast<uint64_t> (n);
+    peak = std::max (peak, resident_bytes (relay.camrelay->pid ()));
+    if (n == 0 && peer.closed_by_server (20ms))
+      break;
+  }
+  const std::string answer = peer.read_until ("\r\n\r\n", 5s);
+  const auto answered = Clock::now () - start;
+  peak = std::max (peak, resident_bytes (relay.camrelay->pid ()));
+  EXPECT_EQ (answer.rfind ("HTTP/1.1 413", 0), 0u) << answer;
+  EXPECT_LT (answered, 5s);
+  EXPECT_LT (sent, BODY) << "the whole body was taken";
+  EXPECT_TRUE (peer.closed_by_server (5s));
+  EXPECT_LT (peak, idle + RSS_SLACK) << "idle " << idle / MB << " MB, peak " << peak / MB << " MB";
+  EXPECT_EQ (relay.metrics (), 200);
+}
+
+// 500 connections to the HTTP port that send nothing are all closed within
+// the idle timeout and a few seconds; /metrics answers meanwhile.
+TEST (SecurityBounds, IdleHttpConnectionsAreClosed)
+{
+  constexpr auto IDLE_TIMEOUT = 10s;
+  Relay relay;
+  ASSERT_GT (relay.http_port, 0) << relay.camrelay->all_output ();
+  std::vector<std::unique_ptr<Peer>> idle;
+  for (int i = 0; i < 500; i++) {
+    idle.push_back (std::make_unique<Peer> (relay.http_port));
+    ASSERT_TRUE (idle.back ()->ok ()) << "connection " << i;
+  }
+  const auto connected = Clock::now ();
+  EXPECT_EQ (relay.metrics (), 200);
+  const auto deadline = connected + IDLE_TIMEOUT + 5s;
+  int open = 0;
+  for (auto &peer : idle) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds> (deadline - Clock::now ());
+    if (!peer->closed_by_server (std::max (left, 0ms)))
+      open++;
+  }
+  EXPECT_EQ (open, 0) << "still open " << IDLE_TIMEOUT.count () + 5 << " s after connecting";
+  EXPECT_EQ (relay.metrics (), 200);
+}
+
+// Over http.max_connections a new HTTP connection is closed at once; a
+// freed place is taken again.
+TEST (SecurityBounds, HttpConnectionsAreLimited)
+{
+  Relay relay ("", "max_connections = 4");
+  ASSERT_GT (relay.http_port, 0) << relay.camrelay->all_output ();
+  std::vector<std::unique_ptr<Peer>> idle;
+  for (int i = 0; i < 4; i++)
+    idle.push_back (std::make_unique<Peer> (relay.http_port));
+  Peer over (relay.http_port);
+  over.send_all ("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  EXPECT_TRUE (over.closed_by_server (5s));
+  EXPECT_EQ (over.received (), "");
+  EXPECT_NE (relay.camrelay->wait_line ("(http.max_connections)", 5s).find ("HTTP client 127.0.0.1: refused"),
+      std::string::npos) << relay.camrelay->all_output ();
+  idle.pop_back ();
+  bool answered = false;
+  for (int attempt = 0; attempt < 20 && !answered; attempt++)
+    answered = relay.metrics () == 200;
+  EXPECT_TRUE (answered) << relay.camrelay->all_output ();
 }
 
 }  // namespace
