@@ -7,11 +7,9 @@
 #include <cstring>
 #include <exception>
 #include <initializer_list>
-#include <map>
-#include <utility>
-
 #include "camera.h"  // log_line
 #include "config.h"
+#include "http_connections.h"
 #include "common/element_names.h"
 #include "common/enums.h"
 
@@ -334,70 +332,7 @@ class ThreadDefaultContext {
   GMainContext *context_;
 };
 
-// How often a refusing HTTP client address is logged, with a count.
-constexpr gint64 HTTP_REFUSAL_LOG_PERIOD_US = 10 * G_USEC_PER_SEC;
-// Connections waiting to be accepted: a burst of clients is queued, not
-// dropped and retried seconds later (the kernel caps it at somaxconn).
-constexpr int HTTP_LISTEN_BACKLOG = 1024;
-// The accepted socket, kept on the remote address that libsoup hands back
-// with each of the connection's messages.
-constexpr const char *kSocketKey = "camrelay-http-socket";
-
-std::string
-ip_of (GSocketAddress *address)
-{
-  if (!address || !G_IS_INET_SOCKET_ADDRESS (address))
-    return "?";
-  GCharPtr ip{g_inet_address_to_string (
-      g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (address)))};
-  return ip ? ip.get () : "?";
-}
-
-// A request announcing a body larger than HTTP_BODY_LIMIT, or a chunked one
-// (its size unknown): answered 413 on the socket itself, which is then shut
-// down, so that libsoup stops reading and closes the connection instead of
-// taking the body in.  libsoup's own answer would come only after the body.
-void
-refuse_large_body (SoupServerMessage *message, gpointer)
-{
-  SoupMessageHeaders *headers = soup_server_message_get_request_headers (message);
-  const SoupEncoding encoding = soup_message_headers_get_encoding (headers);
-  const goffset length = encoding == SOUP_ENCODING_CONTENT_LENGTH
-      ? soup_message_headers_get_content_length (headers) : 0;
-  if (encoding != SOUP_ENCODING_CHUNKED && length <= HTTP_BODY_LIMIT)
-    return;
-  soup_message_body_set_accumulate (soup_server_message_get_request_body (message), FALSE);
-  soup_server_message_set_status (message, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, nullptr);
-  GSocketAddress *remote = soup_server_message_get_remote_address (message);
-  auto *socket = remote ? static_cast<GSocket *> (g_object_get_data (G_OBJECT (remote), kSocketKey))
-                        : nullptr;
-  const std::string size = encoding == SOUP_ENCODING_CHUNKED
-      ? std::string ("unknown size (chunked)") : std::to_string (length) + " bytes";
-  log_line ("HTTP client %s: refused a request with a body of %s (at most %lld bytes)",
-      ip_of (remote).c_str (), size.c_str (), static_cast<long long> (HTTP_BODY_LIMIT));
-  if (!socket)
-    return;  // libsoup reads the body, keeping none of it, then answers 413
-  static constexpr char kAnswer[] =
-      "HTTP/1.1 413 Payload Too Large\r\n"
-      "Content-Type: text/plain; charset=utf-8\r\n"
-      "Content-Length: 48\r\n"
-      "Connection: close\r\n"
-      "\r\n"
-      "Request body too large: the endpoints take none\n";
-  // A fresh connection's send buffer takes it whole, without waiting.
-  g_socket_send_with_blocking (socket, kAnswer, sizeof kAnswer - 1, FALSE, nullptr, nullptr);
-  g_socket_shutdown (socket, TRUE, TRUE, nullptr);
-}
-
 }  // namespace
-
-// The connections open, shared with the weak references that count them
-// down (a connection may outlive the server by a little).  Main context.
-struct HttpServer::Connections {
-  unsigned open = 0;
-  unsigned max = 0;
-  std::map<std::string, std::pair<gint64, unsigned>> refusals;  // IP -> (logged at, unlogged)
-};
 
 // --- Public renderers ------------------------------------------------------------
 
@@ -560,22 +495,21 @@ render_health_json (const Status &status)
 
 // --- HttpServer ------------------------------------------------------------------
 
-HttpServer::HttpServer (StatusProvider provider)
-    : provider_ (std::move (provider)), connections_ (std::make_shared<Connections> ())
+HttpServer::HttpServer (StatusProvider provider) : provider_ (std::move (provider))
 {
-  connections_->max = HttpConfig ().max_connections;
+  gate_.set_max (HttpConfig ().max_connections);
 }
 
 void
 HttpServer::set_max_connections (unsigned max_connections)
 {
-  connections_->max = max_connections;
+  gate_.set_max (max_connections);
 }
 
 unsigned
 HttpServer::open_connections () const
 {
-  return connections_->open;
+  return gate_.open ();
 }
 
 HttpServer::~HttpServer ()
@@ -619,11 +553,7 @@ HttpServer::start (const std::string &bind, uint16_t port, GMainContext *context
 
   server_ = SOUP_SERVER (g_object_new (SOUP_TYPE_SERVER, "server-header", "camrelay", nullptr));
   soup_server_add_handler (server_, nullptr, on_request, this, nullptr);
-  g_signal_connect (server_, "request-started",
-      G_CALLBACK (+[] (SoupServer *, SoupServerMessage *message, gpointer) {
-        g_signal_connect (message, "got-headers", G_CALLBACK (refuse_large_body), nullptr);
-      }),
-      nullptr);
+  refuse_large_bodies (server_);
   g_signal_connect (service, "incoming", G_CALLBACK (on_incoming), this);
   g_socket_service_start (service);
   service_ = service;
@@ -638,79 +568,19 @@ HttpServer::on_incoming (GSocketService *, GSocketConnection *connection, GObjec
     gpointer user_data)
 {
   auto *self = static_cast<HttpServer *> (user_data);
-  Connections &connections = *self->connections_;
   GSocketAddress *remote = g_socket_connection_get_remote_address (connection, nullptr);
   GSocketAddress *local = g_socket_connection_get_local_address (connection, nullptr);
-  if (connections.max && connections.open >= connections.max) {
-    // Logged once per period and address, with the count meanwhile.
-    const std::string ip = ip_of (remote);
-    const gint64 now = g_get_monotonic_time ();
-    if (connections.refusals.size () >= 1000) {  // many addresses: forget the quiet ones
-      for (auto it = connections.refusals.begin (); it != connections.refusals.end ();)
-        it = now - it->second.first >= HTTP_REFUSAL_LOG_PERIOD_US && !it->second.second
-            ? connections.refusals.erase (it) : std::next (it);
+  if (remote && local && self->gate_.admit (connection, remote)) {
+    GError *error = nullptr;
+    if (!soup_server_accept_iostream (self->server_, G_IO_STREAM (connection), local, remote,
+            &error)) {
+      log_line ("HTTP client %s: not served: %s", http_client_ip (remote).c_str (), error->message);
+      g_error_free (error);
     }
-    auto &[logged_us, unlogged] = connections.refusals[ip];
-    if (logged_us && now - logged_us < HTTP_REFUSAL_LOG_PERIOD_US) {
-      unlogged++;
-    } else {
-      log_line ("HTTP client %s: refused a connection: %u open already (http.max_connections)%s",
-          ip.c_str (), connections.open,
-          unlogged ? ("; " + std::to_string (unlogged) + " more refused since the last line").c_str ()
-                   : "");
-      logged_us = now;
-      unlogged = 0;
-    }
-    g_clear_object (&remote);
-    g_clear_object (&local);
-    return TRUE;  // unreferenced by the service: closed
   }
-  if (!remote || !local) {
-    g_clear_object (&remote);
-    g_clear_object (&local);
-    return TRUE;
-  }
-  connections.open++;
-  g_object_weak_ref (G_OBJECT (connection),
-      [] (gpointer data, GObject *) {
-        auto *counted = static_cast<std::shared_ptr<Connections> *> (data);
-        (*counted)->open--;
-        delete counted;
-      },
-      new std::shared_ptr<Connections> (self->connections_));
-  GSocket *socket = g_socket_connection_get_socket (connection);
-  // A read or write that waits that long fails, and libsoup closes the
-  // connection; but an idle connection is only noticed after twice that
-  // (libsoup 3.2), so a deadline of our own shuts the socket down, which
-  // libsoup sees as the end of the connection.  One request per connection,
-  // answered at once: only idle or stalled connections live that long.
-  g_socket_set_timeout (socket, HTTP_IDLE_TIMEOUT_S);
-  auto *watched = new GWeakRef;
-  g_weak_ref_init (watched, socket);
-  GSource *deadline = g_timeout_source_new_seconds (HTTP_IDLE_TIMEOUT_S);
-  g_source_set_callback (deadline,
-      [] (gpointer data) -> gboolean {
-        if (GSocket *socket = G_SOCKET (g_weak_ref_get (static_cast<GWeakRef *> (data)))) {
-          g_socket_shutdown (socket, TRUE, TRUE, nullptr);
-          g_object_unref (socket);
-        }
-        return G_SOURCE_REMOVE;
-      },
-      watched,
-      [] (gpointer data) {
-        g_weak_ref_clear (static_cast<GWeakRef *> (data));
-        delete static_cast<GWeakRef *> (data);
-      });
-  g_source_attach (deadline, g_main_context_get_thread_default ());
-  g_source_unref (deadline);
-  g_object_set_data_full (G_OBJECT (remote), kSocketKey, g_object_ref (socket), g_object_unref);
-  GError *error = nullptr;
-  if (!soup_server_accept_iostream (self->server_, G_IO_STREAM (connection), local, remote, &error)) {
-    log_line ("HTTP client %s: not served: %s", ip_of (remote).c_str (), error->message);
-    g_error_free (error);
-  }
-  g_object_unref (remote);
-  g_object_unref (local);
+  // A connection not handed to libsoup is closed when the service drops it.
+  g_clear_object (&remote);
+  g_clear_object (&local);
   return TRUE;
 }
 

@@ -20,22 +20,15 @@
 #include <gst/gst.h>
 
 #include <cstdint>
-#include <memory>
 #include <string>
 
+#include "http_connections.h"
 #include "status.h"
 
 typedef struct _SoupServer SoupServer;
 typedef struct _SoupServerMessage SoupServerMessage;
-typedef struct _GSocketService GSocketService;
-typedef struct _GSocketConnection GSocketConnection;
 
 namespace camrelay::launcher {
-
-// Seconds an HTTP connection may stay open (one request, answered at once).
-inline constexpr guint HTTP_IDLE_TIMEOUT_S = 10;
-// The largest request body taken, in bytes (the endpoints take none).
-inline constexpr int64_t HTTP_BODY_LIMIT = 4096;
 
 class HttpServer {
  public:
@@ -76,12 +69,10 @@ class HttpServer {
       const char *path, GHashTable *query, gpointer user_data);
   void answer (SoupServerMessage *message, const char *path);
 
-  struct Connections;
-
   StatusProvider provider_;
   SoupServer *server_ = nullptr;
   GSocketService *service_ = nullptr;
-  std::shared_ptr<Connections> connections_;
+  HttpConnectionGate gate_;
   uint16_t port_ = 0;
 };
 
