@@ -155,15 +155,30 @@ struct Relay {
 
   explicit Relay (const std::string &server_keys = "", const std::string &http_keys = "")
   {
-    std::string text = config_text (camera_entry ("cam", "test://cam"));
-    text.insert (text.find ("\n\n[[cameras]]"), "\n" + http_keys);
-    text.insert (text.find ("\n\n[http]"), "\n" + server_keys);
-    config = write_config (text);
+    config = write_config (text (server_keys, http_keys));
     camrelay = std::make_unique<Launcher> (std::vector<std::string>{"-c", config});
     port = camrelay->rtsp_port ();
     http_port = camrelay->http_port ();
   }
   ~Relay () { expect_clean_stop (*camrelay, config); }
+
+  static std::string text (const std::string &server_keys, const std::string &http_keys)
+  {
+    std::string text = config_text (camera_entry ("cam", "test://cam"));
+    text.insert (text.find ("\n\n[[cameras]]"), "\n" + http_keys);
+    text.insert (text.find ("\n\n[http]"), "\n" + server_keys);
+    return text;
+  }
+
+  // Writes the configuration again with these keys and has camrelay reload it.
+  bool reload (const std::string &server_keys, const std::string &http_keys = "")
+  {
+    std::ofstream (config) << text (server_keys, http_keys);
+    camrelay->send_signal (SIGHUP);
+    return camrelay->wait_count ("reload: 0 camera(s) added", ++reloads, 10s);
+  }
+
+  size_t reloads = 0;
 
   // One OPTIONS on a new connection from `from`: its status line.
   std::string options (const char *from = "127.0.0.1")
@@ -316,6 +331,22 @@ TEST (SecurityBounds, ConnectionsInAllAreLimited)
   EXPECT_TRUE (accepted) << relay.camrelay->all_output ();
 }
 
+// The limits apply on reload, to the connections made from then on.
+TEST (SecurityBounds, ConnectionLimitsApplyOnReload)
+{
+  Relay relay ("max_connections_per_ip = 1");
+  ASSERT_GT (relay.port, 0) << relay.camrelay->all_output ();
+  auto first = admitted (relay.port, "127.0.0.1");
+  EXPECT_TRUE (refused (relay.port, "127.0.0.1"));
+  ASSERT_TRUE (relay.reload ("max_connections_per_ip = 2")) << relay.camrelay->all_output ();
+  auto second = admitted (relay.port, "127.0.0.1");
+  EXPECT_TRUE (refused (relay.port, "127.0.0.1"));
+  ASSERT_TRUE (relay.reload ("max_connections_per_ip = 0\nmax_connections = 3"))
+      << relay.camrelay->all_output ();
+  auto third = admitted (relay.port, "127.0.0.1");
+  EXPECT_TRUE (refused (relay.port, "127.0.0.2"));
+}
+
 // A connection with no successful answer to anything but OPTIONS within
 // server.login_timeout is closed; one that plays is not.
 TEST (SecurityBounds, ConnectionsThatNeverLogInAreClosed)
@@ -386,6 +417,21 @@ TEST (SecurityBounds, HugeHttpBodyIsRefusedWithoutReadingIt)
   EXPECT_LT (sent, BODY) << "the whole body was taken";
   EXPECT_TRUE (peer.closed_by_server (5s));
   EXPECT_LT (peak, idle + RSS_SLACK) << "idle " << idle / MB << " MB, peak " << peak / MB << " MB";
+  EXPECT_EQ (relay.metrics (), 200);
+}
+
+// A chunked request body (its size unknown) is refused the same way.
+TEST (SecurityBounds, ChunkedHttpBodyIsRefused)
+{
+  Relay relay;
+  ASSERT_GT (relay.http_port, 0) << relay.camrelay->all_output ();
+  Peer peer (relay.http_port);
+  ASSERT_TRUE (peer.send_all ("POST /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                              "Transfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n"));
+  EXPECT_EQ (peer.read_until ("\r\n\r\n", 5s).rfind ("HTTP/1.1 413", 0), 0u) << peer.received ();
+  EXPECT_TRUE (peer.closed_by_server (5s));
+  EXPECT_NE (relay.camrelay->wait_line ("refused a request with a body of unknown size", 1s), "")
+      << relay.camrelay->all_output ();
   EXPECT_EQ (relay.metrics (), 200);
 }
 
