@@ -369,6 +369,14 @@ read_server (TableReader &reader, ServerConfig &server, const std::string &confi
           "between 0s (never) and 24h") == Read::ok)
     server.slow_client_timeout = static_cast<unsigned> (slow_ms / 1000);
   reader.read_integer ("threads", server.threads, 0, 1024);
+  reader.read_integer ("max_connections", server.max_connections, 0,
+      std::numeric_limits<unsigned>::max ());
+  reader.read_integer ("max_connections_per_ip", server.max_connections_per_ip, 0,
+      std::numeric_limits<unsigned>::max ());
+  uint64_t login_ms;
+  if (reader.read_duration_ms ("login_timeout", login_ms, 1000, 0, 3600 * 1000ull,
+          "between 0s (never) and 1h") == Read::ok)
+    server.login_timeout = static_cast<unsigned> (login_ms / 1000);
 
   read_multicast (reader, server);
 
@@ -399,6 +407,8 @@ read_http (TableReader &reader, HttpConfig &http)
     reader.error ("bind", "must be an IP address, such as \"127.0.0.1\" or \"0.0.0.0\" (got "
         + quote (http.bind) + ")");
   reader.read_integer ("port", http.port, 0, 65535);
+  reader.read_integer ("max_connections", http.max_connections, 0,
+      std::numeric_limits<unsigned>::max ());
 }
 
 const std::map<std::string, std::string> kUserHints = {

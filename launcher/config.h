@@ -19,6 +19,9 @@ struct ServerConfig {
   unsigned session_timeout = 60;   // s, RTSP session timeout
   unsigned slow_client_timeout = 10;  // s a client may stop reading before it is cut; 0 = never
   unsigned threads = 0;            // RTSP worker threads; 0 = a default for hundreds of clients
+  unsigned max_connections = 5000;        // RTSP connections open at once; 0 = no limit
+  unsigned max_connections_per_ip = 256;  // of them from one client address; 0 = no limit
+  unsigned login_timeout = 10;  // s a connection may go without a 2xx answer (but to OPTIONS); 0 = never
   std::string tls_cert;            // PEM files; both set = RTSPS
   std::string tls_key;
   // Multicast, for cameras with multicast = true: each such camera gets one
@@ -36,6 +39,7 @@ struct HttpConfig {
   bool enabled = true;
   std::string bind = "127.0.0.1";
   uint16_t port = 8080;
+  unsigned max_connections = 1000;  // open at once; 0 = no limit
 };
 
 struct UserConfig {

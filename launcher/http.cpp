@@ -7,7 +7,9 @@
 #include <cstring>
 #include <exception>
 #include <initializer_list>
-
+#include "camera.h"  // log_line
+#include "config.h"
+#include "http_connections.h"
 #include "common/element_names.h"
 #include "common/enums.h"
 
@@ -298,7 +300,8 @@ address_for_messages (const std::string &bind, uint16_t port)
 std::string
 bind_reason (const GError *error)
 {
-  static constexpr char kPrefix[] = "Error binding to address ";
+  // With or without the address after it, depending on GLib's version.
+  static constexpr char kPrefix[] = "Error binding to address";
   std::string text = error->message;
   if (text.rfind (kPrefix, 0) == 0) {
     size_t colon = text.find (": ", sizeof kPrefix - 1);
@@ -492,7 +495,22 @@ render_health_json (const Status &status)
 
 // --- HttpServer ------------------------------------------------------------------
 
-HttpServer::HttpServer (StatusProvider provider) : provider_ (std::move (provider)) {}
+HttpServer::HttpServer (StatusProvider provider) : provider_ (std::move (provider))
+{
+  gate_.set_max (HttpConfig ().max_connections);
+}
+
+void
+HttpServer::set_max_connections (unsigned max_connections)
+{
+  gate_.set_max (max_connections);
+}
+
+unsigned
+HttpServer::open_connections () const
+{
+  return gate_.open ();
+}
 
 HttpServer::~HttpServer ()
 {
@@ -516,34 +534,54 @@ HttpServer::start (const std::string &bind, uint16_t port, GMainContext *context
   }
   ObjectRef socket_address{G_OBJECT (g_inet_socket_address_new (G_INET_ADDRESS (address.get ()), port))};
 
+  // The service attaches its accept source to the thread-default context.
   ThreadDefaultContext thread_default (context);
-  SoupServer *server = SOUP_SERVER (g_object_new (SOUP_TYPE_SERVER, "server-header", "camrelay", nullptr));
-  soup_server_add_handler (server, nullptr, on_request, this, nullptr);
-
+  GSocketService *service = g_socket_service_new ();
+  g_socket_listener_set_backlog (G_SOCKET_LISTENER (service), HTTP_LISTEN_BACKLOG);
   GError *listen_error = nullptr;
-  if (!soup_server_listen (server, G_SOCKET_ADDRESS (socket_address.get ()),
-          static_cast<SoupServerListenOptions> (0), &listen_error)) {
+  GSocketAddress *effective = nullptr;
+  if (!g_socket_listener_add_address (G_SOCKET_LISTENER (service),
+          G_SOCKET_ADDRESS (socket_address.get ()), G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
+          nullptr, &effective, &listen_error)) {
     GErrorPtr owned{listen_error};
     error = where + ": " + bind_reason (listen_error);
-    soup_server_remove_handler (server, nullptr);
-    g_object_unref (server);
+    g_object_unref (service);
     return false;
   }
+  const uint16_t bound_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (effective));
+  g_object_unref (effective);
 
-  uint16_t bound_port = port;
-  GSList *listeners = soup_server_get_listeners (server);
-  if (listeners) {
-    GSocketAddress *local = g_socket_get_local_address (G_SOCKET (listeners->data), nullptr);
-    if (local) {
-      bound_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
-      g_object_unref (local);
-    }
-  }
-  g_slist_free (listeners);
-
-  server_ = server;
+  server_ = SOUP_SERVER (g_object_new (SOUP_TYPE_SERVER, "server-header", "camrelay", nullptr));
+  soup_server_add_handler (server_, nullptr, on_request, this, nullptr);
+  refuse_large_bodies (server_);
+  g_signal_connect (service, "incoming", G_CALLBACK (on_incoming), this);
+  g_socket_service_start (service);
+  service_ = service;
   port_ = bound_port;
   return true;
+}
+
+// A new connection, on the main context: counted, given the idle timeout,
+// handed to libsoup; or closed at once when max_connections are open.
+gboolean
+HttpServer::on_incoming (GSocketService *, GSocketConnection *connection, GObject *,
+    gpointer user_data)
+{
+  auto *self = static_cast<HttpServer *> (user_data);
+  GSocketAddress *remote = g_socket_connection_get_remote_address (connection, nullptr);
+  GSocketAddress *local = g_socket_connection_get_local_address (connection, nullptr);
+  if (remote && local && self->gate_.admit (connection, remote)) {
+    GError *error = nullptr;
+    if (!soup_server_accept_iostream (self->server_, G_IO_STREAM (connection), local, remote,
+            &error)) {
+      log_line ("HTTP client %s: not served: %s", http_client_ip (remote).c_str (), error->message);
+      g_error_free (error);
+    }
+  }
+  // A connection not handed to libsoup is closed when the service drops it.
+  g_clear_object (&remote);
+  g_clear_object (&local);
+  return TRUE;
 }
 
 uint16_t
@@ -557,6 +595,11 @@ HttpServer::stop ()
 {
   if (!server_)
     return;
+  g_signal_handlers_disconnect_by_data (service_, this);
+  g_socket_service_stop (service_);
+  g_socket_listener_close (G_SOCKET_LISTENER (service_));
+  g_object_unref (service_);
+  service_ = nullptr;
   // Removing the handler first: no request can reach `this` once stop()
   // returns, even if libsoup keeps the server alive a little longer.
   soup_server_remove_handler (server_, nullptr);

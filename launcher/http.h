@@ -5,6 +5,15 @@
 // The server runs in the launcher's GMainContext and answers every request
 // from a fresh Status snapshot taken on that context's thread; sockets are
 // non-blocking, so a slow client never holds the main loop.
+//
+// What a peer can make it spend is bounded: it accepts the connections
+// itself and hands them to libsoup, at most max_connections at once (more
+// are closed at once, logged once per period with a count); one request per
+// connection, and a connection still open HTTP_IDLE_TIMEOUT_S after it was
+// accepted (idle or stalled: answers take milliseconds) is closed; only
+// GET and HEAD are served, and a request announcing a body over
+// HTTP_BODY_LIMIT (or a chunked one) is answered 413 and closed without its
+// body being read.
 #pragma once
 
 #include <glib.h>
@@ -13,6 +22,7 @@
 #include <cstdint>
 #include <string>
 
+#include "http_connections.h"
 #include "status.h"
 
 typedef struct _SoupServer SoupServer;
@@ -43,16 +53,26 @@ class HttpServer {
   // The port actually bound; 0 when not serving.
   uint16_t port () const;
 
+  // Most connections open at once (0 = no limit); applies to the connections
+  // accepted from now on.
+  void set_max_connections (unsigned max_connections);
+  // Connections open now.
+  unsigned open_connections () const;
+
   // Closes the listening socket and every client connection.  Idempotent.
   void stop ();
 
  private:
+  static gboolean on_incoming (GSocketService *service, GSocketConnection *connection,
+      GObject *source, gpointer self);
   static void on_request (SoupServer *server, SoupServerMessage *message,
       const char *path, GHashTable *query, gpointer user_data);
   void answer (SoupServerMessage *message, const char *path);
 
   StatusProvider provider_;
   SoupServer *server_ = nullptr;
+  GSocketService *service_ = nullptr;
+  HttpConnectionGate gate_;
   uint16_t port_ = 0;
 };
 

@@ -147,6 +147,7 @@ void
 reload_http (Reload &reload, const HttpConfig &next)
 {
   const HttpConfig &now = reload.running_http;
+  reload.http->set_max_connections (next.max_connections);
   if (next.enabled == now.enabled && next.bind == now.bind && next.port == now.port)
     return;
   reload.http->stop ();
@@ -271,6 +272,7 @@ main (int argc, char **argv)
     status.heap_free_bytes = heap.free_bytes;
     return status;
   });
+  http.set_max_connections (config.http.max_connections);
   if (config.http.enabled && !http.start (config.http.bind, config.http.port, context, failure)) {
     std::fprintf (stderr, "camrelay: %s\n", failure.c_str ());
     relay.stop ();

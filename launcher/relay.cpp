@@ -6,6 +6,7 @@
 #include "camera.h"
 #include "common/element_names.h"
 #include "common/gstref.h"
+#include "server.h"
 
 namespace camrelay::launcher {
 
@@ -164,7 +165,7 @@ Relay::start (const Config &config, GMainContext *context, std::string &error)
 {
   started_us_ = g_get_monotonic_time ();
   context_ = context;
-  server_ = gst_rtsp_server_new ();
+  server_ = make_bounded_server (config.server, context);
   gst_rtsp_server_set_address (server_, config.server.bind.c_str ());
   gst_rtsp_server_set_service (server_, std::to_string (config.server.port).c_str ());
   GstRTSPThreadPool *pool = gst_rtsp_server_get_thread_pool (server_);
@@ -458,6 +459,7 @@ Relay::reload (const Config &config)
         "restart");
   const std::shared_ptr<const Snapshot> running = published_->get ();
   published_->guard.set_timeout (config.server.slow_client_timeout);
+  update_bounds (server_, config.server);
 
   auto find = [] (const std::vector<CameraConfig> &cameras, const std::string &name)
       -> const CameraConfig * {
@@ -520,6 +522,9 @@ Relay::reload (const Config &config)
   running_config.server.max_clients = config.server.max_clients;
   running_config.server.session_timeout = config.server.session_timeout;
   running_config.server.slow_client_timeout = config.server.slow_client_timeout;
+  running_config.server.max_connections = config.server.max_connections;
+  running_config.server.max_connections_per_ip = config.server.max_connections_per_ip;
+  running_config.server.login_timeout = config.server.login_timeout;
   config_ = running_config;
   log_line ("reload: %u camera(s) added, %u removed, %u changed, %u untouched", added, removed,
       changed, kept);

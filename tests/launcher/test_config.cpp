@@ -207,6 +207,25 @@ TEST (Config, EveryKeyIsRead)
   EXPECT_EQ (config.cameras[1].line, 47);
 }
 
+// The bounds on what clients may cost (docs/security.md).
+TEST (Config, ConnectionBoundsAreRead)
+{
+  ConfigResult result = parse ("[server]\n"
+                               "max_connections = 2000\n"
+                               "max_connections_per_ip = 0\n"
+                               "login_timeout = \"30s\"\n"
+                               "\n"
+                               "[http]\n"
+                               "max_connections = 20\n"
+                               "\n"
+                               "[[cameras]]\nname = \"cam\"\nlocation = \"test://cam\"\n");
+  ASSERT_TRUE (result.config) << testing::PrintToString (messages (result));
+  EXPECT_EQ (result.config->server.max_connections, 2000u);
+  EXPECT_EQ (result.config->server.max_connections_per_ip, 0u);
+  EXPECT_EQ (result.config->server.login_timeout, 30u);
+  EXPECT_EQ (result.config->http.max_connections, 20u);
+}
+
 TEST (Config, DefaultsOfAMinimalFile)
 {
   ConfigResult result = parse ("[[cameras]]\nname = \"cam\"\nlocation = \"rtsp://192.0.2.1/s\"\n");
@@ -219,6 +238,10 @@ TEST (Config, DefaultsOfAMinimalFile)
   EXPECT_EQ (config.server.session_timeout, 60u);
   EXPECT_EQ (config.server.slow_client_timeout, 10u);
   EXPECT_EQ (config.server.threads, 0u);
+  EXPECT_EQ (config.server.max_connections, 5000u);
+  EXPECT_EQ (config.server.max_connections_per_ip, 256u);
+  EXPECT_EQ (config.server.login_timeout, 10u);
+  EXPECT_EQ (config.http.max_connections, 1000u);
   EXPECT_EQ (config.server.tls_cert, "");
   EXPECT_EQ (config.server.tls_key, "");
   EXPECT_EQ (config.server.multicast_first, "239.255.42.0");
@@ -491,6 +514,16 @@ TEST (Config, EachValidationMessage)
     {"[server]\nmax_clients = -1\n",
         "cams.toml:2: server.max_clients: must be between 0 and 4294967295 (got -1)"},
     {"[server]\nthreads = 5000\n", "cams.toml:2: server.threads: must be between 0 and 1024 (got 5000)"},
+    {"[server]\nmax_connections = -1\n",
+        "cams.toml:2: server.max_connections: must be between 0 and 4294967295 (got -1)"},
+    {"[server]\nmax_connections_per_ip = \"many\"\n",
+        "cams.toml:2: server.max_connections_per_ip: must be an integer (got a string)"},
+    {"[http]\nmax_connections = -2\n",
+        "cams.toml:2: http.max_connections: must be between 0 and 4294967295 (got -2)"},
+    {"[server]\nlogin_timeout = \"2h\"\n",
+        "cams.toml:2: server.login_timeout: must be between 0s (never) and 1h (got \"2h\")"},
+    {"[server]\nlogin_timeout = \"2.5s\"\n",
+        "cams.toml:2: server.login_timeout: must be a whole number of seconds (got \"2.5s\")"},
     {"[server]\nsession_timeout = 0\n",
         "cams.toml:2: server.session_timeout: must be between 1s and 24h (got 0)"},
     {"[server]\nsession_timeout = \"1.5s\"\n",
