@@ -146,7 +146,7 @@ bool
 RtspFraming::header_byte (std::uint8_t c)
 {
   if (++block_bytes_ > caps_.header_bytes)
-    return fail ("header block over " + std::to_string (caps_.header_bytes) + " bytes");
+    return fail ("with a header block over " + std::to_string (caps_.header_bytes) + " bytes");
   if (c == '\n')
     return end_of_line ();
   if (c == '\r')
@@ -213,15 +213,14 @@ RtspFraming::end_of_line ()
     const std::uint64_t cap = request ? caps_.request_body : caps_.response_body;
     const std::uint64_t body = have_length_ ? length_ : 0;
     if (body > cap)
-      return fail (std::string ("Content-Length ") + std::to_string (body) + " of " +
-                   (request ? "a request" : "an answer") + " over " + std::to_string (cap) +
-                   " bytes");
+      return fail ("with a Content-Length of " + std::to_string (body) + " (over " +
+                   std::to_string (cap) + " bytes)");
     left_ = body;
     state_ = body ? State::kBody : State::kStart;
     return true;
   }
   if (++lines_ > caps_.header_lines)
-    return fail ("header block over " + std::to_string (caps_.header_lines) + " lines");
+    return fail ("with a header block over " + std::to_string (caps_.header_lines) + " lines");
   if (line_is_length_ && !have_length_) {
     // The first Content-Length counts, as in GstRTSPConnection.
     have_length_ = true;
@@ -236,7 +235,9 @@ bool
 RtspFraming::fail (const std::string &why)
 {
   state_ = State::kOverCap;
-  reason_ = why;
+  // The start line says which kind of message it was (its first bytes are
+  // known whenever a cap is reached).
+  reason_ = std::string (std::memcmp (start_, "RTSP/", 5) == 0 ? "an answer " : "a request ") + why;
   return false;
 }
 

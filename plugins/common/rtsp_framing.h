@@ -29,7 +29,8 @@ class RtspFraming {
 
   Verdict feed (const std::uint8_t *data, std::size_t size);
 
-  // Set once feed () returned kOverCap (which it then always returns).
+  // Set once feed () returned kOverCap (which it then always returns): what
+  // went over which cap, e.g. "a request with a header block over 256 lines".
   const std::string &reason () const { return reason_; }
   // Whether the stream is followed as RTSP (false while undecided).
   bool followed () const { return state_ != State::kPassThrough && state_ != State::kSniff; }

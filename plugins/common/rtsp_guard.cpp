@@ -55,7 +55,7 @@ peer_name (GSocket *socket)
 gssize
 over_cap (GuardStream *self, GError **error)
 {
-  g_set_error (error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE, "RTSP peer sent a %s",
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE, "RTSP peer sent %s",
       self->framing->reason ().c_str ());
   return -1;
 }
@@ -71,7 +71,7 @@ check_read (GuardStream *self, const void *buffer, gssize bytes, GError **error)
           static_cast<std::size_t> (bytes)) == RtspFraming::Verdict::kOk)
     return bytes;
   if (self->report) {
-    const std::string line = "RTSP peer " + peer_name (self->socket) + " sent a " +
+    const std::string line = "RTSP peer " + peer_name (self->socket) + " sent " +
                              self->framing->reason () + "; closing its connection";
     self->report (line.c_str ());
   }

@@ -89,7 +89,7 @@ TEST (RtspFraming, TooManyHeaderLinesFail)
       Verdict::kOk);
   RtspFraming framing (caps);
   EXPECT_EQ (feed (framing, "DESCRIBE rtsp://h/c RTSP/1.0\r\n" + headers (8)), Verdict::kOverCap);
-  EXPECT_NE (framing.reason ().find ("over 8 lines"), std::string::npos) << framing.reason ();
+  EXPECT_NE (framing.reason ().find ("a request with a header block over 8 lines"), std::string::npos) << framing.reason ();
   // It stays over its cap.
   EXPECT_EQ (feed (framing, "\r\n"), Verdict::kOverCap);
   // Also in an answer, and the count starts again with each message.
@@ -104,7 +104,7 @@ TEST (RtspFraming, LongHeaderBlockFails)
   RtspFraming framing (small_caps ());
   EXPECT_EQ (feed (framing, "OPTIONS * RTSP/1.0\r\nX: " + std::string (600, 'a')),
       Verdict::kOverCap);
-  EXPECT_NE (framing.reason ().find ("over 512 bytes"), std::string::npos) << framing.reason ();
+  EXPECT_NE (framing.reason ().find ("a request with a header block over 512 bytes"), std::string::npos) << framing.reason ();
   // A first line longer than anything worth sniffing is followed all the same.
   EXPECT_EQ (feed_both_ways (small_caps (), std::string (5000, 'a')), Verdict::kOverCap);
 }
@@ -115,14 +115,14 @@ TEST (RtspFraming, BodyCapsDependOnTheKindOfMessage)
   RtspFraming request (caps);
   EXPECT_EQ (feed (request, "SET_PARAMETER * RTSP/1.0\r\nContent-Length: 101\r\n\r\n"),
       Verdict::kOverCap);
-  EXPECT_NE (request.reason ().find ("Content-Length 101 of a request over 100"),
+  EXPECT_NE (request.reason ().find ("a request with a Content-Length of 101 (over 100 bytes)"),
       std::string::npos) << request.reason ();
   EXPECT_EQ (feed_both_ways (caps, "RTSP/1.0 200 OK\r\nContent-Length: 1000\r\n\r\n"),
       Verdict::kOk);
   RtspFraming answer (caps);
   EXPECT_EQ (feed (answer, "RTSP/1.0 200 OK\r\nContent-Length:4000000000\r\n\r\n"),
       Verdict::kOverCap);
-  EXPECT_NE (answer.reason ().find ("Content-Length 4000000000 of an answer over 1000"),
+  EXPECT_NE (answer.reason ().find ("an answer with a Content-Length of 4000000000 (over 1000 bytes)"),
       std::string::npos) << answer.reason ();
   // Numbers too large for 64 bits saturate; the first Content-Length counts.
   EXPECT_EQ (feed_both_ways (caps, "RTSP/1.0 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n"),
@@ -191,7 +191,8 @@ TEST (RtspGuardStream, FailsTheReadPastACap)
   EXPECT_EQ (g_input_stream_read (guarded, buffer, sizeof buffer, nullptr, &error), -1);
   EXPECT_TRUE (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE));
   g_clear_error (&error);
-  EXPECT_EQ (reported, "RTSP peer (unknown) sent a header block over 8 lines; closing its connection\n");
+  EXPECT_EQ (reported, "RTSP peer (unknown) sent an answer with a header block over 8 lines; "
+                      "closing its connection\n");
   g_object_unref (guarded);
 }
 
