@@ -23,7 +23,29 @@ lower (std::uint8_t c)
   return (c >= 'A' && c <= 'Z') ? static_cast<char> (c - 'A' + 'a') : static_cast<char> (c);
 }
 
+// Like GLib's base64 decoder: '=' counts as 0, other characters that are
+// not base64 are skipped.
+int
+base64_rank (std::uint8_t c)
+{
+  if (c >= 'A' && c <= 'Z')
+    return c - 'A';
+  if (c >= 'a' && c <= 'z')
+    return c - 'a' + 26;
+  if (c >= '0' && c <= '9')
+    return c - '0' + 52;
+  if (c == '+')
+    return 62;
+  if (c == '/')
+    return 63;
+  if (c == '=')
+    return 0;
+  return -1;
+}
+
 }  // namespace
+
+RtspFraming::~RtspFraming () = default;
 
 RtspFraming::Verdict
 RtspFraming::feed (const std::uint8_t *data, std::size_t size)
@@ -71,6 +93,9 @@ RtspFraming::feed (const std::uint8_t *data, std::size_t size)
         if (!header_byte (data[i++]))
           return Verdict::kOverCap;
         break;
+      case State::kTunnel:
+        tunnel (data, size, i);
+        break;
     }
   }
   return state_ == State::kOverCap ? Verdict::kOverCap : Verdict::kOk;
@@ -113,10 +138,15 @@ RtspFraming::sniff_byte (std::uint8_t c)
   const bool rtsp_request = space != std::string::npos &&
                             sniff_tail_.compare (space + 1, 5, "RTSP/") == 0;
   const bool rtsp_answer = sniff_head_.compare (0, 5, "RTSP/") == 0;
-  if (c == '\n' && !rtsp_request && !rtsp_answer) {
+  const bool http_request = space != std::string::npos &&
+                            sniff_tail_.compare (space + 1, 5, "HTTP/") == 0;
+  const bool http_answer = sniff_head_.compare (0, 5, "HTTP/") == 0;
+  if (c == '\n' && !rtsp_request && !rtsp_answer && !http_request && !http_answer) {
     state_ = State::kPassThrough;
     return;
   }
+  http_ = c == '\n' && !rtsp_request && !rtsp_answer;
+  http_post_ = http_request && sniff_head_.compare (0, 5, "POST ") == 0;
   // Followed: the first line is the start line of the first message.
   start_headers ();
   std::memcpy (start_, sniff_head_.data (), std::min (sizeof start_, sniff_head_.size ()));
@@ -209,6 +239,16 @@ RtspFraming::end_of_line ()
       return true;
     }
     // The end of the header block.
+    if (http_) {
+      if (!http_post_) {
+        state_ = State::kPassThrough;
+        return true;
+      }
+      state_ = State::kTunnel;
+      inner_ = std::make_unique<RtspFraming> (caps_);
+      inner_->state_ = State::kStart;
+      return true;
+    }
     const bool request = std::memcmp (start_, "RTSP/", 5) != 0;
     const std::uint64_t cap = request ? caps_.request_body : caps_.response_body;
     const std::uint64_t body = have_length_ ? length_ : 0;
@@ -231,13 +271,46 @@ RtspFraming::end_of_line ()
   return true;
 }
 
+// Decodes the tunnel's base64 from data[at] on, a bounded piece at a time,
+// into inner_.
+void
+RtspFraming::tunnel (const std::uint8_t *data, std::size_t size, std::size_t &at)
+{
+  std::uint8_t decoded[768];
+  std::size_t length = 0;
+  for (; at < size && length + 3 <= sizeof decoded; at++) {
+    const int rank = base64_rank (data[at]);
+    if (rank < 0)
+      continue;
+    last_[0] = last_[1];
+    last_[1] = static_cast<char> (data[at]);
+    quad_ = (quad_ << 6) | static_cast<std::uint32_t> (rank);
+    if (++quad_length_ < 4)
+      continue;
+    decoded[length++] = static_cast<std::uint8_t> (quad_ >> 16);
+    if (last_[0] != '=')
+      decoded[length++] = static_cast<std::uint8_t> (quad_ >> 8);
+    if (last_[1] != '=')
+      decoded[length++] = static_cast<std::uint8_t> (quad_);
+    quad_ = 0;
+    quad_length_ = 0;
+  }
+  if (inner_->feed (decoded, length) == Verdict::kOverCap) {
+    state_ = State::kOverCap;
+    reason_ = "an RTSP-over-HTTP tunnel carrying " + inner_->reason ();
+  }
+}
+
 bool
 RtspFraming::fail (const std::string &why)
 {
   state_ = State::kOverCap;
   // The start line says which kind of message it was (its first bytes are
   // known whenever a cap is reached).
-  reason_ = std::string (std::memcmp (start_, "RTSP/", 5) == 0 ? "an answer " : "a request ") + why;
+  reason_ = std::string (http_                                   ? "an HTTP message "
+                         : std::memcmp (start_, "RTSP/", 5) == 0 ? "an answer "
+                                                                 : "a request ") +
+            why;
   return false;
 }
 

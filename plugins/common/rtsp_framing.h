@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace camrelay {
@@ -17,15 +18,21 @@ struct RtspCaps {
 
 // Fed every byte a peer sends, in order and in pieces of any size.  The
 // first bytes decide: a stream that starts like RTSP (`RTSP/`, a request
-// line ending in ` RTSP/x.y`, or `$`) is followed; anything else (HTTP,
-// TLS, an RTSP-over-HTTP tunnel) is passed through and never looked at
-// again.  Work per feed is O(1) per interleaved frame and per body, O(n)
-// only over header bytes, which are capped.
+// line ending in ` RTSP/x.y`, or `$`) is followed; one that starts like
+// HTTP has its first header block capped (GstRTSPConnection parses it too:
+// RTSP-over-HTTP tunnels), then is passed through, except a POST, whose
+// body is a tunnel's base64 RTSP and is followed decoded; anything else
+// (TLS...) is passed through and never looked at again.  Work per feed is
+// O(1) per interleaved frame and per body, O(n) only over header bytes,
+// which are capped, and over a tunnel's bytes.
 class RtspFraming {
  public:
   enum class Verdict { kOk, kOverCap };
 
   explicit RtspFraming (const RtspCaps &caps) : caps_ (caps) {}
+  ~RtspFraming ();
+  RtspFraming (const RtspFraming &) = delete;
+  RtspFraming &operator= (const RtspFraming &) = delete;
 
   Verdict feed (const std::uint8_t *data, std::size_t size);
 
@@ -45,6 +52,7 @@ class RtspFraming {
     kFrameData,
     kHeaders,
     kBody,
+    kTunnel,  // base64 RTSP after an HTTP POST's header block
     kOverCap,
   };
 
@@ -53,6 +61,7 @@ class RtspFraming {
   bool end_of_line ();
   void start_headers ();
   bool fail (const std::string &why);
+  void tunnel (const std::uint8_t *data, std::size_t size, std::size_t &at);
 
   RtspCaps caps_;
   State state_ = State::kSniff;
@@ -84,6 +93,15 @@ class RtspFraming {
   bool digits_ = false;
   std::uint64_t value_ = 0;   // the number on this line
   std::uint64_t length_ = 0;  // the block's Content-Length
+
+  // HTTP: the first header block is capped, then a POST's body is decoded
+  // (as g_base64_decode_step () does) and followed by inner_.
+  bool http_ = false;
+  bool http_post_ = false;
+  std::unique_ptr<RtspFraming> inner_;
+  std::uint32_t quad_ = 0;
+  unsigned quad_length_ = 0;
+  char last_[2] = {0, 0};
 };
 
 }  // namespace camrelay

@@ -69,38 +69,92 @@ class SecurityStream : public ::testing::Test {
   int port_ = 0;
 };
 
-// Two million header lines in one request (about 50 MB): the connection is
-// closed after the header cap, and camrelay's memory stays where it was.
+// Sends `start` then two million header lines (about 50 MB), each chunk
+// through `encode`; true when the connection was closed before the end or
+// within 10 s of it.  `peak` is the highest RSS of camrelay seen meanwhile.
+template <typename Encode>
+bool
+flood_headers (RawRtsp &attacker, int pid, const std::string &start, Encode encode, long &peak)
+{
+  bool refused = !attacker.send_text (encode (start));
+  for (unsigned chunk = 0; !refused && chunk < 2000; chunk++) {
+    refused = !attacker.send_text (encode (header_lines (chunk * 1000, 1000)));
+    if (chunk % 20 == 0)
+      peak = std::max (peak, rss_kb (pid));
+  }
+  const bool closed = refused || attacker.wait_closed_by_server (10s);
+  peak = std::max (peak, rss_kb (pid));
+  return closed;
+}
+
+std::string
+as_is (const std::string &text)
+{
+  return text;
+}
+
+// Two million header lines in one request: the connection is closed after
+// the header cap, and camrelay's memory stays where it was.  Over RTSP, in
+// the GET of an RTSP-over-HTTP tunnel (which GstRTSPConnection parses too),
+// and in the base64 RTSP of a tunnel's POST.
 TEST_F (SecurityStream, ClientSendingTwoMillionHeaderLinesIsClosed)
 {
   start (camera_entry ("cam", "test://cam?width=320&height=240"));
   RtspClient viewer ("rtsp://127.0.0.1:" + std::to_string (port_) + "/cam", "tcp", false);
   ASSERT_TRUE (viewer.wait_frames (10, 20s)) << camrelay_->all_output ();
-  const long idle = rss_kb (camrelay_->pid ());
-  ASSERT_GT (idle, 0);
+  const int pid = camrelay_->pid ();
+  const std::string url = "rtsp://127.0.0.1:" + std::to_string (port_) + "/cam";
 
-  RawRtsp attacker (port_);
-  ASSERT_TRUE (attacker.ok ());
-  std::string start_line = "OPTIONS rtsp://127.0.0.1:" + std::to_string (port_) +
-                           "/cam RTSP/1.0\r\nCSeq: 1\r\n";
-  long peak = idle;
-  unsigned sent = 0;
-  bool refused = !attacker.send_text (start_line);
-  for (unsigned chunk = 0; !refused && chunk < 2000; chunk++) {
-    refused = !attacker.send_text (header_lines (chunk * 1000, 1000));
-    if (!refused)
-      sent += 1000;
-    if (chunk % 20 == 0)
-      peak = std::max (peak, rss_kb (camrelay_->pid ()));
+  {
+    SCOPED_TRACE ("RTSP");
+    const long idle = rss_kb (pid);
+    long peak = idle;
+    RawRtsp attacker (port_);
+    EXPECT_TRUE (flood_headers (attacker, pid, "OPTIONS " + url + " RTSP/1.0\r\nCSeq: 1\r\n",
+        as_is, peak)) << "the connection is still open";
+    EXPECT_LE (peak - idle, kRssSlackKb) << "RSS " << idle << " kB idle, " << peak << " kB at most";
+    EXPECT_NE (camrelay_->wait_line ("sent a request with a header block over 256 lines", 5s), "")
+        << camrelay_->all_output ();
   }
-  EXPECT_TRUE (refused || attacker.wait_closed_by_server (10s))
-      << "the connection that sent " << sent << " header lines is still open";
-  peak = std::max (peak, rss_kb (camrelay_->pid ()));
-  EXPECT_LE (peak - idle, kRssSlackKb) << "RSS " << idle << " kB idle, " << peak << " kB at most";
-  EXPECT_NE (camrelay_->wait_line ("sent a request with a header block over 256 lines", 5s), "")
-      << camrelay_->all_output ();
+  {
+    SCOPED_TRACE ("HTTP tunnel POST");
+    RawRtsp get (port_);
+    ASSERT_TRUE (get.send_text ("GET /cam HTTP/1.0\r\nx-sessioncookie: b2\r\n"
+                                "Accept: application/x-rtsp-tunnelled\r\n\r\n"));
+    ASSERT_NE (get.read_response ().find (" 200 "), std::string::npos);
+    const long idle = rss_kb (pid);
+    long peak = idle;
+    RawRtsp post (port_);
+    ASSERT_TRUE (post.send_text ("POST /cam HTTP/1.0\r\nx-sessioncookie: b2\r\n"
+                                 "Content-Type: application/x-rtsp-tunnelled\r\n"
+                                 "Content-Length: 32767\r\n\r\n"));
+    gint state = 0, save = 0;
+    auto encode = [&] (const std::string &text) {
+      std::string out (text.size () * 4 / 3 + 8, '\0');
+      out.resize (g_base64_encode_step (reinterpret_cast<const guchar *> (text.data ()),
+          text.size (), FALSE, out.data (), &state, &save));
+      return out;
+    };
+    EXPECT_TRUE (flood_headers (post, pid, "OPTIONS " + url + " RTSP/1.0\r\nCSeq: 1\r\n", encode,
+        peak)) << "the connection is still open";
+    EXPECT_LE (peak - idle, kRssSlackKb) << "RSS " << idle << " kB idle, " << peak << " kB at most";
+    EXPECT_NE (camrelay_->wait_line ("sent an RTSP-over-HTTP tunnel carrying a request with a "
+                                     "header block over 256 lines", 5s), "")
+        << camrelay_->all_output ();
+  }
 
-  expect_still_playing (viewer, "after the header flood");
+  {
+    SCOPED_TRACE ("HTTP tunnel GET");
+    const long idle = rss_kb (pid);
+    long peak = idle;
+    RawRtsp attacker (port_);
+    EXPECT_TRUE (flood_headers (attacker, pid, "GET /cam HTTP/1.0\r\nx-sessioncookie: a1\r\n",
+        as_is, peak)) << "the connection is still open";
+    EXPECT_LE (peak - idle, kRssSlackKb) << "RSS " << idle << " kB idle, " << peak << " kB at most";
+    EXPECT_NE (camrelay_->wait_line ("sent an HTTP message with a header block over 256 lines", 5s),
+        "") << camrelay_->all_output ();
+  }
+  expect_still_playing (viewer, "after the header floods");
   RtspProbe other (port_);
   EXPECT_EQ (other.request ("OPTIONS", "cam").status, "RTSP/1.0 200 OK");
 }

@@ -147,9 +147,9 @@ TEST (RtspFraming, BodyBytesAreNotHeaders)
 TEST (RtspFraming, OtherProtocolsPassThrough)
 {
   const RtspCaps caps = small_caps ();
-  for (const std::string &start : {std::string ("GET /metrics HTTP/1.1\r\n"),
-           std::string ("HTTP/1.1 200 OK\r\n"), std::string ("POST /tunnel HTTP/1.0\r\n"),
-           std::string ("\x16\x03\x01\x02\x00", 5)}) {
+  for (const std::string &start : {std::string ("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+           std::string ("HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace\r\n\r\n"),
+           std::string ("\x16\x03\x01\x02\x00", 5), std::string ("SSH-2.0-x\r\n")}) {
     RtspFraming framing (caps);
     EXPECT_EQ (feed (framing, start + headers (1000) + "Content-Length: 99999999\r\n\r\n"),
         Verdict::kOk) << start;
@@ -161,6 +161,43 @@ TEST (RtspFraming, OtherProtocolsPassThrough)
   // Interleaved data first is RTSP.
   RtspFraming data_first (caps);
   EXPECT_EQ (feed (data_first, frame (5) + "RTSP/1.0 200 OK\r\n" + headers (20)), Verdict::kOverCap);
+}
+
+// GstRTSPConnection parses an HTTP message too (RTSP-over-HTTP tunnels), so
+// the first header block of an HTTP stream is capped like RTSP's.
+TEST (RtspFraming, FirstHttpHeaderBlockIsCapped)
+{
+  RtspFraming get (small_caps ());
+  EXPECT_EQ (feed (get, "GET /cam HTTP/1.0\r\n" + headers (20)), Verdict::kOverCap);
+  EXPECT_EQ (get.reason (), "an HTTP message with a header block over 8 lines");
+  EXPECT_EQ (feed_both_ways (small_caps (), "HTTP/1.1 200 OK\r\n" + headers (20)), Verdict::kOverCap);
+}
+
+std::string
+base64 (const std::string &text)
+{
+  gchar *encoded = g_base64_encode (reinterpret_cast<const guchar *> (text.data ()), text.size ());
+  std::string result = encoded;
+  g_free (encoded);
+  return result;
+}
+
+// The body of a tunnel's POST is base64 RTSP: followed decoded.
+TEST (RtspFraming, TunnelledRtspIsFollowed)
+{
+  const std::string post = "POST /cam HTTP/1.0\r\nx-sessioncookie: abc\r\n"
+                           "Content-Type: application/x-rtsp-tunnelled\r\n\r\n";
+  const std::string fine = base64 ("OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n") +
+                           base64 ("GET_PARAMETER * RTSP/1.0\r\nCSeq: 2\r\n\r\n");
+  EXPECT_EQ (feed_both_ways (small_caps (), post + fine), Verdict::kOk);
+  RtspFraming flooded (small_caps ());
+  EXPECT_EQ (feed (flooded, post + fine + base64 ("DESCRIBE * RTSP/1.0\r\n" + headers (20))),
+      Verdict::kOverCap);
+  EXPECT_EQ (flooded.reason (),
+      "an RTSP-over-HTTP tunnel carrying a request with a header block over 8 lines");
+  EXPECT_EQ (feed_both_ways (small_caps (),
+                 post + base64 ("SET_PARAMETER * RTSP/1.0\r\nContent-Length: 500\r\n\r\n")),
+      Verdict::kOverCap);
 }
 
 // The stream: reads pass the bytes through until a message goes over a cap,
@@ -198,7 +235,7 @@ TEST (RtspGuardStream, FailsTheReadPastACap)
 
 TEST (RtspGuardStream, PassesOtherProtocolsThrough)
 {
-  const std::string bytes = "GET / HTTP/1.1\r\n" + headers (5000) + "\r\n";
+  const std::string bytes = "GET / HTTP/1.1\r\n\r\n" + headers (5000) + "\r\n";
   GInputStream *memory = g_memory_input_stream_new_from_data (bytes.data (), bytes.size (), nullptr);
   GInputStream *guarded = camrelay::rtsp_guard_wrap (memory, nullptr, small_caps (), nullptr);
   g_object_unref (memory);
