@@ -14,9 +14,10 @@ using RtspGuardReport = void (*) (const char *line);
 
 // Installs the caps process-wide, once (later calls change nothing and
 // return false).  From then on the input stream of every GTcpConnection
-// follows RTSP framing when its first bytes are RTSP (see RtspFraming) and
-// fails the read with G_IO_ERROR_MESSAGE_TOO_LARGE when a message goes over
-// a cap; other protocols (HTTP, TLS, RTSP over HTTP) pass through untouched.
+// follows RTSP framing when its first bytes are RTSP (HTTP: its first
+// header block, and a tunnel's base64 RTSP; see RtspFraming) and fails the
+// read with G_IO_ERROR_MESSAGE_TOO_LARGE when a message goes over a cap;
+// anything else (TLS...) passes through untouched.
 // Call it at start-up, before any connection exists: a process-wide choice,
 // which belongs to the application, not to a plugin.
 bool rtsp_guard_install (const RtspCaps &caps, RtspGuardReport report);
