@@ -187,6 +187,33 @@ TEST_F (SecurityStream, ClientSendingAnEndlessBodyIsClosed)
   expect_still_playing (viewer, "after the endless body");
 }
 
+// The caps follow every TCP connection of camrelay: what is not RTSP
+// passes through.  An HTTP MJPEG camera streams, an interleaved RTSP
+// camera streams, the HTTP API answers.
+TEST_F (SecurityStream, OtherProtocolsAndOrdinaryCamerasAreUntouched)
+{
+  camtest::FakeMjpegCamera mjpeg;
+  ASSERT_TRUE (mjpeg.start ());
+  camtest::FakeRtspCamera rtsp;
+  ASSERT_TRUE (rtsp.start ());
+  start (camera_entry ("mj", mjpeg.uri ()) + camera_entry ("h264", rtsp.uri ()) +
+         "transport = \"tcp\"\n\n");
+  EXPECT_NE (camrelay_->wait_line ("camera mj: connecting -> streaming", 30s), "")
+      << camrelay_->all_output ();
+  RtspClient viewer ("rtsp://127.0.0.1:" + std::to_string (port_) + "/h264", "tcp", false);
+  EXPECT_TRUE (viewer.wait_frames (30, 20s)) << camrelay_->all_output ();
+  RtspProbe probe (port_);
+  const RtspProbe::Response sdp = probe.request ("DESCRIBE", "mj", {"Accept: application/sdp"});
+  EXPECT_EQ (sdp.status, "RTSP/1.0 200 OK");
+  EXPECT_NE (sdp.body.find ("JPEG"), std::string::npos) << sdp.body;
+  const int http_port = camrelay_->http_port ();
+  ASSERT_GT (http_port, 0);
+  int status = 0;
+  EXPECT_NE (http_get (http_port, "/healthz", status).find ("200"), std::string::npos);
+  EXPECT_EQ (camrelay_->all_output ().find ("RTSP peer"), std::string::npos)
+      << camrelay_->all_output ();
+}
+
 // A camera answering DESCRIBE with endless headers, or with an endless body:
 // the camera reconnects, the guard names the cause, memory stays bounded and
 // the camera next to it keeps streaming.
