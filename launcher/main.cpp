@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "camera.h"
+#include "common/rtsp_guard.h"
 #include "common/upstream_criticals.h"
 #include "config.h"
 #include "heap.h"
@@ -226,6 +227,10 @@ main (int argc, char **argv)
   // the elements there are.
   gst_init (nullptr, nullptr);
   camrelay::install_upstream_critical_filter ();
+  // Before any connection: caps on what one RTSP message of a client or of a
+  // camera may hold (docs/security.md).
+  camrelay::rtsp_guard_install (camrelay::RtspCaps{},
+      [] (const char *line) { log_line ("%s", line); });
   ensure_plugin ();
 
   Config config;

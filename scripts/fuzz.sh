@@ -18,7 +18,7 @@ shift || true
 out=$root/build-fuzz
 CXX=${CXX:-clang++}
 
-all_targets=(config vendors config_values camera_uri test_uri)
+all_targets=(config vendors config_values camera_uri test_uri rtsp_framing)
 targets=("${@:-${all_targets[@]}}")
 
 # The sources of ours each target needs, besides fuzz/fuzz_NAME.cpp.
@@ -28,6 +28,7 @@ declare -A sources=(
   [config_values]="launcher/config_values.cpp"
   [camera_uri]="plugins/camerasrc/camerauri.cpp"
   [test_uri]="plugins/testcamerasrc/gsttestcamerasrc.cpp plugins/testcamerasrc/session.cpp plugins/testcamerasrc/testuri.cpp"
+  [rtsp_framing]="plugins/common/rtsp_framing.cpp"
 )
 
 if ! command -v "$CXX" >/dev/null; then

@@ -114,6 +114,7 @@ hostile_method (Hostility mode)
     case Hostility::HugeContentLength:
     case Hostility::SilentDescribe:
     case Hostility::EndlessHeaders:
+    case Hostility::EndlessBody:
       return "DESCRIBE";
     case Hostility::SilentPlay:
       return "PLAY";
@@ -135,6 +136,8 @@ hostility_name (Hostility mode)
       return "SilentPlay";
     case Hostility::EndlessHeaders:
       return "EndlessHeaders";
+    case Hostility::EndlessBody:
+      return "EndlessBody";
   }
   return "?";
 }
@@ -222,6 +225,15 @@ HostileRtspCamera::serve (int fd, const std::atomic<bool> &stopping)
                   !pause_for (std::chrono::milliseconds (10), stopping))
                 return;
             }
+          }
+          case Hostility::EndlessBody: {
+            if (!send_text (fd, status + "Content-Type: application/sdp\r\n"
+                        "Content-Length: 2000000000\r\n\r\n", stopping))
+              return;
+            const std::string body (64 * 1024, 'v');
+            while (send_text (fd, body, stopping)) {
+            }
+            return;
           }
           case Hostility::SilentDescribe:
           case Hostility::SilentPlay:

@@ -29,6 +29,9 @@ enum class Hostility {
   // header lines as fast as the client reads them, thousands a second,
   // never ending the answer.
   EndlessHeaders,
+  // Answers OPTIONS; answers DESCRIBE with a 2 GB Content-Length and a body
+  // that keeps coming as fast as the client reads it.
+  EndlessBody,
 };
 
 // The method whose answer never completes in `mode` ("OPTIONS", "DESCRIBE"
