@@ -7,6 +7,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -262,6 +264,19 @@ fresh_client_plays (const Server &server, const char *source = nullptr)
   return testing::AssertionSuccess ();
 }
 
+// Whether process `pid` runs (a process that crashed is a zombie until the
+// Launcher reaps it).
+bool
+alive (int pid)
+{
+  std::ifstream stat ("/proc/" + std::to_string (pid) + "/stat");
+  std::string text;
+  std::getline (stat, text);
+  const size_t end = text.rfind (')');
+  return end != std::string::npos && end + 2 < text.size () && text[end + 2] != 'Z'
+      && text[end + 2] != 'X';
+}
+
 // Whether what `seen` holds is a sane outcome for `row`.
 testing::AssertionResult
 sane (const Seen &seen, const Case &row)
@@ -341,7 +356,7 @@ TEST_P (Malformed, AnsweredSanelyAndAFreshClientPlays)
         seen.statuses.empty () ? 0 : seen.statuses[0], seen.closed ? ", closed" : "",
         std::chrono::duration<double, std::milli> (Clock::now () - started).count ());
   }
-  ASSERT_FALSE (server.camrelay->exited ()) << server.camrelay->all_output ();
+  ASSERT_TRUE (alive (server.camrelay->pid ())) << server.camrelay->all_output ();
   EXPECT_TRUE (fresh_client_plays (server)) << "after the case\n" << server.camrelay->all_output ();
 }
 
@@ -483,10 +498,15 @@ TEST (MalformedConnections, ConcurrentDescribesAreAllAnswered)
   const auto started = Clock::now ();
   for (int t = 0; t < THREADS; t++)
     threads.emplace_back ([&, t] {
+      // Each thread from an address of its own: a limit of connections per
+      // address [limits] does not apply.
+      const std::string source = "127.0.1." + std::to_string (t + 1);
       std::unique_ptr<Wire> wire;
       for (int i = 0; i < EACH; i++) {
-        if (i % 10 == 0)
-          wire = std::make_unique<Wire> (server.port);
+        if (i % 10 == 0) {
+          wire.reset ();
+          wire = std::make_unique<Wire> (server.port, source.c_str ());
+        }
         const auto sent = Clock::now ();
         const Seen &seen = wire->exchange (fill (req ("DESCRIBE", "{url}", "Accept: application/sdp\r\n"),
             server), static_cast<size_t> (i % 10 + 1), ANSWER_WITHIN);
@@ -527,10 +547,24 @@ describe_with (Wire &wire, const Server &server, const std::string &authorizatio
   return seen.statuses.size () > before ? seen.statuses[before] : (seen.closed ? -2 : -1);
 }
 
+// The realm and nonce of the Digest challenge to a DESCRIBE without
+// credentials on `wire`; false when there is none.
+bool
+challenge (Wire &wire, const Server &server, std::string &realm, std::string &nonce)
+{
+  if (describe_with (wire, server, "") != 401)
+    return false;
+  realm = digest_param (wire.seen ().heads.back (), "realm");
+  nonce = digest_param (wire.seen ().heads.back (), "nonce");
+  return !nonce.empty ();
+}
+
 // Digest answers that are forged or replayed get 401; the genuine one gets
-// 200, so the test can tell them apart.  [auth]: a server that slows down
-// repeated failures answers these later, within ANSWER_WITHIN; replays must
-// keep failing across connections whatever becomes of nonces on reload.
+// 200, so the test can tell them apart.  Each forgery comes from an address
+// of its own (127.0.0.x) on a nonce issued to it, so that a server that slows
+// down repeated failures from one address [auth] answers each as a first
+// failure.  Replays must keep failing on another connection whatever becomes
+// of nonces across reloads.
 TEST (MalformedCredentials, ForgedAndReplayedDigestGet401)
 {
   Server server;
@@ -539,35 +573,60 @@ TEST (MalformedCredentials, ForgedAndReplayedDigestGet401)
   const std::string url = fill ("{url}", server);
 
   auto owner = std::make_unique<Wire> (server.port);
-  ASSERT_EQ (describe_with (*owner, server, ""), 401);
-  const std::string &challenge = owner->seen ().heads.back ();
-  const std::string realm = digest_param (challenge, "realm");
-  const std::string nonce = digest_param (challenge, "nonce");
-  ASSERT_NE (nonce, "") << challenge;
-
+  std::string realm, nonce;
+  ASSERT_TRUE (challenge (*owner, server, realm, nonce)) << testing::PrintToString (owner->seen ().heads);
   const std::string genuine = digest (USER, PASSWORD, realm, nonce, "DESCRIBE", url);
-  std::string forged = genuine;
-  const size_t response_at = forged.find ("response=\"") + 10;
-  forged[response_at] = forged[response_at] == '0' ? '1' : '0';
-  const std::vector<std::pair<std::string, std::string>> refused = {
-    {"forged response", forged},
-    {"wrong password", digest (USER, "not-" + PASSWORD, realm, nonce, "DESCRIBE", url)},
-    {"unknown user", digest ("mallory", PASSWORD, realm, nonce, "DESCRIBE", url)},
-    {"nonce never issued", digest (USER, PASSWORD, realm, "0123456789abcdef", "DESCRIBE", url)},
-    {"response of another method", digest (USER, PASSWORD, realm, nonce, "OPTIONS", url)},
-    {"no response", "Authorization: Digest username=\"" + USER + "\", realm=\"" + realm
-        + "\", nonce=\"" + nonce + "\", uri=\"" + url + "\"\r\n"},
-    {"garbage", "Authorization: Digest " + std::string (4096, ',') + "\r\n"},
-  };
-  for (const auto &[why, header] : refused)
-    EXPECT_EQ (describe_with (*owner, server, header), 401) << why;
   ASSERT_EQ (describe_with (*owner, server, genuine), 200) << server.camrelay->all_output ();
 
-  // The genuine answer, seen on the wire, replayed from another connection
-  // while its owner is connected, then after it has left.
+  using Forge = std::function<std::string (const std::string &realm, const std::string &nonce)>;
+  const std::vector<std::pair<std::string, Forge>> forgeries = {
+    {"forged response", [&] (const std::string &r, const std::string &n) {
+       std::string header = digest (USER, PASSWORD, r, n, "DESCRIBE", url);
+       char &c = header[header.find ("response=\"") + 10];
+       c = c == '0' ? '1' : '0';
+       return header;
+     }},
+    {"wrong password", [&] (const std::string &r, const std::string &n) {
+       return digest (USER, "not-" + PASSWORD, r, n, "DESCRIBE", url);
+     }},
+    {"unknown user", [&] (const std::string &r, const std::string &n) {
+       return digest ("mallory", PASSWORD, r, n, "DESCRIBE", url);
+     }},
+    {"nonce never issued", [&] (const std::string &r, const std::string &) {
+       return digest (USER, PASSWORD, r, "0123456789abcdef", "DESCRIBE", url);
+     }},
+    {"the owner's nonce", [&] (const std::string &, const std::string &) {
+       return digest (USER, PASSWORD, realm, nonce, "DESCRIBE", url);
+     }},
+    {"response of another method", [&] (const std::string &r, const std::string &n) {
+       return digest (USER, PASSWORD, r, n, "OPTIONS", url);
+     }},
+    {"no response", [&] (const std::string &r, const std::string &n) {
+       return "Authorization: Digest username=\"" + USER + "\", realm=\"" + r + "\", nonce=\"" + n
+           + "\", uri=\"" + url + "\"\r\n";
+     }},
+    {"garbage", [&] (const std::string &, const std::string &) {
+       return "Authorization: Digest " + std::string (4096, ',') + "\r\n";
+     }},
+  };
+  int source = 20;
+  for (const auto &[why, forge] : forgeries) {
+    Wire attacker (server.port, ("127.0.0." + std::to_string (source++)).c_str ());
+    std::string r, n;
+    ASSERT_TRUE (challenge (attacker, server, r, n)) << why;
+    EXPECT_EQ (describe_with (attacker, server, forge (r, n)), 401) << why;
+  }
+
+  // The genuine answer, seen on the wire, replayed on other connections while
+  // its owner is connected (from the owner's address and another), then
+  // after it has left.
   {
     Wire thief (server.port);
-    EXPECT_EQ (describe_with (thief, server, genuine), 401) << "replayed while the owner is connected";
+    EXPECT_EQ (describe_with (thief, server, genuine), 401) << "replayed from the owner's address";
+  }
+  {
+    Wire thief (server.port, "127.0.0.40");
+    EXPECT_EQ (describe_with (thief, server, genuine), 401) << "replayed from another address";
   }
   owner.reset ();
   {
@@ -602,17 +661,22 @@ TEST (MalformedCredentials, NoPasswordInLogOrHttp)
   ASSERT_NE (server.camrelay->wait_line ("camera gate: ", 10s), "") << server.camrelay->all_output ();
 
   EXPECT_TRUE (fresh_client_plays (server));
+  // Logins that fail (from an address of their own [auth]) and succeed,
+  // with Basic and Digest.
+  const std::string url = fill ("{url}", server);
+  std::string realm, nonce;
   {
-    Wire wire (server.port);
+    Wire wire (server.port, "127.0.0.4");
     EXPECT_EQ (describe_with (wire, server, basic (USER, tried_secret)), 401);
     EXPECT_EQ (describe_with (wire, server, basic ("bob", tried_secret)), 401);
-    EXPECT_EQ (describe_with (wire, server, basic ("bob", "builder-9")), 200);
     EXPECT_EQ (describe_with (wire, server, basic ("mallory", tried_secret)), 401);
-    const std::string challenge = wire.seen ().heads.back ();
-    const std::string url = fill ("{url}", server);
-    const std::string realm = digest_param (challenge, "realm");
-    const std::string nonce = digest_param (challenge, "nonce");
+    ASSERT_TRUE (challenge (wire, server, realm, nonce));
     EXPECT_EQ (describe_with (wire, server, digest (USER, tried_secret, realm, nonce, "DESCRIBE", url)), 401);
+  }
+  {
+    Wire wire (server.port);
+    EXPECT_EQ (describe_with (wire, server, basic ("bob", "builder-9")), 200);
+    ASSERT_TRUE (challenge (wire, server, realm, nonce));
     EXPECT_EQ (describe_with (wire, server, digest (USER, PASSWORD, realm, nonce, "DESCRIBE", url)), 200);
   }
 
