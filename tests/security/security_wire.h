@@ -38,7 +38,8 @@ struct Seen {
   {
     const std::string &head = heads.at (answer);
     for (size_t at = head.find ("\r\n"); at != std::string::npos; at = head.find ("\r\n", at + 2))
-      if (g_ascii_strncasecmp (head.c_str () + at + 2, (name + ":").c_str (), name.size () + 1) == 0) {
+      if (g_ascii_strncasecmp (head.c_str () + at + 2, (name + ":").c_str (), name.size () + 1)
+          == 0) {
         size_t value = head.find_first_not_of (' ', at + 3 + name.size ());
         return head.substr (value, head.find ("\r\n", value) - value);
       }
@@ -271,7 +272,8 @@ transport (const std::string &value)
 inline std::string
 substitute (std::string text, const std::string &key, const std::string &value)
 {
-  for (size_t at = text.find (key); at != std::string::npos; at = text.find (key, at + value.size ()))
+  for (size_t at = text.find (key); at != std::string::npos;
+       at = text.find (key, at + value.size ()))
     text.replace (at, key.size (), value);
   return text;
 }

@@ -39,8 +39,8 @@ enum Outcome : unsigned {
 };
 constexpr unsigned BAD = REFUSED | FAILED | CLOSED;
 constexpr unsigned ANY = ANSWER_OK | BAD;
-constexpr auto SILENCE = std::chrono::milliseconds (500);
-constexpr auto ANSWER_WITHIN = std::chrono::seconds (10);
+constexpr std::chrono::milliseconds SILENCE{500};
+constexpr std::chrono::milliseconds ANSWER_WITHIN{10000};
 
 // ---- the cases ---------------------------------------------------------------
 
@@ -62,10 +62,14 @@ PrintTo (const Case &row, std::ostream *out)
   *out << row.name;
 }
 
-// A row per case.  Rows marked [auth] hold because unauthenticated requests
-// are answered before anything else is done; [caps] where the stream caps may
-// close the connection instead of answering: both already allowed as
-// REFUSED or CLOSED.
+// A row per case.  The outcomes hold on a server with and without users, and
+// through the hardening of docs/security.md; where it changes the answer
+// the row is marked and its outcomes allow both:
+//  [caps] a cap on a message's headers or body refuses the request or closes
+//    the connection where the server answered 200 before;
+//  [auth] with users, a request without credentials other than OPTIONS gets
+//    401 (rows with {auth} carry valid ones; the others allow 4xx);
+//  [limits] limits of connections per address and in total (tests below).
 const std::vector<Case> &
 cases ()
 {
@@ -85,7 +89,7 @@ cases ()
     {"unknown_method", Prelude::NONE, req ("FLY", "{url}"), BAD},
     {"method_64k", Prelude::NONE, req (std::string (65536, 'M'), "{url}"), BAD},
     {"uri_1mb", Prelude::NONE, req ("DESCRIBE", "{host}/" + std::string (1 << 20, 'a')), BAD},
-    {"header_1mb", Prelude::NONE, req ("OPTIONS", "{url}", "X-Long: " + std::string (1 << 20, 'h') + "\r\n"), ANY},
+    {"header_1mb", Prelude::NONE, req ("OPTIONS", "{url}", "X-Long: " + std::string (1 << 20, 'h') + "\r\n"), ANY},  // [caps]
     {"line_1mb_unended", Prelude::NONE, std::string (1 << 20, 'A'), BAD | SILENT},
     {"headers_10000", Prelude::NONE, req ("OPTIONS", "{url}", numbered_headers (10000)), ANY},  // [caps]
     {"header_without_colon", Prelude::NONE, req ("OPTIONS", "{url}", "NoColonHere\r\n"), ANY},
@@ -123,7 +127,7 @@ cases ()
     {"relative_uri", Prelude::NONE, req ("DESCRIBE", "/cam"), ANY},
     {"other_host", Prelude::NONE, req ("DESCRIBE", "rtsp://other.invalid:1/cam"), ANY},
     {"userinfo_in_uri", Prelude::NONE, req ("DESCRIBE", "rtsp://u:p@127.0.0.1:1/cam"), ANY},
-    {"query_64k", Prelude::NONE, req ("DESCRIBE", "{url}?" + std::string (65536, 'q')), ANY},
+    {"query_64k", Prelude::NONE, req ("DESCRIBE", "{url}?" + std::string (65536, 'q')), ANY},  // [caps]
     {"escapes_in_path", Prelude::NONE, req ("DESCRIBE", "{host}/cam\x1b[2J\xc3\xa9"), BAD},
     // Methods out of order.
     {"play_before_setup", Prelude::NONE, req ("PLAY", "{url}"), BAD},
@@ -157,7 +161,7 @@ cases ()
     {"transport_empty", Prelude::NONE, transport (""), BAD},
     {"transport_missing", Prelude::NONE, req ("SETUP", "{url}/stream=0"), BAD},
     {"transport_4000_choices", Prelude::NONE,
-        transport (repeat ("RTP/XYZ;unicast;client_port=1-2,", 4000) + "RTP/AVP/TCP;unicast;interleaved=0-1"), ANY},
+        transport (repeat ("RTP/XYZ;unicast;client_port=1-2,", 4000) + "RTP/AVP/TCP;unicast;interleaved=0-1"), ANY},  // [caps]
     {"transport_destination_elsewhere", Prelude::NONE,
         transport ("RTP/AVP;unicast;destination=192.0.2.1;client_port=5000-5001"), ANY, 1, "192.0.2.1"},
     // Interleaved data of the client.
@@ -237,7 +241,8 @@ prepare (Wire &wire, const Server &server, bool play)
   std::string session = seen.header (1, "Session");
   session = session.substr (0, session.find (';'));
   if (play) {
-    wire.exchange (fill (req ("PLAY", "{url}", "Session: {session}\r\n"), server, session), 3, ANSWER_WITHIN);
+    wire.exchange (fill (req ("PLAY", "{url}", "Session: {session}\r\n"), server, session), 3,
+        ANSWER_WITHIN);
     if (seen.statuses.size () < 3 || seen.statuses[2] != 200)
       return "";
   }
@@ -254,10 +259,12 @@ fresh_client_plays (const Server &server, const char *source = nullptr)
   const auto started = Clock::now ();
   const std::string session = prepare (wire, server, true);
   if (session.empty ())
-    return testing::AssertionFailure () << "DESCRIBE, SETUP, PLAY: " << testing::PrintToString (wire.seen ().heads);
+    return testing::AssertionFailure ()
+        << "DESCRIBE, SETUP, PLAY: " << testing::PrintToString (wire.seen ().heads);
   if (!wire.wait_frames (1, 10s))
     return testing::AssertionFailure () << "no video within 10 s";
-  wire.exchange (fill (req ("TEARDOWN", "{url}", "Session: {session}\r\n"), server, session), 4, ANSWER_WITHIN);
+  wire.exchange (fill (req ("TEARDOWN", "{url}", "Session: {session}\r\n"), server, session), 4,
+      ANSWER_WITHIN);
   const double ms = std::chrono::duration<double, std::milli> (Clock::now () - started).count ();
   if (ms > 15000)
     return testing::AssertionFailure () << "took " << ms << " ms";
@@ -295,7 +302,8 @@ sane (const Seen &seen, const Case &row)
   }
   const bool error_answered = std::any_of (seen.statuses.begin (), seen.statuses.end (),
       [] (int s) { return s >= 400; });
-  if (seen.closed && seen.statuses.size () < row.answers && !error_answered && !(row.outcomes & CLOSED))
+  if (seen.closed && seen.statuses.size () < row.answers && !error_answered
+      && !(row.outcomes & CLOSED))
     return testing::AssertionFailure () << "closed after " << seen.statuses.size () << " of "
                                         << row.answers << " answers";
   if (!seen.closed && seen.statuses.size () < row.answers && !(row.outcomes & SILENT))
@@ -347,12 +355,13 @@ TEST_P (Malformed, AnsweredSanelyAndAFreshClientPlays)
     }
     const size_t before = wire.seen ().statuses.size ();
     Seen seen = wire.exchange (fill (row.bytes, server, session), before + row.answers,
-        (row.outcomes & SILENT) ? std::chrono::duration_cast<std::chrono::milliseconds> (SILENCE)
-                                : std::chrono::duration_cast<std::chrono::milliseconds> (ANSWER_WITHIN));
-    seen.statuses.erase (seen.statuses.begin (), seen.statuses.begin () + static_cast<long> (before));
-    seen.heads.erase (seen.heads.begin (), seen.heads.begin () + static_cast<long> (before));
+        (row.outcomes & SILENT) ? SILENCE : ANSWER_WITHIN);
+    const auto answered = static_cast<long> (before);
+    seen.statuses.erase (seen.statuses.begin (), seen.statuses.begin () + answered);
+    seen.heads.erase (seen.heads.begin (), seen.heads.begin () + answered);
     EXPECT_TRUE (sane (seen, row)) << server.camrelay->all_output ();
-    std::printf ("%s: %zu answers (first %d)%s in %.0f ms\n", row.name.c_str (), seen.statuses.size (),
+    std::printf ("%s: %zu answers (first %d)%s in %.0f ms\n", row.name.c_str (),
+        seen.statuses.size (),
         seen.statuses.empty () ? 0 : seen.statuses[0], seen.closed ? ", closed" : "",
         std::chrono::duration<double, std::milli> (Clock::now () - started).count ());
   }
@@ -387,7 +396,8 @@ config_accepts (const std::string &text)
 {
   const std::string path = write_config (text);
   int status = 0;
-  run ("sh -c \"" + std::string (CAMRELAY_BINARY) + " --check -c " + path + " 2>/dev/null\"", status);
+  run ("sh -c \"" + std::string (CAMRELAY_BINARY) + " --check -c " + path + " 2>/dev/null\"",
+      status);
   g_unlink (path.c_str ());
   return status == 0;
 }
@@ -408,7 +418,8 @@ TEST (MalformedConnections, IdleAndTricklingConnectionsAreBounded)
       + camera_entry ("cam", CAMERA));
   std::string text = config_text (camera_entry ("cam", CAMERA));
   if (has_login_timeout)
-    text.insert (text.find ("\n\n[http]"), "\n" + LOGIN_TIMEOUT_KEY + " = " + std::to_string (LOGIN_TIMEOUT_S));
+    text.insert (text.find ("\n\n[http]"),
+        "\n" + LOGIN_TIMEOUT_KEY + " = " + std::to_string (LOGIN_TIMEOUT_S));
   Server server;
   server.config = write_config (text);
   server.camrelay = std::make_unique<Launcher> (std::vector<std::string>{"-c", server.config});
@@ -574,7 +585,8 @@ TEST (MalformedCredentials, ForgedAndReplayedDigestGet401)
 
   auto owner = std::make_unique<Wire> (server.port);
   std::string realm, nonce;
-  ASSERT_TRUE (challenge (*owner, server, realm, nonce)) << testing::PrintToString (owner->seen ().heads);
+  ASSERT_TRUE (challenge (*owner, server, realm, nonce))
+      << testing::PrintToString (owner->seen ().heads);
   const std::string genuine = digest (USER, PASSWORD, realm, nonce, "DESCRIBE", url);
   ASSERT_EQ (describe_with (*owner, server, genuine), 200) << server.camrelay->all_output ();
 
@@ -671,13 +683,15 @@ TEST (MalformedCredentials, NoPasswordInLogOrHttp)
     EXPECT_EQ (describe_with (wire, server, basic ("bob", tried_secret)), 401);
     EXPECT_EQ (describe_with (wire, server, basic ("mallory", tried_secret)), 401);
     ASSERT_TRUE (challenge (wire, server, realm, nonce));
-    EXPECT_EQ (describe_with (wire, server, digest (USER, tried_secret, realm, nonce, "DESCRIBE", url)), 401);
+    EXPECT_EQ (describe_with (wire, server,
+                   digest (USER, tried_secret, realm, nonce, "DESCRIBE", url)), 401);
   }
   {
     Wire wire (server.port);
     EXPECT_EQ (describe_with (wire, server, basic ("bob", "builder-9")), 200);
     ASSERT_TRUE (challenge (wire, server, realm, nonce));
-    EXPECT_EQ (describe_with (wire, server, digest (USER, PASSWORD, realm, nonce, "DESCRIBE", url)), 200);
+    EXPECT_EQ (describe_with (wire, server,
+                   digest (USER, PASSWORD, realm, nonce, "DESCRIBE", url)), 200);
   }
 
   std::string served;
