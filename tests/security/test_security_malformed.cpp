@@ -382,12 +382,12 @@ INSTANTIATE_TEST_SUITE_P (Cases, Malformed,
 
 // ---- connections that never send a request ---------------------------------
 
-// The key of [server] that closes connections that never log in, when this
-// camrelay has it.  TODO(keys): its final name.  Without it, gst-rtsp-server
-// closes a connection without a session after a fixed 60 s, more than this
-// suite can wait for: the test then does not wait for the server to close
-// them and checks instead that holding them costs the other clients nothing
-// and that closing them frees what they held.
+// The key of [server] that closes connections that never log in, where this
+// camrelay has it (TODO(keys): the name the hardening gives it).  Without it,
+// gst-rtsp-server closes a connection without a session after a fixed 60 s,
+// more than this suite can wait for: the test then does not wait for the
+// server to close them and checks instead that holding them costs the other
+// clients nothing and that closing them frees what they held.
 const std::string LOGIN_TIMEOUT_KEY = "login_timeout";
 constexpr int LOGIN_TIMEOUT_S = 2;
 
