@@ -47,14 +47,16 @@ inline std::string
 users_section ()
 {
   return "[[users]]\nname = \"" + USER + "\"\npassword = \"" + PASSWORD + "\"\n\n"
-      "[[users]]\nname = \"bob\"\npassword_hash = \"sha256:" + launcher_test::sha256 ("builder-9") + "\"\n\n";
+      "[[users]]\nname = \"bob\"\npassword_hash = \"sha256:"
+      + launcher_test::sha256 ("builder-9") + "\"\n\n";
 }
 
 inline void
 start (Server &server, Access access)
 {
-  server.config = launcher_test::write_config (launcher_test::config_text ((access == Access::USERS ? users_section () : "")
-      + launcher_test::camera_entry ("cam", CAMERA)));
+  const std::string users = access == Access::USERS ? users_section () : "";
+  server.config = launcher_test::write_config (
+      launcher_test::config_text (users + launcher_test::camera_entry ("cam", CAMERA)));
   server.camrelay = std::make_unique<Launcher> (std::vector<std::string>{"-c", server.config});
   server.port = server.camrelay->rtsp_port ();
   server.auth = access == Access::USERS ? basic (USER, PASSWORD) : "";

@@ -165,7 +165,8 @@ class Wire {
       if (in_[0] == '$') {
         if (in_.size () < 4)
           return;
-        const size_t length = (static_cast<unsigned char> (in_[2]) << 8) | static_cast<unsigned char> (in_[3]);
+        const size_t length = (static_cast<unsigned char> (in_[2]) << 8)
+            | static_cast<unsigned char> (in_[3]);
         if (in_.size () < 4 + length)
           return;
         in_.erase (0, 4 + length);

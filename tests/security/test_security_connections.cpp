@@ -223,8 +223,9 @@ TEST (MalformedConnections, ConcurrentDescribesAreAllAnswered)
           wire = std::make_unique<Wire> (server.port, source.c_str ());
         }
         const auto sent = Clock::now ();
-        const Seen &seen = wire->exchange (fill (req ("DESCRIBE", "{url}", "Accept: application/sdp\r\n"),
-            server), static_cast<size_t> (i % 10 + 1), ANSWER_WITHIN);
+        const std::string describe = req ("DESCRIBE", "{url}", "Accept: application/sdp\r\n");
+        const Seen &seen = wire->exchange (fill (describe, server),
+            static_cast<size_t> (i % 10 + 1), ANSWER_WITHIN);
         latencies[static_cast<size_t> (t)].push_back (
             std::chrono::duration<double, std::milli> (Clock::now () - sent).count ());
         if (seen.statuses.size () != static_cast<size_t> (i % 10 + 1) || seen.statuses.back () != 200)
