@@ -143,6 +143,21 @@ cases ()
         "Session: {session}\r\n"), ANY, 2},
     {"setup_unknown_stream", Prelude::NONE, transport ("RTP/AVP/TCP;unicast;interleaved=0-1")
         + req ("SETUP", "{url}/stream=99", "Transport: RTP/AVP/TCP;unicast;interleaved=2-3\r\n"), ANY, 2},
+    // Header values gst-rtsp-server parses.
+    {"play_range_garbage", Prelude::SETUP, req ("PLAY", "{url}", "Session: {session}\r\nRange: npt=abc-\r\n"), ANY},
+    {"play_range_huge", Prelude::SETUP, req ("PLAY", "{url}", "Session: {session}\r\nRange: npt=1e400-\r\n"), ANY},
+    {"play_range_reversed", Prelude::SETUP, req ("PLAY", "{url}", "Session: {session}\r\nRange: npt=50-10\r\n"), ANY},
+    {"play_range_clock", Prelude::SETUP,
+        req ("PLAY", "{url}", "Session: {session}\r\nRange: clock=99999999T999999.9Z-\r\n"), ANY},
+    {"play_scale_negative", Prelude::SETUP, req ("PLAY", "{url}", "Session: {session}\r\nScale: -1e308\r\n"), ANY},
+    {"play_speed_nan", Prelude::SETUP, req ("PLAY", "{url}", "Session: {session}\r\nSpeed: nan\r\n"), ANY},
+    {"session_timeout_negative", Prelude::SETUP,
+        req ("GET_PARAMETER", "{url}", "Session: {session};timeout=-1\r\n"), ANY},
+    {"require_unknown_option", Prelude::NONE, req ("OPTIONS", "{url}", "Require: com.example.nothing\r\n"), ANY},
+    {"blocksize_huge", Prelude::NONE, req ("SETUP", "{url}/stream=0",
+        "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\nBlocksize: 4294967296\r\n"), ANY},
+    {"setup_pipelined_200", Prelude::NONE,
+        pipelined ("SETUP", "{url}/stream=0", "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n", 200), ANY, 200},
     // Transports.
     {"transport_port_range_huge", Prelude::NONE, transport ("RTP/AVP;unicast;client_port=0-65535"), ANY},
     {"transport_ports_reversed", Prelude::NONE, transport ("RTP/AVP;unicast;client_port=9001-9000"), ANY},
@@ -155,6 +170,8 @@ cases ()
     {"transport_missing", Prelude::NONE, req ("SETUP", "{url}/stream=0"), BAD},
     {"transport_4000_choices", Prelude::NONE,
         transport (repeat ("RTP/XYZ;unicast;client_port=1-2,", 4000) + "RTP/AVP/TCP;unicast;interleaved=0-1"), ANY},  // [caps]
+    {"transport_mode_record", Prelude::NONE, transport ("RTP/AVP/TCP;unicast;interleaved=0-1;mode=record"), ANY},
+    {"transport_ssrc_garbage", Prelude::NONE, transport ("RTP/AVP/TCP;unicast;interleaved=0-1;ssrc=zz"), ANY},
     {"transport_destination_elsewhere", Prelude::NONE,
         transport ("RTP/AVP;unicast;destination=192.0.2.1;client_port=5000-5001"), ANY, 1, "192.0.2.1"},
     // Interleaved data of the client.
