@@ -52,6 +52,11 @@ struct Seen {
 // `source` picks the client's loopback address (127.0.0.x).
 class Wire {
  public:
+  // A SYN that finds the server's accept queue full is retried after 1 s,
+  // 3 s, 7 s...: a connection may take that long on a server whose listen
+  // backlog is short.
+  static constexpr int CONNECT_WITHIN_MS = 15000;
+
   explicit Wire (int port, const char *source = nullptr)
   {
     fd_ = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -76,7 +81,7 @@ class Wire {
     pollfd p = {fd_, POLLOUT, 0};
     int error = 0;
     socklen_t length = sizeof (error);
-    if (poll (&p, 1, 5000) != 1 || getsockopt (fd_, SOL_SOCKET, SO_ERROR, &error, &length) != 0
+    if (poll (&p, 1, CONNECT_WITHIN_MS) != 1 || getsockopt (fd_, SOL_SOCKET, SO_ERROR, &error, &length) != 0
         || error != 0) {
       close (fd_);
       fd_ = -1;
@@ -313,9 +318,11 @@ accept_queue (int port)
 
 // Opens `count` connections at the pace the server accepts them: a SYN that
 // finds the accept queue full is dropped and retried by the kernel only after
-// a second, so the next few connect only once the queue has room.
+// a second, so the next few connect only once the queue has room.  With
+// `own_addresses`, connection i comes from 127.0.1.(i+1) (up to 254), so
+// that a limit of connections per address does not apply to them.
 inline std::vector<std::unique_ptr<Wire>>
-open_connections (int port, int count)
+open_connections (int port, int count, bool own_addresses = false)
 {
   std::vector<std::unique_ptr<Wire>> wires;
   for (int i = 0; i < count; i++) {
@@ -324,7 +331,8 @@ open_connections (int port, int count)
       while (accept_queue (port) >= 2 && Clock::now () < deadline)
         std::this_thread::sleep_for (1ms);
     }
-    wires.push_back (std::make_unique<Wire> (port));
+    const std::string source = "127.0.1." + std::to_string (i % 254 + 1);
+    wires.push_back (std::make_unique<Wire> (port, own_addresses ? source.c_str () : nullptr));
   }
   return wires;
 }
