@@ -81,8 +81,8 @@ class Wire {
     pollfd p = {fd_, POLLOUT, 0};
     int error = 0;
     socklen_t length = sizeof (error);
-    if (poll (&p, 1, CONNECT_WITHIN_MS) != 1 || getsockopt (fd_, SOL_SOCKET, SO_ERROR, &error, &length) != 0
-        || error != 0) {
+    if (poll (&p, 1, CONNECT_WITHIN_MS) != 1
+        || getsockopt (fd_, SOL_SOCKET, SO_ERROR, &error, &length) != 0 || error != 0) {
       close (fd_);
       fd_ = -1;
     }
