@@ -2,18 +2,47 @@
 
 #include <cstdio>
 #include <map>
+#include <mutex>
 #include <string>
 
-// A GstRTSPAuth that also accepts Basic credentials of users configured by a
-// SHA-256 password hash, which the stock authenticator cannot check; and that
-// logs failed attempts (never the password).
+// The relay's GstRTSPAuth.  Besides the stock Basic and Digest it accepts
+// Basic credentials of users configured by a SHA-256 password hash (which
+// the stock authenticator cannot check) and logs failed attempts (never the
+// password).  One lives as long as the server: a reload changes its users in
+// place, so the Digest nonces it handed out (kept by the stock part) survive.
+//
+// Threads: RTSP worker threads authenticate; the main thread changes the
+// users (set_users).  AuthState::lock guards AuthState and is never held
+// while calling into gst-rtsp-server.
 #define CAMRELAY_TYPE_AUTH (camrelay_auth_get_type ())
 G_DECLARE_FINAL_TYPE (CamrelayAuth, camrelay_auth, CAMRELAY, AUTH, GstRTSPAuth)
 
+namespace {
+
+struct UserEntry {
+  std::string password;  // plain, or "" for a user given by a hash
+  std::string hash_hex;  // lower-case hex SHA-256 of the password, or ""
+  bool operator== (const UserEntry &o) const
+  {
+    return password == o.password && hash_hex == o.hash_hex;
+  }
+};
+
+struct AuthState {
+  std::mutex lock;
+  std::map<std::string, UserEntry> users;  // what is configured now, by name
+  // One token per user name ever configured.  gst-rtsp-server hands tokens
+  // to requests without a reference (ctx->token), so none is freed before
+  // the authenticator: a worker may still be using a removed user's token.
+  std::map<std::string, GstRTSPToken *> tokens;
+  GstRTSPToken *anonymous = nullptr;  // the default token without users
+};
+
+}  // namespace
+
 struct _CamrelayAuth {
   GstRTSPAuth parent;
-  // user name -> (lower-case hex SHA-256 of the password, token)
-  std::map<std::string, std::pair<std::string, GstRTSPToken *>> *hashed;
+  AuthState *state;
 };
 
 G_DEFINE_TYPE (CamrelayAuth, camrelay_auth, GST_TYPE_RTSP_AUTH)
@@ -67,6 +96,19 @@ client_ip (GstRTSPContext *ctx)
   return ip ? ip : "?";
 }
 
+// The token of user `name`, made at its first use and kept until finalize.
+GstRTSPToken *
+token_of (AuthState &state, const std::string &name)
+{
+  std::lock_guard<std::mutex> l (state.lock);
+  GstRTSPToken *&token = state.tokens[name];
+  // The user's role is the user's name: cameras permit users by name.
+  if (!token)
+    token = gst_rtsp_token_new (GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE, G_TYPE_STRING, name.c_str (),
+        nullptr);
+  return token;
+}
+
 }  // namespace
 
 static gboolean
@@ -83,9 +125,13 @@ camrelay_auth_authenticate (GstRTSPAuth *auth, GstRTSPContext *ctx)
 
   std::string user, password;
   if (basic_credentials (ctx, user, password)) {
-    auto it = self->hashed->find (user);
-    if (it != self->hashed->end () && sha256_hex (password) == it->second.first) {
-      ctx->token = it->second.second;
+    const std::string hex = sha256_hex (password);
+    std::lock_guard<std::mutex> l (self->state->lock);
+    auto it = self->state->users.find (user);
+    auto token = self->state->tokens.find (user);
+    if (it != self->state->users.end () && !it->second.hash_hex.empty ()
+        && hex == it->second.hash_hex && token != self->state->tokens.end ()) {
+      ctx->token = token->second;
       return TRUE;
     }
   }
@@ -98,9 +144,10 @@ static void
 camrelay_auth_finalize (GObject *object)
 {
   auto *self = CAMRELAY_AUTH (object);
-  for (auto &[name, entry] : *self->hashed)
-    gst_rtsp_token_unref (entry.second);
-  delete self->hashed;
+  for (auto &[name, token] : self->state->tokens)
+    gst_rtsp_token_unref (token);
+  gst_rtsp_token_unref (self->state->anonymous);
+  delete self->state;
   G_OBJECT_CLASS (camrelay_auth_parent_class)->finalize (object);
 }
 
@@ -114,7 +161,9 @@ camrelay_auth_class_init (CamrelayAuthClass *klass)
 static void
 camrelay_auth_init (CamrelayAuth *self)
 {
-  self->hashed = new std::map<std::string, std::pair<std::string, GstRTSPToken *>> ();
+  self->state = new AuthState ();
+  self->state->anonymous = gst_rtsp_token_new (GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE, G_TYPE_STRING,
+      camrelay::launcher::ANONYMOUS_ROLE, nullptr);
 }
 
 namespace camrelay::launcher {
@@ -122,41 +171,67 @@ namespace camrelay::launcher {
 GstRTSPAuth *
 make_auth (const std::vector<UserConfig> &users)
 {
-  if (users.empty ())
-    return nullptr;
-  auto *auth = CAMRELAY_AUTH (g_object_new (CAMRELAY_TYPE_AUTH, nullptr));
-  gst_rtsp_auth_set_supported_methods (GST_RTSP_AUTH (auth),
+  auto *auth = GST_RTSP_AUTH (g_object_new (CAMRELAY_TYPE_AUTH, nullptr));
+  gst_rtsp_auth_set_supported_methods (auth,
       static_cast<GstRTSPAuthMethod> (GST_RTSP_AUTH_BASIC | GST_RTSP_AUTH_DIGEST));
+  set_users (auth, users);
+  return auth;
+}
+
+void
+set_users (GstRTSPAuth *auth, const std::vector<UserConfig> &users)
+{
+  AuthState &state = *CAMRELAY_AUTH (auth)->state;
+  std::map<std::string, UserEntry> next;
   for (const UserConfig &user : users) {
-    // The user's role is the user's name: cameras permit users by name.
-    GstRTSPToken *token = gst_rtsp_token_new (GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE, G_TYPE_STRING,
-        user.name.c_str (), nullptr);
-    if (!user.password.empty ()) {
-      gchar *basic = gst_rtsp_auth_make_basic (user.name.c_str (), user.password.c_str ());
-      gst_rtsp_auth_add_basic (GST_RTSP_AUTH (auth), basic, token);
-      g_free (basic);
-      gst_rtsp_auth_add_digest (GST_RTSP_AUTH (auth), user.name.c_str (), user.password.c_str (),
-          token);
-      gst_rtsp_token_unref (token);
-    } else {
+    UserEntry &entry = next[user.name];
+    entry.password = user.password;
+    if (user.password.empty ()) {
       std::string hex = user.password_hash;
       if (hex.rfind ("sha256:", 0) == 0)
         hex = hex.substr (7);
-      (*auth->hashed)[user.name] = {hex, token};
+      for (char &c : hex)
+        c = g_ascii_tolower (c);
+      entry.hash_hex = hex;
     }
   }
-  return GST_RTSP_AUTH (auth);
-}
-
-GstRTSPAuth *
-make_anonymous_auth ()
-{
-  GstRTSPAuth *auth = gst_rtsp_auth_new ();
-  GstRTSPToken *anonymous = gst_rtsp_token_new (GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE, G_TYPE_STRING,
-      ANONYMOUS_ROLE, nullptr);
-  gst_rtsp_auth_set_default_token (auth, anonymous);
-  gst_rtsp_token_unref (anonymous);
-  return auth;
+  std::map<std::string, UserEntry> previous;
+  {
+    std::lock_guard<std::mutex> l (state.lock);
+    previous = state.users;
+  }
+  // New and changed users first (a changed Digest entry is replaced in
+  // place), then what is left of removed and changed ones.
+  for (const auto &[name, entry] : next) {
+    GstRTSPToken *token = token_of (state, name);
+    auto old = previous.find (name);
+    if ((old != previous.end () && old->second == entry) || entry.password.empty ())
+      continue;
+    gchar *basic = gst_rtsp_auth_make_basic (name.c_str (), entry.password.c_str ());
+    gst_rtsp_auth_add_basic (auth, basic, token);
+    g_free (basic);
+    gst_rtsp_auth_add_digest (auth, name.c_str (), entry.password.c_str (), token);
+  }
+  for (const auto &[name, entry] : previous) {
+    auto now = next.find (name);
+    if (entry.password.empty () || (now != next.end () && now->second == entry))
+      continue;
+    gchar *basic = gst_rtsp_auth_make_basic (name.c_str (), entry.password.c_str ());
+    gst_rtsp_auth_remove_basic (auth, basic);
+    g_free (basic);
+    if (now == next.end () || now->second.password.empty ())
+      gst_rtsp_auth_remove_digest (auth, name.c_str ());
+  }
+  GstRTSPToken *default_token = nullptr;
+  {
+    std::lock_guard<std::mutex> l (state.lock);
+    state.users = std::move (next);
+    if (state.users.empty ())
+      default_token = state.anonymous;
+  }
+  // The state keeps its own reference to the anonymous token: a request that
+  // got it before users were added may still be using it.
+  gst_rtsp_auth_set_default_token (auth, default_token);
 }
 
 void

@@ -174,18 +174,15 @@ Relay::start (const Config &config, GMainContext *context, std::string &error)
   config_ = config;
   published_->guard.set_timeout (config.server.slow_client_timeout);
   // The certificate first: when it cannot be used nothing starts.
+  // One authenticator for the server's whole life (reload_users).
   GstRTSPAuth *auth = make_auth (config.users);
-  const bool tls = !config.server.tls_cert.empty ();
-  if (tls && !auth)
-    auth = make_anonymous_auth ();
-  if (tls && !apply_tls (auth, config.server.tls_cert, config.server.tls_key, error)) {
+  if (!config.server.tls_cert.empty ()
+      && !apply_tls (auth, config.server.tls_cert, config.server.tls_key, error)) {
     g_object_unref (auth);
     return false;
   }
-  if (auth) {
-    gst_rtsp_server_set_auth (server_, auth);
-    g_object_unref (auth);
-  }
+  gst_rtsp_server_set_auth (server_, auth);
+  g_object_unref (auth);
   multicast_groups_ = gst_rtsp_address_pool_new ();
   if (!gst_rtsp_address_pool_add_range (multicast_groups_, config.server.multicast_first.c_str (),
           config.server.multicast_last.c_str (), config.server.multicast_port_first,
@@ -376,32 +373,17 @@ Relay::remove_camera (const std::shared_ptr<Camera> &camera)
   camera->shutdown ();
 }
 
-// New [[users]]: a new authenticator for the server and for the clients
-// already connected (their next request is checked against the new users:
-// a removed user loses access within a session timeout), and the cameras'
-// permissions again.  False (nothing changed) when TLS cannot be set up.
+// New [[users]]: the server's authenticator takes them in place (the
+// clients already connected share it: their next request is checked against
+// the new users, a removed user loses access within a session timeout, and
+// unchanged users' Digest nonces stay valid), and the cameras' permissions
+// are made again.
 bool
 Relay::reload_users (const std::vector<UserConfig> &users, const Snapshot &cameras)
 {
-  GstRTSPAuth *auth = make_auth (users);
-  const bool tls = !config_.server.tls_cert.empty ();
-  if (tls && !auth)
-    auth = make_anonymous_auth ();
-  std::string error;
-  if (tls && !apply_tls (auth, config_.server.tls_cert, config_.server.tls_key, error)) {
-    log_line ("reload: [[users]] not changed: %s", error.c_str ());
-    g_object_unref (auth);
-    return false;
-  }
-  gst_rtsp_server_set_auth (server_, auth);
-  gst_rtsp_server_client_filter (server_,
-      [] (GstRTSPServer *, GstRTSPClient *client, gpointer auth) {
-        gst_rtsp_client_set_auth (client, static_cast<GstRTSPAuth *> (auth));
-        return GST_RTSP_FILTER_KEEP;
-      },
-      auth);
-  if (auth)
-    g_object_unref (auth);
+  GstRTSPAuth *auth = gst_rtsp_server_get_auth (server_);
+  set_users (auth, users);
+  g_object_unref (auth);
   for (auto &[name, camera] : cameras.cameras) {
     gst_rtsp_media_factory_set_permissions (camera->factory (), nullptr);
     permit_users (camera->factory (), camera->config (), users);
