@@ -1,6 +1,7 @@
 #include "auth.h"
 
-#include <cstdio>
+#include "camera.h"  // log_line
+
 #include <map>
 #include <mutex>
 #include <string>
@@ -96,6 +97,81 @@ client_ip (GstRTSPContext *ctx)
   return ip ? ip : "?";
 }
 
+bool
+has_credentials (GstRTSPContext *ctx)
+{
+  gchar *authorization = nullptr;
+  return gst_rtsp_message_get_header (ctx->request, GST_RTSP_HDR_AUTHORIZATION, &authorization,
+             0) == GST_RTSP_OK;
+}
+
+// The user name the request's credentials give (Basic or Digest), or "".
+std::string
+claimed_user (GstRTSPContext *ctx)
+{
+  std::string user, password;
+  if (basic_credentials (ctx, user, password))
+    return user;
+  GstRTSPAuthCredential **credentials =
+      gst_rtsp_message_parse_auth_credentials (ctx->request, GST_RTSP_HDR_AUTHORIZATION);
+  for (GstRTSPAuthCredential **c = credentials; c && *c && user.empty (); c++)
+    for (GstRTSPAuthParam **p = (*c)->params; (*c)->scheme == GST_RTSP_AUTH_DIGEST && p && *p; p++)
+      if ((*p)->name && (*p)->value && g_ascii_strcasecmp ((*p)->name, "username") == 0)
+        user = (*p)->value;
+  if (credentials)
+    gst_rtsp_auth_credentials_free (credentials);
+  return user;
+}
+
+void
+log_failure (GstRTSPContext *ctx)
+{
+  const std::string user = claimed_user (ctx);
+  camrelay::launcher::log_line ("client %s: authentication failed%s%s", client_ip (ctx).c_str (),
+      user.empty () ? "" : " for user ", user.c_str ());
+}
+
+// Answers the request with `code` (and the challenge for 401), as the stock
+// checks do: a check that refuses sends the answer itself.  The answer
+// names no session.
+void
+answer (GstRTSPAuth *auth, GstRTSPContext *ctx, GstRTSPStatusCode code)
+{
+  gst_rtsp_message_init_response (ctx->response, code, gst_rtsp_status_as_text (code),
+      ctx->request);
+  GstRTSPAuthClass *klass = GST_RTSP_AUTH_GET_CLASS (auth);
+  if (code == GST_RTSP_STS_UNAUTHORIZED && klass->generate_authenticate_header)
+    klass->generate_authenticate_header (auth, ctx);
+  gst_rtsp_client_send_message (ctx->client, nullptr, ctx->response);
+}
+
+// Whether the user of the request may use the mount its URL names (true
+// when it names none: the server answers 404 itself).
+bool
+permitted (GstRTSPContext *ctx)
+{
+  if (!ctx->uri || !ctx->uri->abspath || !ctx->client)
+    return true;
+  GstRTSPMountPoints *mounts = gst_rtsp_client_get_mount_points (ctx->client);
+  if (!mounts)
+    return true;
+  gint matched = 0;
+  GstRTSPMediaFactory *factory = gst_rtsp_mount_points_match (mounts, ctx->uri->abspath, &matched);
+  g_object_unref (mounts);
+  if (!factory)
+    return true;
+  const gchar *role = ctx->token
+      ? gst_rtsp_token_get_string (ctx->token, GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE)
+      : nullptr;
+  GstRTSPPermissions *permissions = gst_rtsp_media_factory_get_permissions (factory);
+  const bool allowed = role && permissions
+      && gst_rtsp_permissions_is_allowed (permissions, role, GST_RTSP_PERM_MEDIA_FACTORY_ACCESS);
+  if (permissions)
+    gst_rtsp_permissions_unref (permissions);
+  g_object_unref (factory);
+  return allowed;
+}
+
 // The token of user `name`, made at its first use and kept until finalize.
 GstRTSPToken *
 token_of (AuthState &state, const std::string &name)
@@ -111,16 +187,14 @@ token_of (AuthState &state, const std::string &name)
 
 }  // namespace
 
+// The stock Basic and Digest, then Basic against users given by a hash.
 static gboolean
 camrelay_auth_authenticate (GstRTSPAuth *auth, GstRTSPContext *ctx)
 {
   auto *self = CAMRELAY_AUTH (auth);
   GstRTSPToken *before = ctx->token;
   gboolean result = GST_RTSP_AUTH_CLASS (camrelay_auth_parent_class)->authenticate (auth, ctx);
-  gchar *authorization = nullptr;
-  const bool has_credentials = gst_rtsp_message_get_header (ctx->request,
-                                   GST_RTSP_HDR_AUTHORIZATION, &authorization, 0) == GST_RTSP_OK;
-  if (!has_credentials || (ctx->token && ctx->token != before))
+  if (!has_credentials (ctx) || (ctx->token && ctx->token != before))
     return result;
 
   std::string user, password;
@@ -135,9 +209,43 @@ camrelay_auth_authenticate (GstRTSPAuth *auth, GstRTSPContext *ctx)
       return TRUE;
     }
   }
-  std::fprintf (stderr, "client %s: authentication failed%s%s\n", client_ip (ctx).c_str (),
-      user.empty () ? "" : " for user ", user.c_str ());
   return result;
+}
+
+// GST_RTSP_AUTH_CHECK_URL, which gst-rtsp-server makes before it does
+// anything with a request: with users, every request but OPTIONS must carry
+// valid credentials (else 401) and a user may only name a mount permitted
+// to it (else 404, as an unknown mount).  So nothing a request costs or
+// reveals (an on-demand camera started, a wait for video, 401 against 404)
+// happens for a client that is not authenticated and permitted.
+static gboolean
+camrelay_auth_check (GstRTSPAuth *auth, GstRTSPContext *ctx, const gchar *check)
+{
+  auto *self = CAMRELAY_AUTH (auth);
+  if (!g_str_equal (check, GST_RTSP_AUTH_CHECK_URL))
+    return GST_RTSP_AUTH_CLASS (camrelay_auth_parent_class)->check (auth, ctx, check);
+  bool users = false;
+  {
+    std::lock_guard<std::mutex> l (self->state->lock);
+    users = !self->state->users.empty ();
+  }
+  if (!users)
+    return TRUE;  // everyone is anonymous
+  if (ctx->method == GST_RTSP_OPTIONS && !ctx->session)
+    return TRUE;
+  if (!ctx->token)
+    GST_RTSP_AUTH_GET_CLASS (auth)->authenticate (auth, ctx);
+  if (!ctx->token) {
+    if (has_credentials (ctx))
+      log_failure (ctx);
+    answer (auth, ctx, GST_RTSP_STS_UNAUTHORIZED);
+    return FALSE;
+  }
+  if (!permitted (ctx)) {
+    answer (auth, ctx, GST_RTSP_STS_NOT_FOUND);
+    return FALSE;
+  }
+  return TRUE;
 }
 
 static void
@@ -156,6 +264,7 @@ camrelay_auth_class_init (CamrelayAuthClass *klass)
 {
   G_OBJECT_CLASS (klass)->finalize = camrelay_auth_finalize;
   GST_RTSP_AUTH_CLASS (klass)->authenticate = camrelay_auth_authenticate;
+  GST_RTSP_AUTH_CLASS (klass)->check = camrelay_auth_check;
 }
 
 static void

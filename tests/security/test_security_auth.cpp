@@ -3,6 +3,7 @@
 // hijacking, log forging and password guessing (docs/security.md).
 #include <csignal>
 #include <fstream>
+#include <memory>
 #include <string>
 
 #include "launcher_test_util.h"
@@ -74,6 +75,163 @@ struct DigestClient {
   }
 };
 
+// An RTSP connection on a plain socket that reads answers and
+// TCP-interleaved data ('$' frames, counted) as they come; from `source`
+// (another loopback address) when given.  Every read is bounded by poll().
+class Connection {
+ public:
+  explicit Connection (int port, const char *source = nullptr) : port_ (port)
+  {
+    fd_ = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address = {};
+    address.sin_family = AF_INET;
+    if (fd_ >= 0 && source) {
+      inet_pton (AF_INET, source, &address.sin_addr);
+      if (bind (fd_, reinterpret_cast<sockaddr *> (&address), sizeof (address)) != 0) {
+        close (fd_);
+        fd_ = -1;
+      }
+    }
+    address.sin_port = htons (static_cast<uint16_t> (port));
+    address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    if (fd_ >= 0 && connect (fd_, reinterpret_cast<sockaddr *> (&address), sizeof (address)) != 0) {
+      close (fd_);
+      fd_ = -1;
+    }
+  }
+  ~Connection ()
+  {
+    if (fd_ >= 0)
+      close (fd_);
+  }
+  Connection (const Connection &) = delete;
+  Connection &operator= (const Connection &) = delete;
+
+  bool ok () const { return fd_ >= 0; }
+
+  bool send_request (const std::string &method, const std::string &path,
+      const std::vector<std::string> &headers = {})
+  {
+    std::string text = method + " " + url_of (port_, path) + " RTSP/1.0\r\nCSeq: "
+        + std::to_string (++cseq_) + "\r\n";
+    for (const std::string &h : headers)
+      text += h + "\r\n";
+    text += "\r\n";
+    size_t done = 0;
+    while (fd_ >= 0 && done < text.size ()) {
+      ssize_t n = send (fd_, text.data () + done, text.size () - done, MSG_NOSIGNAL);
+      if (n <= 0)
+        return false;
+      done += static_cast<size_t> (n);
+    }
+    return done == text.size ();
+  }
+
+  // The next answer (status line, headers and body), skipping interleaved
+  // data; "" on timeout or close.
+  std::string read_answer (std::chrono::milliseconds timeout = 15s)
+  {
+    const auto deadline = Clock::now () + timeout;
+    while (true) {
+      skip_frames ();
+      const size_t end = buffer_.find ("\r\n\r\n");
+      if (!buffer_.empty () && buffer_[0] != '$' && end != std::string::npos) {
+        size_t body = 0;
+        const size_t at = buffer_.find ("Content-Length:");
+        if (at != std::string::npos && at < end)
+          body = std::strtoul (buffer_.c_str () + at + 15, nullptr, 10);
+        if (buffer_.size () >= end + 4 + body) {
+          std::string answer = buffer_.substr (0, end + 4 + body);
+          buffer_.erase (0, end + 4 + body);
+          return answer;
+        }
+      }
+      if (!fill (deadline))
+        return "";
+    }
+  }
+
+  std::string exchange (const std::string &method, const std::string &path,
+      const std::vector<std::string> &headers = {})
+  {
+    return send_request (method, path, headers) ? read_answer () : "";
+  }
+
+  // Interleaved frames received so far, reading for `duration` first.
+  long frames_after (std::chrono::milliseconds duration)
+  {
+    const auto deadline = Clock::now () + duration;
+    while (fill (deadline))
+      skip_frames ();
+    skip_frames ();
+    return frames_;
+  }
+
+  // DESCRIBE, SETUP (TCP interleaved) and PLAY of `mount` with `headers`
+  // (credentials); the session ID, or "" when one of them was not 200.
+  std::string play (const std::string &mount, const std::vector<std::string> &headers)
+  {
+    std::vector<std::string> describe = headers;
+    describe.push_back ("Accept: application/sdp");
+    if (status_of (exchange ("DESCRIBE", mount, describe)) != 200)
+      return "";
+    std::vector<std::string> setup = headers;
+    setup.push_back ("Transport: RTP/AVP/TCP;unicast;interleaved=0-1");
+    const std::string answer = exchange ("SETUP", mount + "/stream=0", setup);
+    const size_t at = answer.find ("Session: ");
+    if (status_of (answer) != 200 || at == std::string::npos)
+      return "";
+    const std::string session = answer.substr (at + 9, answer.find_first_of (";\r", at + 9) - at - 9);
+    std::vector<std::string> play = headers;
+    play.push_back ("Session: " + session);
+    play.push_back ("Range: npt=0-");
+    return status_of (exchange ("PLAY", mount, play)) == 200 ? session : "";
+  }
+
+  static int status_of (const std::string &answer)
+  {
+    return answer.rfind ("RTSP/1.0 ", 0) == 0 ? std::atoi (answer.c_str () + 9) : 0;
+  }
+
+ private:
+  // Reads what is there, waiting until `deadline`; false on timeout or close.
+  bool fill (Clock::time_point deadline)
+  {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds> (deadline - Clock::now ());
+    if (fd_ < 0 || left.count () <= 0)
+      return false;
+    pollfd p = {fd_, POLLIN, 0};
+    if (poll (&p, 1, static_cast<int> (left.count ())) <= 0)
+      return false;
+    char chunk[65536];
+    const ssize_t n = recv (fd_, chunk, sizeof (chunk), 0);
+    if (n <= 0) {
+      close (fd_);
+      fd_ = -1;
+      return false;
+    }
+    buffer_.append (chunk, static_cast<size_t> (n));
+    return true;
+  }
+
+  void skip_frames ()
+  {
+    while (buffer_.size () >= 4 && buffer_[0] == '$') {
+      const size_t length = (static_cast<uint8_t> (buffer_[2]) << 8) | static_cast<uint8_t> (buffer_[3]);
+      if (buffer_.size () < 4 + length)
+        return;
+      buffer_.erase (0, 4 + length);
+      frames_++;
+    }
+  }
+
+  int port_;
+  int fd_ = -1;
+  int cseq_ = 0;
+  long frames_ = 0;
+  std::string buffer_;
+};
+
 // A Digest client in the middle of DESCRIBE -> SETUP when [[users]] is
 // reloaded with a user added: its nonce stays valid, its SETUP is answered.
 TEST (SecurityAuth, DigestNonceSurvivesAReloadOfUnchangedUsers)
@@ -103,6 +261,89 @@ TEST (SecurityAuth, DigestNonceSurvivesAReloadOfUnchangedUsers)
   answer = probe.request ("SETUP", setup_url,
       {"Transport: RTP/AVP/TCP;unicast;interleaved=0-1", digest.header ("SETUP", setup_url)});
   EXPECT_EQ (answer.status, "RTSP/1.0 200 OK") << camrelay.all_output ();
+  expect_clean_stop (camrelay, path);
+}
+
+// Without credentials nothing happens before the 401: an on-demand camera
+// restricted to alice stays stopped, and an unknown mount and a restricted
+// one get the same answer.
+TEST (SecurityAuth, NothingHappensBeforeAuthentication)
+{
+  const std::string path = write_config (config_text (users_entry ("alice", "wonder")
+      + users_entry ("bob", "builder")
+      + camera_entry ("priv", "test://priv?width=320&height=240")
+      + "on_demand = true\nusers = [\"alice\"]\n\n"));
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+
+  Connection anonymous (port);
+  const auto asked = Clock::now ();
+  EXPECT_EQ (Connection::status_of (anonymous.exchange ("DESCRIBE", "priv")), 401);
+  EXPECT_LT (Clock::now () - asked, 1s) << "the 401 waited for something";
+  EXPECT_EQ (Connection::status_of (anonymous.exchange ("DESCRIBE", "nothing")), 401);
+  EXPECT_EQ (Connection::status_of (anonymous.exchange ("SETUP", "priv/stream=0",
+                {"Transport: RTP/AVP/TCP;unicast;interleaved=0-1"})), 401);
+  EXPECT_EQ (Connection::status_of (anonymous.exchange ("OPTIONS", "priv")), 200);
+  // An authenticated user not permitted: the same 404 as an unknown mount.
+  EXPECT_EQ (Connection::status_of (anonymous.exchange ("DESCRIBE", "priv", {basic ("bob:builder")})), 404);
+  EXPECT_EQ (Connection::status_of (anonymous.exchange ("DESCRIBE", "nothing", {basic ("bob:builder")})), 404);
+  int status = 0;
+  const std::string cameras = http_get (camrelay.http_port (), "/api/cameras", status);
+  EXPECT_NE (cameras.find ("\"stopped\""), std::string::npos) << cameras;
+  EXPECT_EQ (camrelay.wait_line ("priv: connecting for a client", 500ms), "")
+      << "an unauthenticated DESCRIBE started the camera";
+
+  // The permitted user starts it.
+  EXPECT_EQ (Connection::status_of (anonymous.exchange ("DESCRIBE", "priv", {basic ("alice:wonder")})), 200);
+  EXPECT_NE (camrelay.wait_line ("priv: connecting for a client", 5s), "");
+  expect_clean_stop (camrelay, path);
+}
+
+// A playing viewer's keep-alive is answered within 200 ms while 64 clients
+// ask for a camera that is down: first unauthenticated, then authenticated
+// (each waits on a worker thread of its own: server.threads = 0).
+TEST (SecurityAuth, KeepAliveAnsweredWhileManyWaitForADownCamera)
+{
+  const std::string path = write_config (config_text (users_entry ("alice", "wonder")
+      + camera_entry ("front", "test://front?width=320&height=240")
+      + camera_entry ("down", "rtsp://127.0.0.1:9/none") + "fallback = \"none\"\n\n"));
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  ASSERT_NE (camrelay.wait_line ("front: connecting -> streaming", 20s), "");
+  const std::vector<std::string> alice{basic ("alice:wonder")};
+  Connection viewer (port);
+  const std::string session = viewer.play ("front", alice);
+  ASSERT_NE (session, "") << camrelay.all_output ();
+
+  auto keep_alive_ms = [&] {
+    std::vector<std::string> headers = alice;
+    headers.push_back ("Session: " + session);
+    const auto asked = Clock::now ();
+    EXPECT_EQ (Connection::status_of (viewer.exchange ("GET_PARAMETER", "front", headers)), 200);
+    return std::chrono::duration_cast<std::chrono::milliseconds> (Clock::now () - asked).count ();
+  };
+  for (const bool authenticated : {false, true}) {
+    std::vector<std::unique_ptr<Connection>> crowd;
+    for (int i = 0; i < 64; i++) {
+      crowd.push_back (std::make_unique<Connection> (port));
+      std::vector<std::string> headers{"Accept: application/sdp"};
+      if (authenticated)
+        headers.push_back (basic ("alice:wonder"));
+      EXPECT_TRUE (crowd.back ()->send_request ("DESCRIBE", "down", headers));
+    }
+    if (!authenticated) {
+      for (auto &c : crowd)
+        EXPECT_EQ (Connection::status_of (c->read_answer (5s)), 401);
+    }
+    EXPECT_LT (keep_alive_ms (), 200) << (authenticated ? "authenticated" : "unauthenticated");
+    Connection fresh (port);
+    const auto asked = Clock::now ();
+    EXPECT_EQ (Connection::status_of (fresh.exchange ("OPTIONS", "front")), 200);
+    EXPECT_LT (Clock::now () - asked, 200ms);
+  }
+  EXPECT_GT (viewer.frames_after (500ms), 0);
   expect_clean_stop (camrelay, path);
 }
 
