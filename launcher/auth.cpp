@@ -172,6 +172,65 @@ permitted (GstRTSPContext *ctx)
   return allowed;
 }
 
+// Who made a session (set on the GstRTSPSession at "new-session", before
+// its ID was ever sent, and never changed): a user, or an anonymous client
+// whose connection alone may use it.
+struct SessionOwner {
+  std::string user;  // "" for an anonymous client
+  GWeakRef client;   // the connection that made it (NULL once it is gone)
+};
+const char *const kOwnerKey = "camrelay-session-owner";
+const char *const kRefusedKey = "camrelay-session-refused";
+
+// Whether the request comes from the owner of the session it names: the
+// same user (authenticated on this request), or for an anonymous owner the
+// same connection.
+bool
+owns (CamrelayAuth *self, GstRTSPContext *ctx)
+{
+  auto *owner = static_cast<SessionOwner *> (g_object_get_data (G_OBJECT (ctx->session), kOwnerKey));
+  if (!owner || !ctx->client)
+    return false;
+  if (owner->user.empty ()) {
+    GObject *client = G_OBJECT (g_weak_ref_get (&owner->client));
+    if (client)
+      g_object_unref (client);
+    return client == G_OBJECT (ctx->client);
+  }
+  const gchar *role = ctx->token && ctx->token != self->state->anonymous
+      ? gst_rtsp_token_get_string (ctx->token, GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE)
+      : nullptr;
+  return role && owner->user == role;
+}
+
+// 454 Session Not Found for a request naming someone else's session (the
+// same answer as for a session that does not exist), logged once per
+// connection.  The server has made the client watch that session: when the
+// connection closed, it would take the session's TCP streams with it.  So
+// the client stops watching it (which leaves the session's media alone).
+void
+refuse_session (GstRTSPAuth *auth, GstRTSPContext *ctx)
+{
+  if (!g_object_get_data (G_OBJECT (ctx->client), kRefusedKey)) {
+    g_object_set_data (G_OBJECT (ctx->client), kRefusedKey, GINT_TO_POINTER (1));
+    camrelay::launcher::log_line ("client %s: %s %s names a session that is not its own: 454 "
+        "(logged once per connection)", client_ip (ctx).c_str (),
+        gst_rtsp_method_as_text (ctx->method),
+        ctx->uri && ctx->uri->abspath ? ctx->uri->abspath : "*");
+  }
+  auto *owner = static_cast<SessionOwner *> (g_object_get_data (G_OBJECT (ctx->session), kOwnerKey));
+  GObject *creator = owner ? G_OBJECT (g_weak_ref_get (&owner->client)) : nullptr;
+  if (creator != G_OBJECT (ctx->client))
+    gst_rtsp_client_session_filter (ctx->client,
+        [] (GstRTSPClient *, GstRTSPSession *session, gpointer named) {
+          return session == named ? GST_RTSP_FILTER_REMOVE : GST_RTSP_FILTER_KEEP;
+        },
+        ctx->session);
+  if (creator)
+    g_object_unref (creator);
+  answer (auth, ctx, GST_RTSP_STS_SESSION_NOT_FOUND);
+}
+
 // The token of user `name`, made at its first use and kept until finalize.
 GstRTSPToken *
 token_of (AuthState &state, const std::string &name)
@@ -213,11 +272,13 @@ camrelay_auth_authenticate (GstRTSPAuth *auth, GstRTSPContext *ctx)
 }
 
 // GST_RTSP_AUTH_CHECK_URL, which gst-rtsp-server makes before it does
-// anything with a request: with users, every request but OPTIONS must carry
-// valid credentials (else 401) and a user may only name a mount permitted
-// to it (else 404, as an unknown mount).  So nothing a request costs or
-// reveals (an on-demand camera started, a wait for video, 401 against 404)
-// happens for a client that is not authenticated and permitted.
+// anything with a request (but after it found the session the request
+// names).  With users, every request but OPTIONS must carry valid
+// credentials (else 401) and a user may only name a mount permitted to it
+// (else 404, as an unknown mount).  So nothing a request costs or reveals
+// (an on-demand camera started, a wait for video, 401 against 404) happens
+// for a client that is not authenticated and permitted.  A request naming
+// a session must come from the session's owner (else 454).
 static gboolean
 camrelay_auth_check (GstRTSPAuth *auth, GstRTSPContext *ctx, const gchar *check)
 {
@@ -229,19 +290,22 @@ camrelay_auth_check (GstRTSPAuth *auth, GstRTSPContext *ctx, const gchar *check)
     std::lock_guard<std::mutex> l (self->state->lock);
     users = !self->state->users.empty ();
   }
-  if (!users)
-    return TRUE;  // everyone is anonymous
-  if (ctx->method == GST_RTSP_OPTIONS && !ctx->session)
+  if (users && ctx->method == GST_RTSP_OPTIONS && !ctx->session)
     return TRUE;
+  // Without users this gives the anonymous token.
   if (!ctx->token)
     GST_RTSP_AUTH_GET_CLASS (auth)->authenticate (auth, ctx);
-  if (!ctx->token) {
-    if (has_credentials (ctx))
-      log_failure (ctx);
+  if (users && !ctx->token && has_credentials (ctx))
+    log_failure (ctx);
+  if (ctx->session && !owns (self, ctx)) {
+    refuse_session (auth, ctx);
+    return FALSE;
+  }
+  if (users && !ctx->token) {
     answer (auth, ctx, GST_RTSP_STS_UNAUTHORIZED);
     return FALSE;
   }
-  if (!permitted (ctx)) {
+  if (users && !permitted (ctx)) {
     answer (auth, ctx, GST_RTSP_STS_NOT_FOUND);
     return FALSE;
   }
@@ -341,6 +405,24 @@ set_users (GstRTSPAuth *auth, const std::vector<UserConfig> &users)
   // The state keeps its own reference to the anonymous token: a request that
   // got it before users were added may still be using it.
   gst_rtsp_auth_set_default_token (auth, default_token);
+}
+
+void
+claim_session (GstRTSPClient *client, GstRTSPSession *session)
+{
+  GstRTSPContext *ctx = gst_rtsp_context_get_current ();
+  auto *owner = new SessionOwner ();
+  g_weak_ref_init (&owner->client, client);
+  if (ctx && ctx->token && CAMRELAY_IS_AUTH (ctx->auth)
+      && ctx->token != CAMRELAY_AUTH (ctx->auth)->state->anonymous) {
+    const gchar *role = gst_rtsp_token_get_string (ctx->token, GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE);
+    owner->user = role ? role : "";
+  }
+  g_object_set_data_full (G_OBJECT (session), kOwnerKey, owner, [] (gpointer data) {
+    auto *owner = static_cast<SessionOwner *> (data);
+    g_weak_ref_clear (&owner->client);
+    delete owner;
+  });
 }
 
 void

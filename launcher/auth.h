@@ -24,6 +24,13 @@ inline constexpr const char *ANONYMOUS_ROLE = "anonymous";
 // Digest nonces handed out before stay valid.
 void set_users (GstRTSPAuth *auth, const std::vector<UserConfig> &users);
 
+// The "new-session" handler of `client` (on its worker thread, within the
+// SETUP that made `session`): records who owns the session, the user of
+// that request or, for an anonymous client, its connection.  The
+// authenticator then answers a request naming the session from anyone
+// else with 454 Session Not Found.
+void claim_session (GstRTSPClient *client, GstRTSPSession *session);
+
 // Lets the camera's permitted users (every user when it lists none) see and
 // play it; with no users, lets anyone (ANONYMOUS_ROLE) see and play it.
 void permit_users (GstRTSPMediaFactory *factory, const CameraConfig &camera,

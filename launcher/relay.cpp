@@ -639,7 +639,8 @@ Relay::on_client_connected (GstRTSPServer *, GstRTSPClient *client, gpointer dat
   // A client that vanishes without TEARDOWN is dropped after session_timeout
   // (by the periodic session-pool cleanup).
   connect_worker (client, "new-session",
-      G_CALLBACK (+[] (GstRTSPClient *, GstRTSPSession *session, gpointer data) {
+      G_CALLBACK (+[] (GstRTSPClient *client, GstRTSPSession *session, gpointer data) {
+        claim_session (client, session);
         gst_rtsp_session_set_timeout (session,
             static_cast<guint> (published_of (data).get ()->session_timeout));
       }),

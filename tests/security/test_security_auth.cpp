@@ -347,4 +347,108 @@ TEST (SecurityAuth, KeepAliveAnsweredWhileManyWaitForADownCamera)
   expect_clean_stop (camrelay, path);
 }
 
+// Requests that name a session, from someone other than its owner.
+const std::vector<std::pair<std::string, std::string>> kSessionRequests = {
+    {"PAUSE", "priv"}, {"PLAY", "priv"}, {"TEARDOWN", "priv"}, {"GET_PARAMETER", "priv"},
+    {"SET_PARAMETER", "priv"}, {"SETUP", "priv/stream=0"}, {"OPTIONS", "priv"}};
+
+std::vector<std::string>
+naming (const std::string &method, const std::string &session, std::vector<std::string> headers)
+{
+  headers.push_back ("Session: " + session);
+  if (method == "SETUP")
+    headers.push_back ("Transport: RTP/AVP/TCP;unicast;interleaved=2-3");
+  if (method == "PLAY")
+    headers.push_back ("Range: npt=0-");
+  return headers;
+}
+
+// Alice plays /priv over TCP.  Connections without credentials, and with
+// bob's, send every request naming her session: each gets 454, then
+// disconnects; her video keeps flowing through all of it.
+TEST (SecurityAuth, SessionOfAnotherUserIsNotFound)
+{
+  const std::string path = write_config (config_text (users_entry ("alice", "wonder")
+      + users_entry ("bob", "builder")
+      + camera_entry ("priv", "test://priv?width=320&height=240") + "users = [\"alice\"]\n\n"
+      + camera_entry ("front", "test://front?width=320&height=240")));
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  ASSERT_NE (camrelay.wait_line ("priv: connecting -> streaming", 20s), "");
+  Connection alice (port);
+  const std::string session = alice.play ("priv", {basic ("alice:wonder")});
+  ASSERT_NE (session, "") << camrelay.all_output ();
+  ASSERT_GT (alice.frames_after (500ms), 0);
+
+  for (const std::vector<std::string> &credentials :
+      {std::vector<std::string>{}, std::vector<std::string>{basic ("bob:builder")}}) {
+    for (const auto &[method, target] : kSessionRequests) {
+      Connection intruder (port);
+      EXPECT_EQ (Connection::status_of (intruder.exchange (method, target,
+                    naming (method, session, credentials))), 454)
+          << method << (credentials.empty () ? " without credentials" : " as bob");
+      const long before = alice.frames_after (0ms);
+      EXPECT_GT (alice.frames_after (300ms), before) << "alice's video stopped after " << method;
+    }
+  }
+  // Bob may play /front, but not into alice's session.
+  Connection bob (port);
+  EXPECT_EQ (Connection::status_of (bob.exchange ("SETUP", "front/stream=0",
+                naming ("SETUP", session, {basic ("bob:builder")}))), 454);
+  const long before = alice.frames_after (0ms);
+  EXPECT_GT (alice.frames_after (1s), before + 10) << "alice's video stopped";
+  EXPECT_NE (camrelay.wait_line ("names a session that is not its own", 5s).find ("client 127.0.0.1"),
+      std::string::npos);
+  expect_clean_stop (camrelay, path);
+}
+
+// Alice's own second connection, with her credentials, controls her session.
+TEST (SecurityAuth, OwnerControlsHerSessionFromAnotherConnection)
+{
+  const std::string path = write_config (config_text (users_entry ("alice", "wonder")
+      + camera_entry ("priv", "test://priv?width=320&height=240") + "users = [\"alice\"]\n\n"));
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  ASSERT_NE (camrelay.wait_line ("priv: connecting -> streaming", 20s), "");
+  Connection alice (port);
+  const std::vector<std::string> credentials{basic ("alice:wonder")};
+  const std::string session = alice.play ("priv", credentials);
+  ASSERT_NE (session, "") << camrelay.all_output ();
+  Connection second (port);
+  for (const char *method : {"GET_PARAMETER", "PAUSE", "PLAY"})
+    EXPECT_EQ (Connection::status_of (second.exchange (method, "priv",
+                  naming (method, session, credentials))), 200) << method;
+  const long before = alice.frames_after (0ms);
+  EXPECT_GT (alice.frames_after (1s), before + 10) << "alice's video did not resume";
+  expect_clean_stop (camrelay, path);
+}
+
+// Without [[users]] a session belongs to the connection that made it.
+TEST (SecurityAuth, AnonymousSessionBelongsToItsConnection)
+{
+  const std::string path = write_config (config_text (
+      camera_entry ("priv", "test://priv?width=320&height=240")));
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  ASSERT_NE (camrelay.wait_line ("priv: connecting -> streaming", 20s), "");
+  Connection owner (port);
+  const std::string session = owner.play ("priv", {});
+  ASSERT_NE (session, "") << camrelay.all_output ();
+  for (const auto &[method, target] : kSessionRequests) {
+    Connection intruder (port);
+    EXPECT_EQ (Connection::status_of (intruder.exchange (method, target, naming (method, session, {}))),
+        454) << method;
+    const long before = owner.frames_after (0ms);
+    EXPECT_GT (owner.frames_after (300ms), before) << "the owner's video stopped after " << method;
+  }
+  EXPECT_EQ (Connection::status_of (owner.exchange ("GET_PARAMETER", "priv",
+                naming ("GET_PARAMETER", session, {}))), 200);
+  const long before = owner.frames_after (0ms);
+  EXPECT_GT (owner.frames_after (1s), before + 10);
+  expect_clean_stop (camrelay, path);
+}
+
 }  // namespace
