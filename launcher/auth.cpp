@@ -1,6 +1,6 @@
 #include "auth.h"
 
-#include "camera.h"  // log_line
+#include "log.h"
 
 #include <map>
 #include <mutex>
@@ -17,6 +17,9 @@
 // while calling into gst-rtsp-server.
 #define CAMRELAY_TYPE_AUTH (camrelay_auth_get_type ())
 G_DECLARE_FINAL_TYPE (CamrelayAuth, camrelay_auth, CAMRELAY, AUTH, GstRTSPAuth)
+
+using camrelay::launcher::log_line;
+using camrelay::launcher::log_value;
 
 namespace {
 
@@ -127,8 +130,8 @@ void
 log_failure (GstRTSPContext *ctx)
 {
   const std::string user = claimed_user (ctx);
-  camrelay::launcher::log_line ("client %s: authentication failed%s%s", client_ip (ctx).c_str (),
-      user.empty () ? "" : " for user ", user.c_str ());
+  log_line ("client %s: authentication failed%s%s", client_ip (ctx).c_str (),
+      user.empty () ? "" : " for user ", user.empty () ? "" : log_value (user).c_str ());
 }
 
 // Answers the request with `code` (and the challenge for 401), as the stock
@@ -213,10 +216,10 @@ refuse_session (GstRTSPAuth *auth, GstRTSPContext *ctx)
 {
   if (!g_object_get_data (G_OBJECT (ctx->client), kRefusedKey)) {
     g_object_set_data (G_OBJECT (ctx->client), kRefusedKey, GINT_TO_POINTER (1));
-    camrelay::launcher::log_line ("client %s: %s %s names a session that is not its own: 454 "
+    log_line ("client %s: %s %s names a session that is not its own: 454 "
         "(logged once per connection)", client_ip (ctx).c_str (),
         gst_rtsp_method_as_text (ctx->method),
-        ctx->uri && ctx->uri->abspath ? ctx->uri->abspath : "*");
+        ctx->uri && ctx->uri->abspath ? log_value (ctx->uri->abspath).c_str () : "*");
   }
   auto *owner = static_cast<SessionOwner *> (g_object_get_data (G_OBJECT (ctx->session), kOwnerKey));
   GObject *creator = owner ? G_OBJECT (g_weak_ref_get (&owner->client)) : nullptr;

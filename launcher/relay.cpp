@@ -529,7 +529,7 @@ on_pre_describe (GstRTSPClient *client, GstRTSPContext *ctx, gpointer data)
     return GST_RTSP_STS_OK;  // the server answers 404
   if (!camera->wait_video (DESCRIBE_WAIT)) {
     log_line ("client %s: refused %s: no video from camera %s yet", client_ip (client).c_str (),
-        path.c_str (), camera->config ().name.c_str ());
+        log_value (path).c_str (), camera->config ().name.c_str ());
     return GST_RTSP_STS_SERVICE_UNAVAILABLE;
   }
   return GST_RTSP_STS_OK;
@@ -553,7 +553,7 @@ on_pre_setup (GstRTSPClient *client, GstRTSPContext *ctx, gpointer data)
   g_object_unref (pool);
   if (snapshot->max_clients && total >= snapshot->max_clients) {
     log_line ("client %s: refused %s: %u clients already (server.max_clients)",
-        client_ip (client).c_str (), path.c_str (), snapshot->max_clients);
+        client_ip (client).c_str (), log_value (path).c_str (), snapshot->max_clients);
     return GST_RTSP_STS_SERVICE_UNAVAILABLE;
   }
   const std::shared_ptr<Camera> camera = snapshot->camera_of (path);
@@ -562,7 +562,8 @@ on_pre_setup (GstRTSPClient *client, GstRTSPContext *ctx, gpointer data)
   const CameraConfig &config = camera->config ();
   if (config.max_clients && clients[config.name] >= config.max_clients) {
     log_line ("client %s: refused %s: %u clients already (max_clients of camera %s)",
-        client_ip (client).c_str (), path.c_str (), config.max_clients, config.name.c_str ());
+        client_ip (client).c_str (), log_value (path).c_str (), config.max_clients,
+        config.name.c_str ());
     return GST_RTSP_STS_NOT_ENOUGH_BANDWIDTH;
   }
   return GST_RTSP_STS_OK;
@@ -647,11 +648,12 @@ Relay::on_client_connected (GstRTSPServer *, GstRTSPClient *client, gpointer dat
       published);
   connect_worker (client, "play-request",
       G_CALLBACK (+[] (GstRTSPClient *client, GstRTSPContext *ctx, gpointer data) {
+        const std::string path =
+            ctx->uri && ctx->uri->abspath ? log_value (ctx->uri->abspath) : "?";
         log_line ("client %s: %splays %s", client_ip (client).c_str (), client_user (ctx).c_str (),
-            ctx->uri ? ctx->uri->abspath : "?");
+            path.c_str ());
         remember_tcp_transports (client, ctx->sessmedia);
-        published_of (data).guard.playing (client,
-            client_user (ctx), ctx->uri ? ctx->uri->abspath : "?");
+        published_of (data).guard.playing (client, client_user (ctx), path);
       }),
       published);
 }

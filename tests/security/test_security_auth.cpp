@@ -4,6 +4,7 @@
 #include <csignal>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 
 #include "launcher_test_util.h"
@@ -448,6 +449,45 @@ TEST (SecurityAuth, AnonymousSessionBelongsToItsConnection)
                 naming ("GET_PARAMETER", session, {}))), 200);
   const long before = owner.frames_after (0ms);
   EXPECT_GT (owner.frames_after (1s), before + 10);
+  expect_clean_stop (camrelay, path);
+}
+
+// User names that try to forge log lines: a CR LF followed by a line of
+// its own, an escape sequence, 3 000 characters.  Each failed login gives
+// one line, with the name quoted, escaped and cut.
+TEST (SecurityAuth, ClientValuesCannotForgeLogLines)
+{
+  const std::string path = write_config (config_text (users_entry ("alice", "wonder")
+      + camera_entry ("front", "test://front?width=320&height=240")));
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  const std::vector<std::string> names = {"evil\r\nclient 10.0.0.99: forged",
+      "\x1b[2J\x1b[31mred\x1b[0m", std::string (3000, 'x'), "quote\"back\\slash"};
+  Connection client (port);
+  for (const std::string &name : names)
+    EXPECT_EQ (Connection::status_of (client.exchange ("DESCRIBE", "front",
+                  {basic (name + ":guess")})), 401);
+  ASSERT_TRUE (camrelay.wait_count ("authentication failed for user", names.size (), 5s))
+      << camrelay.all_output ();
+  const std::string output = camrelay.all_output ();
+  std::istringstream lines (output);
+  for (std::string line; std::getline (lines, line);) {
+    // GStreamer's own debug output (GST_DEBUG of the test run) is not camrelay's log.
+    if (g_regex_match_simple ("^[0-9]+:[0-9]{2}:[0-9]{2}\\.[0-9]+ ", line.c_str (),
+            G_REGEX_DEFAULT, G_REGEX_MATCH_DEFAULT))
+      continue;
+    EXPECT_NE (line.rfind ("client 10.0.0.99", 0), 0u) << "forged line: " << line;
+    EXPECT_LT (line.size (), 400u) << "a client's value was logged whole: " << line;
+    for (const char c : line)
+      EXPECT_TRUE (static_cast<unsigned char> (c) >= 0x20 && c != 0x7f)
+          << "raw control byte " << int (c) << " in the log line " << line;
+  }
+  // Basic's user name ends at the first ':'.
+  EXPECT_NE (output.find ("user \"evil\\x0d\\x0aclient 10.0.0.99\""), std::string::npos) << output;
+  EXPECT_NE (output.find ("\"\\x1b[2J"), std::string::npos) << output;
+  EXPECT_NE (output.find ("...(3000 bytes)"), std::string::npos) << output;
+  EXPECT_NE (output.find ("\"quote\\\"back\\\\slash\""), std::string::npos) << output;
   expect_clean_stop (camrelay, path);
 }
 
