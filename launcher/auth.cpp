@@ -9,8 +9,11 @@
 // The relay's GstRTSPAuth.  Besides the stock Basic and Digest it accepts
 // Basic credentials of users configured by a SHA-256 password hash (which
 // the stock authenticator cannot check) and logs failed attempts (never the
-// password).  One lives as long as the server: a reload changes its users in
-// place, so the Digest nonces it handed out (kept by the stock part) survive.
+// password).  It authenticates every request before the server does
+// anything with it, binds sessions to their owner and slows down password
+// guessing (docs/launcher.md).  One lives as long as the server: a reload
+// changes its users in place, so the Digest nonces it handed out (kept by
+// the stock part) survive.
 //
 // Threads: RTSP worker threads authenticate; the main thread changes the
 // users (set_users).  AuthState::lock guards AuthState and is never held
@@ -32,8 +35,27 @@ struct UserEntry {
   }
 };
 
+// Password guessing (docs/launcher.md): after GUESS_FAILURES failed logins
+// from one address within GUESS_WINDOW_US, credentials from that address
+// are refused without being checked (401) for GUESS_REFUSAL_US.  Other
+// addresses are not affected.  At most GUESS_ADDRESSES addresses are
+// remembered (quiet ones are forgotten first).
+constexpr unsigned GUESS_FAILURES = 10;
+constexpr gint64 GUESS_WINDOW_US = 60 * G_USEC_PER_SEC;
+constexpr gint64 GUESS_REFUSAL_US = 60 * G_USEC_PER_SEC;
+constexpr size_t GUESS_ADDRESSES = 4096;
+
+// Failed logins of one client address.
+struct Guesses {
+  gint64 window_start_us = 0;   // when the counted failures began
+  unsigned failures = 0;        // within the window
+  gint64 refused_until_us = 0;  // credentials refused until then
+  unsigned refused = 0;         // requests refused in the current period
+};
+
 struct AuthState {
   std::mutex lock;
+  std::map<std::string, Guesses> guesses;  // by client address
   std::map<std::string, UserEntry> users;  // what is configured now, by name
   // One token per user name ever configured.  gst-rtsp-server hands tokens
   // to requests without a reference (ctx->token), so none is freed before
@@ -126,12 +148,58 @@ claimed_user (GstRTSPContext *ctx)
   return user;
 }
 
+// Whether credentials from `ip` are refused now (counting the request).
+bool
+refusing (AuthState &state, const std::string &ip)
+{
+  std::lock_guard<std::mutex> l (state.lock);
+  auto it = state.guesses.find (ip);
+  if (it == state.guesses.end () || it->second.refused_until_us <= g_get_monotonic_time ())
+    return false;
+  it->second.refused++;
+  return true;
+}
+
+// Logs a failed login and counts it against the client's address.
 void
-log_failure (GstRTSPContext *ctx)
+log_failure (AuthState &state, GstRTSPContext *ctx)
 {
   const std::string user = claimed_user (ctx);
-  log_line ("client %s: authentication failed%s%s", client_ip (ctx).c_str (),
+  const std::string ip = client_ip (ctx);
+  log_line ("client %s: authentication failed%s%s", ip.c_str (),
       user.empty () ? "" : " for user ", user.empty () ? "" : log_value (user).c_str ());
+  const gint64 now = g_get_monotonic_time ();
+  unsigned failures = 0, refused_before = 0;
+  {
+    std::lock_guard<std::mutex> l (state.lock);
+    if (state.guesses.size () >= GUESS_ADDRESSES && !state.guesses.count (ip)) {
+      for (auto it = state.guesses.begin (); it != state.guesses.end ();)
+        if (it->second.refused_until_us <= now
+            && now - it->second.window_start_us > GUESS_WINDOW_US)
+          it = state.guesses.erase (it);
+        else
+          ++it;
+      if (state.guesses.size () >= GUESS_ADDRESSES)
+        state.guesses.erase (state.guesses.begin ());
+    }
+    Guesses &g = state.guesses[ip];
+    if (now - g.window_start_us > GUESS_WINDOW_US) {
+      g.window_start_us = now;
+      g.failures = 0;
+    }
+    if (++g.failures < GUESS_FAILURES)
+      return;
+    failures = g.failures;
+    refused_before = g.refused;
+    g.failures = 0;
+    g.window_start_us = now;
+    g.refused = 0;
+    g.refused_until_us = now + GUESS_REFUSAL_US;
+  }
+  log_line ("client %s: %u failed logins within %d s: its credentials are refused for %d s "
+      "(%u refused in its previous period)", ip.c_str (), failures,
+      static_cast<int> (GUESS_WINDOW_US / G_USEC_PER_SEC),
+      static_cast<int> (GUESS_REFUSAL_US / G_USEC_PER_SEC), refused_before);
 }
 
 // Answers the request with `code` (and the challenge for 401), as the stock
@@ -191,7 +259,8 @@ const char *const kRefusedKey = "camrelay-session-refused";
 bool
 owns (CamrelayAuth *self, GstRTSPContext *ctx)
 {
-  auto *owner = static_cast<SessionOwner *> (g_object_get_data (G_OBJECT (ctx->session), kOwnerKey));
+  auto *owner =
+      static_cast<SessionOwner *> (g_object_get_data (G_OBJECT (ctx->session), kOwnerKey));
   if (!owner || !ctx->client)
     return false;
   if (owner->user.empty ()) {
@@ -221,7 +290,8 @@ refuse_session (GstRTSPAuth *auth, GstRTSPContext *ctx)
         gst_rtsp_method_as_text (ctx->method),
         ctx->uri && ctx->uri->abspath ? log_value (ctx->uri->abspath).c_str () : "*");
   }
-  auto *owner = static_cast<SessionOwner *> (g_object_get_data (G_OBJECT (ctx->session), kOwnerKey));
+  auto *owner =
+      static_cast<SessionOwner *> (g_object_get_data (G_OBJECT (ctx->session), kOwnerKey));
   GObject *creator = owner ? G_OBJECT (g_weak_ref_get (&owner->client)) : nullptr;
   if (creator != G_OBJECT (ctx->client))
     gst_rtsp_client_session_filter (ctx->client,
@@ -295,11 +365,19 @@ camrelay_auth_check (GstRTSPAuth *auth, GstRTSPContext *ctx, const gchar *check)
   }
   if (users && ctx->method == GST_RTSP_OPTIONS && !ctx->session)
     return TRUE;
+  // An address that guessed too often: its credentials are not even checked.
+  if (users && has_credentials (ctx) && refusing (*self->state, client_ip (ctx))) {
+    if (ctx->session)
+      refuse_session (auth, ctx);
+    else
+      answer (auth, ctx, GST_RTSP_STS_UNAUTHORIZED);
+    return FALSE;
+  }
   // Without users this gives the anonymous token.
   if (!ctx->token)
     GST_RTSP_AUTH_GET_CLASS (auth)->authenticate (auth, ctx);
   if (users && !ctx->token && has_credentials (ctx))
-    log_failure (ctx);
+    log_failure (*self->state, ctx);
   if (ctx->session && !owns (self, ctx)) {
     refuse_session (auth, ctx);
     return FALSE;

@@ -56,8 +56,9 @@ log_value (std::string_view value)
 {
   const std::string_view shown = value.substr (0, LOG_VALUE_MAX);
   bool plain = !value.empty () && value.size () <= LOG_VALUE_MAX;
+  const std::string_view punctuation = "._-/@:+=~";
   for (const char c : shown)
-    plain = plain && (g_ascii_isalnum (c) || std::string_view ("._-/@:+=~").find (c) != std::string_view::npos);
+    plain = plain && (g_ascii_isalnum (c) || punctuation.find (c) != std::string_view::npos);
   if (plain)
     return std::string (value);
   std::string out = "\"";

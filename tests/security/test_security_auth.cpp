@@ -491,4 +491,35 @@ TEST (SecurityAuth, ClientValuesCannotForgeLogLines)
   expect_clean_stop (camrelay, path);
 }
 
+// Ten wrong passwords from 127.0.0.1: its credentials are refused for a
+// while, even right ones (logged once); alice from 127.0.0.2 (loopback too)
+// still gets in.
+TEST (SecurityAuth, GuessingIsRefusedPerAddress)
+{
+  const std::string path = write_config (config_text (users_entry ("alice", "wonder")
+      + camera_entry ("front", "test://front?width=320&height=240")));
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  ASSERT_NE (camrelay.wait_line ("front: connecting -> streaming", 20s), "");
+  Connection guesser (port);
+  for (int i = 0; i < 10; i++)
+    EXPECT_EQ (Connection::status_of (guesser.exchange ("DESCRIBE", "front",
+                  {basic ("alice:guess" + std::to_string (i))})), 401);
+  ASSERT_NE (camrelay.wait_line ("10 failed logins within 60 s", 5s), "") << camrelay.all_output ();
+  for (int i = 0; i < 5; i++)
+    EXPECT_EQ (Connection::status_of (guesser.exchange ("DESCRIBE", "front",
+                  {basic ("alice:wonder")})), 401) << "a refused address got in";
+  Connection elsewhere (port, "127.0.0.2");
+  ASSERT_TRUE (elsewhere.ok ());
+  EXPECT_EQ (Connection::status_of (elsewhere.exchange ("DESCRIBE", "front",
+                {basic ("alice:wonder")})), 200) << camrelay.all_output ();
+  EXPECT_NE (camrelay.wait_line ("client 127.0.0.2: connected", 5s), "");
+  EXPECT_TRUE (camrelay.wait_count ("failed logins within", 1, 0ms));
+  EXPECT_FALSE (camrelay.wait_count ("failed logins within", 2, 0ms)) << "logged more than once";
+  EXPECT_FALSE (camrelay.wait_count ("authentication failed", 11, 0ms))
+      << "refused attempts were checked";
+  expect_clean_stop (camrelay, path);
+}
+
 }  // namespace
