@@ -6,6 +6,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "launcher_test_util.h"
 
@@ -519,6 +520,39 @@ TEST (SecurityAuth, GuessingIsRefusedPerAddress)
   EXPECT_FALSE (camrelay.wait_count ("failed logins within", 2, 0ms)) << "logged more than once";
   EXPECT_FALSE (camrelay.wait_count ("authentication failed", 11, 0ms))
       << "refused attempts were checked";
+  expect_clean_stop (camrelay, path);
+}
+
+// Lines logged at once by many threads (the main thread's "connected",
+// the workers' "disconnected" and failed logins) each stay a line of
+// their own.
+TEST (SecurityAuth, ConcurrentLogLinesNeverMerge)
+{
+  const std::string path = write_config (config_text (users_entry ("alice", "wonder")
+      + camera_entry ("front", "test://front?width=320&height=240")));
+  Launcher camrelay ({"-c", path});
+  const int port = camrelay.rtsp_port ();
+  ASSERT_GT (port, 0) << camrelay.all_output ();
+  constexpr int kThreads = 16, kRounds = 10;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; t++)
+    threads.emplace_back ([port] {
+      for (int round = 0; round < kRounds; round++) {
+        Connection client (port);
+        client.exchange ("DESCRIBE", "front", {basic ("mallory:guess")});
+      }
+    });
+  for (std::thread &t : threads)
+    t.join ();
+  ASSERT_TRUE (camrelay.wait_count ("disconnected", kThreads * kRounds, 20s))
+      << camrelay.all_output ();
+  std::istringstream lines (camrelay.all_output ());
+  for (std::string line; std::getline (lines, line);) {
+    const size_t first = line.find ("client 127.0.0.1");
+    EXPECT_TRUE (first == std::string::npos
+        || line.find ("client 127.0.0.1", first + 1) == std::string::npos)
+        << "merged lines: " << line;
+  }
   expect_clean_stop (camrelay, path);
 }
 
