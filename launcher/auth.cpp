@@ -488,17 +488,22 @@ set_users (GstRTSPAuth *auth, const std::vector<UserConfig> &users)
   gst_rtsp_auth_set_default_token (auth, default_token);
 }
 
+std::string
+authenticated_user (GstRTSPContext *ctx)
+{
+  if (!ctx || !ctx->token || !CAMRELAY_IS_AUTH (ctx->auth)
+      || ctx->token == CAMRELAY_AUTH (ctx->auth)->state->anonymous)
+    return "";
+  const gchar *role = gst_rtsp_token_get_string (ctx->token, GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE);
+  return role ? role : "";
+}
+
 void
 claim_session (GstRTSPClient *client, GstRTSPSession *session)
 {
-  GstRTSPContext *ctx = gst_rtsp_context_get_current ();
   auto *owner = new SessionOwner ();
   g_weak_ref_init (&owner->client, client);
-  if (ctx && ctx->token && CAMRELAY_IS_AUTH (ctx->auth)
-      && ctx->token != CAMRELAY_AUTH (ctx->auth)->state->anonymous) {
-    const gchar *role = gst_rtsp_token_get_string (ctx->token, GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE);
-    owner->user = role ? role : "";
-  }
+  owner->user = authenticated_user (gst_rtsp_context_get_current ());
   g_object_set_data_full (G_OBJECT (session), kOwnerKey, owner, [] (gpointer data) {
     auto *owner = static_cast<SessionOwner *> (data);
     g_weak_ref_clear (&owner->client);

@@ -24,6 +24,9 @@ inline constexpr const char *ANONYMOUS_ROLE = "anonymous";
 // Digest nonces handed out before stay valid.
 void set_users (GstRTSPAuth *auth, const std::vector<UserConfig> &users);
 
+// The user the request of `ctx` authenticated as, or "" (anonymous).
+std::string authenticated_user (GstRTSPContext *ctx);
+
 // The "new-session" handler of `client` (on its worker thread, within the
 // SETUP that made `session`): records who owns the session, the user of
 // that request or, for an anonymous client, its connection.  The

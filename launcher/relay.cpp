@@ -490,10 +490,8 @@ client_ip (GstRTSPClient *client)
 std::string
 client_user (GstRTSPContext *ctx)
 {
-  const gchar *user = ctx && ctx->token
-      ? gst_rtsp_token_get_string (ctx->token, GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE)
-      : nullptr;
-  return user ? std::string ("user ") + user + " " : "";
+  const std::string user = authenticated_user (ctx);
+  return user.empty () ? "" : "user " + user + " ";
 }
 
 }  // namespace

@@ -439,6 +439,8 @@ TEST (SecurityAuth, AnonymousSessionBelongsToItsConnection)
   Connection owner (port);
   const std::string session = owner.play ("priv", {});
   ASSERT_NE (session, "") << camrelay.all_output ();
+  EXPECT_NE (camrelay.wait_line ("client 127.0.0.1: plays /priv", 5s), "")
+      << "an anonymous client is named as a user\n" << camrelay.all_output ();
   for (const auto &[method, target] : kSessionRequests) {
     Connection intruder (port);
     EXPECT_EQ (Connection::status_of (intruder.exchange (method, target, naming (method, session, {}))),
