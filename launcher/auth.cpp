@@ -275,21 +275,13 @@ owns (CamrelayAuth *self, GstRTSPContext *ctx)
   return role && owner->user == role;
 }
 
-// 454 Session Not Found for a request naming someone else's session (the
-// same answer as for a session that does not exist), logged once per
-// connection.  The server has made the client watch that session: when the
-// connection closed, it would take the session's TCP streams with it.  So
-// the client stops watching it (which leaves the session's media alone).
+// The server makes a client watch every session its requests name: when
+// the connection closes, the session's TCP streams go with it.  A
+// connection other than the one that made the session stops watching it
+// (which leaves the session's media alone).
 void
-refuse_session (GstRTSPAuth *auth, GstRTSPContext *ctx)
+stop_watching (GstRTSPContext *ctx)
 {
-  if (!g_object_get_data (G_OBJECT (ctx->client), kRefusedKey)) {
-    g_object_set_data (G_OBJECT (ctx->client), kRefusedKey, GINT_TO_POINTER (1));
-    log_line ("client %s: %s %s names a session that is not its own: 454 "
-        "(logged once per connection)", client_ip (ctx).c_str (),
-        gst_rtsp_method_as_text (ctx->method),
-        ctx->uri && ctx->uri->abspath ? log_value (ctx->uri->abspath).c_str () : "*");
-  }
   auto *owner =
       static_cast<SessionOwner *> (g_object_get_data (G_OBJECT (ctx->session), kOwnerKey));
   GObject *creator = owner ? G_OBJECT (g_weak_ref_get (&owner->client)) : nullptr;
@@ -301,6 +293,22 @@ refuse_session (GstRTSPAuth *auth, GstRTSPContext *ctx)
         ctx->session);
   if (creator)
     g_object_unref (creator);
+}
+
+// 454 Session Not Found for a request naming someone else's session (the
+// same answer as for a session that does not exist), logged once per
+// connection; the connection stops watching the session.
+void
+refuse_session (GstRTSPAuth *auth, GstRTSPContext *ctx)
+{
+  if (!g_object_get_data (G_OBJECT (ctx->client), kRefusedKey)) {
+    g_object_set_data (G_OBJECT (ctx->client), kRefusedKey, GINT_TO_POINTER (1));
+    log_line ("client %s: %s %s names a session that is not its own: 454 "
+        "(logged once per connection)", client_ip (ctx).c_str (),
+        gst_rtsp_method_as_text (ctx->method),
+        ctx->uri && ctx->uri->abspath ? log_value (ctx->uri->abspath).c_str () : "*");
+  }
+  stop_watching (ctx);
   answer (auth, ctx, GST_RTSP_STS_SESSION_NOT_FOUND);
 }
 
@@ -382,6 +390,11 @@ camrelay_auth_check (GstRTSPAuth *auth, GstRTSPContext *ctx, const gchar *check)
     refuse_session (auth, ctx);
     return FALSE;
   }
+  // The owner controlling a session from another connection: closing that
+  // connection must not end the session's streams.  A SETUP adds a stream
+  // sent over it, which that connection must watch.
+  if (ctx->session && ctx->method != GST_RTSP_SETUP)
+    stop_watching (ctx);
   if (users && !ctx->token) {
     answer (auth, ctx, GST_RTSP_STS_UNAUTHORIZED);
     return FALSE;

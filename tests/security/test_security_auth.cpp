@@ -405,7 +405,8 @@ TEST (SecurityAuth, SessionOfAnotherUserIsNotFound)
   expect_clean_stop (camrelay, path);
 }
 
-// Alice's own second connection, with her credentials, controls her session.
+// Alice's own second connection, with her credentials, controls her
+// session; closing it leaves her session playing.
 TEST (SecurityAuth, OwnerControlsHerSessionFromAnotherConnection)
 {
   const std::string path = write_config (config_text (users_entry ("alice", "wonder")
@@ -418,12 +419,17 @@ TEST (SecurityAuth, OwnerControlsHerSessionFromAnotherConnection)
   const std::vector<std::string> credentials{basic ("alice:wonder")};
   const std::string session = alice.play ("priv", credentials);
   ASSERT_NE (session, "") << camrelay.all_output ();
-  Connection second (port);
-  for (const char *method : {"GET_PARAMETER", "PAUSE", "PLAY"})
-    EXPECT_EQ (Connection::status_of (second.exchange (method, "priv",
-                  naming (method, session, credentials))), 200) << method;
-  const long before = alice.frames_after (0ms);
-  EXPECT_GT (alice.frames_after (1s), before + 10) << "alice's video did not resume";
+  {
+    Connection second (port);
+    for (const char *method : {"GET_PARAMETER", "PAUSE", "PLAY"})
+      EXPECT_EQ (Connection::status_of (second.exchange (method, "priv",
+                    naming (method, session, credentials))), 200) << method;
+    const long before = alice.frames_after (0ms);
+    EXPECT_GT (alice.frames_after (1s), before + 10) << "alice's video did not resume";
+  }
+  // The second connection closed: the session's streams stay.
+  const long before = alice.frames_after (500ms);
+  EXPECT_GT (alice.frames_after (1s), before + 10) << "closing her other connection stopped it";
   expect_clean_stop (camrelay, path);
 }
 
