@@ -381,10 +381,12 @@ camrelay_auth_check (GstRTSPAuth *auth, GstRTSPContext *ctx, const gchar *check)
       answer (auth, ctx, GST_RTSP_STS_UNAUTHORIZED);
     return FALSE;
   }
-  // Without users this gives the anonymous token.
+  // Without users this gives the anonymous token (which, while a reload
+  // adds the first users, may still come as the default: not a user).
   if (!ctx->token)
     GST_RTSP_AUTH_GET_CLASS (auth)->authenticate (auth, ctx);
-  if (users && !ctx->token && has_credentials (ctx))
+  const bool authenticated = ctx->token && ctx->token != self->state->anonymous;
+  if (users && !authenticated && has_credentials (ctx))
     log_failure (*self->state, ctx);
   if (ctx->session && !owns (self, ctx)) {
     refuse_session (auth, ctx);
@@ -395,7 +397,7 @@ camrelay_auth_check (GstRTSPAuth *auth, GstRTSPContext *ctx, const gchar *check)
   // sent over it, which that connection must watch.
   if (ctx->session && ctx->method != GST_RTSP_SETUP)
     stop_watching (ctx);
-  if (users && !ctx->token) {
+  if (users && !authenticated) {
     answer (auth, ctx, GST_RTSP_STS_UNAUTHORIZED);
     return FALSE;
   }
