@@ -14,17 +14,6 @@
 
 namespace camrelay::launcher {
 
-void
-log_line (const char *format, ...)
-{
-  va_list args;
-  va_start (args, format);
-  std::vfprintf (stderr, format, args);
-  va_end (args);
-  std::fputc ('\n', stderr);
-  std::fflush (stderr);
-}
-
 namespace {
 
 using Lock = std::unique_lock<std::mutex>;

@@ -32,11 +32,9 @@
 
 #include "common/gstref.h"
 #include "config.h"
+#include "log.h"
 
 namespace camrelay::launcher {
-
-// One line on stderr: journald adds the time and the unit.
-void log_line (const char *format, ...) G_GNUC_PRINTF (1, 2);
 
 // "" when the camera's pipeline fragment (if any) can take the camera's
 // video and gives video the relay sends; else what is wrong with it.  A

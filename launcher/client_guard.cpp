@@ -1,5 +1,7 @@
 #include "client_guard.h"
 
+#include "log.h"
+
 #include <linux/sockios.h>
 #include <linux/tcp.h>  // struct tcp_info with tcpi_bytes_acked (glibc's lacks it)
 #include <netinet/in.h>
@@ -156,8 +158,7 @@ ClientGuard::check ()
   }
   // Closed without our lock: closing emits the client's signals.
   for (Cut &cut : cuts) {
-    std::fprintf (stderr, "%s\n", cut.line.c_str ());
-    std::fflush (stderr);
+    log_line ("%s", cut.line.c_str ());
     gst_rtsp_client_close (cut.client);
     g_object_unref (cut.client);
   }

@@ -175,18 +175,15 @@ Relay::start (const Config &config, GMainContext *context, std::string &error)
   config_ = config;
   published_->guard.set_timeout (config.server.slow_client_timeout);
   // The certificate first: when it cannot be used nothing starts.
+  // One authenticator for the server's whole life (reload_users).
   GstRTSPAuth *auth = make_auth (config.users);
-  const bool tls = !config.server.tls_cert.empty ();
-  if (tls && !auth)
-    auth = make_anonymous_auth ();
-  if (tls && !apply_tls (auth, config.server.tls_cert, config.server.tls_key, error)) {
+  if (!config.server.tls_cert.empty ()
+      && !apply_tls (auth, config.server.tls_cert, config.server.tls_key, error)) {
     g_object_unref (auth);
     return false;
   }
-  if (auth) {
-    gst_rtsp_server_set_auth (server_, auth);
-    g_object_unref (auth);
-  }
+  gst_rtsp_server_set_auth (server_, auth);
+  g_object_unref (auth);
   multicast_groups_ = gst_rtsp_address_pool_new ();
   if (!gst_rtsp_address_pool_add_range (multicast_groups_, config.server.multicast_first.c_str (),
           config.server.multicast_last.c_str (), config.server.multicast_port_first,
@@ -408,32 +405,17 @@ Relay::remove_camera (const std::shared_ptr<Camera> &camera)
   camera->shutdown ();
 }
 
-// New [[users]]: a new authenticator for the server and for the clients
-// already connected (their next request is checked against the new users:
-// a removed user loses access within a session timeout), and the cameras'
-// permissions again.  False (nothing changed) when TLS cannot be set up.
+// New [[users]]: the server's authenticator takes them in place (the
+// clients already connected share it: their next request is checked against
+// the new users, a removed user loses access within a session timeout, and
+// unchanged users' Digest nonces stay valid), and the cameras' permissions
+// are made again.
 bool
 Relay::reload_users (const std::vector<UserConfig> &users, const Snapshot &cameras)
 {
-  GstRTSPAuth *auth = make_auth (users);
-  const bool tls = !config_.server.tls_cert.empty ();
-  if (tls && !auth)
-    auth = make_anonymous_auth ();
-  std::string error;
-  if (tls && !apply_tls (auth, config_.server.tls_cert, config_.server.tls_key, error)) {
-    log_line ("reload: [[users]] not changed: %s", error.c_str ());
-    g_object_unref (auth);
-    return false;
-  }
-  gst_rtsp_server_set_auth (server_, auth);
-  gst_rtsp_server_client_filter (server_,
-      [] (GstRTSPServer *, GstRTSPClient *client, gpointer auth) {
-        gst_rtsp_client_set_auth (client, static_cast<GstRTSPAuth *> (auth));
-        return GST_RTSP_FILTER_KEEP;
-      },
-      auth);
-  if (auth)
-    g_object_unref (auth);
+  GstRTSPAuth *auth = gst_rtsp_server_get_auth (server_);
+  set_users (auth, users);
+  g_object_unref (auth);
   for (auto &[name, camera] : cameras.cameras) {
     gst_rtsp_media_factory_set_permissions (camera->factory (), nullptr);
     permit_users (camera->factory (), camera->config (), users);
@@ -544,10 +526,8 @@ client_ip (GstRTSPClient *client)
 std::string
 client_user (GstRTSPContext *ctx)
 {
-  const gchar *user = ctx && ctx->token
-      ? gst_rtsp_token_get_string (ctx->token, GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE)
-      : nullptr;
-  return user ? std::string ("user ") + user + " " : "";
+  const std::string user = authenticated_user (ctx);
+  return user.empty () ? "" : "user " + user + " ";
 }
 
 }  // namespace
@@ -583,7 +563,7 @@ on_pre_describe (GstRTSPClient *client, GstRTSPContext *ctx, gpointer data)
     return GST_RTSP_STS_OK;  // the server answers 404
   if (!camera->wait_video (DESCRIBE_WAIT)) {
     log_line ("client %s: refused %s: no video from camera %s yet", client_ip (client).c_str (),
-        path.c_str (), camera->config ().name.c_str ());
+        log_value (path).c_str (), camera->config ().name.c_str ());
     return GST_RTSP_STS_SERVICE_UNAVAILABLE;
   }
   return GST_RTSP_STS_OK;
@@ -607,7 +587,7 @@ on_pre_setup (GstRTSPClient *client, GstRTSPContext *ctx, gpointer data)
   g_object_unref (pool);
   if (snapshot->max_clients && total >= snapshot->max_clients) {
     log_line ("client %s: refused %s: %u clients already (server.max_clients)",
-        client_ip (client).c_str (), path.c_str (), snapshot->max_clients);
+        client_ip (client).c_str (), log_value (path).c_str (), snapshot->max_clients);
     return GST_RTSP_STS_SERVICE_UNAVAILABLE;
   }
   const std::shared_ptr<Camera> camera = snapshot->camera_of (path);
@@ -616,7 +596,8 @@ on_pre_setup (GstRTSPClient *client, GstRTSPContext *ctx, gpointer data)
   const CameraConfig &config = camera->config ();
   if (config.max_clients && clients[config.name] >= config.max_clients) {
     log_line ("client %s: refused %s: %u clients already (max_clients of camera %s)",
-        client_ip (client).c_str (), path.c_str (), config.max_clients, config.name.c_str ());
+        client_ip (client).c_str (), log_value (path).c_str (), config.max_clients,
+        config.name.c_str ());
     return GST_RTSP_STS_NOT_ENOUGH_BANDWIDTH;
   }
   return GST_RTSP_STS_OK;
@@ -693,18 +674,20 @@ Relay::on_client_connected (GstRTSPServer *, GstRTSPClient *client, gpointer dat
   // A client that vanishes without TEARDOWN is dropped after session_timeout
   // (by the periodic session-pool cleanup).
   connect_worker (client, "new-session",
-      G_CALLBACK (+[] (GstRTSPClient *, GstRTSPSession *session, gpointer data) {
+      G_CALLBACK (+[] (GstRTSPClient *client, GstRTSPSession *session, gpointer data) {
+        claim_session (client, session);
         gst_rtsp_session_set_timeout (session,
             static_cast<guint> (published_of (data).get ()->session_timeout));
       }),
       published);
   connect_worker (client, "play-request",
       G_CALLBACK (+[] (GstRTSPClient *client, GstRTSPContext *ctx, gpointer data) {
+        const std::string path =
+            ctx->uri && ctx->uri->abspath ? log_value (ctx->uri->abspath) : "?";
         log_line ("client %s: %splays %s", client_ip (client).c_str (), client_user (ctx).c_str (),
-            ctx->uri ? ctx->uri->abspath : "?");
+            path.c_str ());
         remember_tcp_transports (client, ctx->sessmedia);
-        published_of (data).guard.playing (client,
-            client_user (ctx), ctx->uri ? ctx->uri->abspath : "?");
+        published_of (data).guard.playing (client, client_user (ctx), path);
       }),
       published);
 }
