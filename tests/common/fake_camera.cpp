@@ -754,6 +754,14 @@ FakeRtspCamera::start (guint16 port)
   gst_rtsp_server_set_address (server, "127.0.0.1");
   gst_rtsp_server_set_service (server, std::to_string (port).c_str ());
 
+  // Every client on this loop, the thread stop () closes them from: on
+  // gst-rtsp-server's own client thread (max-threads 1 by default), a client
+  // could be reading a request while stop () closed its connection, which
+  // GstRTSPConnection does not survive (a GLib-GIO CRITICAL in
+  // g_pollable_input_stream_read_nonblocking, from the watch's read).
+  GstRTSPThreadPool *threads = gst_rtsp_server_get_thread_pool (server);
+  gst_rtsp_thread_pool_set_max_threads (threads, 0);
+  g_object_unref (threads);
   g_signal_connect (server, "client-connected", G_CALLBACK (on_client_connected), this);
 
   GstRTSPMediaFactory *factory = gst_rtsp_media_factory_new ();
