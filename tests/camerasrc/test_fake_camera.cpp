@@ -64,6 +64,35 @@ mjpeg_client (const std::string &uri)
          " ! multipartdemux ! image/jpeg ! jpegparse ! appsink name=sink sync=false";
 }
 
+// Objects of type `type_name` alive now, by the leaks tracer; -1 without it.
+int
+live_objects (const char *type_name)
+{
+  GList *tracers = gst_tracing_get_active_tracers ();
+  GstTracer *leaks = nullptr;
+  for (GList *l = tracers; l; l = l->next)
+    if (!leaks && g_str_equal (G_OBJECT_TYPE_NAME (l->data), "GstLeaksTracer"))
+      leaks = GST_TRACER (gst_object_ref (l->data));
+  g_list_free_full (tracers, gst_object_unref);
+  if (!leaks)
+    return -1;
+  GstStructure *info = nullptr;
+  g_signal_emit_by_name (leaks, "get-live-objects", &info);
+  gst_object_unref (leaks);
+  if (!info)
+    return -1;
+  int count = 0;
+  const GValue *list = gst_structure_get_value (info, "live-objects-list");
+  for (guint i = 0; list && i < gst_value_list_get_size (list); i++) {
+    const GstStructure *entry = gst_value_get_structure (gst_value_list_get_value (list, i));
+    const GValue *object = entry ? gst_structure_get_value (entry, "object") : nullptr;
+    if (object && g_str_equal (g_type_name (G_VALUE_TYPE (object)), type_name))
+      count++;
+  }
+  gst_structure_free (info);
+  return count;
+}
+
 int
 count_dir (const char *path)
 {
@@ -581,6 +610,27 @@ TEST (FakeCamera, MjpegStatusAndWrongPath)
     p.play ();
     EXPECT_TRUE (p.wait_error (10s));
   }
+}
+
+// stop () leaves nothing of the RTSP server running, even when a media's
+// bus thread is slow to finish, as on a loaded machine: what that thread
+// still holds (its GstRTSPThread) would otherwise outlive the test and fail
+// the run in the leaks tracer at exit.
+TEST (FakeCamera, StopWaitsForSlowMediaThreads)
+{
+  if (live_objects ("GstRTSPThread") < 0)
+    GTEST_SKIP () << "needs GST_TRACERS=leaks";
+  FakeRtspCamera camera;
+  ASSERT_TRUE (camera.start ());
+  {
+    TestPipeline p;
+    ASSERT_TRUE (p.launch (rtsp_client (camera.uri ())));
+    ASSERT_TRUE (p.play ());
+    ASSERT_TRUE (p.wait_frames (1, 10s)) << p.describe_messages ();
+    camera.hold_media_threads (std::chrono::milliseconds (500));
+  }
+  camera.stop ();
+  EXPECT_EQ (live_objects ("GstRTSPThread"), 0);
 }
 
 TEST (FakeCamera, StartStopLeavesNoThreadsOrFds)

@@ -557,6 +557,52 @@ FakeRtspCamera::make_auth () const
   return auth;
 }
 
+namespace {
+
+// FakeRtspCameras running in this process (see wait_for_media_threads).
+struct RunningCameras {
+  std::mutex mutex;
+  guint count = 0;
+};
+
+RunningCameras &
+running_cameras ()
+{
+  static RunningCameras running;
+  return running;
+}
+
+// gst-rtsp-server runs each media's bus on a thread of a pool of its own,
+// which lets go of its last references (its GstRTSPThread, and what its
+// sources still hold) only once that thread's loop has seen its quit: after
+// stop () has seen the media pipelines go, and on a loaded machine after the
+// test's end, where the leaks tracer counts them as leaked.  Once no camera
+// runs, nothing else is on that pool: wait for it to be empty.  Lock of
+// running_cameras () held, so that no camera starts meanwhile.
+void
+wait_for_media_threads ()
+{
+  std::mutex mutex;
+  std::condition_variable cond;
+  bool done = false;
+  std::thread waiter ([&] {
+    gst_rtsp_thread_pool_cleanup ();
+    {
+      std::lock_guard<std::mutex> lock (mutex);
+      done = true;
+    }
+    cond.notify_all ();
+  });
+  {
+    std::unique_lock<std::mutex> lock (mutex);
+    if (!cond.wait_for (lock, 10s, [&] { return done; }))
+      abort_on_hang ("gst-rtsp-server media threads still running 10 s after the last camera stopped");
+  }
+  waiter.join ();
+}
+
+}  // namespace
+
 struct FakeRtspCamera::Loop {
   GMainContext *context = nullptr;
   GMainLoop *loop = nullptr;
@@ -566,7 +612,47 @@ struct FakeRtspCamera::Loop {
   std::thread thread;
 };
 
-FakeRtspCamera::FakeRtspCamera (RtspCameraOptions options) : options_ (std::move (options)) {}
+// The main contexts of the media bus threads, learned from the first
+// message each media handles (hold_media_threads).
+struct FakeRtspCamera::MediaThreads {
+  std::mutex mutex;
+  std::vector<GMainContext *> contexts;  // referenced
+  ~MediaThreads ()
+  {
+    for (GMainContext *context : contexts)
+      g_main_context_unref (context);
+  }
+};
+
+namespace {
+
+gboolean
+on_media_message (GstRTSPMedia *, GstMessage *, gpointer user_data)
+{
+  auto &threads = **static_cast<std::shared_ptr<FakeRtspCamera::MediaThreads> *> (user_data);
+  GSource *source = g_main_current_source ();
+  GMainContext *context = source ? g_source_get_context (source) : nullptr;
+  if (context) {
+    std::lock_guard<std::mutex> lock (threads.mutex);
+    if (std::find (threads.contexts.begin (), threads.contexts.end (), context) ==
+        threads.contexts.end ())
+      threads.contexts.push_back (g_main_context_ref (context));
+  }
+  return FALSE;
+}
+
+void
+media_threads_free (gpointer data, GClosure *)
+{
+  delete static_cast<std::shared_ptr<FakeRtspCamera::MediaThreads> *> (data);
+}
+
+}  // namespace
+
+FakeRtspCamera::FakeRtspCamera (RtspCameraOptions options)
+    : options_ (std::move (options)), media_threads_ (std::make_shared<MediaThreads> ())
+{
+}
 
 FakeRtspCamera::~FakeRtspCamera ()
 {
@@ -617,6 +703,9 @@ FakeRtspCamera::on_media_configure (GstElement *, GstElement *media_object, gpoi
     feeder->counter->alive++;
   }
   self->media_created_++;
+  g_signal_connect_data (media, "handle-message", G_CALLBACK (on_media_message),
+      new std::shared_ptr<MediaThreads> (self->media_threads_), media_threads_free,
+      GConnectFlags (0));
   GstAppSrcCallbacks callbacks = {};
   callbacks.need_data = feeder_need_data;
   gst_app_src_set_callbacks (GST_APP_SRC (appsrc.get ()), &callbacks, feeder, feeder_free);
@@ -665,6 +754,14 @@ FakeRtspCamera::start (guint16 port)
   gst_rtsp_server_set_address (server, "127.0.0.1");
   gst_rtsp_server_set_service (server, std::to_string (port).c_str ());
 
+  // Every client on this loop, the thread stop () closes them from: on
+  // gst-rtsp-server's own client thread (max-threads 1 by default), a client
+  // could be reading a request while stop () closed its connection, which
+  // GstRTSPConnection does not survive (a GLib-GIO CRITICAL in
+  // g_pollable_input_stream_read_nonblocking, from the watch's read).
+  GstRTSPThreadPool *threads = gst_rtsp_server_get_thread_pool (server);
+  gst_rtsp_thread_pool_set_max_threads (threads, 0);
+  g_object_unref (threads);
   g_signal_connect (server, "client-connected", G_CALLBACK (on_client_connected), this);
 
   GstRTSPMediaFactory *factory = gst_rtsp_media_factory_new ();
@@ -696,6 +793,10 @@ FakeRtspCamera::start (guint16 port)
     return false;
   }
   port_ = static_cast<guint16> (gst_rtsp_server_get_bound_port (server));
+  {
+    std::lock_guard<std::mutex> running_lock (running_cameras ().mutex);
+    running_cameras ().count++;
+  }
   g_source_attach (loop_->source, loop_->context);
   GMainLoop *main_loop = loop_->loop;
   loop_->thread = std::thread ([main_loop] { g_main_loop_run (main_loop); });
@@ -739,6 +840,9 @@ FakeRtspCamera::stop ()
   g_main_loop_unref (loop_->loop);
   g_main_context_unref (loop_->context);
   loop_.reset ();
+  std::lock_guard<std::mutex> running_lock (running_cameras ().mutex);
+  if (--running_cameras ().count == 0)
+    wait_for_media_threads ();
 }
 
 bool
@@ -851,6 +955,22 @@ FakeRtspCamera::media_alive () const
     return 0;
   std::lock_guard<std::mutex> counter_lock (loop_->counter->mutex);
   return loop_->counter->alive;
+}
+
+void
+FakeRtspCamera::hold_media_threads (std::chrono::milliseconds duration)
+{
+  std::lock_guard<std::mutex> lock (media_threads_->mutex);
+  for (GMainContext *context : media_threads_->contexts) {
+    GSource *idle = g_idle_source_new ();
+    g_source_set_callback (idle, [] (gpointer data) -> gboolean {
+      std::this_thread::sleep_for (*static_cast<std::chrono::milliseconds *> (data));
+      return G_SOURCE_REMOVE;
+    }, new std::chrono::milliseconds (duration),
+        [] (gpointer data) { delete static_cast<std::chrono::milliseconds *> (data); });
+    g_source_attach (idle, context);
+    g_source_unref (idle);
+  }
 }
 
 guint

@@ -178,6 +178,12 @@ class FakeRtspCamera {
   guint64 frames_sent () const { return control_->frames_sent (); }
   // Clients connected to the server now.
   guint clients () const;
+  // Keeps the bus thread of each media made so far busy for `duration`,
+  // as a loaded machine would delay it.  stop () still leaves nothing of
+  // the server behind (see wait_for_media_threads in fake_camera.cpp).
+  void hold_media_threads (std::chrono::milliseconds duration);
+
+  struct MediaThreads;
 
  private:
   struct Loop;
@@ -203,6 +209,7 @@ class FakeRtspCamera {
   std::string user_;
   std::string password_;
   std::atomic<guint> media_created_{0};
+  std::shared_ptr<MediaThreads> media_threads_;
   mutable std::mutex mutex_;
 };
 
