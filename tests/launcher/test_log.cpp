@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <functional>
 #include <string>
 
 #include "log.h"
@@ -80,6 +81,19 @@ class StderrCapture {
   int file_ = -1;
   int saved_ = -1;
 };
+
+// What `write` wrote on stderr.
+std::string
+written (const std::function<void ()> &write)
+{
+  StderrCapture capture;
+  if (!capture.ok ()) {
+    ADD_FAILURE () << "cannot capture stderr";
+    return "";
+  }
+  write ();
+  return capture.text ();
+}
 
 // ---- log_value -------------------------------------------------------------------
 
@@ -165,53 +179,41 @@ TEST (LogValue, LongValuesAreCutWithANoteOfTheirLength)
 
 TEST (LogLine, WritesOneLine)
 {
-  StderrCapture capture;
-  ASSERT_TRUE (capture.ok ());
-  log_line ("client %s: connected", "127.0.0.1");
-  EXPECT_EQ (capture.text (), "client 127.0.0.1: connected\n");
+  EXPECT_EQ (written ([] { log_line ("client %s: connected", "127.0.0.1"); }),
+      "client 127.0.0.1: connected\n");
 }
 
 TEST (LogLine, ControlCharactersAreEscaped)
 {
-  StderrCapture capture;
-  ASSERT_TRUE (capture.ok ());
-  log_line ("user %s", "evil\r\nclient 10.0.0.99: forged\x1b[2J\t\x7f");
-  EXPECT_EQ (capture.text (), "user evil\\x0d\\x0aclient 10.0.0.99: forged\\x1b[2J\\x09\\x7f\n");
+  EXPECT_EQ (written ([] { log_line ("user %s", "evil\r\nclient 10.0.0.99: forged\x1b[2J\t\x7f"); }),
+      "user evil\\x0d\\x0aclient 10.0.0.99: forged\\x1b[2J\\x09\\x7f\n");
 }
 
 TEST (LogLine, PrintableTextIsKept)
 {
-  StderrCapture capture;
-  ASSERT_TRUE (capture.ok ());
   // Quotes, backslashes and UTF-8 are the caller's (log_value's) business.
-  log_line ("camera %s: \"x\\y\" caf\xc3\xa9", "front");
-  EXPECT_EQ (capture.text (), "camera front: \"x\\y\" caf\xc3\xa9\n");
+  EXPECT_EQ (written ([] { log_line ("camera %s: \"x\\y\" caf\xc3\xa9", "front"); }),
+      "camera front: \"x\\y\" caf\xc3\xa9\n");
 }
 
 TEST (LogLine, WithAClientValue)
 {
-  StderrCapture capture;
-  ASSERT_TRUE (capture.ok ());
-  log_line ("client %s: authentication failed for user %s", "127.0.0.1",
-      log_value ("evil\r\nclient 10.0.0.99").c_str ());
-  EXPECT_EQ (capture.text (),
-      "client 127.0.0.1: authentication failed for user \"evil\\x0d\\x0aclient 10.0.0.99\"\n");
+  EXPECT_EQ (written ([] {
+    log_line ("client %s: authentication failed for user %s", "127.0.0.1",
+        log_value ("evil\r\nclient 10.0.0.99").c_str ());
+  }), "client 127.0.0.1: authentication failed for user \"evil\\x0d\\x0aclient 10.0.0.99\"\n");
 }
 
 TEST (LogLine, LongLinesAreCut)
 {
-  StderrCapture capture;
-  ASSERT_TRUE (capture.ok ());
-  log_line ("%s", std::string (3 * LOG_LINE_MAX, 'x').c_str ());
-  EXPECT_EQ (capture.text (), std::string (LOG_LINE_MAX, 'x') + "\n");
+  EXPECT_EQ (written ([] { log_line ("%s", std::string (3 * LOG_LINE_MAX, 'x').c_str ()); }),
+      std::string (LOG_LINE_MAX, 'x') + "\n");
 }
 
 TEST (LogLine, LongEscapedLinesAreCutToo)
 {
-  StderrCapture capture;
-  ASSERT_TRUE (capture.ok ());
-  log_line ("%s", std::string (LOG_LINE_MAX, '\n').c_str ());
-  const std::string text = capture.text ();
+  const std::string text =
+      written ([] { log_line ("%s", std::string (LOG_LINE_MAX, '\n').c_str ()); });
   ASSERT_EQ (text.size (), LOG_LINE_MAX + 1);
   EXPECT_EQ (text.back (), '\n');
   EXPECT_FALSE (has_control_byte (text.substr (0, LOG_LINE_MAX))) << text;
@@ -220,10 +222,8 @@ TEST (LogLine, LongEscapedLinesAreCutToo)
 
 TEST (LogLine, AnEscapeAtTheCapIsCut)
 {
-  StderrCapture capture;
-  ASSERT_TRUE (capture.ok ());
-  log_line ("%s\n", std::string (LOG_LINE_MAX - 1, 'x').c_str ());
-  const std::string text = capture.text ();
+  const std::string text =
+      written ([] { log_line ("%s\n", std::string (LOG_LINE_MAX - 1, 'x').c_str ()); });
   ASSERT_EQ (text.size (), LOG_LINE_MAX + 1) << "the escaped LF went past the cap";
   EXPECT_EQ (text.back (), '\n');
   EXPECT_FALSE (has_control_byte (text.substr (0, LOG_LINE_MAX)));
