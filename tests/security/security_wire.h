@@ -1,5 +1,6 @@
 // Raw RTSP connections for the security tests: a socket that sends while it
-// reads and parses answers and '$' frames, builders of hostile requests, Digest.
+// reads and parses answers and '$' frames, builders of hostile requests,
+// what the server spends (memory, descriptors), Digest.
 #pragma once
 
 #include <arpa/inet.h>
@@ -14,6 +15,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -47,9 +49,38 @@ struct Seen {
   }
 };
 
-// A raw TCP connection that sends bytes while it reads, so that a flood of
-// requests cannot deadlock on full socket buffers; every wait is bounded.
-// `source` picks the client's loopback address (127.0.0.x).
+// The URL of `path` on the server at 127.0.0.1:`port`.
+inline std::string
+rtsp_url (int port, const std::string &path)
+{
+  return "rtsp://127.0.0.1:" + std::to_string (port) + "/" + path;
+}
+
+// A well-formed request for `path` with `headers` (lines without CRLF).
+inline std::string
+rtsp_request (int port, const std::string &method, const std::string &path, int cseq,
+    const std::vector<std::string> &headers = {})
+{
+  std::string text = method + " " + rtsp_url (port, path) + " RTSP/1.0\r\nCSeq: "
+      + std::to_string (cseq) + "\r\n";
+  for (const std::string &h : headers)
+    text += h + "\r\n";
+  return text + "\r\n";
+}
+
+// The status of an RTSP answer, 0 when it is none.
+inline int
+status_of (const std::string &answer)
+{
+  return answer.rfind ("RTSP/1.0 ", 0) == 0 ? std::atoi (answer.c_str () + 9) : 0;
+}
+
+// A raw TCP connection to 127.0.0.1:`port`, for clients that misbehave.  It
+// sends while it reads, so that a flood of requests cannot deadlock on full
+// socket buffers; it parses answers and '$' frames as they come and keeps
+// every byte received as well.  `source` binds the client's side to another
+// loopback address (127.0.0.2 is a second client address on Linux).  The
+// socket is non-blocking and every wait is bounded.
 class Wire {
  public:
   // A SYN that finds the server's accept queue full is retried after 1 s,
@@ -57,7 +88,7 @@ class Wire {
   // backlog is short.
   static constexpr int CONNECT_WITHIN_MS = 15000;
 
-  explicit Wire (int port, const char *source = nullptr)
+  explicit Wire (int port, const char *source = nullptr) : port_ (port)
   {
     fd_ = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd_ < 0)
@@ -65,8 +96,12 @@ class Wire {
     if (source) {
       sockaddr_in local = {};
       local.sin_family = AF_INET;
-      inet_pton (AF_INET, source, &local.sin_addr);
-      bind (fd_, reinterpret_cast<sockaddr *> (&local), sizeof (local));
+      if (inet_pton (AF_INET, source, &local.sin_addr) != 1
+          || bind (fd_, reinterpret_cast<sockaddr *> (&local), sizeof (local)) != 0) {
+        close (fd_);
+        fd_ = -1;
+        return;
+      }
     }
     sockaddr_in address = {};
     address.sin_family = AF_INET;
@@ -97,20 +132,159 @@ class Wire {
 
   bool ok () const { return fd_ >= 0; }
   int fd () const { return fd_; }
+  const Seen &seen () const { return seen_; }
+  // Every byte received so far, answers and frames alike.
+  const std::string &received () const { return received_; }
+
+  // ---- sending raw bytes ----
 
   // Sends `bytes`, reading meanwhile, then reads until `answers` answers in
   // all have come (counting those of earlier calls), the server closed, or
-  // `timeout` passed.
+  // `timeout` passed.  A failed send counts as closed.
   Seen &exchange (const std::string &bytes, size_t answers, std::chrono::milliseconds timeout)
+  {
+    pump (bytes, answers, timeout);
+    if (send_failed_)
+      seen_.closed = true;
+    return seen_;
+  }
+
+  // Sends `bytes` within `timeout`, reading meanwhile; whether all were sent.
+  bool send_all (const std::string &bytes, std::chrono::milliseconds timeout = 5s)
+  {
+    return pump (bytes, 0, timeout) == bytes.size ();
+  }
+
+  // Sends what fits within `timeout`, without reading: the bytes sent, or -1
+  // once a send failed (the connection closed or reset by the server).
+  long send_some (const char *data, size_t size, std::chrono::milliseconds timeout)
+  {
+    if (fd_ < 0 || send_failed_)
+      return -1;
+    pollfd p = {fd_, POLLOUT, 0};
+    if (poll (&p, 1, static_cast<int> (timeout.count ())) <= 0)
+      return 0;
+    const ssize_t n = send (fd_, data, size, MSG_NOSIGNAL);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return 0;
+    if (n <= 0) {
+      send_failed_ = true;
+      return -1;
+    }
+    return n;
+  }
+
+  // ---- one request at a time ----
+
+  // Sends a well-formed request for `path` with the next CSeq.
+  bool send_request (const std::string &method, const std::string &path,
+      const std::vector<std::string> &headers = {})
+  {
+    return send_all (rtsp_request (port_, method, path, ++cseq_, headers));
+  }
+
+  // The next answer not yet taken by read_answer() (status line, headers and
+  // body; '$' frames in between are counted and skipped); "" when none came
+  // within `timeout` or the server closed.
+  std::string read_answer (std::chrono::milliseconds timeout = 15s)
+  {
+    const auto deadline = Clock::now () + timeout;
+    while (seen_.heads.size () <= taken_ && !seen_.closed && Clock::now () < deadline)
+      read_for (std::min (left (deadline), std::chrono::milliseconds (50)));
+    return seen_.heads.size () > taken_ ? seen_.heads[taken_++] : "";
+  }
+
+  // send_request() then read_answer().
+  std::string ask (const std::string &method, const std::string &path,
+      const std::vector<std::string> &headers = {})
+  {
+    return send_request (method, path, headers) ? read_answer () : "";
+  }
+
+  // DESCRIBE, SETUP (TCP interleaved) and PLAY of `mount` with `headers`
+  // (credentials) in each; the session ID, or "" when one was not 200.
+  std::string play (const std::string &mount, const std::vector<std::string> &headers = {})
+  {
+    std::vector<std::string> describe = headers;
+    describe.push_back ("Accept: application/sdp");
+    if (status_of (ask ("DESCRIBE", mount, describe)) != 200)
+      return "";
+    std::vector<std::string> setup = headers;
+    setup.push_back ("Transport: RTP/AVP/TCP;unicast;interleaved=0-1");
+    const std::string answer = ask ("SETUP", mount + "/stream=0", setup);
+    const size_t at = answer.find ("Session: ");
+    if (status_of (answer) != 200 || at == std::string::npos)
+      return "";
+    const std::string session = answer.substr (at + 9, answer.find_first_of (";\r", at + 9) - at - 9);
+    std::vector<std::string> play = headers;
+    play.push_back ("Session: " + session);
+    play.push_back ("Range: npt=0-");
+    return status_of (ask ("PLAY", mount, play)) == 200 ? session : "";
+  }
+
+  // ---- waiting ----
+
+  // Reads (bounded) until `count` more '$' frames arrived; true when they did.
+  bool wait_frames (size_t count, std::chrono::milliseconds timeout)
+  {
+    const size_t target = seen_.frames + count;
+    const auto deadline = Clock::now () + timeout;
+    while (!seen_.closed && seen_.frames < target && Clock::now () < deadline)
+      read_for (std::chrono::milliseconds (50));
+    return seen_.frames >= target;
+  }
+
+  // The '$' frames received so far, after reading for `duration`.
+  long frames_after (std::chrono::milliseconds duration)
+  {
+    const auto deadline = Clock::now () + duration;
+    while (!seen_.closed && Clock::now () < deadline)
+      read_for (std::min (left (deadline), std::chrono::milliseconds (50)));
+    return static_cast<long> (seen_.frames);
+  }
+
+  // Reads until `text` was received, the server closed, or `timeout`
+  // passed; all that was received.
+  const std::string &read_until (const std::string &text, std::chrono::milliseconds timeout)
+  {
+    const auto deadline = Clock::now () + timeout;
+    while (received_.find (text) == std::string::npos && !seen_.closed && Clock::now () < deadline)
+      read_for (std::min (left (deadline), std::chrono::milliseconds (50)));
+    return received_;
+  }
+
+  // Reads what comes within `timeout` (at least once); whether the server
+  // closed the connection (EOF or reset).
+  bool closed_within (std::chrono::milliseconds timeout)
+  {
+    const auto deadline = Clock::now () + timeout;
+    do
+      read_for (std::min (left (deadline), std::chrono::milliseconds (50)));
+    while (!seen_.closed && Clock::now () < deadline);
+    return seen_.closed;
+  }
+
+ private:
+  static std::chrono::milliseconds left (Clock::time_point deadline)
+  {
+    return std::max (std::chrono::duration_cast<std::chrono::milliseconds> (deadline - Clock::now ()),
+        std::chrono::milliseconds (0));
+  }
+
+  // Sends `bytes` while reading until all were sent and `answers` answers in
+  // all have come, the server closed, a send failed, or `timeout` passed;
+  // the bytes sent.
+  size_t pump (const std::string &bytes, size_t answers, std::chrono::milliseconds timeout)
   {
     const auto deadline = Clock::now () + timeout;
     size_t sent = 0;
-    while (fd_ >= 0 && !seen_.closed && (sent < bytes.size () || seen_.statuses.size () < answers)) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds> (deadline - Clock::now ());
-      if (left.count () <= 0)
+    while (fd_ >= 0 && !seen_.closed && !send_failed_
+        && (sent < bytes.size () || seen_.statuses.size () < answers)) {
+      const auto remaining = left (deadline);
+      if (remaining.count () <= 0)
         break;
       pollfd p = {fd_, static_cast<short> (POLLIN | (sent < bytes.size () ? POLLOUT : 0)), 0};
-      if (poll (&p, 1, static_cast<int> (std::min<long> (left.count (), 100))) <= 0)
+      if (poll (&p, 1, static_cast<int> (std::min<long> (remaining.count (), 100))) <= 0)
         continue;
       if (p.revents & (POLLIN | POLLHUP | POLLERR))
         receive ();
@@ -119,37 +293,20 @@ class Wire {
         if (n > 0)
           sent += static_cast<size_t> (n);
         else if (n < 0 && errno != EAGAIN && errno != EINTR)
-          seen_.closed = true;
+          send_failed_ = true;
       }
     }
-    return seen_;
+    return sent;
   }
 
-  // Reads (bounded) until `count` more '$' frames arrived; true when they did.
-  bool wait_frames (size_t count, std::chrono::milliseconds timeout)
-  {
-    const size_t target = seen_.frames + count;
-    const auto deadline = Clock::now () + timeout;
-    while (!seen_.closed && seen_.frames < target && Clock::now () < deadline) {
-      pollfd p = {fd_, POLLIN, 0};
-      if (poll (&p, 1, 50) > 0)
-        receive ();
-    }
-    return seen_.frames >= target;
-  }
-
-  // Reads what has come within `ms`; whether the server closed the connection.
-  bool closed_within (int ms)
+  // Waits up to `timeout` for something to read, then reads it once.
+  void read_for (std::chrono::milliseconds timeout)
   {
     pollfd p = {fd_, POLLIN, 0};
-    if (!seen_.closed && poll (&p, 1, ms) > 0)
+    if (fd_ >= 0 && !seen_.closed && poll (&p, 1, static_cast<int> (timeout.count ())) > 0)
       receive ();
-    return seen_.closed;
   }
 
-  const Seen &seen () const { return seen_; }
-
- private:
   void receive ()
   {
     char chunk[65536];
@@ -158,8 +315,10 @@ class Wire {
       seen_.closed = true;
       return;
     }
-    if (n > 0)
+    if (n > 0) {
+      received_.append (chunk, static_cast<size_t> (n));
       in_.append (chunk, static_cast<size_t> (n));
+    }
     parse ();
   }
 
@@ -197,9 +356,14 @@ class Wire {
     }
   }
 
+  int port_;
   int fd_ = -1;
-  std::string in_;
+  int cseq_ = 0;
+  bool send_failed_ = false;
+  std::string received_;  // every byte
+  std::string in_;        // bytes not parsed yet
   Seen seen_;
+  size_t taken_ = 0;      // answers taken by read_answer()
 };
 
 // ---- building requests -------------------------------------------------------
@@ -298,6 +462,21 @@ count_fds (int pid)
   }
   return count;
 }
+
+// Resident memory (VmRSS) of process `pid` in kB, or -1.
+inline long
+rss_kb (int pid)
+{
+  std::ifstream status ("/proc/" + std::to_string (pid) + "/status");
+  std::string line;
+  while (std::getline (status, line))
+    if (line.rfind ("VmRSS:", 0) == 0)
+      return std::atol (line.c_str () + 6);
+  return -1;
+}
+
+// How much camrelay may grow through an attack, in kB (issue 10: within 50 MB).
+constexpr long RSS_SLACK_KB = 50 * 1024;
 
 // Connections waiting in the kernel's accept queue of the listening socket
 // on 127.0.0.1:`port` (its rx_queue in /proc/net/tcp), or -1.

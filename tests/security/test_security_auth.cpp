@@ -9,10 +9,12 @@
 #include <thread>
 
 #include "launcher_test_util.h"
+#include "security/security_wire.h"
 
 namespace {
 
 using namespace camrelay::launcher_test;
+using namespace camrelay::security_test;
 
 std::string
 users_entry (const std::string &name, const std::string &password)
@@ -30,23 +32,6 @@ basic (const std::string &credentials)
   return header;
 }
 
-std::string
-url_of (int port, const std::string &path)
-{
-  return "rtsp://127.0.0.1:" + std::to_string (port) + "/" + path;
-}
-
-// The value of `name`="..." in a Digest challenge, or "".
-std::string
-challenge_param (const std::string &challenge, const std::string &name)
-{
-  const size_t at = challenge.find (name + "=\"");
-  if (at == std::string::npos)
-    return "";
-  const size_t begin = at + name.size () + 2;
-  return challenge.substr (begin, challenge.find ('"', begin) - begin);
-}
-
 // A Digest client's state: the server's realm and nonce from a 401.
 struct DigestClient {
   std::string user, password, realm, nonce;
@@ -55,183 +40,18 @@ struct DigestClient {
   {
     for (const std::string &h : response.headers)
       if (h.rfind ("WWW-Authenticate: Digest", 0) == 0) {
-        realm = challenge_param (h, "realm");
-        nonce = challenge_param (h, "nonce");
+        realm = digest_param (h, "realm");
+        nonce = digest_param (h, "nonce");
       }
     return !realm.empty () && !nonce.empty ();
   }
 
+  // RFC 2069's response, as gst-rtsp-server checks it; without its CRLF.
   std::string header (const std::string &method, const std::string &url) const
   {
-    // RFC 2069's response, as gst-rtsp-server checks it.
-    auto md5 = [] (const std::string &text) {
-      gchar *hex = g_compute_checksum_for_string (G_CHECKSUM_MD5, text.c_str (), -1);
-      std::string result = hex;
-      g_free (hex);
-      return result;
-    };
-    const std::string response = md5 (md5 (user + ":" + realm + ":" + password) + ":" + nonce
-        + ":" + md5 (method + ":" + url));
-    return "Authorization: Digest username=\"" + user + "\", realm=\"" + realm + "\", nonce=\""
-        + nonce + "\", uri=\"" + url + "\", response=\"" + response + "\"";
+    const std::string line = digest (user, password, realm, nonce, method, url);
+    return line.substr (0, line.size () - 2);
   }
-};
-
-// An RTSP connection on a plain socket that reads answers and
-// TCP-interleaved data ('$' frames, counted) as they come; from `source`
-// (another loopback address) when given.  Every read is bounded by poll().
-class Connection {
- public:
-  explicit Connection (int port, const char *source = nullptr) : port_ (port)
-  {
-    fd_ = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address = {};
-    address.sin_family = AF_INET;
-    if (fd_ >= 0 && source) {
-      inet_pton (AF_INET, source, &address.sin_addr);
-      if (bind (fd_, reinterpret_cast<sockaddr *> (&address), sizeof (address)) != 0) {
-        close (fd_);
-        fd_ = -1;
-      }
-    }
-    address.sin_port = htons (static_cast<uint16_t> (port));
-    address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    if (fd_ >= 0 && connect (fd_, reinterpret_cast<sockaddr *> (&address), sizeof (address)) != 0) {
-      close (fd_);
-      fd_ = -1;
-    }
-  }
-  ~Connection ()
-  {
-    if (fd_ >= 0)
-      close (fd_);
-  }
-  Connection (const Connection &) = delete;
-  Connection &operator= (const Connection &) = delete;
-
-  bool ok () const { return fd_ >= 0; }
-
-  bool send_request (const std::string &method, const std::string &path,
-      const std::vector<std::string> &headers = {})
-  {
-    std::string text = method + " " + url_of (port_, path) + " RTSP/1.0\r\nCSeq: "
-        + std::to_string (++cseq_) + "\r\n";
-    for (const std::string &h : headers)
-      text += h + "\r\n";
-    text += "\r\n";
-    size_t done = 0;
-    while (fd_ >= 0 && done < text.size ()) {
-      ssize_t n = send (fd_, text.data () + done, text.size () - done, MSG_NOSIGNAL);
-      if (n <= 0)
-        return false;
-      done += static_cast<size_t> (n);
-    }
-    return done == text.size ();
-  }
-
-  // The next answer (status line, headers and body), skipping interleaved
-  // data; "" on timeout or close.
-  std::string read_answer (std::chrono::milliseconds timeout = 15s)
-  {
-    const auto deadline = Clock::now () + timeout;
-    while (true) {
-      skip_frames ();
-      const size_t end = buffer_.find ("\r\n\r\n");
-      if (!buffer_.empty () && buffer_[0] != '$' && end != std::string::npos) {
-        size_t body = 0;
-        const size_t at = buffer_.find ("Content-Length:");
-        if (at != std::string::npos && at < end)
-          body = std::strtoul (buffer_.c_str () + at + 15, nullptr, 10);
-        if (buffer_.size () >= end + 4 + body) {
-          std::string answer = buffer_.substr (0, end + 4 + body);
-          buffer_.erase (0, end + 4 + body);
-          return answer;
-        }
-      }
-      if (!fill (deadline))
-        return "";
-    }
-  }
-
-  std::string exchange (const std::string &method, const std::string &path,
-      const std::vector<std::string> &headers = {})
-  {
-    return send_request (method, path, headers) ? read_answer () : "";
-  }
-
-  // Interleaved frames received so far, reading for `duration` first.
-  long frames_after (std::chrono::milliseconds duration)
-  {
-    const auto deadline = Clock::now () + duration;
-    while (fill (deadline))
-      skip_frames ();
-    skip_frames ();
-    return frames_;
-  }
-
-  // DESCRIBE, SETUP (TCP interleaved) and PLAY of `mount` with `headers`
-  // (credentials); the session ID, or "" when one of them was not 200.
-  std::string play (const std::string &mount, const std::vector<std::string> &headers)
-  {
-    std::vector<std::string> describe = headers;
-    describe.push_back ("Accept: application/sdp");
-    if (status_of (exchange ("DESCRIBE", mount, describe)) != 200)
-      return "";
-    std::vector<std::string> setup = headers;
-    setup.push_back ("Transport: RTP/AVP/TCP;unicast;interleaved=0-1");
-    const std::string answer = exchange ("SETUP", mount + "/stream=0", setup);
-    const size_t at = answer.find ("Session: ");
-    if (status_of (answer) != 200 || at == std::string::npos)
-      return "";
-    const std::string session = answer.substr (at + 9, answer.find_first_of (";\r", at + 9) - at - 9);
-    std::vector<std::string> play = headers;
-    play.push_back ("Session: " + session);
-    play.push_back ("Range: npt=0-");
-    return status_of (exchange ("PLAY", mount, play)) == 200 ? session : "";
-  }
-
-  static int status_of (const std::string &answer)
-  {
-    return answer.rfind ("RTSP/1.0 ", 0) == 0 ? std::atoi (answer.c_str () + 9) : 0;
-  }
-
- private:
-  // Reads what is there, waiting until `deadline`; false on timeout or close.
-  bool fill (Clock::time_point deadline)
-  {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds> (deadline - Clock::now ());
-    if (fd_ < 0 || left.count () <= 0)
-      return false;
-    pollfd p = {fd_, POLLIN, 0};
-    if (poll (&p, 1, static_cast<int> (left.count ())) <= 0)
-      return false;
-    char chunk[65536];
-    const ssize_t n = recv (fd_, chunk, sizeof (chunk), 0);
-    if (n <= 0) {
-      close (fd_);
-      fd_ = -1;
-      return false;
-    }
-    buffer_.append (chunk, static_cast<size_t> (n));
-    return true;
-  }
-
-  void skip_frames ()
-  {
-    while (buffer_.size () >= 4 && buffer_[0] == '$') {
-      const size_t length = (static_cast<uint8_t> (buffer_[2]) << 8) | static_cast<uint8_t> (buffer_[3]);
-      if (buffer_.size () < 4 + length)
-        return;
-      buffer_.erase (0, 4 + length);
-      frames_++;
-    }
-  }
-
-  int port_;
-  int fd_ = -1;
-  int cseq_ = 0;
-  long frames_ = 0;
-  std::string buffer_;
 };
 
 // A Digest client in the middle of DESCRIBE -> SETUP when [[users]] is
@@ -251,7 +71,7 @@ TEST (SecurityAuth, DigestNonceSurvivesAReloadOfUnchangedUsers)
   ASSERT_EQ (answer.status, "RTSP/1.0 401 Unauthorized");
   ASSERT_TRUE (digest.take_challenge (answer));
   answer = probe.request ("DESCRIBE", "front",
-      {"Accept: application/sdp", digest.header ("DESCRIBE", url_of (port, "front"))});
+      {"Accept: application/sdp", digest.header ("DESCRIBE", rtsp_url (port, "front"))});
   ASSERT_EQ (answer.status, "RTSP/1.0 200 OK") << camrelay.all_output ();
 
   std::ofstream (path) << config_text (
@@ -259,7 +79,7 @@ TEST (SecurityAuth, DigestNonceSurvivesAReloadOfUnchangedUsers)
   camrelay.send_signal (SIGHUP);
   ASSERT_NE (camrelay.wait_line ("reload: 2 user(s)", 10s), "") << camrelay.all_output ();
 
-  const std::string setup_url = url_of (port, "front/stream=0");
+  const std::string setup_url = rtsp_url (port, "front/stream=0");
   answer = probe.request ("SETUP", setup_url,
       {"Transport: RTP/AVP/TCP;unicast;interleaved=0-1", digest.header ("SETUP", setup_url)});
   EXPECT_EQ (answer.status, "RTSP/1.0 200 OK") << camrelay.all_output ();
@@ -279,17 +99,17 @@ TEST (SecurityAuth, NothingHappensBeforeAuthentication)
   const int port = camrelay.rtsp_port ();
   ASSERT_GT (port, 0) << camrelay.all_output ();
 
-  Connection anonymous (port);
+  Wire anonymous (port);
   const auto asked = Clock::now ();
-  EXPECT_EQ (Connection::status_of (anonymous.exchange ("DESCRIBE", "priv")), 401);
+  EXPECT_EQ (status_of (anonymous.ask ("DESCRIBE", "priv")), 401);
   EXPECT_LT (Clock::now () - asked, 1s) << "the 401 waited for something";
-  EXPECT_EQ (Connection::status_of (anonymous.exchange ("DESCRIBE", "nothing")), 401);
-  EXPECT_EQ (Connection::status_of (anonymous.exchange ("SETUP", "priv/stream=0",
+  EXPECT_EQ (status_of (anonymous.ask ("DESCRIBE", "nothing")), 401);
+  EXPECT_EQ (status_of (anonymous.ask ("SETUP", "priv/stream=0",
                 {"Transport: RTP/AVP/TCP;unicast;interleaved=0-1"})), 401);
-  EXPECT_EQ (Connection::status_of (anonymous.exchange ("OPTIONS", "priv")), 200);
+  EXPECT_EQ (status_of (anonymous.ask ("OPTIONS", "priv")), 200);
   // An authenticated user not permitted: the same 404 as an unknown mount.
-  EXPECT_EQ (Connection::status_of (anonymous.exchange ("DESCRIBE", "priv", {basic ("bob:builder")})), 404);
-  EXPECT_EQ (Connection::status_of (anonymous.exchange ("DESCRIBE", "nothing", {basic ("bob:builder")})), 404);
+  EXPECT_EQ (status_of (anonymous.ask ("DESCRIBE", "priv", {basic ("bob:builder")})), 404);
+  EXPECT_EQ (status_of (anonymous.ask ("DESCRIBE", "nothing", {basic ("bob:builder")})), 404);
   int status = 0;
   const std::string cameras = http_get (camrelay.http_port (), "/api/cameras", status);
   EXPECT_NE (cameras.find ("\"stopped\""), std::string::npos) << cameras;
@@ -297,7 +117,7 @@ TEST (SecurityAuth, NothingHappensBeforeAuthentication)
       << "an unauthenticated DESCRIBE started the camera";
 
   // The permitted user starts it.
-  EXPECT_EQ (Connection::status_of (anonymous.exchange ("DESCRIBE", "priv", {basic ("alice:wonder")})), 200);
+  EXPECT_EQ (status_of (anonymous.ask ("DESCRIBE", "priv", {basic ("alice:wonder")})), 200);
   EXPECT_NE (camrelay.wait_line ("priv: connecting for a client", 5s), "");
   expect_clean_stop (camrelay, path);
 }
@@ -315,7 +135,7 @@ TEST (SecurityAuth, KeepAliveAnsweredWhileManyWaitForADownCamera)
   ASSERT_GT (port, 0) << camrelay.all_output ();
   ASSERT_NE (camrelay.wait_line ("front: connecting -> streaming", 20s), "");
   const std::vector<std::string> alice{basic ("alice:wonder")};
-  Connection viewer (port);
+  Wire viewer (port);
   const std::string session = viewer.play ("front", alice);
   ASSERT_NE (session, "") << camrelay.all_output ();
 
@@ -323,13 +143,13 @@ TEST (SecurityAuth, KeepAliveAnsweredWhileManyWaitForADownCamera)
     std::vector<std::string> headers = alice;
     headers.push_back ("Session: " + session);
     const auto asked = Clock::now ();
-    EXPECT_EQ (Connection::status_of (viewer.exchange ("GET_PARAMETER", "front", headers)), 200);
+    EXPECT_EQ (status_of (viewer.ask ("GET_PARAMETER", "front", headers)), 200);
     return std::chrono::duration_cast<std::chrono::milliseconds> (Clock::now () - asked).count ();
   };
   for (const bool authenticated : {false, true}) {
-    std::vector<std::unique_ptr<Connection>> crowd;
+    std::vector<std::unique_ptr<Wire>> crowd;
     for (int i = 0; i < 64; i++) {
-      crowd.push_back (std::make_unique<Connection> (port));
+      crowd.push_back (std::make_unique<Wire> (port));
       std::vector<std::string> headers{"Accept: application/sdp"};
       if (authenticated)
         headers.push_back (basic ("alice:wonder"));
@@ -337,12 +157,12 @@ TEST (SecurityAuth, KeepAliveAnsweredWhileManyWaitForADownCamera)
     }
     if (!authenticated) {
       for (auto &c : crowd)
-        EXPECT_EQ (Connection::status_of (c->read_answer (5s)), 401);
+        EXPECT_EQ (status_of (c->read_answer (5s)), 401);
     }
     EXPECT_LT (keep_alive_ms (), 200) << (authenticated ? "authenticated" : "unauthenticated");
-    Connection fresh (port);
+    Wire fresh (port);
     const auto asked = Clock::now ();
-    EXPECT_EQ (Connection::status_of (fresh.exchange ("OPTIONS", "front")), 200);
+    EXPECT_EQ (status_of (fresh.ask ("OPTIONS", "front")), 200);
     EXPECT_LT (Clock::now () - asked, 200ms);
   }
   EXPECT_GT (viewer.frames_after (500ms), 0);
@@ -378,7 +198,7 @@ TEST (SecurityAuth, SessionOfAnotherUserIsNotFound)
   const int port = camrelay.rtsp_port ();
   ASSERT_GT (port, 0) << camrelay.all_output ();
   ASSERT_NE (camrelay.wait_line ("priv: connecting -> streaming", 20s), "");
-  Connection alice (port);
+  Wire alice (port);
   const std::string session = alice.play ("priv", {basic ("alice:wonder")});
   ASSERT_NE (session, "") << camrelay.all_output ();
   ASSERT_GT (alice.frames_after (500ms), 0);
@@ -386,8 +206,8 @@ TEST (SecurityAuth, SessionOfAnotherUserIsNotFound)
   for (const std::vector<std::string> &credentials :
       {std::vector<std::string>{}, std::vector<std::string>{basic ("bob:builder")}}) {
     for (const auto &[method, target] : kSessionRequests) {
-      Connection intruder (port);
-      EXPECT_EQ (Connection::status_of (intruder.exchange (method, target,
+      Wire intruder (port);
+      EXPECT_EQ (status_of (intruder.ask (method, target,
                     naming (method, session, credentials))), 454)
           << method << (credentials.empty () ? " without credentials" : " as bob");
       const long before = alice.frames_after (0ms);
@@ -395,8 +215,8 @@ TEST (SecurityAuth, SessionOfAnotherUserIsNotFound)
     }
   }
   // Bob may play /front, but not into alice's session.
-  Connection bob (port);
-  EXPECT_EQ (Connection::status_of (bob.exchange ("SETUP", "front/stream=0",
+  Wire bob (port);
+  EXPECT_EQ (status_of (bob.ask ("SETUP", "front/stream=0",
                 naming ("SETUP", session, {basic ("bob:builder")}))), 454);
   const long before = alice.frames_after (0ms);
   EXPECT_GT (alice.frames_after (1s), before + 10) << "alice's video stopped";
@@ -415,14 +235,14 @@ TEST (SecurityAuth, OwnerControlsHerSessionFromAnotherConnection)
   const int port = camrelay.rtsp_port ();
   ASSERT_GT (port, 0) << camrelay.all_output ();
   ASSERT_NE (camrelay.wait_line ("priv: connecting -> streaming", 20s), "");
-  Connection alice (port);
+  Wire alice (port);
   const std::vector<std::string> credentials{basic ("alice:wonder")};
   const std::string session = alice.play ("priv", credentials);
   ASSERT_NE (session, "") << camrelay.all_output ();
   {
-    Connection second (port);
+    Wire second (port);
     for (const char *method : {"GET_PARAMETER", "PAUSE", "PLAY"})
-      EXPECT_EQ (Connection::status_of (second.exchange (method, "priv",
+      EXPECT_EQ (status_of (second.ask (method, "priv",
                     naming (method, session, credentials))), 200) << method;
     const long before = alice.frames_after (0ms);
     EXPECT_GT (alice.frames_after (1s), before + 10) << "alice's video did not resume";
@@ -442,19 +262,19 @@ TEST (SecurityAuth, AnonymousSessionBelongsToItsConnection)
   const int port = camrelay.rtsp_port ();
   ASSERT_GT (port, 0) << camrelay.all_output ();
   ASSERT_NE (camrelay.wait_line ("priv: connecting -> streaming", 20s), "");
-  Connection owner (port);
+  Wire owner (port);
   const std::string session = owner.play ("priv", {});
   ASSERT_NE (session, "") << camrelay.all_output ();
   EXPECT_NE (camrelay.wait_line ("client 127.0.0.1: plays /priv", 5s), "")
       << "an anonymous client is named as a user\n" << camrelay.all_output ();
   for (const auto &[method, target] : kSessionRequests) {
-    Connection intruder (port);
-    EXPECT_EQ (Connection::status_of (intruder.exchange (method, target, naming (method, session, {}))),
+    Wire intruder (port);
+    EXPECT_EQ (status_of (intruder.ask (method, target, naming (method, session, {}))),
         454) << method;
     const long before = owner.frames_after (0ms);
     EXPECT_GT (owner.frames_after (300ms), before) << "the owner's video stopped after " << method;
   }
-  EXPECT_EQ (Connection::status_of (owner.exchange ("GET_PARAMETER", "priv",
+  EXPECT_EQ (status_of (owner.ask ("GET_PARAMETER", "priv",
                 naming ("GET_PARAMETER", session, {}))), 200);
   const long before = owner.frames_after (0ms);
   EXPECT_GT (owner.frames_after (1s), before + 10);
@@ -473,9 +293,9 @@ TEST (SecurityAuth, ClientValuesCannotForgeLogLines)
   ASSERT_GT (port, 0) << camrelay.all_output ();
   const std::vector<std::string> names = {"evil\r\nclient 10.0.0.99: forged",
       "\x1b[2J\x1b[31mred\x1b[0m", std::string (3000, 'x'), "quote\"back\\slash"};
-  Connection client (port);
+  Wire client (port);
   for (const std::string &name : names)
-    EXPECT_EQ (Connection::status_of (client.exchange ("DESCRIBE", "front",
+    EXPECT_EQ (status_of (client.ask ("DESCRIBE", "front",
                   {basic (name + ":guess")})), 401);
   ASSERT_TRUE (camrelay.wait_count ("authentication failed for user", names.size (), 5s))
       << camrelay.all_output ();
@@ -511,17 +331,17 @@ TEST (SecurityAuth, GuessingIsRefusedPerAddress)
   const int port = camrelay.rtsp_port ();
   ASSERT_GT (port, 0) << camrelay.all_output ();
   ASSERT_NE (camrelay.wait_line ("front: connecting -> streaming", 20s), "");
-  Connection guesser (port);
+  Wire guesser (port);
   for (int i = 0; i < 10; i++)
-    EXPECT_EQ (Connection::status_of (guesser.exchange ("DESCRIBE", "front",
+    EXPECT_EQ (status_of (guesser.ask ("DESCRIBE", "front",
                   {basic ("alice:guess" + std::to_string (i))})), 401);
   ASSERT_NE (camrelay.wait_line ("10 failed logins within 60 s", 5s), "") << camrelay.all_output ();
   for (int i = 0; i < 5; i++)
-    EXPECT_EQ (Connection::status_of (guesser.exchange ("DESCRIBE", "front",
+    EXPECT_EQ (status_of (guesser.ask ("DESCRIBE", "front",
                   {basic ("alice:wonder")})), 401) << "a refused address got in";
-  Connection elsewhere (port, "127.0.0.2");
+  Wire elsewhere (port, "127.0.0.2");
   ASSERT_TRUE (elsewhere.ok ());
-  EXPECT_EQ (Connection::status_of (elsewhere.exchange ("DESCRIBE", "front",
+  EXPECT_EQ (status_of (elsewhere.ask ("DESCRIBE", "front",
                 {basic ("alice:wonder")})), 200) << camrelay.all_output ();
   EXPECT_NE (camrelay.wait_line ("client 127.0.0.2: connected", 5s), "");
   EXPECT_TRUE (camrelay.wait_count ("failed logins within", 1, 0ms));
@@ -546,8 +366,8 @@ TEST (SecurityAuth, ConcurrentLogLinesNeverMerge)
   for (int t = 0; t < kThreads; t++)
     threads.emplace_back ([port] {
       for (int round = 0; round < kRounds; round++) {
-        Connection client (port);
-        client.exchange ("DESCRIBE", "front", {basic ("mallory:guess")});
+        Wire client (port);
+        client.ask ("DESCRIBE", "front", {basic ("mallory:guess")});
       }
     });
   for (std::thread &t : threads)

@@ -4,32 +4,20 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <fstream>
 #include <string>
 #include <thread>
 
 #include "hostile_camera.h"
 #include "launcher_test_util.h"
+#include "security/security_wire.h"
 
 namespace {
 
 using namespace camrelay::launcher_test;
 using camtest::HostileRtspCamera;
 using camtest::Hostility;
-
-constexpr long kRssSlackKb = 50 * 1024;
-
-// VmRSS of `pid` in kB, or -1.
-long
-rss_kb (int pid)
-{
-  std::ifstream status ("/proc/" + std::to_string (pid) + "/status");
-  std::string line;
-  while (std::getline (status, line))
-    if (line.rfind ("VmRSS:", 0) == 0)
-      return std::atol (line.c_str () + 6);
-  return -1;
-}
+using camrelay::security_test::rss_kb;
+using camrelay::security_test::RSS_SLACK_KB;
 
 std::string
 header_lines (unsigned first, unsigned count)
@@ -112,7 +100,7 @@ TEST_F (SecurityStream, ClientSendingTwoMillionHeaderLinesIsClosed)
     RawRtsp attacker (port_);
     EXPECT_TRUE (flood_headers (attacker, pid, "OPTIONS " + url + " RTSP/1.0\r\nCSeq: 1\r\n",
         as_is, peak)) << "the connection is still open";
-    EXPECT_LE (peak - idle, kRssSlackKb) << "RSS " << idle << " kB idle, " << peak << " kB at most";
+    EXPECT_LE (peak - idle, RSS_SLACK_KB) << "RSS " << idle << " kB idle, " << peak << " kB at most";
     EXPECT_NE (camrelay_->wait_line ("sent a request with a header block over 256 lines", 5s), "")
         << camrelay_->all_output ();
   }
@@ -137,7 +125,7 @@ TEST_F (SecurityStream, ClientSendingTwoMillionHeaderLinesIsClosed)
     };
     EXPECT_TRUE (flood_headers (post, pid, "OPTIONS " + url + " RTSP/1.0\r\nCSeq: 1\r\n", encode,
         peak)) << "the connection is still open";
-    EXPECT_LE (peak - idle, kRssSlackKb) << "RSS " << idle << " kB idle, " << peak << " kB at most";
+    EXPECT_LE (peak - idle, RSS_SLACK_KB) << "RSS " << idle << " kB idle, " << peak << " kB at most";
     EXPECT_NE (camrelay_->wait_line ("sent an RTSP-over-HTTP tunnel carrying a request with a "
                                      "header block over 256 lines", 5s), "")
         << camrelay_->all_output ();
@@ -150,7 +138,7 @@ TEST_F (SecurityStream, ClientSendingTwoMillionHeaderLinesIsClosed)
     RawRtsp attacker (port_);
     EXPECT_TRUE (flood_headers (attacker, pid, "GET /cam HTTP/1.0\r\nx-sessioncookie: a1\r\n",
         as_is, peak)) << "the connection is still open";
-    EXPECT_LE (peak - idle, kRssSlackKb) << "RSS " << idle << " kB idle, " << peak << " kB at most";
+    EXPECT_LE (peak - idle, RSS_SLACK_KB) << "RSS " << idle << " kB idle, " << peak << " kB at most";
     EXPECT_NE (camrelay_->wait_line ("sent an HTTP message with a header block over 256 lines", 5s),
         "") << camrelay_->all_output ();
   }
@@ -181,7 +169,7 @@ TEST_F (SecurityStream, ClientSendingAnEndlessBodyIsClosed)
   }
   EXPECT_TRUE (refused || attacker.wait_closed_by_server (10s));
   peak = std::max (peak, rss_kb (camrelay_->pid ()));
-  EXPECT_LE (peak - idle, kRssSlackKb) << "RSS " << idle << " kB idle, " << peak << " kB at most";
+  EXPECT_LE (peak - idle, RSS_SLACK_KB) << "RSS " << idle << " kB idle, " << peak << " kB at most";
   EXPECT_NE (camrelay_->wait_line ("sent a request with a Content-Length of 4000000000", 5s), "")
       << camrelay_->all_output ();
   expect_still_playing (viewer, "after the endless body");
@@ -256,7 +244,7 @@ TEST_P (SecurityStreamCamera, HostileCameraAnswerIsCutAndRetried)
     std::this_thread::sleep_for (50ms);  // sampling memory, not waiting for an event
   }
   asker.join ();
-  EXPECT_LE (peak - idle, kRssSlackKb) << "RSS " << idle << " kB idle, " << peak << " kB at most";
+  EXPECT_LE (peak - idle, RSS_SLACK_KB) << "RSS " << idle << " kB idle, " << peak << " kB at most";
   expect_still_playing (viewer, "while the other camera misbehaved");
   hostile.stop ();
 }
