@@ -20,8 +20,9 @@
  * Every camera fault (refused, unresolved, timed out, 4xx/5xx, reset, stalled,
  * garbage) is retried with exponential backoff and ±20% jitter, forever by
  * default.  While the camera is away, #GstCameraSrc:fallback keeps a picture
- * going (by default the last keyframe, once per #GstCameraSrc:fallback-interval)
- * so that players and recorders do not time out.
+ * going (by default the last keyframe, once per #GstCameraSrc:fallback-interval,
+ * from #GstCameraSrc:fallback-after past the last frame, before the stall
+ * timeout) so that players and recorders do not time out.
  *
  * A manager thread of the element's own (joined when it stops) owns the state
  * machine: it builds each session's source and tears the inner chain down.
