@@ -230,8 +230,9 @@ on_camera_sample (GstCameraSrc *self, const SinkContext &ctx, GstSample *sample)
         p.last_keyframe.reset (gst_buffer_ref (buffer));
         p.last_keyframe_caps.reset (caps ? gst_caps_ref (caps) : nullptr);
       }
-    } else if (p.video.need_keyframe) {
-      // Audio starts with the video of the session.
+    } else if (p.video.need_keyframe && !p.video.bridged) {
+      // Audio starts with the video of the session (and goes on while
+      // fallback pictures stand in for a late video).
       return;
     }
     const Output *leader = ctx.kind == StreamKind::Audio ? &p.video : nullptr;
