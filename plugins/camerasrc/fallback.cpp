@@ -3,6 +3,7 @@
 // and size, sent by the manager thread once per fallback-interval.
 #include <gst/app/app.h>
 
+#include "camerasrc/backoff.h"
 #include "camerasrc/gstcamerasrc-private.h"
 
 namespace camrelay::camerasrc {
@@ -127,13 +128,26 @@ send_fallback (GstCameraSrc *self)
   Output &out = p.video;
   {
     Lock lock (p.lock);
-    // The camera is back (its first keyframe went out since the manager
-    // decided to send this): a picture now would land amid its frames.
-    if (out.session_started)
+    // While streaming, the camera is late (no frame went out for
+    // fallback-after) but not yet stalled: the pictures bridge the gap.
+    const bool late = p.state == GST_CAMERA_SRC_STATE_STREAMING;
+    if (late) {
+      // A frame went out since the manager decided to send this: the
+      // camera is on time again.
+      if (!out.session_started || p.settings.fallback_after == 0 || !p.stats.last_frame
+          || now_locked (p) - *p.stats.last_frame < ns (p.settings.fallback_after))
+        return;
+    } else if (out.session_started) {
+      // The camera is back (its first keyframe went out since the manager
+      // decided to send this): a picture now would land amid its frames.
       return;
+    }
     GstBuffer *frame = nullptr;
     GstCaps *caps = nullptr;
-    if (p.settings.fallback == GST_CAMERA_SRC_FALLBACK_FREEZE && p.last_keyframe) {
+    // A late camera is not known to be offline: the slate waits for the
+    // fault, and its last keyframe bridges the gap meanwhile.
+    if ((late || p.settings.fallback == GST_CAMERA_SRC_FALLBACK_FREEZE) && p.last_keyframe
+        && p.settings.fallback != GST_CAMERA_SRC_FALLBACK_NONE) {
       frame = gst_buffer_copy (p.last_keyframe.get ());
       caps = p.last_keyframe_caps.get ();
     } else if (p.settings.fallback == GST_CAMERA_SRC_FALLBACK_SLATE) {
@@ -155,6 +169,14 @@ send_fallback (GstCameraSrc *self)
     // moving the session's timeline (and the video away from the audio).
     const GstClockTime latency = p.settings.latency_ms * GST_MSECOND;
     const GstClockTime ts = now > latency ? now - latency : 0;
+    if (late && !out.bridged && out.appsrc) {
+      // The first picture amid the session: a gap (DISCONT), and the
+      // camera's delta frames wait for its next keyframe, since decoders
+      // now hold this picture as their reference.
+      out.bridged = true;
+      out.need_keyframe = true;
+      out.discont = true;
+    }
     Outgoing outgoing;
     if (!prepare_buffer (out, nullptr, frame, caps, ts, ts, false, outgoing))
       return;

@@ -42,7 +42,9 @@ constexpr guint64 DEFAULT_RETRY_DELAY_MAX = 30 * GST_SECOND;
 constexpr gint DEFAULT_MAX_RETRIES = -1;
 constexpr guint64 DEFAULT_TIMEOUT = 5 * GST_SECOND;
 constexpr guint64 DEFAULT_CONNECT_TIMEOUT = 10 * GST_SECOND;
-constexpr guint64 DEFAULT_FALLBACK_INTERVAL = GST_SECOND;
+constexpr guint64 DEFAULT_FALLBACK_INTERVAL = 500 * GST_MSECOND;
+// Fallback pictures start once no camera frame went out for this long.
+constexpr guint64 DEFAULT_FALLBACK_AFTER = 500 * GST_MSECOND;
 constexpr GstCameraSrcProtocols DEFAULT_PROTOCOLS = GST_CAMERA_SRC_PROTOCOLS_TCP;
 constexpr GstCameraSrcFallback DEFAULT_FALLBACK = GST_CAMERA_SRC_FALLBACK_FREEZE;
 // Streaming this long makes the next fault start the backoff from retry-delay.
@@ -74,6 +76,7 @@ struct Settings {
   guint64 connect_timeout = DEFAULT_CONNECT_TIMEOUT;
   GstCameraSrcFallback fallback = DEFAULT_FALLBACK;
   guint64 fallback_interval = DEFAULT_FALLBACK_INTERVAL;
+  guint64 fallback_after = DEFAULT_FALLBACK_AFTER;
 };
 
 // What goes to an output appsrc, decided under the lock.
@@ -199,6 +202,9 @@ struct GstCameraSrcPrivate {
   bool wake_due = false;
 
   camrelay::camerasrc::Stats stats;
+  // When the camera last delivered a video frame, sent or not (stats.last_frame
+  // is when one last went out): the stall timeout counts from it.
+  std::optional<camrelay::camerasrc::Clock::time_point> last_video_in;
   camrelay::camerasrc::StateTimes times;
   std::optional<camrelay::camerasrc::Clock::time_point> last_warning;
 };

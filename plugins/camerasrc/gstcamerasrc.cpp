@@ -20,8 +20,9 @@
  * Every camera fault (refused, unresolved, timed out, 4xx/5xx, reset, stalled,
  * garbage) is retried with exponential backoff and ±20% jitter, forever by
  * default.  While the camera is away, #GstCameraSrc:fallback keeps a picture
- * going (by default the last keyframe, once per #GstCameraSrc:fallback-interval)
- * so that players and recorders do not time out.
+ * going (by default the last keyframe, once per #GstCameraSrc:fallback-interval,
+ * from #GstCameraSrc:fallback-after past the last frame, before the stall
+ * timeout) so that players and recorders do not time out.
  *
  * A manager thread of the element's own (joined when it stops) owns the state
  * machine: it builds each session's source and tears the inner chain down.
@@ -76,6 +77,7 @@ enum {
   PROP_CONNECT_TIMEOUT,
   PROP_FALLBACK,
   PROP_FALLBACK_INTERVAL,
+  PROP_FALLBACK_AFTER,
   PROP_STATE,
   PROP_STATS,
 };
@@ -373,6 +375,10 @@ gst_camera_src_set_property (GObject *object, guint prop_id, const GValue *value
       p.reconsider = true;  // fallback pictures start or stop
       p.wake.notify_all ();
       break;
+    case PROP_FALLBACK_AFTER:
+      s.fallback_after = g_value_get_uint64 (value);
+      p.reconsider = true;  // the early fallback's deadline moves
+      break;
     case PROP_FALLBACK_INTERVAL:
       s.fallback_interval = g_value_get_uint64 (value);
       break;
@@ -478,6 +484,9 @@ gst_camera_src_get_property (GObject *object, guint prop_id, GValue *value, GPar
     case PROP_FALLBACK:
       g_value_set_enum (value, s.fallback);
       break;
+    case PROP_FALLBACK_AFTER:
+      g_value_set_uint64 (value, s.fallback_after);
+      break;
     case PROP_FALLBACK_INTERVAL:
       g_value_set_uint64 (value, s.fallback_interval);
       break;
@@ -541,7 +550,7 @@ gst_camera_src_preset_get_property_names (GstPreset *)
 {
   static const char *names[] = {"protocols", "latency", "audio", "retry-delay",
       "retry-delay-max", "retry-reset-time", "max-retries", "timeout", "connect-timeout",
-      "fallback", "fallback-interval", nullptr};
+      "fallback", "fallback-interval", "fallback-after", nullptr};
   return g_strdupv (const_cast<gchar **> (names));
 }
 
@@ -662,6 +671,11 @@ gst_camera_src_class_init (GstCameraSrcClass *klass)
       g_param_spec_uint64 ("fallback-interval", "Fallback interval (ns)",
           "Period of the fallback pictures while the camera is away, in nanoseconds",
           10 * GST_MSECOND, 60 * GST_SECOND, DEFAULT_FALLBACK_INTERVAL, rw));
+  g_object_class_install_property (gobject_class, PROP_FALLBACK_AFTER,
+      g_param_spec_uint64 ("fallback-after", "Fallback after (ns)",
+          "Start the fallback pictures once no video frame went out for this long while "
+          "streaming, before the stall timeout, in nanoseconds (0 = only after a fault)",
+          0, 3600 * GST_SECOND, DEFAULT_FALLBACK_AFTER, rw));
   g_object_class_install_property (gobject_class, PROP_STATE,
       g_param_spec_enum ("state", "State", "Connection state", GST_TYPE_CAMERA_SRC_STATE,
           GST_CAMERA_SRC_STATE_STOPPED, ro));

@@ -3,6 +3,8 @@
 // PAUSED->READY.  It connects, tears down, backs off (backoff.h), sends the
 // fallback pictures and reports every transition.  Its time is the element's
 // clock: it sleeps until a single-shot clock entry at its next deadline.
+#include <algorithm>
+
 #include "camerasrc/backoff.h"
 #include "camerasrc/camerauri.h"
 #include "camerasrc/gstcamerasrc-private.h"
@@ -232,7 +234,9 @@ manager_loop (GstCameraSrc *self)
     view.first_frame = p.first_frame;
     view.fallback = p.settings.fallback != GST_CAMERA_SRC_FALLBACK_NONE;
     view.timeout = p.settings.timeout;
-    view.last_frame = p.stats.last_frame;
+    view.last_frame = p.last_video_in;
+    view.fallback_after = p.settings.fallback_after;
+    view.last_output = p.stats.last_frame;
     return view;
   };
 
@@ -242,6 +246,8 @@ manager_loop (GstCameraSrc *self)
     bool reason_generic = false;
     std::string warning;
     bool had_video = false;
+    bool bridged = false;
+    std::optional<Clock::time_point> last_output;
     Settings settings;
     guint64 generation = 0;
     {
@@ -273,6 +279,8 @@ manager_loop (GstCameraSrc *self)
           reason_generic = p.fault.generic;
           warning = p.session_warning;
           had_video = p.video.session_started;
+          bridged = p.video.bridged;
+          last_output = p.stats.last_frame;
           p.fault.reason.reset ();
           break;
         case ManagerAction::Loop:
@@ -287,6 +295,8 @@ manager_loop (GstCameraSrc *self)
           break;
         case ManagerAction::Stall:
           action = ManagerAction::Fault;
+          bridged = p.video.bridged;
+          last_output = p.stats.last_frame;
           reason = "stalled: no video for " + std::to_string (settings.timeout / GST_MSECOND)
               + " ms";
           break;
@@ -387,9 +397,17 @@ manager_loop (GstCameraSrc *self)
         warn_fault (self, reason, location);
         retry_at = element_now (p) + ns (delay);
         // The fallback pictures start one interval after the camera is lost
-        // and keep their pace through failed attempts.
+        // (at most fallback-after after its last frame went out) and keep
+        // their pace through failed attempts; those that started while the
+        // camera was late go on at theirs.
         if (was_streaming) {
-          next_fallback = element_now (p) + ns (settings.fallback_interval);
+          const auto now = element_now (p);
+          if (!bridged) {
+            next_fallback = now + ns (settings.fallback_interval);
+            if (settings.fallback_after > 0 && last_output)
+              next_fallback = std::min (next_fallback,
+                  std::max (now, *last_output + ns (settings.fallback_after)));
+          }
           start_slate (self, slate);
         }
         break;

@@ -142,6 +142,7 @@ update_video_stats (GstCameraSrcPrivate &p, GstBuffer *buffer, GstCaps *caps, bo
   if (keyframe)
     s.keyframes++;
   s.last_frame = now;
+  p.last_video_in = now;
   s.bitrate_window.emplace_back (now, size);
   while (!s.bitrate_window.empty () && now - s.bitrate_window.front ().first > BITRATE_WINDOW)
     s.bitrate_window.pop_front ();
@@ -205,10 +206,20 @@ on_camera_sample (GstCameraSrc *self, const SinkContext &ctx, GstSample *sample)
       return;
     }
     if (ctx.kind == StreamKind::Video) {
-      if (out.need_keyframe && !keyframe)
+      if (out.need_keyframe && !keyframe) {
+        // Waiting for a keyframe after fallback pictures: the camera is
+        // alive all the same (no stall), only its frames cannot go out.
+        if (out.bridged)
+          p.last_video_in = now_locked (p);
         return;
+      }
       if (out.need_keyframe) {
         out.need_keyframe = false;
+        if (out.bridged) {
+          // Back after fallback pictures: a gap in the camera's frames.
+          out.bridged = false;
+          out.discont = true;
+        }
         if (!p.first_frame && p.state != GST_CAMERA_SRC_STATE_STREAMING) {
           p.first_frame = true;
           p.wake.notify_all ();
@@ -219,8 +230,9 @@ on_camera_sample (GstCameraSrc *self, const SinkContext &ctx, GstSample *sample)
         p.last_keyframe.reset (gst_buffer_ref (buffer));
         p.last_keyframe_caps.reset (caps ? gst_caps_ref (caps) : nullptr);
       }
-    } else if (p.video.need_keyframe) {
-      // Audio starts with the video of the session.
+    } else if (p.video.need_keyframe && !p.video.bridged) {
+      // Audio starts with the video of the session (and goes on while
+      // fallback pictures stand in for a late video).
       return;
     }
     const Output *leader = ctx.kind == StreamKind::Audio ? &p.video : nullptr;

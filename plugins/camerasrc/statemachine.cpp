@@ -30,7 +30,18 @@ next_action (const ManagerView &view, const ManagerDeadlines &deadlines, Clock::
   if (view.state != GST_CAMERA_SRC_STATE_STREAMING && view.fallback
       && now >= deadlines.next_fallback)
     return ManagerAction::Fallback;
+  if (now >= early_fallback_at (view, deadlines))
+    return ManagerAction::Fallback;
   return ManagerAction::None;
+}
+
+Clock::time_point
+early_fallback_at (const ManagerView &view, const ManagerDeadlines &deadlines)
+{
+  if (view.state != GST_CAMERA_SRC_STATE_STREAMING || !view.fallback || view.fallback_after == 0
+      || !view.last_output)
+    return NEVER;
+  return std::max (deadlines.next_fallback, *view.last_output + ns (view.fallback_after));
 }
 
 Clock::time_point
@@ -48,6 +59,7 @@ next_wake (const ManagerView &view, const ManagerDeadlines &deadlines, Clock::ti
       wake_at = std::min (wake_at, *view.last_frame + ns (view.timeout) + past);
     if (view.state != GST_CAMERA_SRC_STATE_STREAMING && view.fallback)
       wake_at = std::min (wake_at, deadlines.next_fallback);
+    wake_at = std::min (wake_at, early_fallback_at (view, deadlines));
   }
   if (wake_at == NEVER)
     return now + MANAGER_IDLE_BOUND;

@@ -44,7 +44,12 @@ struct ManagerView {
   bool first_frame = false;
   bool fallback = false;  // a fallback other than none is set
   guint64 timeout = 0;    // the stall timeout, ns (0 = never)
+  // The last video frame the camera delivered (the stall timeout counts from it).
   std::optional<Clock::time_point> last_frame;
+  // While streaming: fallback pictures once no camera frame went out for
+  // this long, ns (0 = only after a fault), and when the last one went out.
+  guint64 fallback_after = 0;
+  std::optional<Clock::time_point> last_output;
 };
 
 struct ManagerDeadlines {
@@ -59,10 +64,15 @@ struct ManagerDeadlines {
 ManagerAction next_action (const ManagerView &view, const ManagerDeadlines &deadlines,
     Clock::time_point now);
 
+// While streaming, when the next fallback picture is due because no camera
+// frame went out for `fallback_after` (the camera is late, not yet stalled):
+// at that instant, then at the fallback pace.  NEVER when it does not apply.
+Clock::time_point early_fallback_at (const ManagerView &view, const ManagerDeadlines &deadlines);
+
 // When to wake up at the latest: the first instant next_action () would act
 // on a deadline (a due attempt, the connect deadline while connecting, the
 // stall deadline of the last frame while streaming, the next fallback
-// picture while away) or `other` (one more, such as a slate's).  Without any,
+// picture while away or while a streaming camera is late) or `other` (one more, such as a slate's).  Without any,
 // MANAGER_IDLE_BOUND from `now`.  Events (a fault, the first keyframe, the
 // end of a file, a new location or setting, stopping) notify the manager.
 Clock::time_point next_wake (const ManagerView &view, const ManagerDeadlines &deadlines,

@@ -53,8 +53,9 @@ OutputTimeline::stamp (GstClockTime &pts, GstClockTime &dts, bool from_camera,
 void
 OutputTimeline::end_session ()
 {
-  if (session_started)
+  if (session_started && !bridged)
     discont = true;
+  bridged = false;
   need_keyframe = true;
   session_started = false;
 }

@@ -15,6 +15,9 @@ struct OutputTimeline {
   bool session_started = false;                // the session's first buffer went out
   bool need_keyframe = true;                   // drop until a keyframe
   bool discont = true;                         // flag the next buffer DISCONT
+  // Fallback pictures went out amid this session (the camera was late):
+  // its frames wait for its next keyframe, which goes out DISCONT.
+  bool bridged = false;
 
   // A timestamp of the current session on the output timeline (0 at least).
   GstClockTime map (GstClockTime ts) const;
@@ -28,7 +31,8 @@ struct OutputTimeline {
       const OutputTimeline *leader);
 
   // The camera session ended: what comes next (fallback or camera) follows a
-  // gap, unless this session never sent anything.
+  // gap, unless this session never sent anything or fallback pictures (which
+  // flagged the gap) went out since its last frame.
   void end_session ();
 };
 

@@ -17,6 +17,7 @@
 
 #include "common/element_names.h"
 #include "common/gstref.h"
+#include "camerasrc_test_util.h"
 #include "fake_camera.h"
 
 namespace {
@@ -332,6 +333,48 @@ TEST (CameraSrcAudioPad, AudioContinuesAcrossAReconnect)
   }, 15s)) << "audio did not come back after the camera reconnected";
   gst_element_set_state (p.pipeline.get (), GST_STATE_NULL);
 
+  std::lock_guard<std::mutex> lock (p.record.mutex);
+  expect_increasing (p.record.timestamps);
+  EXPECT_EQ (p.errors_and_eos (), 0);
+}
+
+// The camera's video is late (its audio is not): fallback pictures go out
+// while streaming, and the camera's audio keeps going out meanwhile.
+TEST (CameraSrcAudioPad, AudioContinuesWhileTheVideoIsLate)
+{
+  camtest::RtspCameraOptions options;
+  options.audio = "aac";
+  camtest::FakeRtspCamera camera (options);
+  ASSERT_TRUE (camera.start ());
+  AudioPipeline p (camera.uri ());
+  g_object_set (p.camerasrc, "timeout", static_cast<guint64> (30 * GST_SECOND), "fallback-after",
+      static_cast<guint64> (300 * GST_MSECOND), "fallback-interval",
+      static_cast<guint64> (100 * GST_MSECOND), nullptr);
+  gst_util_set_object_arg (G_OBJECT (p.camerasrc), "fallback", "freeze");
+  ASSERT_NE (gst_element_set_state (p.pipeline.get (), GST_STATE_PLAYING),
+      GST_STATE_CHANGE_FAILURE);
+  ASSERT_TRUE (p.wait ([] (const AudioRecord &r) { return r.timestamps.size () >= 15; }, 10s));
+
+  camera.stall ();  // the video only: the fake camera's stalls do not stop its audio
+  auto fallback_frames = [&p] {
+    camrelay::StructurePtr stats = camtest::get_stats (p.camerasrc);
+    return camtest::stat_u64 (stats.get (), camtest::names::STAT_FALLBACK_FRAMES);
+  };
+  const auto give_up = std::chrono::steady_clock::now () + 10s;
+  while (fallback_frames () < 2 && std::chrono::steady_clock::now () < give_up)
+    g_usleep (10000);
+  ASSERT_GE (fallback_frames (), 2u);
+  size_t before;
+  {
+    std::lock_guard<std::mutex> lock (p.record.mutex);
+    before = p.record.timestamps.size ();
+  }
+  // About a second of AAC (64 ms frames).
+  EXPECT_TRUE (p.wait ([before] (const AudioRecord &r) {
+    return r.timestamps.size () >= before + 15;
+  }, 5s)) << "the audio stopped while the video was late";
+  EXPECT_EQ (camtest::state_property (p.camerasrc), "streaming");
+  gst_element_set_state (p.pipeline.get (), GST_STATE_NULL);
   std::lock_guard<std::mutex> lock (p.record.mutex);
   expect_increasing (p.record.timestamps);
   EXPECT_EQ (p.errors_and_eos (), 0);

@@ -424,6 +424,42 @@ TEST (StateMachine, ConnectWhenDueThenFallbackWhileAway)
       ManagerAction::None);
 }
 
+// A streaming camera that is late: a fallback picture fallback-after past the
+// last frame that went out, then at the fallback pace; never with
+// fallback-after=0, fallback none, or before any frame went out.
+TEST (StateMachine, FallbackWhileStreamingOnceTheCameraIsLate)
+{
+  ManagerDeadlines deadlines;
+  deadlines.next_fallback = t0 - 10s;  // of an outage long ago
+  ManagerView late = view_in (GST_CAMERA_SRC_STATE_STREAMING);
+  late.fallback_after = 500 * GST_MSECOND;
+  late.last_frame = t0 - 1s;  // frames arrive, none went out (waiting for a keyframe)
+  late.last_output = t0 - 500ms;
+  EXPECT_EQ (early_fallback_at (late, deadlines), t0);
+  EXPECT_EQ (next_action (late, deadlines, t0 - 1ns), ManagerAction::None);
+  EXPECT_EQ (next_action (late, deadlines, t0), ManagerAction::Fallback);
+  EXPECT_EQ (next_wake (late, deadlines, NEVER, t0 - 100ms), t0);
+  // The next one at the pace the manager set after the last picture.
+  deadlines.next_fallback = t0 + 400ms;
+  EXPECT_EQ (next_action (late, deadlines, t0 + 399ms), ManagerAction::None);
+  EXPECT_EQ (next_wake (late, deadlines, NEVER, t0 + 1ms), t0 + 400ms);
+  // The stall still comes first once due.
+  late.last_frame = t0 - 5s - 1ns;
+  EXPECT_EQ (next_action (late, deadlines, t0 + 400ms), ManagerAction::Stall);
+
+  ManagerView off = late;
+  off.last_frame = t0;
+  off.fallback_after = 0;
+  EXPECT_EQ (early_fallback_at (off, deadlines), NEVER);
+  EXPECT_EQ (next_action (off, deadlines, t0 + 1s), ManagerAction::None);
+  off = late;
+  off.fallback = false;
+  EXPECT_EQ (early_fallback_at (off, deadlines), NEVER);
+  off = late;
+  off.last_output.reset ();
+  EXPECT_EQ (early_fallback_at (off, deadlines), NEVER);
+}
+
 TEST (StateMachine, WakesAtTheNearestDeadline)
 {
   ManagerDeadlines deadlines;

@@ -229,3 +229,178 @@ TEST (CameraSrcTime, FallbackPicturesKeepTheirPace)
   EXPECT_EQ (pts[2] - pts[1], kInterval);
   EXPECT_EQ (state_property (cam), "reconnecting");
 }
+
+// A camera that goes silent with its connection open is late before it is
+// stalled: fallback pictures start fallback-after past the last frame (not
+// at `timeout`), the first a DISCONT keyframe, then one per interval, the
+// state still `streaming`; the stall is still found at `timeout` and the
+// camera reconnected, and the pictures keep their pace through it.
+TEST (CameraSrcTime, FallbackStartsAtFallbackAfterWhileTheCameraIsLate)
+{
+  FakeMjpegCamera camera;
+  ASSERT_TRUE (camera.start ());
+  constexpr GstClockTime kTimeout = 2 * GST_SECOND;
+  constexpr GstClockTime kAfter = 500 * GST_MSECOND;
+  constexpr GstClockTime kInterval = 400 * GST_MSECOND;
+  ClockedCamera c;
+  ASSERT_TRUE (c.launch (camera.uri (), "fallback=freeze timeout=" + std::to_string (kTimeout)
+      + " fallback-after=" + std::to_string (kAfter) + " fallback-interval="
+      + std::to_string (kInterval)
+      + " connect-timeout=30000000000 retry-delay=30000000000 retry-delay-max=30000000000"));
+  ASSERT_TRUE (c.p.play ());
+  ASSERT_TRUE (c.p.wait_state ("streaming", kWait)) << c.p.describe_messages ();
+  const size_t index = c.p.state_messages ().size () - 1;
+  GstElement *cam = c.p.by_name ("cam");
+
+  camera.stall ();
+  ASSERT_TRUE (drain (c.p, camera));
+  const GstClockTime last_frame = c.now ();
+  ASSERT_EQ (last_frame, kStart);
+  const size_t camera_frames = c.p.frame_count ();
+
+  // Pictures at +0.5, 0.9, 1.3 and 1.7 s: before the stall, still streaming.
+  guint64 k = 0;
+  for (; last_frame + kAfter + k * kInterval <= last_frame + kTimeout; k++) {
+    ASSERT_EQ (c.pending_time (), last_frame + kAfter + k * kInterval) << "picture " << k;
+    ASSERT_TRUE (c.crank ());
+    ASSERT_TRUE (c.p.wait_frames (camera_frames + k + 1, kWait)) << "picture " << k;
+    const FrameRecord picture = c.p.frames ().back ();
+    EXPECT_TRUE (picture.keyframe) << "picture " << k;
+    EXPECT_EQ (picture.discont, k == 0) << "picture " << k;
+    camrelay::StructurePtr stats = get_stats (cam);
+    EXPECT_EQ (stat_u64 (stats.get (), names::STAT_FALLBACK_FRAMES), k + 1);
+    EXPECT_EQ (state_property (cam), "streaming");
+  }
+  ASSERT_EQ (k, 4u);
+  EXPECT_EQ (c.p.state_messages ().size (), index + 1) << c.p.describe_messages ();
+
+  // The stall, at `timeout` as before: reconnecting.
+  ASSERT_EQ (c.pending_time (), last_frame + kTimeout + 1);
+  ASSERT_TRUE (c.crank ());
+  ASSERT_TRUE (c.p.wait_state ("reconnecting", kWait, index + 1)) << c.p.describe_messages ();
+  EXPECT_EQ (state_message (c.p, index + 1).reason, "stalled: no video for 2000 ms");
+
+  // The pictures go on at their pace, with no second DISCONT.
+  EXPECT_EQ (c.pending_time (), last_frame + kAfter + k * kInterval);
+  ASSERT_TRUE (c.crank ());
+  ASSERT_TRUE (c.p.wait_frames (camera_frames + k + 1, kWait));
+  auto frames = c.p.frames ();
+  EXPECT_FALSE (frames.back ().discont);
+  for (size_t i = 1; i < frames.size (); i++)
+    EXPECT_GT (frames[i].pts, frames[i - 1].pts) << "frame " << i;
+  expect_valid_state_chain (c.p);
+}
+
+// fallback-after=0: as before it existed, nothing goes out until the stall
+// is found at `timeout`, and the pictures start one interval after it.
+TEST (CameraSrcTime, FallbackAfterZeroWaitsForTheStall)
+{
+  FakeMjpegCamera camera;
+  ASSERT_TRUE (camera.start ());
+  constexpr GstClockTime kTimeout = 2 * GST_SECOND;
+  constexpr GstClockTime kInterval = 400 * GST_MSECOND;
+  ClockedCamera c;
+  ASSERT_TRUE (c.launch (camera.uri (), "fallback=freeze fallback-after=0 timeout="
+      + std::to_string (kTimeout) + " fallback-interval=" + std::to_string (kInterval)
+      + " connect-timeout=30000000000 retry-delay=30000000000 retry-delay-max=30000000000"));
+  ASSERT_TRUE (c.p.play ());
+  ASSERT_TRUE (c.p.wait_state ("streaming", kWait)) << c.p.describe_messages ();
+  const size_t index = c.p.state_messages ().size () - 1;
+  GstElement *cam = c.p.by_name ("cam");
+
+  camera.stall ();
+  ASSERT_TRUE (drain (c.p, camera));
+  const GstClockTime last_frame = c.now ();
+  ASSERT_EQ (last_frame, kStart);
+  const size_t camera_frames = c.p.frame_count ();
+
+  ASSERT_EQ (c.pending_time (), last_frame + kTimeout + 1);
+  ASSERT_TRUE (c.crank ());
+  ASSERT_TRUE (c.p.wait_state ("reconnecting", kWait, index + 1)) << c.p.describe_messages ();
+  EXPECT_EQ (c.p.frame_count (), camera_frames);
+  camrelay::StructurePtr stats = get_stats (cam);
+  EXPECT_EQ (stat_u64 (stats.get (), names::STAT_FALLBACK_FRAMES), 0u);
+
+  EXPECT_EQ (c.pending_time (), last_frame + kTimeout + 1 + kInterval);
+  ASSERT_TRUE (c.crank ());
+  ASSERT_TRUE (c.p.wait_frames (camera_frames + 1, kWait));
+  EXPECT_TRUE (c.p.frames ().back ().discont);
+}
+
+// The camera resumes on the same connection, mid-GOP, after fallback
+// pictures began but before `timeout`: its delta frames (whose reference
+// the decoders no longer hold) wait for its keyframe, which goes out
+// DISCONT; no picture lands amid its frames and the timestamps increase.
+// Over RTSP, whose jitterbuffer waits on the pipeline's clock: on the real
+// clock.
+TEST (CameraSrcTime, CameraBackBeforeTimeoutResumesOnAKeyframe)
+{
+  RtspCameraOptions options;
+  options.fps = 30;
+  options.gop = 30;
+  FakeRtspCamera camera (options);
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, camera.uri (), "fallback=freeze timeout=30000000000 "
+      "fallback-after=300000000 fallback-interval=100000000 retry-delay=30000000000 "
+      "retry-delay-max=30000000000 connect-timeout=30000000000"));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_state ("streaming", kWait)) << p.describe_messages ();
+  ASSERT_TRUE (p.wait_frames (10, kWait));
+  GstElement *cam = p.by_name ("cam");
+
+  // Silent: pictures while still streaming.
+  camera.stall ();
+  auto fallback_frames = [cam] {
+    camrelay::StructurePtr stats = get_stats (cam);
+    return stat_u64 (stats.get (), names::STAT_FALLBACK_FRAMES);
+  };
+  const auto give_up = SteadyClock::now () + kWait;
+  while (fallback_frames () < 3 && SteadyClock::now () < give_up)
+    g_usleep (10000);
+  ASSERT_GE (fallback_frames (), 3u);
+  EXPECT_EQ (state_property (cam), "streaming");
+
+  // Back mid-GOP: wait for its frames to go out again (a delta after the
+  // pictures).
+  camera.resume ();
+  const size_t before = p.frame_count ();
+  bool live = false;
+  while (!live && SteadyClock::now () < give_up + kWait) {
+    p.wait_frames (p.frame_count () + 1, std::chrono::milliseconds (200));
+    auto frames = p.frames ();
+    for (size_t i = before; i < frames.size () && !live; i++)
+      live = !frames[i].keyframe;
+  }
+  ASSERT_TRUE (live);
+  EXPECT_EQ (state_property (cam), "streaming");
+  camrelay::StructurePtr stats = get_stats (cam);
+  EXPECT_EQ (stat_u64 (stats.get (), names::STAT_RECONNECTS), 0u);
+
+  // A fallback picture repeats a keyframe that went out before.
+  auto frames = p.frames ();
+  std::set<guint64> seen;
+  std::vector<bool> repeat (frames.size (), false);
+  for (size_t i = 0; i < frames.size (); i++) {
+    repeat[i] = frames[i].keyframe && seen.count (frames[i].checksum);
+    seen.insert (frames[i].checksum);
+  }
+  size_t first = 0;
+  while (first < frames.size () && !repeat[first])
+    first++;
+  ASSERT_LT (first, frames.size ());
+  EXPECT_TRUE (frames[first].discont) << "the first fallback picture, frame " << first;
+  for (size_t i = first + 1; i < frames.size (); i++) {
+    auto key = [&frames] (size_t j) {
+      return GST_CLOCK_TIME_IS_VALID (frames[j].dts) ? frames[j].dts : frames[j].pts;
+    };
+    EXPECT_GT (key (i), key (i - 1)) << "frame " << i;
+    if (repeat[i - 1] && !repeat[i]) {
+      EXPECT_TRUE (frames[i].keyframe) << "the camera's first frame after pictures, " << i;
+      EXPECT_TRUE (frames[i].discont) << "the camera's first frame after pictures, " << i;
+    }
+    if (repeat[i] && !repeat[i - 1]) {
+      EXPECT_TRUE (frames[i].discont) << "a picture amid the camera's frames, " << i;
+    }
+  }
+}
