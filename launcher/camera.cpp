@@ -384,6 +384,29 @@ Camera::state () const
   return state_;
 }
 
+void
+Camera::set_instant_start (bool enabled, uint64_t cache_max_bytes, uint64_t burst_max_bytes)
+{
+  instant_->enabled = enabled;
+  instant_->cache_max_bytes = cache_max_bytes;
+  instant_->burst_max_bytes = burst_max_bytes;
+  Lock l (lock_);
+  for (Feed &feed : feeds_)
+    if (feed.cache)
+      feed.cache->set_max_bytes (cache_max_bytes);
+}
+
+uint64_t
+Camera::gop_cache_bytes () const
+{
+  Lock l (lock_);
+  uint64_t bytes = 0;
+  for (const Feed &feed : feeds_)
+    if (feed.cache)
+      bytes += feed.cache->bytes ();
+  return bytes;
+}
+
 uint64_t
 Camera::bytes_out () const
 {
@@ -411,10 +434,11 @@ Camera::plan_media ()
 
 void
 Camera::attach_media (GstRTSPMedia *media, GstElement *video_src, GstElement *audio_src,
-    unsigned generation)
+    unsigned generation, std::shared_ptr<GopCache> cache)
 {
   Lock l (lock_);
   Feed feed;
+  feed.cache = std::move (cache);
   feed.media.reset (GST_RTSP_MEDIA (g_object_ref (media)));
   feed.video_src = ref_object (video_src);
   feed.audio_src = ref_object (audio_src);

@@ -32,6 +32,7 @@
 
 #include "common/gstref.h"
 #include "config.h"
+#include "instant_start.h"
 #include "log.h"
 
 namespace camrelay::launcher {
@@ -82,6 +83,12 @@ class Camera : public std::enable_shared_from_this<Camera> {
   std::string state () const;
   uint64_t bytes_out () const;
 
+  // Instant start (instant_start.h): the settings of this camera's joins,
+  // changed in place (a reload); the bytes its medias' GOP caches hold now.
+  void set_instant_start (bool enabled, uint64_t cache_max_bytes, uint64_t burst_max_bytes);
+  const std::shared_ptr<InstantStartSettings> &instant_start () const { return instant_; }
+  uint64_t gop_cache_bytes () const;
+
   // ---- for the media factory and the media (internal) --------------------
   struct MediaPlan {
     CapsPtr video;
@@ -92,7 +99,7 @@ class Camera : public std::enable_shared_from_this<Camera> {
   // The current media's generation (part of the factory's cache key).
   unsigned generation () const;
   void attach_media (GstRTSPMedia *media, GstElement *video_src, GstElement *audio_src,
-      unsigned generation);
+      unsigned generation, std::shared_ptr<GopCache> cache);
   void media_prepared (GstRTSPMedia *media, unsigned generation);
   void media_unprepared (GstRTSPMedia *media);
   void media_failed (GstRTSPMedia *media, unsigned generation, const char *why);
@@ -111,6 +118,7 @@ class Camera : public std::enable_shared_from_this<Camera> {
     bool held = false;               // we hold one prepare count on it
     bool prepared = false;           // it has been prepared once
     bool needs_keyframe = true;      // (re)starts on a keyframe
+    std::shared_ptr<GopCache> cache; // of its video, for instant start (or null)
   };
 
   explicit Camera (const CameraConfig &config);
@@ -162,6 +170,7 @@ class Camera : public std::enable_shared_from_this<Camera> {
   gint64 last_active_us_ = 0;
   uint64_t bytes_out_ = 0;
   std::string state_ = "stopped";
+  const std::shared_ptr<InstantStartSettings> instant_ = std::make_shared<InstantStartSettings> ();
 };
 
 }  // namespace camrelay::launcher

@@ -377,6 +377,9 @@ read_server (TableReader &reader, ServerConfig &server, const std::string &confi
   if (reader.read_duration_ms ("login_timeout", login_ms, 1000, 0, 3600 * 1000ull,
           "between 0s (never) and 1h") == Read::ok)
     server.login_timeout = static_cast<unsigned> (login_ms / 1000);
+  reader.read_bool ("instant_start", server.instant_start);
+  reader.read_integer ("gop_cache_max_bytes", server.gop_cache_max_bytes, 0, 1ll << 32);
+  reader.read_integer ("burst_max_bytes", server.burst_max_bytes, 0, 1ll << 32);
 
   read_multicast (reader, server);
 
@@ -562,6 +565,9 @@ read_camera (TableReader &reader, CameraConfig &camera, VendorLibrary &vendors,
   reader.read_integer ("max_clients", camera.max_clients, 0, std::numeric_limits<unsigned>::max ());
   reader.read_bool ("enabled", camera.enabled);
   reader.read_bool ("multicast", camera.multicast);
+  bool instant_start = true;
+  if (reader.read_bool ("instant_start", instant_start) == Read::ok)
+    camera.instant_start = instant_start;
   // Needs GStreamer initialised (camrelay does before reading its
   // configuration); without it, nothing is checked here and the camera
   // reports the problem when it starts.

@@ -22,6 +22,11 @@ struct ServerConfig {
   unsigned max_connections = 5000;        // RTSP connections open at once; 0 = no limit
   unsigned max_connections_per_ip = 256;  // of them from one client address; 0 = no limit
   unsigned login_timeout = 10;  // s a connection may go without a 2xx answer (but to OPTIONS); 0 = never
+  // Instant start (docs/instant-start.md): a joining client gets the
+  // camera's current GOP at once.  Cameras may override `instant_start`.
+  bool instant_start = true;
+  uint64_t gop_cache_max_bytes = 8u << 20;  // per camera: a bigger GOP is not kept
+  uint64_t burst_max_bytes = 8u << 20;      // per client: a bigger GOP is not sent
   std::string tls_cert;            // PEM files; both set = RTSPS
   std::string tls_key;
   // Multicast, for cameras with multicast = true: each such camera gets one
@@ -67,6 +72,7 @@ struct CameraConfig {
   bool enabled = true;
   bool multicast = false;
   std::string pipeline;              // optional custom fragment between camerasrc and the payloader
+  std::optional<bool> instant_start; // unset = server.instant_start
   int line = 0;                      // where the [[cameras]] entry starts, for messages
 };
 

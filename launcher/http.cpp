@@ -447,6 +447,15 @@ render_metrics (const Status &status)
   camera_family (writer, status, "camrelay_camera_bytes_out_total", "counter",
       "Bytes of the camera's video handed to its RTSP media (counted once, whatever the number of clients).",
       [] (const CameraStatus &camera) { return std::to_string (camera.bytes_out); });
+  camera_family (writer, status, "camrelay_camera_gop_cache_bytes", "gauge",
+      "Bytes of the camera's current GOP held for instant start.",
+      [] (const CameraStatus &camera) { return std::to_string (camera.gop_cache_bytes); });
+  camera_family (writer, status, "camrelay_camera_instant_starts_total", "counter",
+      "Clients that started from the camera's current GOP (instant start).",
+      [] (const CameraStatus &camera) { return std::to_string (camera.instant_starts); });
+  camera_family (writer, status, "camrelay_camera_live_starts_total", "counter",
+      "Clients that started live, at the camera's next keyframe (instant start off or not possible).",
+      [] (const CameraStatus &camera) { return std::to_string (camera.live_starts); });
 
   return writer.take ();
 }

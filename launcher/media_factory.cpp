@@ -314,7 +314,15 @@ camrelay_media_factory_configure (GstRTSPMediaFactory *factory, GstRTSPMedia *me
     return;
   }
   self->camera = new std::weak_ptr<Camera> (camera);
-  camera->attach_media (media, video.get (), audio.get (), self->generation);
+  // Every media keeps its GOP (cheap: references to packets sent anyway);
+  // whether joins use it is decided at each PLAY, so a reload can turn
+  // instant start on and off without replacing the media.
+  camrelay::ElementPtr payloader{gst_bin_get_by_name (GST_BIN (element.get ()), "pay0")};
+  std::shared_ptr<camrelay::GopCache> cache = payloader
+      ? camrelay::launcher::attach_gop_cache (media, payloader.get (), camera->instant_start (),
+          camera->config ().name)
+      : nullptr;
+  camera->attach_media (media, video.get (), audio.get (), self->generation, std::move (cache));
   g_signal_connect (media, "prepared", G_CALLBACK (+[] (GstRTSPMedia *media, gpointer) {
     auto *m = CAMRELAY_MEDIA (media);
     if (auto c = m->camera->lock ())

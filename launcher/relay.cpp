@@ -139,6 +139,22 @@ Relay::Published::set (std::shared_ptr<const Snapshot> next)
   // `previous` goes here, outside the lock.
 }
 
+namespace {
+
+// Each camera's instant-start settings: its own key, else the server's.
+void
+apply_instant_start (const Config &config, const Snapshot &snapshot)
+{
+  for (const CameraConfig &camera : config.cameras) {
+    auto it = snapshot.cameras.find (camera.name);
+    if (it != snapshot.cameras.end ())
+      it->second->set_instant_start (camera.instant_start.value_or (config.server.instant_start),
+          config.server.gop_cache_max_bytes, config.server.burst_max_bytes);
+  }
+}
+
+}  // namespace
+
 std::shared_ptr<Camera>
 Relay::add_camera (const CameraConfig &config, const std::vector<UserConfig> &users)
 {
@@ -222,6 +238,7 @@ Relay::start (const Config &config, GMainContext *context, std::string &error)
     if (camera.enabled)
       if (auto added = add_camera (camera, config.users))
         snapshot->cameras[camera.name] = std::move (added);
+  apply_instant_start (config, *snapshot);
   published_->set (std::move (snapshot));
   return true;
 }
@@ -313,6 +330,9 @@ Relay::status () const
           &c.frames_dropped);
     c.state = camera->state ();
     c.bytes_out = camera->bytes_out ();
+    c.gop_cache_bytes = camera->gop_cache_bytes ();
+    c.instant_starts = camera->instant_start ()->bursts;
+    c.live_starts = camera->instant_start ()->live_starts;
     c.up = c.state == camerasrc_names::STATE_STREAMING;
     c.clients = clients[name];
     status.cameras.push_back (std::move (c));
@@ -496,6 +516,7 @@ Relay::reload (const Config &config)
     if (auto camera_added = add_camera (camera, next->users))
       next->cameras[camera.name] = std::move (camera_added);
   }
+  apply_instant_start (config, *next);
   published_->set (next);
   Config running_config = config;
   running_config.server = config_.server;  // what actually runs
@@ -507,6 +528,9 @@ Relay::reload (const Config &config)
   running_config.server.max_connections = config.server.max_connections;
   running_config.server.max_connections_per_ip = config.server.max_connections_per_ip;
   running_config.server.login_timeout = config.server.login_timeout;
+  running_config.server.instant_start = config.server.instant_start;
+  running_config.server.gop_cache_max_bytes = config.server.gop_cache_max_bytes;
+  running_config.server.burst_max_bytes = config.server.burst_max_bytes;
   config_ = running_config;
   log_line ("reload: %u camera(s) added, %u removed, %u changed, %u untouched", added, removed,
       changed, kept);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "camera.h"  // log_line
+#include "instant_start.h"
 
 namespace camrelay::launcher {
 
@@ -228,6 +229,7 @@ on_send_message (GstRTSPClient *client, GstRTSPContext *ctx, GstRTSPMessage *mes
   const GstRTSPStatusCode code = message->type_data.response.code;
   if (ctx && ctx->method != GST_RTSP_OPTIONS && code >= 200 && code < 300)
     connection->authenticated = true;
+  prepare_instant_start (client, ctx, message);
 }
 
 }  // namespace

@@ -21,6 +21,9 @@ struct CameraStatus {
   uint64_t frames_dropped = 0; // by resilientqueue
   uint64_t clients = 0;        // RTSP clients playing this camera now
   uint64_t bytes_out = 0;      // handed to the RTSP media, once whatever the clients
+  uint64_t gop_cache_bytes = 0;     // held for instant start now
+  uint64_t instant_starts = 0;      // clients started from the cached GOP
+  uint64_t live_starts = 0;         // clients started live (no usable GOP, or not possible)
   StructurePtr camerasrc_stats;      // may be null (camera not running)
   StructurePtr resilientqueue_stats; // may be null
 };

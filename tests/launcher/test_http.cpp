@@ -640,6 +640,9 @@ sample_status ()
   door.frames_dropped = 29;
   door.clients = 3;
   door.bytes_out = G_GUINT64_CONSTANT (18446744073709551614);  // no float rounding
+  door.gop_cache_bytes = 524288;
+  door.instant_starts = 11;
+  door.live_starts = 4;
   door.camerasrc_stats = camerasrc_stats_like (33000000);
   door.resilientqueue_stats = resilientqueue_stats_like ();
   status.cameras.push_back (std::move (door));
@@ -679,6 +682,9 @@ TEST (Metrics, ParsesStrictlyWithHelpAndTypeForEveryFamily)
     {"camrelay_camera_frames_dropped_total", "counter"},
     {"camrelay_camera_clients", "gauge"},
     {"camrelay_camera_bytes_out_total", "counter"},
+    {"camrelay_camera_gop_cache_bytes", "gauge"},
+    {"camrelay_camera_instant_starts_total", "counter"},
+    {"camrelay_camera_live_starts_total", "counter"},
   };
   ASSERT_EQ (metrics.families.size (), expected_types.size ());
   for (const auto &[name, type] : expected_types) {
@@ -714,6 +720,9 @@ TEST (Metrics, PerCameraValues)
   EXPECT_EQ (metrics.value ("camrelay_camera_frames_dropped_total", door), "29");
   EXPECT_EQ (metrics.value ("camrelay_camera_clients", door), "3");
   EXPECT_EQ (metrics.value ("camrelay_camera_bytes_out_total", door), "18446744073709551614");
+  EXPECT_EQ (metrics.value ("camrelay_camera_gop_cache_bytes", door), "524288");
+  EXPECT_EQ (metrics.value ("camrelay_camera_instant_starts_total", door), "11");
+  EXPECT_EQ (metrics.value ("camrelay_camera_live_starts_total", door), "4");
 
   const std::map<std::string, std::string> yard = {{"camera", kAwkwardName}};
   EXPECT_EQ (metrics.value ("camrelay_camera_up", yard), "0");
@@ -759,7 +768,7 @@ TEST (Metrics, NoCamerasStillDeclaresEveryFamily)
   Status status;
   status.version = "0.1.0";
   Exposition metrics = parse_metrics (render_metrics (status));
-  EXPECT_EQ (metrics.families.size (), 14u);
+  EXPECT_EQ (metrics.families.size (), 17u);
   EXPECT_TRUE (metrics.families.at ("camrelay_camera_up").samples.empty ());
 }
 

@@ -1,0 +1,52 @@
+// Instant start: a client that starts playing a camera gets the camera's
+// current GOP at once (a catch-up burst right after its PLAY answer), then
+// the live packets, instead of waiting for the camera's next keyframe.
+//
+// Each media keeps a GopCache fed by a probe on its video payloader (pay0).
+// When the answer to a PLAY leaves (the client's "send-message" signal, before
+// gst-rtsp-server activates the client's transports), the join is prepared:
+// the GOP is taken from the cache, RTP-Info is set to its first packet, and
+// the video transport gets a sender of its own that sends the burst, then
+// the live packets that follow it, with continuous sequence numbers.  Audio
+// starts live.  See docs/instant-start.md.
+#pragma once
+
+#include <gst/rtsp-server/rtsp-server.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/gop_cache.h"
+
+namespace camrelay::launcher {
+
+// A camera's instant-start settings; changed in place by a reload, read by
+// the joins of every media of the camera.
+struct InstantStartSettings {
+  std::atomic<bool> enabled{true};
+  std::atomic<uint64_t> cache_max_bytes{8u << 20};  // per media (camera)
+  std::atomic<uint64_t> burst_max_bytes{8u << 20};  // per client
+  // What happened to the joins (for /metrics).
+  std::atomic<uint64_t> bursts{0};      // started from the cached GOP
+  std::atomic<uint64_t> live_starts{0}; // started live: no usable GOP, or a transport without bursts
+};
+
+// Keeps a GOP cache on `payloader` (the media's pay0) for the clients of
+// `media`; `camera` names it in log lines.  Returns the cache (for its
+// figures), or nullptr when `payloader` has no src pad.
+std::shared_ptr<GopCache> attach_gop_cache (GstRTSPMedia *media, GstElement *payloader,
+    std::shared_ptr<InstantStartSettings> settings, const std::string &camera);
+
+// The client's "send-message" handler: for the answer to a PLAY that starts
+// a session's video, prepares its join.  Any RTSP worker thread.
+void prepare_instant_start (GstRTSPClient *client, GstRTSPContext *ctx, GstRTSPMessage *message);
+
+// `rtp_info` (an RTP-Info header value) with the seq and rtptime of the
+// entry whose url ends with "/" + `control` replaced; "" when there is no
+// such entry.
+std::string rewrite_rtp_info (const std::string &rtp_info, const std::string &control,
+    uint16_t seq, uint32_t rtptime);
+
+}  // namespace camrelay::launcher
