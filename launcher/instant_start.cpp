@@ -3,9 +3,11 @@
 #include "instant_start.h"
 
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 #include "common/gstref.h"
+#include "instant_start_udp.h"
 #include "log.h"
 
 GST_DEBUG_CATEGORY_STATIC (instant_start_debug);
@@ -40,13 +42,6 @@ media_state_quark ()
   return quark;
 }
 
-GQuark
-joined_quark ()
-{
-  static GQuark quark = g_quark_from_static_string ("camrelay-instant-start-joined");
-  return quark;
-}
-
 GstPadProbeReturn
 feed_cache (GstPad *, GstPadProbeInfo *info, gpointer data)
 {
@@ -68,13 +63,20 @@ feed_cache (GstPad *, GstPadProbeInfo *info, gpointer data)
 // ---- the sender of a joining TCP client ----------------------------------------
 //
 // gst-rtsp-server sends a TCP client's packets through the callbacks its
-// client installed on the transport at SETUP.  A joining client's video
-// transport gets these in their place, before it is activated; they hand
-// everything on to the client's own, and the first live packet brings the
-// burst with it: [burst][packets since][live packet], one message, queued
-// behind the PLAY answer (which left before the transport was activated).
-// The stream calls them one at a time and never while a message of the
-// channel is still queued (its back-pressure check), so they need no lock.
+// client installed on the transport at SETUP, from the moment the PLAY
+// activates the transport, which is before the PLAY answer is queued.  A
+// joining client's video transport gets these in their place first
+// ("pre-play-request"); they hand everything on to the client's own:
+// - hold: from activation until the answer is queued ("play-request"), live
+//   packets are kept back (the answer must come first);
+// - burst: the first live packet after that brings the burst with it:
+//   [GOP][packets since][live packet], one message, behind the answer;
+// - catching up: live packets the burst held already are dropped;
+// - live: everything is handed on.
+// A client that starts without a burst goes from hold to live with what was
+// kept back.  The stream calls these one at a time and never while a
+// message of the channel is still queued (its back-pressure check); the
+// lock only hands the phase over from the client's thread.
 //
 // gst-rtsp-server has no getter for a transport's callbacks: the client's
 // are read from the transport's private structure, whose first fields have
@@ -92,6 +94,9 @@ struct TransportPrivateHead {
   GDestroyNotify list_notify;
 };
 
+// Live packets kept back while the PLAY answer is on its way (a few frames).
+constexpr size_t kMaxHeld = 1024;
+
 struct TcpJoin {
   GstRTSPSendFunc send_rtp = nullptr;
   GstRTSPSendFunc send_rtcp = nullptr;
@@ -99,10 +104,13 @@ struct TcpJoin {
   GstRTSPSendListFunc send_rtcp_list = nullptr;
   gpointer client = nullptr;  // what gst-rtsp-server passes them (not owned, as there)
   std::shared_ptr<GopCache> cache;
-  GopBurst burst;
   std::string camera;
-  enum class Phase { burst, catching_up, live } phase = Phase::burst;
-  uint16_t last_seq = 0;  // the newest packet sent, while catching up
+  enum class Phase { hold, burst, catching_up, live };
+  std::atomic<Phase> phase{Phase::hold};
+  std::mutex lock;                // guards the two below
+  GopBurst burst;                 // taken when the answer leaves; sent in the burst phase
+  std::vector<BufferPtr> held;    // kept back in the hold phase
+  uint16_t last_seq = 0;          // the newest packet sent, while catching up
 };
 
 bool
@@ -130,87 +138,107 @@ seq_of (GstBuffer *packet)
   return read_rtp_header (packet, header) ? header.seq : 0;
 }
 
-// The first call: the burst, the packets that came after it, and of
-// `live` (count `n`) those the burst did not hold already.
+// Hands `packets` (owned) on as one message.
 gboolean
-send_burst (TcpJoin &join, GstBuffer *const *live, guint n, guint8 channel)
+send_list (TcpJoin &join, std::vector<BufferPtr> &packets, guint8 channel)
 {
-  std::vector<BufferPtr> since;
-  if (n > 0 && !join.cache->since (join.burst.last_seq, seq_of (live[0]), since))
-    GST_WARNING ("camera %s: packets between the burst and the live ones are gone; "
-        "the client may see a gap", join.camera.c_str ());
-  GstBufferList *list = gst_buffer_list_new_sized (join.burst.packets.size () + since.size () + n);
-  uint16_t last = join.burst.last_seq;
-  for (BufferPtr &packet : join.burst.packets)
+  if (packets.empty ())
+    return TRUE;
+  GstBufferList *list = gst_buffer_list_new_sized (packets.size ());
+  for (BufferPtr &packet : packets)
     gst_buffer_list_add (list, packet.release ());
-  for (BufferPtr &packet : since) {
-    last = seq_of (packet.get ());
-    gst_buffer_list_add (list, packet.release ());
-  }
-  for (guint i = 0; i < n; i++) {
-    const uint16_t seq = seq_of (live[i]);
-    if (seq_after (seq, last)) {
-      last = seq;
-      gst_buffer_list_add (list, gst_buffer_ref (live[i]));
-    }
-  }
-  join.burst = GopBurst ();
-  join.last_seq = last;
-  join.phase = TcpJoin::Phase::catching_up;
-  GST_DEBUG ("camera %s: burst of %u packets sent", join.camera.c_str (),
-      gst_buffer_list_length (list));
   const gboolean sent = join.send_rtp_list (list, channel, join.client);
   gst_buffer_list_unref (list);
   return sent;
 }
 
-// Live packets that the burst may have held already (they were on their way
-// while it was taken): those are dropped.
+// A live packet (or list: `live`, count `n`) comes to a joining client.
 gboolean
-send_catching_up (TcpJoin &join, GstBuffer *const *live, guint n, guint8 channel)
+join_send (TcpJoin &join, GstBuffer *const *live, guint n, guint8 channel)
 {
-  GstBufferList *list = gst_buffer_list_new_sized (n);
-  for (guint i = 0; i < n; i++) {
-    const uint16_t seq = seq_of (live[i]);
-    if (join.phase == TcpJoin::Phase::live || seq_after (seq, join.last_seq)) {
-      join.phase = TcpJoin::Phase::live;
-      gst_buffer_list_add (list, gst_buffer_ref (live[i]));
+  std::vector<BufferPtr> out;
+  std::unique_lock<std::mutex> l (join.lock);
+  switch (join.phase.load ()) {
+    case TcpJoin::Phase::hold:
+      for (guint i = 0; i < n; i++)
+        join.held.emplace_back (gst_buffer_ref (live[i]));
+      if (join.held.size () > kMaxHeld)
+        join.held.erase (join.held.begin (), join.held.end () - kMaxHeld);
+      return TRUE;
+    case TcpJoin::Phase::live:  // without a burst: what was held, then this
+      out = std::move (join.held);
+      join.held.clear ();
+      l.unlock ();
+      for (guint i = 0; i < n; i++)
+        out.emplace_back (gst_buffer_ref (live[i]));
+      return send_list (join, out, channel);
+    case TcpJoin::Phase::burst: {
+      GopBurst burst = std::move (join.burst);
+      join.burst = GopBurst ();
+      join.held.clear ();  // the burst and the packets since hold them
+      join.phase = TcpJoin::Phase::catching_up;
+      l.unlock ();
+      out = std::move (burst.packets);
+      uint16_t last = burst.last_seq;
+      std::vector<BufferPtr> since;
+      if (n > 0 && !join.cache->since (last, seq_of (live[0]), since))
+        GST_WARNING ("camera %s: packets between the burst and the live ones are gone; "
+            "the client may see a gap", join.camera.c_str ());
+      for (BufferPtr &packet : since) {
+        last = seq_of (packet.get ());
+        out.push_back (std::move (packet));
+      }
+      for (guint i = 0; i < n; i++)
+        if (seq_after (seq_of (live[i]), last)) {
+          last = seq_of (live[i]);
+          out.emplace_back (gst_buffer_ref (live[i]));
+        }
+      join.last_seq = last;
+      GST_DEBUG ("camera %s: burst of %zu packets sent", join.camera.c_str (), out.size ());
+      return send_list (join, out, channel);
     }
+    case TcpJoin::Phase::catching_up:
+      l.unlock ();
+      for (guint i = 0; i < n; i++)
+        if (join.phase == TcpJoin::Phase::live || seq_after (seq_of (live[i]), join.last_seq)) {
+          join.phase = TcpJoin::Phase::live;
+          out.emplace_back (gst_buffer_ref (live[i]));
+        }
+      return send_list (join, out, channel);
   }
-  gboolean sent = TRUE;
-  if (gst_buffer_list_length (list) > 0)
-    sent = join.send_rtp_list (list, channel, join.client);
-  gst_buffer_list_unref (list);
-  return sent;
+  return TRUE;
 }
 
 gboolean
 join_send_rtp (GstBuffer *buffer, guint8 channel, gpointer data)
 {
   TcpJoin &join = *static_cast<TcpJoin *> (data);
-  switch (join.phase) {
-    case TcpJoin::Phase::live:
+  if (join.phase == TcpJoin::Phase::live) {
+    // Once live (and what was held gone), straight through.
+    std::unique_lock<std::mutex> l (join.lock, std::try_to_lock);
+    if (l.owns_lock () && join.held.empty ()) {
+      l.unlock ();
       return join.send_rtp (buffer, channel, join.client);
-    case TcpJoin::Phase::burst:
-      return send_burst (join, &buffer, 1, channel);
-    case TcpJoin::Phase::catching_up:
-      break;
+    }
   }
-  return send_catching_up (join, &buffer, 1, channel);
+  return join_send (join, &buffer, 1, channel);
 }
 
 gboolean
 join_send_rtp_list (GstBufferList *list, guint8 channel, gpointer data)
 {
   TcpJoin &join = *static_cast<TcpJoin *> (data);
-  if (join.phase == TcpJoin::Phase::live)
-    return join.send_rtp_list (list, channel, join.client);
   std::vector<GstBuffer *> live (gst_buffer_list_length (list));
   for (guint i = 0; i < live.size (); i++)
     live[i] = gst_buffer_list_get (list, i);
-  if (join.phase == TcpJoin::Phase::burst)
-    return send_burst (join, live.data (), live.size (), channel);
-  return send_catching_up (join, live.data (), live.size (), channel);
+  if (join.phase == TcpJoin::Phase::live) {
+    std::unique_lock<std::mutex> l (join.lock, std::try_to_lock);
+    if (l.owns_lock () && join.held.empty ()) {
+      l.unlock ();
+      return join.send_rtp_list (list, channel, join.client);
+    }
+  }
+  return join_send (join, live.data (), live.size (), channel);
 }
 
 gboolean
@@ -240,6 +268,37 @@ install_tcp_join (GstRTSPStreamTransport *trans, GstRTSPClient *client, TcpJoin 
   gst_rtsp_stream_transport_set_callbacks (trans, join_send_rtp, join_send_rtcp, join,
       [] (gpointer data) { delete static_cast<TcpJoin *> (data); });
   return true;
+}
+
+// A transport's join, from its first PLAY on (object data of the transport).
+struct TransportJoin {
+  TcpJoin *tcp = nullptr;             // owned by the transport's callbacks
+  std::shared_ptr<UdpJoin> udp;
+  bool answered = false;              // its PLAY answer left: later PLAYs join nothing
+};
+
+GQuark
+transport_join_quark ()
+{
+  static GQuark quark = g_quark_from_static_string ("camrelay-instant-start-join");
+  return quark;
+}
+
+// The media's instant-start state and the session's video transport, when
+// instant start applies to `ctx`'s PLAY.
+MediaState *
+joining_video (GstRTSPContext *ctx, GstRTSPStream **stream, GstRTSPStreamTransport **trans)
+{
+  if (!ctx || !ctx->sessmedia)
+    return nullptr;
+  GstRTSPMedia *media = gst_rtsp_session_media_get_media (ctx->sessmedia);
+  auto *state = media ? static_cast<MediaState *> (g_object_get_qdata (G_OBJECT (media),
+      media_state_quark ())) : nullptr;
+  if (!state)
+    return nullptr;
+  *stream = gst_rtsp_media_get_stream (media, 0);
+  *trans = gst_rtsp_session_media_get_transport (ctx->sessmedia, 0);
+  return *stream && *trans ? state : nullptr;
 }
 
 }  // namespace
@@ -292,66 +351,106 @@ rewrite_rtp_info (const std::string &rtp_info, const std::string &control, uint1
   return found ? out : "";
 }
 
-void
-prepare_instant_start (GstRTSPClient *client, GstRTSPContext *ctx, GstRTSPMessage *message)
+GstRTSPStatusCode
+instant_start_pre_play (GstRTSPClient *client, GstRTSPContext *ctx)
 {
-  if (!ctx || !ctx->sessmedia || ctx->method != GST_RTSP_PLAY || !message
+  GstRTSPStream *stream = nullptr;
+  GstRTSPStreamTransport *trans = nullptr;
+  MediaState *state = joining_video (ctx, &stream, &trans);
+  if (!state || g_object_get_qdata (G_OBJECT (trans), transport_join_quark ()))
+    return GST_RTSP_STS_OK;  // not ours, or it has a join (or played) already
+  auto *record = new TransportJoin;
+  g_object_set_qdata_full (G_OBJECT (trans), transport_join_quark (), record,
+      [] (gpointer data) { delete static_cast<TransportJoin *> (data); });
+  const GstRTSPTransport *transport = gst_rtsp_stream_transport_get_transport (trans);
+  GstRTSPConnection *connection = gst_rtsp_client_get_connection (client);
+  if (!state->settings->enabled)
+    return GST_RTSP_STS_OK;
+  if (transport->lower_transport == GST_RTSP_LOWER_TRANS_TCP
+      && !(connection && gst_rtsp_connection_is_tunneled (connection))) {
+    auto *join = new TcpJoin;
+    join->cache = state->cache;
+    join->camera = state->camera;
+    if (install_tcp_join (trans, client, join)) {
+      record->tcp = join;
+    } else {
+      static std::atomic<bool> logged{false};
+      if (!logged.exchange (true))
+        log_line ("instant start: this gst-rtsp-server's transports are not as expected; "
+            "clients start at the camera's next keyframe");
+      delete join;
+    }
+  } else if (transport->lower_transport == GST_RTSP_LOWER_TRANS_UDP) {
+    record->udp = register_udp_join (gst_rtsp_session_media_get_media (ctx->sessmedia), stream,
+        transport, state->cache, state->camera);
+  }
+  return GST_RTSP_STS_OK;
+}
+
+void
+prepare_instant_start (GstRTSPClient *, GstRTSPContext *ctx, GstRTSPMessage *message)
+{
+  if (!ctx || ctx->method != GST_RTSP_PLAY || !message
       || message->type != GST_RTSP_MESSAGE_RESPONSE
       || message->type_data.response.code != GST_RTSP_STS_OK)
     return;
-  GstRTSPMedia *media = gst_rtsp_session_media_get_media (ctx->sessmedia);
-  auto *state = media ? static_cast<MediaState *> (g_object_get_qdata (G_OBJECT (media),
-      media_state_quark ())) : nullptr;
-  if (!state || !state->settings->enabled)
-    return;
-  GstRTSPStream *stream = gst_rtsp_media_get_stream (media, 0);
-  GstRTSPStreamTransport *trans = gst_rtsp_session_media_get_transport (ctx->sessmedia, 0);
-  if (!stream || !trans || g_object_get_qdata (G_OBJECT (trans), joined_quark ()))
-    return;  // no video set up, or it has played before (a PLAY after PAUSE)
-  g_object_set_qdata (G_OBJECT (trans), joined_quark (), GINT_TO_POINTER (1));
-
-  const GstRTSPTransport *transport = gst_rtsp_stream_transport_get_transport (trans);
-  GstRTSPConnection *connection = gst_rtsp_client_get_connection (client);
-  const bool tcp = transport->lower_transport == GST_RTSP_LOWER_TRANS_TCP
-      && !(connection && gst_rtsp_connection_is_tunneled (connection));
-  if (!tcp) {
-    state->settings->live_starts++;
-    return;
-  }
-  std::string why;
-  GopBurst burst = state->cache->take (state->settings->burst_max_bytes, why);
-  const gchar *rtp_info = nullptr;
-  gst_rtsp_message_get_header (message, GST_RTSP_HDR_RTP_INFO, const_cast<gchar **> (&rtp_info), 0);
-  GCharPtr control{gst_rtsp_stream_get_control (stream)};
+  GstRTSPStream *stream = nullptr;
+  GstRTSPStreamTransport *trans = nullptr;
+  MediaState *state = joining_video (ctx, &stream, &trans);
+  auto *record = state ? static_cast<TransportJoin *> (g_object_get_qdata (G_OBJECT (trans),
+      transport_join_quark ())) : nullptr;
+  if (!record || record->answered)
+    return;  // a PLAY after PAUSE, or not ours
+  record->answered = true;
+  GopBurst burst;
+  std::string why = "instant start is off";
   std::string rewritten;
-  if (!burst.empty () && rtp_info && control)
-    rewritten = rewrite_rtp_info (rtp_info, control.get (), burst.first_seq, burst.first_timestamp);
-  if (burst.empty () || rewritten.empty ()) {
-    GST_DEBUG ("camera %s: client starts live: %s", state->camera.c_str (),
-        burst.empty () ? why.c_str () : "no RTP-Info for its video");
-    state->settings->live_starts++;
-    return;
+  if (record->tcp || record->udp) {
+    burst = state->cache->take (state->settings->burst_max_bytes, why);
+    const gchar *rtp_info = nullptr;
+    gst_rtsp_message_get_header (message, GST_RTSP_HDR_RTP_INFO, const_cast<gchar **> (&rtp_info), 0);
+    GCharPtr control{gst_rtsp_stream_get_control (stream)};
+    if (!burst.empty () && rtp_info && control)
+      rewritten = rewrite_rtp_info (rtp_info, control.get (), burst.first_seq, burst.first_timestamp);
+    if (!burst.empty () && rewritten.empty ()) {
+      why = "no RTP-Info for its video";
+      burst = GopBurst ();
+    }
+  } else {
+    why = "its transport takes no burst (multicast, HTTP tunnel)";
   }
-  auto *join = new TcpJoin;
-  join->cache = state->cache;
-  join->camera = state->camera;
-  join->burst = std::move (burst);
-  const unsigned frames = join->burst.frames;
-  const uint64_t bytes = join->burst.bytes;
-  if (!install_tcp_join (trans, client, join)) {
-    static std::atomic<bool> logged{false};
-    if (!logged.exchange (true))
-      log_line ("instant start: this gst-rtsp-server's transports are not as expected; "
-          "clients start at the camera's next keyframe");
-    delete join;
+  if (burst.empty ()) {
+    GST_DEBUG ("camera %s: client starts live: %s", state->camera.c_str (), why.c_str ());
     state->settings->live_starts++;
-    return;
+  } else {
+    GST_DEBUG ("camera %s: client joins with a burst of %u frames, %" G_GUINT64_FORMAT " bytes",
+        state->camera.c_str (), burst.frames, burst.bytes);
+    gst_rtsp_message_remove_header (message, GST_RTSP_HDR_RTP_INFO, -1);
+    gst_rtsp_message_add_header (message, GST_RTSP_HDR_RTP_INFO, rewritten.c_str ());
+    state->settings->bursts++;
   }
-  gst_rtsp_message_remove_header (message, GST_RTSP_HDR_RTP_INFO, -1);
-  gst_rtsp_message_add_header (message, GST_RTSP_HDR_RTP_INFO, rewritten.c_str ());
-  state->settings->bursts++;
-  GST_DEBUG ("camera %s: client joins with a burst of %u frames, %" G_GUINT64_FORMAT " bytes",
-      state->camera.c_str (), frames, bytes);
+  if (record->udp) {
+    start_udp_join (*record->udp, std::move (burst));
+  } else if (record->tcp) {
+    std::lock_guard<std::mutex> l (record->tcp->lock);
+    record->tcp->burst = std::move (burst);
+  }
+}
+
+void
+instant_start_play (GstRTSPClient *, GstRTSPContext *ctx)
+{
+  GstRTSPStream *stream = nullptr;
+  GstRTSPStreamTransport *trans = nullptr;
+  MediaState *state = joining_video (ctx, &stream, &trans);
+  auto *record = state ? static_cast<TransportJoin *> (g_object_get_qdata (G_OBJECT (trans),
+      transport_join_quark ())) : nullptr;
+  if (!record || !record->tcp)
+    return;
+  TcpJoin &join = *record->tcp;
+  std::lock_guard<std::mutex> l (join.lock);
+  if (join.phase == TcpJoin::Phase::hold)
+    join.phase = join.burst.empty () ? TcpJoin::Phase::live : TcpJoin::Phase::burst;
 }
 
 }  // namespace camrelay::launcher

@@ -3,12 +3,11 @@
 // the live packets, instead of waiting for the camera's next keyframe.
 //
 // Each media keeps a GopCache fed by a probe on its video payloader (pay0).
-// When the answer to a PLAY leaves (the client's "send-message" signal, before
-// gst-rtsp-server activates the client's transports), the join is prepared:
-// the GOP is taken from the cache, RTP-Info is set to its first packet, and
-// the video transport gets a sender of its own that sends the burst, then
-// the live packets that follow it, with continuous sequence numbers.  Audio
-// starts live.  See docs/instant-start.md.
+// A client's first PLAY of a session's video gets, in order: its video
+// transport held back (TCP: a sender of its own; UDP: its "add" to the UDP
+// sink stopped), the GOP taken from the cache and RTP-Info set to its first
+// packet, the answer, then the burst and the live packets after it, with
+// continuous sequence numbers.  Audio starts live.  See docs/instant-start.md.
 #pragma once
 
 #include <gst/rtsp-server/rtsp-server.h>
@@ -39,9 +38,14 @@ struct InstantStartSettings {
 std::shared_ptr<GopCache> attach_gop_cache (GstRTSPMedia *media, GstElement *payloader,
     std::shared_ptr<InstantStartSettings> settings, const std::string &camera);
 
-// The client's "send-message" handler: for the answer to a PLAY that starts
-// a session's video, prepares its join.  Any RTSP worker thread.
+// The three steps of a client's join, from its signal handlers (any RTSP
+// worker thread): "pre-play-request" (before the PLAY activates the
+// session's transports) sets the video transport up to hold its first live
+// packets; "send-message" with the PLAY answer takes the burst and sets
+// RTP-Info; "play-request" (the answer is queued) lets the burst go.
+GstRTSPStatusCode instant_start_pre_play (GstRTSPClient *client, GstRTSPContext *ctx);
 void prepare_instant_start (GstRTSPClient *client, GstRTSPContext *ctx, GstRTSPMessage *message);
+void instant_start_play (GstRTSPClient *client, GstRTSPContext *ctx);
 
 // `rtp_info` (an RTP-Info header value) with the seq and rtptime of the
 // entry whose url ends with "/" + `control` replaced; "" when there is no

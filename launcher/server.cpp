@@ -288,6 +288,9 @@ camrelay_rtsp_server_create_client (GstRTSPServer *server)
   }), nullptr);
   g_signal_connect (client, "pre-describe-request", G_CALLBACK (on_pre_describe), nullptr);
   g_signal_connect (client, "send-message", G_CALLBACK (on_send_message), nullptr);
+  g_signal_connect (client, "pre-play-request", G_CALLBACK (camrelay::launcher::instant_start_pre_play),
+      nullptr);
+  g_signal_connect (client, "play-request", G_CALLBACK (camrelay::launcher::instant_start_play), nullptr);
   return client;
 }
 
