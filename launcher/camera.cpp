@@ -167,6 +167,8 @@ Camera::create (const CameraConfig &config, GstRTSPServer *server, GMainContext 
         nullptr);
   gst_util_set_object_arg (G_OBJECT (src), "protocols", config.transport.c_str ());
   gst_util_set_object_arg (G_OBJECT (src), "fallback", config.fallback.c_str ());
+  g_object_set (src, "fallback-after", static_cast<guint64> (config.fallback_after_ms * GST_MSECOND),
+      nullptr);
   // A camera that went away is tried again every 0.5 to 1 s (camerasrc's own
   // backoff goes up to 30 s): clients have video again within about a second
   // of the camera's return, for the price of one connection attempt a second.
@@ -714,6 +716,12 @@ Camera::on_sample (bool audio, GstSample *sample)
     GstBuffer *out = gst_buffer_copy (buffer);  // metadata only; memory shared
     GST_BUFFER_PTS (out) = rebase (GST_BUFFER_PTS (buffer));
     GST_BUFFER_DTS (out) = rebase (GST_BUFFER_DTS (buffer));
+    // Each video buffer is a whole access unit: the payloader may end it at
+    // once instead of waiting for the next one's start code (rtph265pay
+    // 1.22 waits, a frame late, and then flags the keyframe's first packet
+    // as a delta unit, which hides keyframes from the GOP cache).
+    if (!audio)
+      GST_BUFFER_FLAG_SET (out, GST_BUFFER_FLAG_MARKER);
     if (target.new_caps)
       g_object_set (target.src.get (), "caps", target.new_caps.get (), nullptr);
     gst_app_src_push_buffer (GST_APP_SRC (target.src.get ()), out);

@@ -557,6 +557,8 @@ read_camera (TableReader &reader, CameraConfig &camera, VendorLibrary &vendors,
   reader.read_duration_ms ("buffer_time", camera.buffer_time_ms, 1, 1, 600 * 1000,
       "between 1ms and 10m");
   reader.read_choice ("fallback", camera.fallback, nicks (camerasrc_names::FALLBACKS));
+  reader.read_duration_ms ("fallback_after", camera.fallback_after_ms, 1, 0, 60 * 1000,
+      "between 0s (only once the camera is declared stalled) and 1m");
   reader.read_bool ("on_demand", camera.on_demand);
   uint64_t idle_ms;
   if (reader.read_duration_ms ("idle_timeout", idle_ms, 1000, 0, 86400 * 1000ull,

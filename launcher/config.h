@@ -65,6 +65,7 @@ struct CameraConfig {
   bool audio = true;
   uint64_t buffer_time_ms = 2000;    // resilientqueue max-size-time
   std::string fallback = camerasrc_names::FALLBACK_FREEZE;  // camerasrc `fallback`
+  uint64_t fallback_after_ms = 500;  // camerasrc `fallback-after`; 0 = once the stall is declared
   bool on_demand = false;
   unsigned idle_timeout = 30;        // s, with on_demand
   unsigned max_clients = 0;          // 0 = no limit

@@ -348,6 +348,7 @@ same_camera (const CameraConfig &a, const CameraConfig &b)
   return a.name == b.name && a.location == b.location && a.username == b.username
       && a.password == b.password && a.transport == b.transport && a.audio == b.audio
       && a.buffer_time_ms == b.buffer_time_ms && a.fallback == b.fallback
+      && a.fallback_after_ms == b.fallback_after_ms
       && a.on_demand == b.on_demand && a.idle_timeout == b.idle_timeout
       && a.max_clients == b.max_clients && a.users == b.users && a.enabled == b.enabled
       && a.multicast == b.multicast && a.pipeline == b.pipeline;

@@ -226,6 +226,38 @@ TEST (Config, ConnectionBoundsAreRead)
   EXPECT_EQ (result.config->http.max_connections, 20u);
 }
 
+TEST (Config, InstantStartAndFallbackKeysAreRead)
+{
+  ConfigResult result = parse ("[server]\n"
+                               "instant_start = false\n"
+                               "gop_cache_max_bytes = 1000000\n"
+                               "burst_max_bytes = 200000\n"
+                               "\n"
+                               "[[cameras]]\nname = \"a\"\nlocation = \"test://a\"\n"
+                               "instant_start = true\nfallback_after = \"250ms\"\n"
+                               "[[cameras]]\nname = \"b\"\nlocation = \"test://b\"\n"
+                               "fallback_after = 0\n");
+  ASSERT_TRUE (result.config) << testing::PrintToString (messages (result));
+  const Config &config = *result.config;
+  EXPECT_FALSE (config.server.instant_start);
+  EXPECT_EQ (config.server.gop_cache_max_bytes, 1000000u);
+  EXPECT_EQ (config.server.burst_max_bytes, 200000u);
+  ASSERT_EQ (config.cameras.size (), 2u);
+  EXPECT_EQ (config.cameras[0].instant_start, std::optional<bool> (true));
+  EXPECT_EQ (config.cameras[0].fallback_after_ms, 250u);
+  EXPECT_EQ (config.cameras[1].instant_start, std::nullopt);  // the server's
+  EXPECT_EQ (config.cameras[1].fallback_after_ms, 0u);
+
+  ConfigResult bad = parse ("[server]\ninstant_start = \"yes\"\nburst_max_bytes = -1\n"
+                            "[[cameras]]\nname = \"a\"\nlocation = \"test://a\"\n"
+                            "fallback_after = \"2m\"\n");
+  ASSERT_FALSE (bad.config);
+  const std::string all = testing::PrintToString (messages (bad));
+  EXPECT_NE (all.find ("server.instant_start"), std::string::npos) << all;
+  EXPECT_NE (all.find ("server.burst_max_bytes"), std::string::npos) << all;
+  EXPECT_NE (all.find ("fallback_after"), std::string::npos) << all;
+}
+
 TEST (Config, DefaultsOfAMinimalFile)
 {
   ConfigResult result = parse ("[[cameras]]\nname = \"cam\"\nlocation = \"rtsp://192.0.2.1/s\"\n");
@@ -241,6 +273,9 @@ TEST (Config, DefaultsOfAMinimalFile)
   EXPECT_EQ (config.server.max_connections, 5000u);
   EXPECT_EQ (config.server.max_connections_per_ip, 256u);
   EXPECT_EQ (config.server.login_timeout, 10u);
+  EXPECT_TRUE (config.server.instant_start);
+  EXPECT_EQ (config.server.gop_cache_max_bytes, 8u << 20);
+  EXPECT_EQ (config.server.burst_max_bytes, 8u << 20);
   EXPECT_EQ (config.http.max_connections, 1000u);
   EXPECT_EQ (config.server.tls_cert, "");
   EXPECT_EQ (config.server.tls_key, "");
@@ -264,6 +299,8 @@ TEST (Config, DefaultsOfAMinimalFile)
   EXPECT_TRUE (camera.audio);
   EXPECT_EQ (camera.buffer_time_ms, 2000u);
   EXPECT_EQ (camera.fallback, "freeze");
+  EXPECT_EQ (camera.fallback_after_ms, 500u);
+  EXPECT_EQ (camera.instant_start, std::nullopt);
   EXPECT_FALSE (camera.on_demand);
   EXPECT_EQ (camera.idle_timeout, 30u);
   EXPECT_EQ (camera.max_clients, 0u);
