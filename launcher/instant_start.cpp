@@ -107,6 +107,7 @@ struct TcpJoin {
   std::string camera;
   enum class Phase { hold, burst, catching_up, live };
   std::atomic<Phase> phase{Phase::hold};
+  std::atomic<bool> through{false};  // live with nothing held: straight to the client's senders
   std::mutex lock;                // guards the two below
   GopBurst burst;                 // taken when the answer leaves; sent in the burst phase
   std::vector<BufferPtr> held;    // kept back in the hold phase
@@ -168,6 +169,7 @@ join_send (TcpJoin &join, GstBuffer *const *live, guint n, guint8 channel)
     case TcpJoin::Phase::live:  // without a burst: what was held, then this
       out = std::move (join.held);
       join.held.clear ();
+      join.through = true;
       l.unlock ();
       for (guint i = 0; i < n; i++)
         out.emplace_back (gst_buffer_ref (live[i]));
@@ -200,8 +202,9 @@ join_send (TcpJoin &join, GstBuffer *const *live, guint n, guint8 channel)
     case TcpJoin::Phase::catching_up:
       l.unlock ();
       for (guint i = 0; i < n; i++)
-        if (join.phase == TcpJoin::Phase::live || seq_after (seq_of (live[i]), join.last_seq)) {
+        if (join.through || seq_after (seq_of (live[i]), join.last_seq)) {
           join.phase = TcpJoin::Phase::live;
+          join.through = true;
           out.emplace_back (gst_buffer_ref (live[i]));
         }
       return send_list (join, out, channel);
@@ -213,14 +216,8 @@ gboolean
 join_send_rtp (GstBuffer *buffer, guint8 channel, gpointer data)
 {
   TcpJoin &join = *static_cast<TcpJoin *> (data);
-  if (join.phase == TcpJoin::Phase::live) {
-    // Once live (and what was held gone), straight through.
-    std::unique_lock<std::mutex> l (join.lock, std::try_to_lock);
-    if (l.owns_lock () && join.held.empty ()) {
-      l.unlock ();
-      return join.send_rtp (buffer, channel, join.client);
-    }
-  }
+  if (join.through)
+    return join.send_rtp (buffer, channel, join.client);
   return join_send (join, &buffer, 1, channel);
 }
 
@@ -228,16 +225,11 @@ gboolean
 join_send_rtp_list (GstBufferList *list, guint8 channel, gpointer data)
 {
   TcpJoin &join = *static_cast<TcpJoin *> (data);
+  if (join.through)
+    return join.send_rtp_list (list, channel, join.client);
   std::vector<GstBuffer *> live (gst_buffer_list_length (list));
   for (guint i = 0; i < live.size (); i++)
     live[i] = gst_buffer_list_get (list, i);
-  if (join.phase == TcpJoin::Phase::live) {
-    std::unique_lock<std::mutex> l (join.lock, std::try_to_lock);
-    if (l.owns_lock () && join.held.empty ()) {
-      l.unlock ();
-      return join.send_rtp_list (list, channel, join.client);
-    }
-  }
   return join_send (join, live.data (), live.size (), channel);
 }
 
