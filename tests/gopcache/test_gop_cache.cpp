@@ -4,13 +4,13 @@
 #include <gst/rtp/gstrtpbuffer.h>
 #include <gtest/gtest.h>
 
-#include <cstring>
 #include <string>
 #include <vector>
 
 #include "common/gop_cache.h"
 #include "common/gstref.h"
 #include "instant_start.h"
+#include "rtp_packets.h"
 
 namespace {
 
@@ -21,31 +21,18 @@ using camrelay::RtpHeader;
 
 constexpr uint64_t kBig = 1u << 30;
 
-// An RTP packet (one memory: header and payload).  `keyframe` = not flagged
-// DELTA_UNIT, as a payloader sends the packets of a keyframe.
-BufferPtr
-make_packet (uint16_t seq, uint32_t timestamp, bool marker, bool keyframe, guint payload = 100)
-{
-  BufferPtr packet{gst_rtp_buffer_new_allocate (payload, 0, 0)};
-  GstRTPBuffer rtp = GST_RTP_BUFFER_INIT;
-  EXPECT_TRUE (gst_rtp_buffer_map (packet.get (), GST_MAP_WRITE, &rtp));
-  gst_rtp_buffer_set_payload_type (&rtp, 96);
-  gst_rtp_buffer_set_ssrc (&rtp, 0x12345678);
-  gst_rtp_buffer_set_seq (&rtp, seq);
-  gst_rtp_buffer_set_timestamp (&rtp, timestamp);
-  gst_rtp_buffer_set_marker (&rtp, marker);
-  memset (gst_rtp_buffer_get_payload (&rtp), seq & 0xff, payload);
-  gst_rtp_buffer_unmap (&rtp);
-  if (!keyframe)
-    GST_BUFFER_FLAG_SET (packet.get (), GST_BUFFER_FLAG_DELTA_UNIT);
-  return packet;
-}
+using gopcachetest::make_packet;
 
+// Read with GstRTPBuffer, and checked against the cache's own reader.
 RtpHeader
 header_of (GstBuffer *packet)
 {
+  const gopcachetest::RtpFields fields = gopcachetest::rtp_fields (packet);
   RtpHeader header;
   EXPECT_TRUE (camrelay::read_rtp_header (packet, header));
+  EXPECT_EQ (header.seq, fields.seq);
+  EXPECT_EQ (header.timestamp, fields.timestamp);
+  EXPECT_EQ (header.marker, fields.marker);
   return header;
 }
 
