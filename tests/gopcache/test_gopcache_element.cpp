@@ -9,6 +9,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/gstref.h"
@@ -46,6 +47,15 @@ get_burst (GstElement *element, guint64 max_bytes)
   GstBufferList *list = nullptr;
   g_signal_emit_by_name (element, "get-burst", max_bytes, &list);
   return BufferListPtr{list};
+}
+
+std::vector<GstBuffer *>
+packets_of (GstBufferList *list)
+{
+  std::vector<GstBuffer *> packets;
+  for (guint i = 0; i < gst_buffer_list_length (list); i++)
+    packets.push_back (gst_buffer_list_get (list, i));
+  return packets;
 }
 
 guint64
@@ -223,6 +233,56 @@ TEST (GopCacheElement, StoppingForgetsTheGop)
   EXPECT_FALSE (get_burst (h->element, 0));
 }
 
+TEST (GopCacheElement, BufferListsAreCachedToo)
+{
+  HarnessPtr h = make_harness ();
+  GstBufferList *list = gst_buffer_list_new ();
+  for (uint16_t i = 0; i < 4; i++)
+    gst_buffer_list_add (list, make_packet (10 + i, 3000 * (i / 2), i % 2 == 1, i < 2).release ());
+  ASSERT_EQ (gst_pad_push_list (h->srcpad, list), GST_FLOW_OK);
+  for (int i = 0; i < 4; i++)
+    BufferPtr{gst_harness_pull (h.get ())};
+  BufferListPtr burst = get_burst (h->element, 0);
+  ASSERT_TRUE (burst);
+  EXPECT_EQ (gst_buffer_list_length (burst.get ()), 4u);
+  EXPECT_EQ (rtp_fields (gst_buffer_list_get (burst.get (), 0)).seq, 10);
+}
+
+// get-burst from another thread while packets flow: every burst is whole
+// (from a keyframe's first packet, contiguous, in time order).
+TEST (GopCacheElement, BurstsWhileStreaming)
+{
+  HarnessPtr h = make_harness ();
+  GstElement *element = h->element;
+  std::atomic<bool> done{false};
+  std::atomic<unsigned> bursts{0};
+  std::thread taker ([&] {
+    for (unsigned i = 0; i < 1000000 && !done; i++) {
+      BufferListPtr burst = get_burst (element, 0);
+      if (!burst)
+        continue;
+      bursts++;
+      const std::vector<GstBuffer *> packets = packets_of (burst.get ());
+      EXPECT_FALSE (GST_BUFFER_FLAG_IS_SET (packets[0], GST_BUFFER_FLAG_DELTA_UNIT));
+      for (size_t k = 1; k < packets.size (); k++) {
+        EXPECT_EQ (rtp_fields (packets[k]).seq, static_cast<uint16_t> (rtp_fields (packets[0]).seq + k));
+        EXPECT_GE (rtp_fields (packets[k]).timestamp, rtp_fields (packets[k - 1]).timestamp);
+      }
+    }
+  });
+  Feeder feed{h.get ()};
+  // Until the other thread took bursts enough times to overlap pushes.
+  int frame = 0;
+  for (; frame < 200000 && (frame < 300 || bursts < 100); frame++)
+    feed.frame (frame % 10 == 0, 3);
+  EXPECT_GE (bursts.load (), 100u);
+  done = true;
+  taker.join ();
+  BufferListPtr last = get_burst (element, 0);
+  ASSERT_TRUE (last);
+  EXPECT_EQ (gst_buffer_list_length (last.get ()), 3u * (frame % 10 == 0 ? 10 : frame % 10));
+}
+
 // ---- with a real payloader -----------------------------------------------------
 
 // Runs `description` (which names a gopcache "cache") to EOS and returns its
@@ -253,14 +313,22 @@ struct Decoded {
   bool eos = false;  // else an error stopped it
 };
 
+// How to decode what a payloader sent.
+struct Codec {
+  const char *caps;
+  const char *decoder;  // from the depayloader to the decoder
+};
+const Codec kH264{kRtpCaps, "rtph264depay ! h264parse ! openh264dec"};
+const Codec kH265{"application/x-rtp, media=(string)video, clock-rate=(int)90000, "
+    "encoding-name=(string)H265, payload=(int)96", "rtph265depay ! h265parse ! libde265dec"};
+
 // Depayloads and decodes `packets` from the first, to EOS or an error.
 Decoded
-decode (const std::vector<GstBuffer *> &packets)
+decode (const std::vector<GstBuffer *> &packets, const Codec &codec = kH264)
 {
   GError *error = nullptr;
-  ElementPtr pipeline{gst_parse_launch (
-      (std::string ("appsrc name=src format=time caps=\"") + kRtpCaps + "\" ! rtph264depay ! "
-          "h264parse ! openh264dec ! fakesink name=sink sync=false").c_str (), &error)};
+  ElementPtr pipeline{gst_parse_launch ((std::string ("appsrc name=src format=time caps=\"")
+      + codec.caps + "\" ! " + codec.decoder + " ! fakesink name=sink sync=false").c_str (), &error)};
   EXPECT_FALSE (error) << (error ? error->message : "");
   g_clear_error (&error);
   if (!pipeline)
@@ -295,15 +363,6 @@ frames_in (const std::vector<GstBuffer *> &packets)
     if (i == 0 || rtp_fields (packets[i - 1]).marker)
       frames++;
   return frames;
-}
-
-std::vector<GstBuffer *>
-packets_of (GstBufferList *list)
-{
-  std::vector<GstBuffer *> packets;
-  for (guint i = 0; i < gst_buffer_list_length (list); i++)
-    packets.push_back (gst_buffer_list_get (list, i));
-  return packets;
 }
 
 // 40 frames with a keyframe every 15: the burst is frames 30 to 39, each cut
