@@ -14,8 +14,8 @@
 namespace gopcachetest {
 
 // `keyframe`: not flagged DELTA_UNIT, as a payloader sends the first packet
-// of a keyframe.  One memory, header and payload; the payload bytes are the
-// sequence number's low byte.
+// of a keyframe.  One memory, header and payload; the payload is what no
+// codec takes for a keyframe (0x41: an H.264 non-IDR slice, an H.265 VPS).
 inline camrelay::BufferPtr
 make_packet (uint16_t seq, uint32_t timestamp, bool marker, bool keyframe, guint payload = 100)
 {
@@ -27,7 +27,7 @@ make_packet (uint16_t seq, uint32_t timestamp, bool marker, bool keyframe, guint
   gst_rtp_buffer_set_seq (&rtp, seq);
   gst_rtp_buffer_set_timestamp (&rtp, timestamp);
   gst_rtp_buffer_set_marker (&rtp, marker);
-  memset (gst_rtp_buffer_get_payload (&rtp), seq & 0xff, payload);
+  memset (gst_rtp_buffer_get_payload (&rtp), 0x41, payload);
   gst_rtp_buffer_unmap (&rtp);
   if (!keyframe)
     GST_BUFFER_FLAG_SET (packet.get (), GST_BUFFER_FLAG_DELTA_UNIT);
