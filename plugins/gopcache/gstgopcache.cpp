@@ -13,7 +13,10 @@
  *
  * A packet that starts a frame (a new RTP timestamp, or the one after a
  * marker) and is not flagged #GST_BUFFER_FLAG_DELTA_UNIT starts a new GOP, as
- * the payloaders flag them.  In the burst, the frames before the newest one
+ * the payloaders flag them.  For H.264 and H.265 (the caps' encoding-name), a
+ * frame with a packet that holds an IDR or IRAP picture starts one too, from
+ * its first packet: rtph265pay 1.22 flags every packet of byte-stream input
+ * as a delta unit.  In the burst, the frames before the newest one
  * are re-stamped copies whose RTP timestamps are one tick apart just below
  * the newest frame's, so that a receiver shows them at once and is live
  * right after; sequence numbers are the originals', so the live packets
@@ -103,10 +106,9 @@ gst_gop_cache_sink_event (GstBaseTransform *base, GstEvent *event)
 {
   GstGopCache *self = GST_GOP_CACHE (base);
   if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP
-      || GST_EVENT_TYPE (event) == GST_EVENT_STREAM_START) {
+      || GST_EVENT_TYPE (event) == GST_EVENT_STREAM_START)
     GST_DEBUG_OBJECT (self, "%s: the GOP is forgotten", GST_EVENT_TYPE_NAME (event));
-    self->priv->cache.clear ();
-  }
+  self->priv->cache.handle_event (event);
   return GST_BASE_TRANSFORM_CLASS (parent_class)->sink_event (base, event);
 }
 

@@ -409,4 +409,26 @@ TEST (GopCacheElement, NoBurstFromAStreamWithBFrames)
   EXPECT_FALSE (burst);
 }
 
+// The same with H.265, fed as camrelay feeds it (byte-stream access units,
+// parameter sets before each keyframe by h265parse): rtph265pay 1.22 then
+// flags every packet as a delta unit, and the keyframes are found in the
+// payload (IRAP fragments).
+TEST (GopCacheElement, ABurstFromRtph265payDecodesFromItsFirstFrame)
+{
+  BufferListPtr burst = burst_of_pipeline (
+      "videotestsrc num-buffers=40 pattern=ball ! "
+      "video/x-raw,format=I420,width=320,height=240,framerate=30/1 ! "
+      "x265enc key-int-max=15 option-string=bframes=0 speed-preset=ultrafast ! "
+      "h265parse config-interval=-1 ! video/x-h265,stream-format=byte-stream,alignment=au ! "
+      "rtph265pay mtu=400 ! gopcache name=cache ! fakesink");
+  ASSERT_TRUE (burst);
+  const std::vector<GstBuffer *> packets = packets_of (burst.get ());
+  const unsigned frames = frames_in (packets);
+  EXPECT_EQ (frames, 10u);
+  EXPECT_GT (packets.size (), frames) << "frames of several packets";
+  const Decoded decoded = decode (packets, kH265);
+  EXPECT_TRUE (decoded.eos) << "decoding failed";
+  EXPECT_EQ (decoded.pictures, frames);
+}
+
 }  // namespace
