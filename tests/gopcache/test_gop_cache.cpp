@@ -1,5 +1,5 @@
-// Unit tests of the RTP GOP cache (plugins/common/gop_cache.*) and of the
-// launcher's RTP-Info rewrite (launcher/instant_start.h): no pipeline, no network.
+// Unit tests of the RTP GOP cache (plugins/common/gop_cache.*): no pipeline,
+// no network.
 #include <gst/gst.h>
 #include <gst/rtp/gstrtpbuffer.h>
 #include <gtest/gtest.h>
@@ -9,7 +9,6 @@
 
 #include "common/gop_cache.h"
 #include "common/gstref.h"
-#include "instant_start.h"
 #include "rtp_packets.h"
 
 namespace {
@@ -453,106 +452,7 @@ TEST (GopCache, NotRtpIsIgnored)
 
 // ---- keyframes found in the payload (H.264, H.265) --------------------------------
 
-using camrelay::holds_keyframe_picture;
-using camrelay::RtpVideoCodec;
-
-// An RTP packet with `payload`, `csrcs` CSRCs, an extension of `extension_words`
-// words when > 0, and `padding` bytes of padding; checked with GstRTPBuffer.
-BufferPtr
-packet_with_payload (uint16_t seq, uint32_t timestamp, bool marker, bool delta,
-    const std::vector<guint8> &payload, guint8 csrcs = 0, guint16 extension_words = 0,
-    guint8 padding = 0)
-{
-  std::vector<guint8> bytes{static_cast<guint8> (0x80 | (padding ? 0x20 : 0)
-      | (extension_words ? 0x10 : 0) | csrcs), static_cast<guint8> ((marker ? 0x80 : 0) | 96),
-      static_cast<guint8> (seq >> 8), static_cast<guint8> (seq), static_cast<guint8> (timestamp >> 24),
-      static_cast<guint8> (timestamp >> 16), static_cast<guint8> (timestamp >> 8),
-      static_cast<guint8> (timestamp), 0x12, 0x34, 0x56, 0x78};
-  for (int i = 0; i < 4 * csrcs; i++)
-    bytes.push_back (0x65);  // what an IDR NAL header looks like: must not be read as one
-  if (extension_words) {
-    bytes.insert (bytes.end (), {0xBE, 0xDE, static_cast<guint8> (extension_words >> 8),
-        static_cast<guint8> (extension_words)});
-    bytes.insert (bytes.end (), 4 * extension_words, 0x65);
-  }
-  bytes.insert (bytes.end (), payload.begin (), payload.end ());
-  for (int i = 0; i < padding; i++)
-    bytes.push_back (i + 1 == padding ? padding : 0x65);
-  BufferPtr packet{gst_buffer_new_memdup (bytes.data (), bytes.size ())};
-  if (delta)
-    GST_BUFFER_FLAG_SET (packet.get (), GST_BUFFER_FLAG_DELTA_UNIT);
-  GstRTPBuffer rtp = GST_RTP_BUFFER_INIT;
-  EXPECT_TRUE (gst_rtp_buffer_map (packet.get (), GST_MAP_READ, &rtp));
-  if (rtp.buffer) {
-    EXPECT_EQ (gst_rtp_buffer_get_payload_len (&rtp), payload.size ());
-    gst_rtp_buffer_unmap (&rtp);
-  }
-  return packet;
-}
-
-bool
-keyframe_in (RtpVideoCodec codec, const std::vector<guint8> &payload, guint8 csrcs = 0,
-    guint16 extension_words = 0, guint8 padding = 0)
-{
-  BufferPtr packet = packet_with_payload (1, 0, true, true, payload, csrcs, extension_words, padding);
-  return holds_keyframe_picture (packet.get (), codec);
-}
-
-TEST (KeyframeInPayload, CodecFromCaps)
-{
-  auto codec_of = [] (const char *caps_string) {
-    camrelay::CapsPtr caps{gst_caps_from_string (caps_string)};
-    return camrelay::rtp_video_codec (caps.get ());
-  };
-  EXPECT_EQ (codec_of ("application/x-rtp, media=video, encoding-name=H264"), RtpVideoCodec::h264);
-  EXPECT_EQ (codec_of ("application/x-rtp, media=video, encoding-name=H265"), RtpVideoCodec::h265);
-  EXPECT_EQ (codec_of ("application/x-rtp, media=video, encoding-name=h265"), RtpVideoCodec::h265);
-  EXPECT_EQ (codec_of ("application/x-rtp, media=video, encoding-name=JPEG"), RtpVideoCodec::other);
-  EXPECT_EQ (codec_of ("application/x-rtp, media=video"), RtpVideoCodec::other);
-  EXPECT_EQ (camrelay::rtp_video_codec (nullptr), RtpVideoCodec::other);
-}
-
-TEST (KeyframeInPayload, H264)
-{
-  const RtpVideoCodec h264 = RtpVideoCodec::h264;
-  EXPECT_TRUE (keyframe_in (h264, {0x65, 0x88, 0x84}));   // IDR slice
-  EXPECT_FALSE (keyframe_in (h264, {0x41, 0x9a, 0x02}));  // non-IDR slice
-  EXPECT_FALSE (keyframe_in (h264, {0x67, 0x42, 0x00}));  // SPS alone
-  // STAP-A: SPS, PPS, IDR; and SPS, PPS only.
-  EXPECT_TRUE (keyframe_in (h264, {0x78, 0x00, 0x02, 0x67, 0x42, 0x00, 0x02, 0x68, 0xce,
-      0x00, 0x02, 0x65, 0x88}));
-  EXPECT_FALSE (keyframe_in (h264, {0x78, 0x00, 0x02, 0x67, 0x42, 0x00, 0x02, 0x68, 0xce}));
-  // A unit size past the end is not read.
-  EXPECT_FALSE (keyframe_in (h264, {0x78, 0x00, 0x40, 0x67, 0x42, 0x65}));
-  // FU-A: the fragment header's type, first fragment or not.
-  EXPECT_TRUE (keyframe_in (h264, {0x7c, 0x85, 0x88}));
-  EXPECT_TRUE (keyframe_in (h264, {0x7c, 0x45, 0x88}));
-  EXPECT_FALSE (keyframe_in (h264, {0x5c, 0x81, 0x9a}));
-  // The payload is found past CSRCs, an extension and before padding.
-  EXPECT_TRUE (keyframe_in (h264, {0x65, 0x88}, 2, 3, 4));
-  EXPECT_FALSE (keyframe_in (h264, {0x41, 0x9a}, 2, 3, 4));
-  EXPECT_FALSE (keyframe_in (RtpVideoCodec::other, {0x65, 0x88}));
-}
-
-TEST (KeyframeInPayload, H265)
-{
-  const RtpVideoCodec h265 = RtpVideoCodec::h265;
-  EXPECT_TRUE (keyframe_in (h265, {0x26, 0x01, 0xaf}));   // IDR_W_RADL (19)
-  EXPECT_TRUE (keyframe_in (h265, {0x28, 0x01, 0xaf}));   // IDR_N_LP (20)
-  EXPECT_TRUE (keyframe_in (h265, {0x2a, 0x01, 0xaf}));   // CRA (21)
-  EXPECT_FALSE (keyframe_in (h265, {0x02, 0x01, 0xd0}));  // TRAIL_R (1)
-  EXPECT_FALSE (keyframe_in (h265, {0x40, 0x01, 0x0c}));  // VPS alone
-  // AP: VPS, SPS, PPS, IDR; and the parameter sets only.
-  EXPECT_TRUE (keyframe_in (h265, {0x60, 0x01, 0x00, 0x03, 0x40, 0x01, 0x0c, 0x00, 0x03, 0x42,
-      0x01, 0x01, 0x00, 0x03, 0x44, 0x01, 0xc0, 0x00, 0x03, 0x26, 0x01, 0xaf}));
-  EXPECT_FALSE (keyframe_in (h265, {0x60, 0x01, 0x00, 0x03, 0x40, 0x01, 0x0c, 0x00, 0x03, 0x42,
-      0x01, 0x01}));
-  // FU: the fragment header's type (S bit set, then neither S nor E).
-  EXPECT_TRUE (keyframe_in (h265, {0x62, 0x01, 0x93, 0xaf}));
-  EXPECT_TRUE (keyframe_in (h265, {0x62, 0x01, 0x15, 0xaf}));
-  EXPECT_FALSE (keyframe_in (h265, {0x62, 0x01, 0x81, 0xd0}));
-  EXPECT_TRUE (keyframe_in (h265, {0x26, 0x01}, 1, 1, 2));
-}
+using gopcachetest::packet_with_payload;
 
 // What rtph265pay 1.22 sends for byte-stream input: every packet flagged
 // DELTA_UNIT.  With the codec known, the GOP starts at the first packet of
@@ -629,49 +529,6 @@ TEST (GopCache, EventsClearAndSetTheCodec)
   feed.frame (true);
   cache.handle_event (eos.get ());
   EXPECT_GT (cache.bytes (), 0u) << "other events leave the GOP";
-}
-
-// ---- RTP-Info --------------------------------------------------------------------
-
-using camrelay::launcher::rewrite_rtp_info;
-
-TEST (RewriteRtpInfo, ReplacesTheVideoEntryOfTwo)
-{
-  const std::string in = "url=rtsp://127.0.0.1:8554/cam/stream=0;seq=100;rtptime=200, "
-                         "url=rtsp://127.0.0.1:8554/cam/stream=1;seq=5;rtptime=6";
-  EXPECT_EQ (rewrite_rtp_info (in, "stream=0", 65535, 4294967295u),
-      "url=rtsp://127.0.0.1:8554/cam/stream=0;seq=65535;rtptime=4294967295, "
-      "url=rtsp://127.0.0.1:8554/cam/stream=1;seq=5;rtptime=6");
-  EXPECT_EQ (rewrite_rtp_info (in, "stream=1", 1, 2),
-      "url=rtsp://127.0.0.1:8554/cam/stream=0;seq=100;rtptime=200, "
-      "url=rtsp://127.0.0.1:8554/cam/stream=1;seq=1;rtptime=2");
-}
-
-TEST (RewriteRtpInfo, KeepsTheEntriesOrder)
-{
-  const std::string in = "url=rtsp://h/cam/stream=1;seq=5;rtptime=6,"
-                         "url=rtsp://h/cam/stream=0;seq=100;rtptime=200";
-  EXPECT_EQ (rewrite_rtp_info (in, "stream=0", 7, 8),
-      "url=rtsp://h/cam/stream=1;seq=5;rtptime=6, url=rtsp://h/cam/stream=0;seq=7;rtptime=8");
-}
-
-TEST (RewriteRtpInfo, SpacesAroundEntries)
-{
-  const std::string in = "  url=rtsp://h/cam/stream=0;seq=1;rtptime=2,   url=rtsp://h/cam/stream=1;seq=3";
-  EXPECT_EQ (rewrite_rtp_info (in, "stream=1", 9, 10),
-      "url=rtsp://h/cam/stream=0;seq=1;rtptime=2, url=rtsp://h/cam/stream=1;seq=9;rtptime=10");
-  EXPECT_EQ (rewrite_rtp_info ("url=rtsp://h/cam/stream=0;seq=1;rtptime=2", "stream=0", 3, 4),
-      "url=rtsp://h/cam/stream=0;seq=3;rtptime=4");
-}
-
-TEST (RewriteRtpInfo, NoMatchingEntryGivesNothing)
-{
-  const std::string in = "url=rtsp://h/cam/stream=10;seq=1;rtptime=2, url=rtsp://h/cam/stream=1;seq=3;rtptime=4";
-  EXPECT_EQ (rewrite_rtp_info (in, "stream=0", 1, 2), "") << "stream=10 is not stream=0";
-  EXPECT_EQ (rewrite_rtp_info ("", "stream=0", 1, 2), "");
-  EXPECT_EQ (rewrite_rtp_info ("seq=1;rtptime=2", "stream=0", 1, 2), "");
-  EXPECT_EQ (rewrite_rtp_info ("url=stream=0;seq=1", "stream=0", 1, 2), "")
-      << "the control is the last path segment of the url";
 }
 
 }  // namespace
