@@ -114,6 +114,7 @@ holds_keyframe_picture (GstBuffer *packet, RtpVideoCodec codec)
   const gsize got = gst_buffer_extract (packet, begin, head, MIN (sizeof head, end - begin));
   // Aggregations (STAP-A, AP): each unit after the payload header, a 16-bit
   // size first.  Fragments (FU-A, FU): the fragment header names the type.
+  // H.265 without DONL fields (sprop-max-don-diff 0, as payloaders send).
   gsize units = 0;
   if (codec == RtpVideoCodec::h264) {
     const unsigned type = head[0] & 0x1f;
