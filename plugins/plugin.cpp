@@ -2,6 +2,7 @@
 #include <gst/gst.h>
 
 #include "camerasrc/gstcamerasrc.h"
+#include "gopcache/gstgopcache.h"
 #include "resilientqueue/gstresilientqueue.h"
 #include "testcamerasrc/gsttestcamerasrc.h"
 
@@ -10,6 +11,7 @@ plugin_init (GstPlugin *plugin)
 {
   gboolean registered = FALSE;
   registered |= GST_ELEMENT_REGISTER (camerasrc, plugin);
+  registered |= GST_ELEMENT_REGISTER (gopcache, plugin);
   registered |= GST_ELEMENT_REGISTER (resilientqueue, plugin);
   registered |= GST_ELEMENT_REGISTER (testcamerasrc, plugin);
   return registered;

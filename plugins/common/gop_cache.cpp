@@ -1,6 +1,8 @@
 // The current GOP of an RTP video stream (see gop_cache.h).
 #include "gop_cache.h"
 
+#include "codecs.h"
+
 namespace camrelay {
 
 namespace {
@@ -41,6 +43,105 @@ restamp_rtp (GstBuffer *packet, uint32_t timestamp)
   return copy;
 }
 
+namespace {
+
+// The payload's bounds: after the header, its CSRCs and extension, before
+// the padding.  False when the packet is too short for what it says.
+bool
+payload_bounds (GstBuffer *packet, gsize &begin, gsize &end)
+{
+  guint8 header[12];
+  const gsize size = gst_buffer_get_size (packet);
+  if (gst_buffer_extract (packet, 0, header, sizeof header) != sizeof header)
+    return false;
+  begin = 12 + 4 * (header[0] & 0x0f);
+  if (header[0] & 0x10) {  // extension: 4 bytes, then its length in words
+    guint8 extension[4];
+    if (gst_buffer_extract (packet, begin, extension, 4) != 4)
+      return false;
+    begin += 4 + 4 * ((extension[2] << 8) | extension[3]);
+  }
+  end = size;
+  if (header[0] & 0x20) {  // padding: its length is the last byte
+    guint8 padding = 0;
+    if (size == 0 || gst_buffer_extract (packet, size - 1, &padding, 1) != 1 || padding > size)
+      return false;
+    end = size - padding;
+  }
+  return begin < end;
+}
+
+bool
+h264_is_idr (guint8 nal_header)
+{
+  return (nal_header & 0x1f) == 5;
+}
+
+bool
+h265_is_irap (guint8 nal_header)
+{
+  const unsigned type = (nal_header >> 1) & 0x3f;
+  return type >= 16 && type <= 23;
+}
+
+}  // namespace
+
+RtpVideoCodec
+rtp_video_codec (const GstCaps *caps)
+{
+  const GstStructure *s = caps && gst_caps_get_size (caps) > 0 ? gst_caps_get_structure (caps, 0) : nullptr;
+  const gchar *encoding = s ? gst_structure_get_string (s, "encoding-name") : nullptr;
+  if (!encoding)
+    return RtpVideoCodec::other;
+  for (const RtpEncodingRow &row : RTP_ENCODINGS) {
+    if (g_ascii_strcasecmp (row.encoding_name, encoding) != 0)
+      continue;
+    if (g_str_equal (row.caps_name, "video/x-h264"))
+      return RtpVideoCodec::h264;
+    if (g_str_equal (row.caps_name, "video/x-h265"))
+      return RtpVideoCodec::h265;
+  }
+  return RtpVideoCodec::other;
+}
+
+bool
+holds_keyframe_picture (GstBuffer *packet, RtpVideoCodec codec)
+{
+  gsize begin = 0, end = 0;
+  if (codec == RtpVideoCodec::other || !packet || !payload_bounds (packet, begin, end))
+    return false;
+  guint8 head[3] = {0, 0, 0};
+  const gsize got = gst_buffer_extract (packet, begin, head, MIN (sizeof head, end - begin));
+  // Aggregations (STAP-A, AP): each unit after the payload header, a 16-bit
+  // size first.  Fragments (FU-A, FU): the fragment header names the type.
+  // H.265 without DONL fields (sprop-max-don-diff 0, as payloaders send).
+  gsize units = 0;
+  if (codec == RtpVideoCodec::h264) {
+    const unsigned type = head[0] & 0x1f;
+    if (type == 28 || type == 29)
+      return got >= 2 && h264_is_idr (head[1]);
+    if (type != 24)
+      return h264_is_idr (head[0]);
+    units = begin + 1;
+  } else {
+    const unsigned type = (head[0] >> 1) & 0x3f;
+    if (type == 49)
+      return got >= 3 && h265_is_irap (static_cast<guint8> ((head[2] & 0x3f) << 1));
+    if (type != 48)
+      return h265_is_irap (head[0]);
+    units = begin + 2;
+  }
+  while (units + 3 <= end) {
+    guint8 unit[3];
+    if (gst_buffer_extract (packet, units, unit, 3) != 3)
+      return false;
+    if (codec == RtpVideoCodec::h264 ? h264_is_idr (unit[2]) : h265_is_irap (unit[2]))
+      return true;
+    units += 2 + ((unit[0] << 8) | unit[1]);
+  }
+  return false;
+}
+
 GopCache::GopCache (uint64_t max_bytes) : max_bytes_ (max_bytes) {}
 
 void
@@ -72,22 +173,64 @@ GopCache::push (GstBuffer *packet)
   recent_.push_back (Packet{BufferPtr{gst_buffer_ref (packet)}, header, size});
   if (recent_.size () > kRecent)
     recent_.pop_front ();
+  if (new_frame) {
+    frame_.clear ();
+    frame_is_key_ = false;
+  }
+  frame_.push_back (Packet{BufferPtr{gst_buffer_ref (packet)}, header, size});
 
-  if (new_frame && !GST_BUFFER_FLAG_IS_SET (packet, GST_BUFFER_FLAG_DELTA_UNIT)) {
+  const bool keyframe = !frame_is_key_
+      && ((new_frame && !GST_BUFFER_FLAG_IS_SET (packet, GST_BUFFER_FLAG_DELTA_UNIT))
+          || holds_keyframe_picture (packet, codec_));
+  if (keyframe) {
+    // A new GOP, from the frame's first packet (those before this one may
+    // have gone to the previous GOP).
     if (reorder_cooldown_ > 0 && !reordered_in_gop_)
       reorder_cooldown_--;
     reordered_in_gop_ = false;
     over_ = false;
+    frame_is_key_ = true;
     drop_gop_locked ();
+    for (const Packet &p : frame_) {
+      gop_.push_back (Packet{BufferPtr{gst_buffer_ref (p.buffer.get ())}, p.header, p.size});
+      bytes_ += p.size;
+    }
   } else if (gop_.empty () || over_) {
     return;  // no keyframe yet, or this GOP is too big
+  } else {
+    gop_.push_back (Packet{BufferPtr{gst_buffer_ref (packet)}, header, size});
+    bytes_ += size;
   }
-  gop_.push_back (Packet{BufferPtr{gst_buffer_ref (packet)}, header, size});
-  bytes_ += size;
   if (bytes_ > max_bytes_) {
     over_ = true;
     drop_gop_locked ();
   }
+}
+
+void
+GopCache::handle_event (GstEvent *event)
+{
+  switch (GST_EVENT_TYPE (event)) {
+    case GST_EVENT_CAPS: {
+      GstCaps *caps = nullptr;
+      gst_event_parse_caps (event, &caps);
+      set_codec (rtp_video_codec (caps));
+      break;
+    }
+    case GST_EVENT_FLUSH_STOP:
+    case GST_EVENT_STREAM_START:
+      clear ();
+      break;
+    default:
+      break;
+  }
+}
+
+void
+GopCache::set_codec (RtpVideoCodec codec)
+{
+  std::lock_guard<std::mutex> l (lock_);
+  codec_ = codec;
 }
 
 void
@@ -96,6 +239,8 @@ GopCache::clear ()
   std::lock_guard<std::mutex> l (lock_);
   drop_gop_locked ();
   recent_.clear ();
+  frame_.clear ();
+  frame_is_key_ = false;
   have_last_ = false;
   over_ = false;
   reordered_in_gop_ = false;

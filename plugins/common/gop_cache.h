@@ -35,6 +35,16 @@ seq_after (uint16_t a, uint16_t b)
 // shared, the header is the copy's own.
 BufferPtr restamp_rtp (GstBuffer *packet, uint32_t timestamp);
 
+// The video codecs whose keyframes the cache can find in the payload, for
+// payloaders that do not flag them: rtph265pay (1.22) flags every packet
+// made from byte-stream input as a delta unit, keyframes' too.
+enum class RtpVideoCodec { other, h264, h265 };
+// The codec of RTP caps, from their encoding-name; other when neither.
+RtpVideoCodec rtp_video_codec (const GstCaps *caps);
+// Whether `packet`'s payload holds (part of) an IDR (H.264) or IRAP (H.265)
+// picture: in a single NAL unit, an aggregation or a fragment.
+bool holds_keyframe_picture (GstBuffer *packet, RtpVideoCodec codec);
+
 // A GOP as taken from the cache, ready to send to one receiver.
 struct GopBurst {
   std::vector<BufferPtr> packets;  // the keyframe's first packet first, then every packet since
@@ -50,9 +60,15 @@ class GopCache {
  public:
   explicit GopCache (uint64_t max_bytes);
 
-  // A packet the payloader sent (streaming thread).  A packet that is not
-  // flagged GST_BUFFER_FLAG_DELTA_UNIT and starts a frame starts a new GOP.
+  // A packet the payloader sent (streaming thread).  A frame starts a new
+  // GOP when its first packet is not flagged GST_BUFFER_FLAG_DELTA_UNIT, or,
+  // with an H.264 or H.265 codec set, when one of its packets holds an IDR
+  // or IRAP picture (the GOP then starts at the frame's first packet).
   void push (GstBuffer *packet);
+  // What the stream's events mean to the cache (streaming thread): CAPS set
+  // the codec, FLUSH_STOP and STREAM_START clear it.
+  void handle_event (GstEvent *event);
+  void set_codec (RtpVideoCodec codec);
   // Forgets everything (a flush, new caps); the next keyframe starts again.
   void clear ();
   // Above this many bytes the GOP is dropped and the cache waits for the
@@ -84,6 +100,9 @@ class GopCache {
 
   mutable std::mutex lock_;
   std::vector<Packet> gop_;           // from the keyframe's first packet
+  std::vector<Packet> frame_;         // the newest frame's packets so far
+  bool frame_is_key_ = false;         // the newest frame started the GOP
+  RtpVideoCodec codec_ = RtpVideoCodec::other;
   std::deque<Packet> recent_;         // the last kRecent packets, any GOP
   bool have_last_ = false;
   RtpHeader last_;                    // the previous packet
