@@ -53,9 +53,7 @@ feed_cache (GstPad *, GstPadProbeInfo *info, gpointer data)
     for (guint i = 0, n = gst_buffer_list_length (list); i < n; i++)
       cache.push (gst_buffer_list_get (list, i));
   } else if (info->type & GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM) {
-    const GstEventType type = GST_EVENT_TYPE (GST_PAD_PROBE_INFO_EVENT (info));
-    if (type == GST_EVENT_FLUSH_STOP || type == GST_EVENT_STREAM_START)
-      cache.clear ();
+    cache.handle_event (GST_PAD_PROBE_INFO_EVENT (info));  // the codec (caps), flushes
   }
   return GST_PAD_PROBE_OK;
 }
@@ -397,7 +395,9 @@ prepare_instant_start (GstRTSPClient *, GstRTSPContext *ctx, GstRTSPMessage *mes
   GopBurst burst;
   std::string why = "instant start is off";
   std::string rewritten;
-  if (record->tcp || record->udp) {
+  if (!state->settings->enabled) {
+    // counted below as a live start
+  } else if (record->tcp || record->udp) {
     burst = state->cache->take (state->settings->burst_max_bytes, why);
     const gchar *rtp_info = nullptr;
     gst_rtsp_message_get_header (message, GST_RTSP_HDR_RTP_INFO, const_cast<gchar **> (&rtp_info), 0);
