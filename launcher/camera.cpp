@@ -276,6 +276,8 @@ Camera::mark_stopped_locked ()
   retire_media_locked (true);
   video_caps_.reset ();
   audio_caps_.reset ();
+  gop_.clear ();
+  gop_bytes_ = 0;
   state_ = "stopped";
 }
 
@@ -629,6 +631,53 @@ Camera::on_state_message (const GstStructure *s)
     log_line ("camera %s: %s -> %s: %s", config_.name.c_str (), before, now, reason);
 }
 
+void
+Camera::keep_gop_locked (GstSample *sample, bool delta)
+{
+  GstBuffer *buffer = gst_sample_get_buffer (sample);
+  const bool reordered = GST_BUFFER_DTS_IS_VALID (buffer) && GST_BUFFER_PTS_IS_VALID (buffer)
+      && GST_BUFFER_DTS (buffer) != GST_BUFFER_PTS (buffer);
+  if (!delta || reordered) {
+    gop_.clear ();
+    gop_bytes_ = 0;
+  }
+  if (reordered || (delta && gop_.empty ()))
+    return;
+  gop_bytes_ += gst_buffer_get_size (buffer);
+  if (gop_bytes_ > instant_->cache_max_bytes) {
+    gop_.clear ();  // too big: the next keyframe starts again
+    gop_bytes_ = 0;
+    return;
+  }
+  gop_.emplace_back (gst_sample_ref (sample));
+}
+
+namespace {
+
+// A media's first frames: `gop` (the camera's frames since its keyframe, up
+// to the frame stamped `next_pts`) pushed to `src` just before that frame,
+// stamped a tenth of a millisecond apart (they are past; a client plays them
+// at once and is live right after).  Nothing when the media's clock is too
+// young to fit them.
+void
+push_gop (GstElement *src, const std::vector<SamplePtr> &gop, GstClockTime next_pts)
+{
+  if (!GST_CLOCK_TIME_IS_VALID (next_pts))
+    return;
+  const GstClockTime step = std::min<GstClockTime> (100 * GST_USECOND, next_pts / (gop.size () + 1));
+  if (step < 20 * GST_USECOND)  // under two RTP ticks (90 kHz): frames would share a timestamp
+    return;
+  for (size_t i = 0; i < gop.size (); i++) {
+    GstBuffer *frame = gst_buffer_copy (gst_sample_get_buffer (gop[i].get ()));
+    GST_BUFFER_PTS (frame) = next_pts - (gop.size () - i) * step;
+    GST_BUFFER_DTS (frame) = GST_BUFFER_PTS (frame);
+    GST_BUFFER_FLAG_SET (frame, GST_BUFFER_FLAG_MARKER);
+    gst_app_src_push_buffer (GST_APP_SRC (src), frame);
+  }
+}
+
+}  // namespace
+
 // A frame from the camera (an ingest streaming thread): to every media it feeds.
 void
 Camera::on_sample (bool audio, GstSample *sample)
@@ -640,6 +689,7 @@ Camera::on_sample (bool audio, GstSample *sample)
   struct Target {
     ElementPtr src;
     CapsPtr new_caps;
+    std::vector<SamplePtr> gop;  // sent first: the GOP up to this frame (a media's start)
   };
   std::vector<Target> targets;
   {
@@ -653,6 +703,10 @@ Camera::on_sample (bool audio, GstSample *sample)
                     : video_payloader (current.get ()) != video_payloader (caps));
       const bool had = current != nullptr;
       current.reset (gst_caps_ref (caps));
+      if (!audio) {  // frames of other caps are no start for a media
+        gop_.clear ();
+        gop_bytes_ = 0;
+      }
       caps_changed = true;
       caps_changed_.notify_all ();
       if (new_codec && (had || audio) && !feeds_.empty ()) {
@@ -666,6 +720,8 @@ Camera::on_sample (bool audio, GstSample *sample)
       }
     }
     const bool delta = GST_BUFFER_FLAG_IS_SET (buffer, GST_BUFFER_FLAG_DELTA_UNIT);
+    if (!audio)
+      keep_gop_locked (sample, delta);
     for (Feed &feed : feeds_) {
       GstElement *src = audio ? feed.audio_src.get () : feed.video_src.get ();
       if (!src)
@@ -676,15 +732,20 @@ Camera::on_sample (bool audio, GstSample *sample)
         feed.needs_keyframe = true;
         continue;
       }
+      std::vector<SamplePtr> gop;
       if (!audio && feed.needs_keyframe) {
-        if (delta)
+        if (delta && (!instant_->enabled || gop_.size () < 2 || gop_.back ().get () != sample))
           continue;
+        if (delta)  // the GOP so far, then this frame
+          for (size_t i = 0; i + 1 < gop_.size (); i++)
+            gop.emplace_back (gst_sample_ref (gop_[i].get ()));
         feed.needs_keyframe = false;
       }
       if (audio && feed.needs_keyframe)
         continue;  // audio starts with the video
       Target target;
       target.src = ref_object (src);
+      target.gop = std::move (gop);
       if (caps_changed)
         target.new_caps.reset (gst_caps_ref (caps));
       targets.push_back (std::move (target));
@@ -716,6 +777,8 @@ Camera::on_sample (bool audio, GstSample *sample)
     GstBuffer *out = gst_buffer_copy (buffer);  // metadata only; memory shared
     GST_BUFFER_PTS (out) = rebase (GST_BUFFER_PTS (buffer));
     GST_BUFFER_DTS (out) = rebase (GST_BUFFER_DTS (buffer));
+    if (!target.gop.empty ())
+      push_gop (target.src.get (), target.gop, GST_BUFFER_PTS (out));
     // Each video buffer is a whole access unit: the payloader may end it at
     // once instead of waiting for the next one's start code (rtph265pay
     // 1.22 waits, a frame late, and then flags the keyframe's first packet

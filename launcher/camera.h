@@ -144,6 +144,8 @@ class Camera : public std::enable_shared_from_this<Camera> {
   // Stopped as far as clients can see: no video, medias retired.  The
   // ingest's state change follows, outside the lock.
   void mark_stopped_locked ();
+  // Keeps `sample` (video) in gop_ when it belongs to the current GOP.
+  void keep_gop_locked (GstSample *sample, bool delta);
 
   CameraConfig config_;
   GstRTSPServer *server_ = nullptr;  // borrowed
@@ -159,6 +161,12 @@ class Camera : public std::enable_shared_from_this<Camera> {
   CapsPtr video_caps_;
   CapsPtr audio_caps_;
   std::vector<Feed> feeds_;
+  // The camera's video since its last keyframe: a media that starts (its
+  // first client) begins with it instead of waiting for the next keyframe,
+  // so that its first client starts at once too.  Empty while the stream
+  // reorders frames (B-frames) or the GOP is over the cache limit.
+  std::vector<SamplePtr> gop_;
+  uint64_t gop_bytes_ = 0;
   std::vector<Release> releases_;
   guint release_source_ = 0;
   unsigned generation_ = 0;          // of the current media; bumped to replace it
