@@ -130,13 +130,6 @@ read_client_senders (GstRTSPStreamTransport *trans, GstRTSPClient *client, TcpJo
   return true;
 }
 
-uint16_t
-seq_of (GstBuffer *packet)
-{
-  RtpHeader header;
-  return read_rtp_header (packet, header) ? header.seq : 0;
-}
-
 // Hands `packets` (owned) on as one message.
 gboolean
 send_list (TcpJoin &join, std::vector<BufferPtr> &packets, guint8 channel)
@@ -181,16 +174,16 @@ join_send (TcpJoin &join, GstBuffer *const *live, guint n, guint8 channel)
       out = std::move (burst.packets);
       uint16_t last = burst.last_seq;
       std::vector<BufferPtr> since;
-      if (n > 0 && !join.cache->since (last, seq_of (live[0]), since))
+      if (n > 0 && !join.cache->since (last, rtp_seq (live[0]), since))
         GST_WARNING ("camera %s: packets between the burst and the live ones are gone; "
             "the client may see a gap", join.camera.c_str ());
       for (BufferPtr &packet : since) {
-        last = seq_of (packet.get ());
+        last = rtp_seq (packet.get ());
         out.push_back (std::move (packet));
       }
       for (guint i = 0; i < n; i++)
-        if (seq_after (seq_of (live[i]), last)) {
-          last = seq_of (live[i]);
+        if (seq_after (rtp_seq (live[i]), last)) {
+          last = rtp_seq (live[i]);
           out.emplace_back (gst_buffer_ref (live[i]));
         }
       join.last_seq = last;
@@ -200,7 +193,7 @@ join_send (TcpJoin &join, GstBuffer *const *live, guint n, guint8 channel)
     case TcpJoin::Phase::catching_up:
       l.unlock ();
       for (guint i = 0; i < n; i++)
-        if (join.through || seq_after (seq_of (live[i]), join.last_seq)) {
+        if (join.through || seq_after (rtp_seq (live[i]), join.last_seq)) {
           join.phase = TcpJoin::Phase::live;
           join.through = true;
           out.emplace_back (gst_buffer_ref (live[i]));

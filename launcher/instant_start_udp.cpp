@@ -73,13 +73,6 @@ joiner_quark ()
   return quark;
 }
 
-uint16_t
-seq_of (GstBuffer *packet)
-{
-  RtpHeader header;
-  return read_rtp_header (packet, header) ? header.seq : 0;
-}
-
 // Sends `packet` to the join's client; false on a socket error.
 bool
 send_packet (UdpJoiner &joiner, UdpJoin &join, GstBuffer *packet)
@@ -110,7 +103,7 @@ send_packet (UdpJoiner &joiner, UdpJoin &join, GstBuffer *packet)
   }
   for (guint i = 0; i < mapped; i++)
     gst_memory_unmap (gst_buffer_peek_memory (packet, i), &maps[i]);
-  join.last_seq = seq_of (packet);
+  join.last_seq = rtp_seq (packet);
   join.sent_any = true;
   return sent;
 }
@@ -169,7 +162,7 @@ on_live_packet (GstPad *pad, GstPadProbeInfo *info, gpointer data)
   }
   if (joining.empty ())
     return GST_PAD_PROBE_OK;
-  const uint16_t live_seq = seq_of (first);
+  const uint16_t live_seq = rtp_seq (first);
   ElementPtr sink{gst_pad_get_parent_element (pad)};
   for (const auto &join : joining) {
     if (!advance (joiner, *join, live_seq))

@@ -25,6 +25,13 @@ struct RtpHeader {
 };
 // False when `packet` is not an RTP packet (too short, not version 2).
 bool read_rtp_header (GstBuffer *packet, RtpHeader &header);
+// The RTP sequence number of `packet` (0 when it is not RTP).
+inline uint16_t
+rtp_seq (GstBuffer *packet)
+{
+  RtpHeader header;
+  return read_rtp_header (packet, header) ? header.seq : 0;
+}
 // `a` comes after `b` in RTP sequence-number order (RFC 3550 wrap-around).
 inline bool
 seq_after (uint16_t a, uint16_t b)
