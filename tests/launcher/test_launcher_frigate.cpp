@@ -178,9 +178,11 @@ class FrigateTest : public ::testing::Test {
                        << ffmpeg.messages () << camrelay_->all_output ();
     const auto gap = longest_gap (frames, down, checked);
     EXPECT_LE (gap, MAX_GAP) << what << ": ffmpeg went that long without a picture";
-    // From 1 s into the outage (the camera's last frames and the fallback's
-    // start are behind): the fallback's pace (a picture every 0.5 s, not
-    // the camera's 30 a second), mostly one picture repeated.
+    // From 1 s into the outage: the fallback's pace (a picture every 0.5 s,
+    // not the camera's 30 a second), mostly one picture repeated.  Mostly:
+    // ffmpeg's decoder holds the camera's last pictures back (two for its
+    // reordering, one more for -threads 2) and gives them out as the
+    // fallback's first pictures push them.
     const Window outage = window (frames, down + 1s, up);
     if (up - down > 2s) {
       EXPECT_GT (outage.pictures, 0u) << what << ": no fallback picture";
