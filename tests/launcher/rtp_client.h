@@ -1,6 +1,6 @@
 // A minimal RTSP client for the launcher's integration tests that records
 // every video RTP packet it receives (TCP-interleaved or UDP), and tells the
-// packets that start an H.264 or H.265 keyframe.
+// packets that start an H.264 or H.265 keyframe's access unit.
 #pragma once
 
 #include <functional>
@@ -15,34 +15,71 @@ struct Packet {
   Clock::time_point arrived;
   guint16 seq = 0;
   guint32 rtptime = 0;
-  bool keyframe_start = false;  // its first NAL unit starts a keyframe's access unit
+  bool marker = false;        // the last packet of an access unit
+  bool opens_keyframe = false;  // its first NAL unit may open a keyframe's access unit
+  bool keyframe_slice = false;  // it carries (part of) a keyframe's slice
 };
 
-// Whether an RTP payload's first NAL unit is a parameter set or a keyframe
-// slice (alone, aggregated first, or the first fragment of one).
-inline bool
-starts_keyframe (const std::string &codec, const guint8 *payload, size_t size)
+// What the NAL units of an RTP payload (RFC 6184 / RFC 7798: single unit,
+// STAP-A / AP, FU-A / FU) say about keyframes: whether the first one may
+// open a keyframe's access unit (a parameter set, an access unit
+// delimiter, an SEI, or the start of a keyframe slice), and whether any is
+// (a fragment of) a keyframe slice.
+inline void
+read_nal_units (const std::string &codec, const guint8 *payload, size_t size, Packet &packet)
 {
-  if (codec == "h265") {
-    if (size < 3)
-      return false;
-    auto key = [] (int type) { return (type >= 16 && type <= 21) || (type >= 32 && type <= 34); };
-    int type = (payload[0] >> 1) & 0x3f;
-    if (type == 48)  // aggregation packet: the first unit's header after its size
-      return size >= 5 && key ((payload[4] >> 1) & 0x3f);
-    if (type == 49)  // fragmentation unit: the start of a fragmented unit
-      return (payload[2] & 0x80) && key (payload[2] & 0x3f);
-    return key (type);
+  const bool hevc = codec == "h265";
+  const size_t header = hevc ? 2 : 1;
+  auto type_at = [&] (size_t at) { return hevc ? (payload[at] >> 1) & 0x3f : payload[at] & 0x1f; };
+  auto is_slice = [&] (int type) { return hevc ? type >= 16 && type <= 21 : type == 5; };
+  auto may_open = [&] (int type) {
+    return is_slice (type) || (hevc ? (type >= 32 && type <= 35) || type == 39 : type >= 6 && type <= 9);
+  };
+  if (size <= header)
+    return;
+  const int type = type_at (0);
+  if (type == (hevc ? 48 : 24)) {  // aggregation: 16-bit size, unit; repeated
+    for (size_t at = header; at + 2 + header <= size;
+         at += 2 + ((payload[at] << 8) | payload[at + 1])) {
+      const int inner = type_at (at + 2);
+      if (at == header)
+        packet.opens_keyframe = may_open (inner);
+      packet.keyframe_slice = packet.keyframe_slice || is_slice (inner);
+    }
+  } else if (type == (hevc ? 49 : 28)) {  // fragment: FU header after the unit header
+    if (size <= header + 1)
+      return;
+    const guint8 fu = payload[header];
+    const int inner = hevc ? fu & 0x3f : fu & 0x1f;
+    packet.opens_keyframe = (fu & 0x80) && may_open (inner);
+    packet.keyframe_slice = is_slice (inner);
+  } else {
+    packet.opens_keyframe = may_open (type);
+    packet.keyframe_slice = is_slice (type);
   }
-  if (size < 2)
-    return false;
-  auto key = [] (int type) { return type == 5 || type == 7 || type == 8; };
-  int type = payload[0] & 0x1f;
-  if (type == 24)  // STAP-A
-    return size >= 4 && key (payload[3] & 0x1f);
-  if (type == 28)  // FU-A
-    return (payload[1] & 0x80) && key (payload[1] & 0x1f);
-  return key (type);
+}
+
+// Indexes of the packets that start a keyframe's access unit: the first
+// packet of an access unit (the first received, or after a marker), opening
+// it with a parameter set, delimiter, SEI or keyframe slice, in an access
+// unit that holds a keyframe slice.
+inline std::vector<size_t>
+keyframe_starts (const std::vector<Packet> &packets)
+{
+  std::vector<size_t> starts;
+  for (size_t i = 0; i < packets.size (); i++) {
+    if (!packets[i].opens_keyframe || (i > 0 && !packets[i - 1].marker))
+      continue;
+    for (size_t j = i; j < packets.size (); j++) {
+      if (packets[j].keyframe_slice) {
+        starts.push_back (i);
+        break;
+      }
+      if (packets[j].marker)
+        break;
+    }
+  }
+  return starts;
 }
 
 // A minimal RTSP client on 127.0.0.1: DESCRIBE, SETUP of the video stream
@@ -246,7 +283,8 @@ class RtpClient {
     packet.arrived = Clock::now ();
     packet.seq = static_cast<guint16> ((rtp[2] << 8) | rtp[3]);
     packet.rtptime = (guint32 (rtp[4]) << 24) | (guint32 (rtp[5]) << 16) | (guint32 (rtp[6]) << 8) | rtp[7];
-    packet.keyframe_start = starts_keyframe (codec_, rtp + header_size, size - header_size);
+    packet.marker = (rtp[1] & 0x80) != 0;
+    read_nal_units (codec_, rtp + header_size, size - header_size, packet);
     {
       std::lock_guard<std::mutex> lock (mutex_);
       packets_.push_back (packet);

@@ -27,18 +27,6 @@ constexpr auto FROM_CACHE = 1000ms;
 // Packets whose sequence numbers must follow each other from the first on.
 constexpr size_t CONTINUOUS_PACKETS = 400;
 
-// Indexes of the packets that start a keyframe's access unit (the first of a
-// run of keyframe-starting packets: parameter sets, then the slice).
-std::vector<size_t>
-keyframe_starts (const std::vector<Packet> &packets)
-{
-  std::vector<size_t> starts;
-  for (size_t i = 0; i < packets.size (); i++)
-    if (packets[i].keyframe_start && (i == 0 || !packets[i - 1].keyframe_start))
-      starts.push_back (i);
-  return starts;
-}
-
 long long
 ms_between (Clock::time_point from, Clock::time_point to)
 {
@@ -171,7 +159,9 @@ SeamTest::raw_client_joins_from_cache (bool tcp)
   ASSERT_TRUE (seq && rtptime) << "RTP-Info: " << client.rtp_info ();
   EXPECT_EQ (*seq, packets[0].seq) << "RTP-Info's seq is not the first packet's";
   EXPECT_EQ (*rtptime, packets[0].rtptime) << "RTP-Info's rtptime is not the first packet's";
-  EXPECT_TRUE (packets[0].keyframe_start) << "the first packet does not start a keyframe";
+  const std::vector<size_t> keyframes = keyframe_starts (packets);
+  ASSERT_FALSE (keyframes.empty ());
+  EXPECT_EQ (keyframes[0], 0u) << "the first packet does not start a keyframe";
   size_t breaks = 0;
   for (size_t i = 1; i < CONTINUOUS_PACKETS; i++)
     if (packets[i].seq != static_cast<guint16> (packets[i - 1].seq + 1)) {
@@ -181,8 +171,6 @@ SeamTest::raw_client_joins_from_cache (bool tcp)
     }
   EXPECT_EQ (breaks, 0u) << "sequence numbers not continuous";
 
-  const std::vector<size_t> keyframes = keyframe_starts (packets);
-  ASSERT_FALSE (keyframes.empty ());
   const auto first_keyframe = packets[keyframes[0]].arrived;
   const auto camera_keyframe = anchor_keyframe_after (client.played ());
   ASSERT_TRUE (camera_keyframe);
@@ -456,9 +444,9 @@ TEST_P (SeamOffTest, ClientsJoiningMidGopWaitForTheNextKeyframe)
   client.wait ([] (const std::vector<Packet> &p) { return !keyframe_starts (p).empty (); }, 10s);
   const std::vector<Packet> packets = client.packets ();
   ASSERT_FALSE (packets.empty ());
-  EXPECT_FALSE (packets[0].keyframe_start) << "the first packet starts a keyframe";
   const std::vector<size_t> keyframes = keyframe_starts (packets);
   ASSERT_FALSE (keyframes.empty ());
+  EXPECT_NE (keyframes[0], 0u) << "the first packet starts a keyframe";
   const auto first_keyframe = packets[keyframes[0]].arrived;
   std::printf ("%s %s, instant_start = false: PLAY -> first keyframe %lld ms (the camera's next: "
                "%lld ms)\n",
