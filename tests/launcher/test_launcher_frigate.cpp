@@ -85,7 +85,6 @@ longest_gap (const std::vector<DecodedFrame> &frames, Clock::time_point from, Cl
 struct Window {
   size_t pictures = 0;
   size_t most_repeated = 0;  // how many of them are the most frequent picture
-  Clock::duration shortest_interval = Clock::duration::max ();
 };
 
 Window
@@ -98,8 +97,6 @@ window (const std::vector<DecodedFrame> &frames, Clock::time_point from, Clock::
       continue;
     w.pictures++;
     w.most_repeated = std::max (w.most_repeated, ++counts[frames[i].md5]);
-    if (frames[i - 1].arrived >= from)
-      w.shortest_interval = std::min (w.shortest_interval, frames[i].arrived - frames[i - 1].arrived);
   }
   return w;
 }
@@ -186,7 +183,9 @@ class FrigateTest : public ::testing::Test {
     const Window outage = window (frames, down + 1s, up);
     if (up - down > 2s) {
       EXPECT_GT (outage.pictures, 0u) << what << ": no fallback picture";
-      EXPECT_GE (outage.shortest_interval, 300ms)
+      // Counted, not timed one by one: a loaded machine may bunch them.
+      const double seconds = seconds_between (down + 1s, up);
+      EXPECT_LE (static_cast<double> (outage.pictures), 4 * seconds + 2)
           << what << ": pictures at the camera's pace while it was away\n" << describe (frames, down);
       EXPECT_GE (2 * outage.most_repeated, outage.pictures)
           << what << ": the outage's pictures were not the fallback's repeated picture\n"
