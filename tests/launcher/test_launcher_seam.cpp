@@ -55,8 +55,9 @@ case_name (const ::testing::TestParamInfo<Case> &info)
 // tells when the camera's keyframes come through.
 class SeamTest : public ::testing::TestWithParam<Case> {
  protected:
-  // `server_keys`: lines added to [server].
-  void start (const std::string &codec, const std::string &server_keys = "")
+  // `server_keys`, `camera_keys`: lines added to [server] and to the camera.
+  void start (const std::string &codec, const std::string &server_keys = "",
+      const std::string &camera_keys = "")
   {
     codec_ = codec;
     camtest::RtspCameraOptions options;
@@ -67,7 +68,9 @@ class SeamTest : public ::testing::TestWithParam<Case> {
     options.codec = codec;
     camera_ = std::make_unique<camtest::FakeRtspCamera> (options);
     ASSERT_TRUE (camera_->start ());
-    std::string text = config_text (camera_entry ("cam", camera_->uri ()));
+    std::string camera = camera_entry ("cam", camera_->uri ());
+    camera.insert (camera.size () - 1, camera_keys.empty () ? "" : camera_keys + "\n");
+    std::string text = config_text (camera);
     text.insert (text.find ("\n\n[http]"), "\n" + server_keys);
     config_ = write_config (text);
     camrelay_ = std::make_unique<Launcher> (std::vector<std::string>{"-c", config_});
@@ -130,6 +133,7 @@ class SeamTest : public ::testing::TestWithParam<Case> {
   std::string url () const { return "rtsp://127.0.0.1:" + std::to_string (port_) + "/cam"; }
 
   void raw_client_joins_from_cache (bool tcp);
+  void raw_client_waits_for_the_next_keyframe (bool tcp);
   void ffmpeg_joins_cleanly (bool tcp);
   void rtspsrc_joins_cleanly (bool tcp);
 
@@ -426,38 +430,62 @@ INSTANTIATE_TEST_SUITE_P (Codecs, SeamTest,
         Case{"h265", false}),
     case_name);
 
-// instant_start = false: today's behaviour, which the cache must beat.  A
-// client joining mid-GOP gets live packets at once, from the middle of the
-// GOP, and its first keyframe is the camera's next one.
+// Instant start off: the behaviour the cache must beat.  A client joining
+// mid-GOP gets live packets at once, from the middle of the GOP, and its
+// first keyframe is the camera's next one.
 using SeamOffTest = SeamTest;
 
-TEST_P (SeamOffTest, ClientsJoiningMidGopWaitForTheNextKeyframe)
+void
+SeamTest::raw_client_waits_for_the_next_keyframe (bool tcp)
 {
-  start (GetParam ().codec, "instant_start = false");
-  if (HasFatalFailure ())
-    return;
+  SCOPED_TRACE (std::string ("raw RTP client over ") + (tcp ? "TCP" : "UDP"));
   wait_mid_gop ();
-  RtpClient client (port_, codec_, GetParam ().tcp);
+  RtpClient client (port_, codec_, tcp);
   ASSERT_TRUE (client.play ()) << client.failure () << camrelay_->all_output ();
   const auto camera_keyframe = anchor_keyframe_after (client.played ());
   ASSERT_TRUE (camera_keyframe);
   client.wait ([] (const std::vector<Packet> &p) { return !keyframe_starts (p).empty (); }, 10s);
   const std::vector<Packet> packets = client.packets ();
-  ASSERT_FALSE (packets.empty ());
   const std::vector<size_t> keyframes = keyframe_starts (packets);
   ASSERT_FALSE (keyframes.empty ());
   EXPECT_NE (keyframes[0], 0u) << "the first packet starts a keyframe";
   const auto first_keyframe = packets[keyframes[0]].arrived;
-  std::printf ("%s %s, instant_start = false: PLAY -> first keyframe %lld ms (the camera's next: "
+  std::printf ("%s %s, instant start off: PLAY -> first keyframe %lld ms (the camera's next: "
                "%lld ms)\n",
-      codec_.c_str (), GetParam ().tcp ? "tcp" : "udp",
-      ms_between (client.played (), first_keyframe), ms_between (client.played (), *camera_keyframe));
+      codec_.c_str (), tcp ? "tcp" : "udp", ms_between (client.played (), first_keyframe),
+      ms_between (client.played (), *camera_keyframe));
   EXPECT_GE (ms_between (client.played (), first_keyframe),
       ms_between (client.played (), *camera_keyframe) - 500)
       << "a keyframe before the camera's next";
 }
 
+TEST_P (SeamOffTest, ClientsJoiningMidGopWaitForTheNextKeyframe)
+{
+  start (GetParam ().codec, "instant_start = false");
+  if (!HasFatalFailure ())
+    raw_client_waits_for_the_next_keyframe (GetParam ().tcp);
+}
+
 INSTANTIATE_TEST_SUITE_P (Codecs, SeamOffTest,
     ::testing::Values (Case{"h264", true}, Case{"h264", false}), case_name);
+
+// A camera's instant_start overrides the server's, either way.
+using SeamKeyTest = SeamTest;
+
+TEST_P (SeamKeyTest, CameraKeyTurnsInstantStartOn)
+{
+  start (GetParam ().codec, "instant_start = false", "instant_start = true");
+  if (!HasFatalFailure ())
+    raw_client_joins_from_cache (GetParam ().tcp);
+}
+
+TEST_P (SeamKeyTest, CameraKeyTurnsInstantStartOff)
+{
+  start (GetParam ().codec, "instant_start = true", "instant_start = false");
+  if (!HasFatalFailure ())
+    raw_client_waits_for_the_next_keyframe (GetParam ().tcp);
+}
+
+INSTANTIATE_TEST_SUITE_P (Codecs, SeamKeyTest, ::testing::Values (Case{"h264", true}), case_name);
 
 }  // namespace
