@@ -126,8 +126,8 @@ class RtpClient {
     size_t at = setup.find ("Session: ");
     if (setup.find (" 200 ") == std::string::npos || at == std::string::npos)
       return false;
-    const std::string session = setup.substr (at + 9, setup.find_first_of (";\r", at + 9) - at - 9);
-    const std::string reply = answer ("PLAY", "cam", {"Session: " + session, "Range: npt=0-"});
+    session_ = setup.substr (at + 9, setup.find_first_of (";\r", at + 9) - at - 9);
+    const std::string reply = answer ("PLAY", "cam", {"Session: " + session_, "Range: npt=0-"});
     played_ = Clock::now ();
     if (reply.find (" 200 ") == std::string::npos)
       return false;
@@ -292,10 +292,25 @@ class RtpClient {
     changed_.notify_all ();
   }
 
+  // The session is kept alive by requests (this client sends no RTCP):
+  // GET_PARAMETER every 20 s, well within camrelay's session_timeout.
+  void keep_alive (Clock::time_point &next)
+  {
+    if (Clock::now () < next)
+      return;
+    next = Clock::now () + 20s;
+    const std::string text = "GET_PARAMETER rtsp://127.0.0.1:" + std::to_string (port_)
+        + "/cam RTSP/1.0\r\nCSeq: " + std::to_string (++cseq_) + "\r\nSession: " + session_
+        + "\r\n\r\n";
+    send (fd_, text.data (), text.size (), MSG_NOSIGNAL);
+  }
+
   void read_packets ()
   {
     bool open = true;
+    auto next_keep_alive = Clock::now () + 20s;
     while (!stop_ && open) {
+      keep_alive (next_keep_alive);
       if (!tcp_) {
         pollfd p = {rtp_fd_, POLLIN, 0};
         if (poll (&p, 1, 100) > 0) {
@@ -315,7 +330,17 @@ class RtpClient {
           record (reinterpret_cast<const guint8 *> (buffer_.data ()) + 4, length);
         buffer_.erase (0, 4 + length);
       }
-      if (!buffer_.empty () && buffer_[0] != '$') {
+      // An answer to GET_PARAMETER: skipped whole (headers, then body).
+      const size_t end = buffer_.rfind ("RTSP/", 0) == 0 ? buffer_.find ("\r\n\r\n") : std::string::npos;
+      if (end != std::string::npos) {
+        const std::string length = header (buffer_.substr (0, end + 2), "Content-Length");
+        const size_t whole = end + 4 + std::strtoul (length.c_str (), nullptr, 10);
+        if (buffer_.size () >= whole) {
+          buffer_.erase (0, whole);
+          continue;
+        }
+      } else if (!buffer_.empty () && buffer_[0] != '$' && buffer_.rfind ("RTSP/", 0) != 0
+                 && std::string ("RTSP/").rfind (buffer_, 0) != 0) {
         ADD_FAILURE () << "not interleaved data after PLAY: " << buffer_.substr (0, 40);
         break;
       }
@@ -340,6 +365,7 @@ class RtpClient {
   std::string buffer_;  // the RTSP connection's bytes not handled yet (the reader's after PLAY)
   Clock::time_point played_;
   std::string rtp_info_;
+  std::string session_;
   std::atomic<bool> stop_{false};
   std::thread reader_;
   std::mutex mutex_;
