@@ -76,6 +76,7 @@ class SeamTest : public ::testing::TestWithParam<Case> {
     camrelay_ = std::make_unique<Launcher> (std::vector<std::string>{"-c", config_});
     port_ = camrelay_->rtsp_port ();
     ASSERT_GT (port_, 0) << camrelay_->all_output ();
+    http_port_ = camrelay_->http_port ();
     anchor_ = std::make_unique<RtpClient> (port_, codec, true);
     ASSERT_TRUE (anchor_->play ()) << anchor_->failure () << camrelay_->all_output ();
   }
@@ -132,8 +133,22 @@ class SeamTest : public ::testing::TestWithParam<Case> {
 
   std::string url () const { return "rtsp://127.0.0.1:" + std::to_string (port_) + "/cam"; }
 
+  // The camera's camrelay_gop_cache_bytes in /metrics, if there is one.
+  std::optional<long> gop_cache_bytes ()
+  {
+    int status = 0;
+    const std::string text = http_get (http_port_, "/metrics", status);
+    const std::string sample = "\ncamrelay_gop_cache_bytes{camera=\"cam\"} ";
+    const size_t at = text.find (sample);
+    if (at == std::string::npos)
+      return std::nullopt;
+    return std::atol (text.c_str () + at + sample.size ());
+  }
+
   void raw_client_joins_from_cache (bool tcp);
-  void raw_client_waits_for_the_next_keyframe (bool tcp);
+  // `from_mid_gop`: the client must start on the live packets of the GOP
+  // under way, as before instant start (not only wait for its keyframe).
+  void raw_client_waits_for_the_next_keyframe (bool tcp, bool from_mid_gop = true);
   void ffmpeg_joins_cleanly (bool tcp);
   void rtspsrc_joins_cleanly (bool tcp);
 
@@ -142,6 +157,7 @@ class SeamTest : public ::testing::TestWithParam<Case> {
   std::string config_;
   std::unique_ptr<Launcher> camrelay_;
   int port_ = 0;
+  int http_port_ = 0;
   std::unique_ptr<RtpClient> anchor_;
 };
 
@@ -186,6 +202,9 @@ SeamTest::raw_client_joins_from_cache (bool tcp)
   EXPECT_LT (ms_between (client.played (), first_keyframe),
       ms_between (client.played (), *camera_keyframe) - 500)
       << "the first keyframe is the camera's next";
+  const auto cached = gop_cache_bytes ();
+  EXPECT_TRUE (cached && *cached > 0 && *cached <= 8 << 20)
+      << "camrelay_gop_cache_bytes: " << (cached ? std::to_string (*cached) : "none");
 }
 
 // A first decoded picture within this of a player's start came from the
@@ -436,7 +455,7 @@ INSTANTIATE_TEST_SUITE_P (Codecs, SeamTest,
 using SeamOffTest = SeamTest;
 
 void
-SeamTest::raw_client_waits_for_the_next_keyframe (bool tcp)
+SeamTest::raw_client_waits_for_the_next_keyframe (bool tcp, bool from_mid_gop)
 {
   SCOPED_TRACE (std::string ("raw RTP client over ") + (tcp ? "TCP" : "UDP"));
   wait_mid_gop ();
@@ -448,15 +467,21 @@ SeamTest::raw_client_waits_for_the_next_keyframe (bool tcp)
   const std::vector<Packet> packets = client.packets ();
   const std::vector<size_t> keyframes = keyframe_starts (packets);
   ASSERT_FALSE (keyframes.empty ());
-  EXPECT_NE (keyframes[0], 0u) << "the first packet starts a keyframe";
+  if (from_mid_gop) {
+    EXPECT_NE (keyframes[0], 0u) << "the first packet starts a keyframe";
+  }
   const auto first_keyframe = packets[keyframes[0]].arrived;
-  std::printf ("%s %s, instant start off: PLAY -> first keyframe %lld ms (the camera's next: "
+  std::printf ("%s %s, no burst: PLAY -> first keyframe %lld ms (the camera's next: "
                "%lld ms)\n",
       codec_.c_str (), tcp ? "tcp" : "udp", ms_between (client.played (), first_keyframe),
       ms_between (client.played (), *camera_keyframe));
   EXPECT_GE (ms_between (client.played (), first_keyframe),
       ms_between (client.played (), *camera_keyframe) - 500)
       << "a keyframe before the camera's next";
+  const auto cached = gop_cache_bytes ();
+  if (from_mid_gop) {
+    EXPECT_TRUE (!cached || *cached == 0) << "camrelay_gop_cache_bytes: " << *cached;
+  }
 }
 
 TEST_P (SeamOffTest, ClientsJoiningMidGopWaitForTheNextKeyframe)
@@ -484,6 +509,22 @@ TEST_P (SeamKeyTest, CameraKeyTurnsInstantStartOff)
   start (GetParam ().codec, "instant_start = true", "instant_start = false");
   if (!HasFatalFailure ())
     raw_client_waits_for_the_next_keyframe (GetParam ().tcp);
+}
+
+// A GOP over a limit (the camera's: about 400 kB in 4 s) is not burst: the
+// client starts with the camera's next keyframe, as without instant start.
+TEST_P (SeamKeyTest, GopOverTheCacheLimitStartsAtTheNextKeyframe)
+{
+  start (GetParam ().codec, "gop_cache_max_bytes = 10000");
+  if (!HasFatalFailure ())
+    raw_client_waits_for_the_next_keyframe (GetParam ().tcp, false);
+}
+
+TEST_P (SeamKeyTest, GopOverTheBurstLimitStartsAtTheNextKeyframe)
+{
+  start (GetParam ().codec, "burst_max_bytes = 10000");
+  if (!HasFatalFailure ())
+    raw_client_waits_for_the_next_keyframe (GetParam ().tcp, false);
 }
 
 INSTANTIATE_TEST_SUITE_P (Codecs, SeamKeyTest, ::testing::Values (Case{"h264", true}), case_name);
