@@ -56,8 +56,10 @@ case_name (const ::testing::TestParamInfo<Case> &info)
 class SeamTest : public ::testing::TestWithParam<Case> {
  protected:
   // `server_keys`, `camera_keys`: lines added to [server] and to the camera.
+  // With `tls`, camrelay serves RTSPS only, and the anchor is an rtspsrc
+  // client (the camera's own frame count then tells its keyframes).
   void start (const std::string &codec, const std::string &server_keys = "",
-      const std::string &camera_keys = "")
+      const std::string &camera_keys = "", bool tls = false)
   {
     codec_ = codec;
     camtest::RtspCameraOptions options;
@@ -71,12 +73,26 @@ class SeamTest : public ::testing::TestWithParam<Case> {
     std::string camera = camera_entry ("cam", camera_->uri ());
     camera.insert (camera.size () - 1, camera_keys.empty () ? "" : camera_keys + "\n");
     std::string text = config_text (camera);
-    text.insert (text.find ("\n\n[http]"), "\n" + server_keys);
+    std::string server = server_keys;
+    if (tls) {
+      const camtest::TlsIdentity *identity = camtest::tls_identity ();
+      ASSERT_NE (identity, nullptr) << "no certificate (is openssl installed?)";
+      server += "\ntls_cert = \"" + identity->certificate_file + "\"\ntls_key = \""
+          + identity->key_file + "\"";
+      scheme_ = "rtsps";
+      rtspsrc_options_ = " tls-validation-flags=0";
+    }
+    text.insert (text.find ("\n\n[http]"), "\n" + server);
     config_ = write_config (text);
     camrelay_ = std::make_unique<Launcher> (std::vector<std::string>{"-c", config_});
     port_ = camrelay_->rtsp_port ();
     ASSERT_GT (port_, 0) << camrelay_->all_output ();
     http_port_ = camrelay_->http_port ();
+    if (tls) {
+      tls_anchor_ = std::make_unique<RtspClient> (url () + rtspsrc_options_, "tcp", false);
+      ASSERT_TRUE (tls_anchor_->wait_frames (10, 20s)) << camrelay_->all_output ();
+      return;
+    }
     anchor_ = std::make_unique<RtpClient> (port_, codec, true);
     ASSERT_TRUE (anchor_->play ()) << anchor_->failure () << camrelay_->all_output ();
   }
@@ -84,6 +100,7 @@ class SeamTest : public ::testing::TestWithParam<Case> {
   void TearDown () override
   {
     anchor_.reset ();
+    tls_anchor_.reset ();
     if (camrelay_)
       expect_clean_stop (*camrelay_, config_);
     camrelay_.reset ();
@@ -95,6 +112,17 @@ class SeamTest : public ::testing::TestWithParam<Case> {
   // JOIN_AFTER_KEYFRAME after it: the moment to join, mid-GOP.
   void wait_mid_gop ()
   {
+    if (!anchor_) {
+      // The camera's frames count from its one media's first keyframe.
+      ASSERT_EQ (camera_->media_created (), 1u);
+      const guint64 gop = camera_->frames_sent () / GOP_FRAMES;
+      const auto deadline = Clock::now () + std::chrono::milliseconds (GOP_FRAMES * 1000 / FPS) + 5s;
+      while (camera_->frames_sent () / GOP_FRAMES == gop && Clock::now () < deadline)
+        std::this_thread::sleep_for (5ms);  // polling a counter: no event to wait on
+      ASSERT_NE (camera_->frames_sent () / GOP_FRAMES, gop) << "the camera sent no keyframe";
+      std::this_thread::sleep_for (JOIN_AFTER_KEYFRAME);
+      return;
+    }
     // Not the anchor's first keyframe: that one may be the cache's.
     const auto from = Clock::now ();
     std::optional<Clock::time_point> keyframe;
@@ -131,7 +159,10 @@ class SeamTest : public ::testing::TestWithParam<Case> {
     return found;
   }
 
-  std::string url () const { return "rtsp://127.0.0.1:" + std::to_string (port_) + "/cam"; }
+  std::string url () const
+  {
+    return scheme_ + "://127.0.0.1:" + std::to_string (port_) + "/cam";
+  }
 
   // The camera's camrelay_gop_cache_bytes in /metrics, if there is one.
   std::optional<long> gop_cache_bytes ()
@@ -159,6 +190,9 @@ class SeamTest : public ::testing::TestWithParam<Case> {
   int port_ = 0;
   int http_port_ = 0;
   std::unique_ptr<RtpClient> anchor_;
+  std::unique_ptr<RtspClient> tls_anchor_;  // with tls, instead of anchor_
+  std::string scheme_ = "rtsp";
+  std::string rtspsrc_options_;  // added to the joining rtspsrc's properties
 };
 
 // (1) A raw client: RTP-Info names its first packet, which starts a keyframe
@@ -355,7 +389,7 @@ SeamTest::rtspsrc_joins_cleanly (bool tcp)
   wait_mid_gop ();
   const std::string depay_name = codec_ == "h265" ? "rtph265depay" : "rtph264depay";
   const std::string decoder = codec_ == "h265" ? "avdec_h265" : "avdec_h264";
-  const std::string description = "rtspsrc name=src latency=200 location=" + url ()
+  const std::string description = "rtspsrc name=src latency=200 location=" + url () + rtspsrc_options_
       + " protocols=" + (tcp ? "tcp" : "udp") + " ! " + depay_name + " name=depay ! " + decoder
       + " ! fakesink name=sink sync=false signal-handoffs=true";
   GError *error = nullptr;
@@ -525,6 +559,16 @@ TEST_P (SeamKeyTest, GopOverTheBurstLimitStartsAtTheNextKeyframe)
   start (GetParam ().codec, "burst_max_bytes = 10000");
   if (!HasFatalFailure ())
     raw_client_waits_for_the_next_keyframe (GetParam ().tcp, false);
+}
+
+// RTSPS (TCP-interleaved inside TLS): players start from the cache too.
+TEST_P (SeamKeyTest, RtspsClientsJoiningMidGopStartFromTheCache)
+{
+  start (GetParam ().codec, "", "", true);
+  if (HasFatalFailure ())
+    return;
+  ffmpeg_joins_cleanly (true);
+  rtspsrc_joins_cleanly (true);
 }
 
 INSTANTIATE_TEST_SUITE_P (Codecs, SeamKeyTest, ::testing::Values (Case{"h264", true}), case_name);
