@@ -1342,8 +1342,17 @@ TcpProxy::reset_connections ()
 }
 
 void
+TcpProxy::inject_garbage (size_t bytes)
+{
+  garbage_bytes_ = bytes;
+  garbage_epoch_++;
+}
+
+void
 TcpProxy::relay (int fd, const std::atomic<bool> &stopping)
 {
+  guint garbage_sent = garbage_epoch_;
+  std::mt19937 random (static_cast<std::mt19937::result_type> (fd));
   guint epoch;
   std::multiset<guint>::iterator registered;
   {
@@ -1375,6 +1384,13 @@ TcpProxy::relay (int fd, const std::atomic<bool> &stopping)
       if (open && fds[1].revents) {
         n = recv (target_fd, buffer, sizeof (buffer), 0);
         open = n > 0 && client.write (buffer, static_cast<size_t> (n));
+      }
+      if (open && garbage_sent != garbage_epoch_) {
+        garbage_sent = garbage_epoch_;
+        std::vector<guint8> garbage (garbage_bytes_);
+        for (guint8 &byte : garbage)
+          byte = static_cast<guint8> (random ());
+        open = client.write (garbage.data (), garbage.size ());
       }
       if (!open)
         break;

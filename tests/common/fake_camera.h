@@ -280,6 +280,12 @@ class TcpProxy {
   // (bounded), with how many there were.
   guint reset_connections ();
 
+  // Sends `bytes` random bytes to the client of every relay open now,
+  // between two chunks of the target's data: a camera that sends a burst of
+  // garbage in the middle of its stream.  Returns at once; each relay sends
+  // it within its 100 ms poll.
+  void inject_garbage (size_t bytes);
+
   guint16 port () const { return server_.port (); }
   guint accepted () const { return server_.accepted (); }
   // Connections relayed now.
@@ -294,6 +300,8 @@ class TcpProxy {
   std::condition_variable relays_changed_;
   guint epoch_ = 0;                // reset_connections () ends relays of older epochs
   std::multiset<guint> relays_;    // the epoch each live relay started in
+  std::atomic<guint> garbage_epoch_{0};  // inject_garbage () calls so far
+  std::atomic<size_t> garbage_bytes_{0};
   TcpServer server_;               // last: its threads use the members above
 };
 
