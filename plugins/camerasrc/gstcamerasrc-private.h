@@ -168,6 +168,7 @@ struct GstCameraSrcPrivate {
   camrelay::GObjectPtr<GCancellable> diagnosis;  // the diagnosis under way (see diagnose_http)
   bool end_of_file = false;          // file:// reached its end: loop
   bool first_frame = false;          // the session delivered its first keyframe
+  bool camera_back = false;          // the readiness check saw the camera accept again
   bool reconsider = false;           // a setting next_wake () reads changed
   // The step the current attempt is at (handshake.h); its own lock.
   camrelay::camerasrc::Handshake handshake;

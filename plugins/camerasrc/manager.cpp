@@ -8,6 +8,7 @@
 #include "camerasrc/backoff.h"
 #include "camerasrc/camerauri.h"
 #include "camerasrc/gstcamerasrc-private.h"
+#include "camerasrc/readiness.h"
 #include "common/enums.h"
 #include "common/uri_schemes.h"
 
@@ -95,7 +96,7 @@ static bool
 woken_locked (const GstCameraSrcPrivate &p)
 {
   return !p.running || p.location_changed || p.fault.reason || p.end_of_file || p.first_frame
-      || p.reconsider || p.wake_due;
+      || p.camera_back || p.reconsider || p.wake_due;
 }
 
 // Sleeps (lock held) until `wake_at` on the element's time or an event.  On
@@ -224,6 +225,9 @@ manager_loop (GstCameraSrc *self)
   retry_at = element_now (p);
   next_fallback = retry_at;
   SlateBuild slate;
+  // While a backoff step runs: whether the camera accepts connections again
+  // (readiness.h).  Ended with no lock held: its callback takes the lock.
+  std::unique_ptr<ReadinessCheck> readiness;
   // What the state machine sees (lock held).
   auto view_locked = [&p] {
     ManagerView view;
@@ -232,6 +236,7 @@ manager_loop (GstCameraSrc *self)
     view.fault = p.fault.reason.has_value ();
     view.end_of_file = p.end_of_file;
     view.first_frame = p.first_frame;
+    view.camera_back = p.camera_back;
     view.fallback = p.settings.fallback != GST_CAMERA_SRC_FALLBACK_NONE;
     view.timeout = p.settings.timeout;
     view.last_frame = p.last_video_in;
@@ -247,6 +252,7 @@ manager_loop (GstCameraSrc *self)
     std::string warning;
     bool had_video = false;
     bool bridged = false;
+    bool cut_short = false;
     std::optional<Clock::time_point> last_output;
     Settings settings;
     guint64 generation = 0;
@@ -303,10 +309,21 @@ manager_loop (GstCameraSrc *self)
         case ManagerAction::Fallback:
           next_fallback = now + ns (settings.fallback_interval);
           break;
-        case ManagerAction::None:
         case ManagerAction::Connect:
+          cut_short = p.camera_back && now < retry_at;
+          p.camera_back = false;
+          break;
+        case ManagerAction::None:
           break;
       }
+    }
+    // An attempt, another camera or another fault: the check is over, and
+    // what it may have said just before is no news.
+    if (readiness && (action == ManagerAction::Connect || action == ManagerAction::Switch
+        || action == ManagerAction::Fault)) {
+      readiness.reset ();
+      Lock lock (p.lock);
+      p.camera_back = false;
     }
 
     switch (action) {
@@ -396,6 +413,19 @@ manager_loop (GstCameraSrc *self)
         }
         warn_fault (self, reason, location);
         retry_at = element_now (p) + ns (delay);
+        // A camera that comes back ends the wait at once: the readiness
+        // check sees its port refuse (or time out), then accept.  One that
+        // accepts TCP all along (failing RTSP, or silent) keeps its backoff.
+        if (ns (delay) > READINESS_INTERVAL) {
+          readiness = ReadinessCheck::start (settings.location, [self] {
+            GstCameraSrcPrivate &priv = *self->priv;
+            Lock lock (priv.lock);
+            if (priv.state == GST_CAMERA_SRC_STATE_RECONNECTING) {
+              priv.camera_back = true;
+              priv.wake.notify_all ();
+            }
+          });
+        }
         // The fallback pictures start one interval after the camera is lost
         // (at most fallback-after after its last frame went out) and keep
         // their pace through failed attempts; those that started while the
@@ -421,6 +451,11 @@ manager_loop (GstCameraSrc *self)
           retry_at = element_now (p) + ns (settings.retry_delay_max);
           break;
         }
+        if (cut_short)
+          GST_INFO_OBJECT (self, "the camera accepts connections again: attempt now, %"
+              G_GINT64_FORMAT " ms before the backoff's end",
+              static_cast<gint64> (std::chrono::duration_cast<std::chrono::milliseconds> (
+                  retry_at - element_now (p)).count ()));
         retry_at = NEVER;
         StateChange change;
         bool changed = false;
@@ -451,6 +486,7 @@ manager_loop (GstCameraSrc *self)
     }
   }
   // Stopping: a slate still being made is not waited for.
+  readiness.reset ();
   drop_slate (slate);
 }
 

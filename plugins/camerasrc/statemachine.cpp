@@ -27,6 +27,9 @@ next_action (const ManagerView &view, const ManagerDeadlines &deadlines, Clock::
     return ManagerAction::Stall;
   if (now >= deadlines.retry_at)
     return ManagerAction::Connect;
+  if (view.camera_back && view.state == GST_CAMERA_SRC_STATE_RECONNECTING
+      && deadlines.retry_at != NEVER)
+    return ManagerAction::Connect;
   if (view.state != GST_CAMERA_SRC_STATE_STREAMING && view.fallback
       && now >= deadlines.next_fallback)
     return ManagerAction::Fallback;

@@ -42,6 +42,9 @@ struct ManagerView {
   bool fault = false;
   bool end_of_file = false;
   bool first_frame = false;
+  // The readiness check saw the camera accept connections again while a
+  // backoff step runs (readiness.h): the attempt is due now.
+  bool camera_back = false;
   bool fallback = false;  // a fallback other than none is set
   guint64 timeout = 0;    // the stall timeout, ns (0 = never)
   // The last video frame the camera delivered (the stall timeout counts from it).
@@ -60,7 +63,8 @@ struct ManagerDeadlines {
 
 // The one thing to do now, by priority: a new location first; nothing once
 // failed; then a reported fault, the end of a file, the first keyframe, the
-// timeouts, a due attempt, and last a due fallback picture.
+// timeouts, a due attempt (or a camera back while reconnecting), and last a
+// due fallback picture.
 ManagerAction next_action (const ManagerView &view, const ManagerDeadlines &deadlines,
     Clock::time_point now);
 

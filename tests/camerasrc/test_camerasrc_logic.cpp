@@ -424,6 +424,32 @@ TEST (StateMachine, ConnectWhenDueThenFallbackWhileAway)
       ManagerAction::None);
 }
 
+// A camera back (the readiness check saw its port accept again) cuts a
+// running backoff step short, before a due fallback picture; it means
+// nothing in any other state, nor once no attempt is planned (failed).
+TEST (StateMachine, CameraBackEndsTheBackoffWhileReconnecting)
+{
+  ManagerDeadlines deadlines;
+  deadlines.retry_at = t0 + 30s;
+  deadlines.next_fallback = t0;
+  ManagerView away = view_in (GST_CAMERA_SRC_STATE_RECONNECTING);
+  EXPECT_EQ (next_action (away, deadlines, t0), ManagerAction::Fallback);
+  away.camera_back = true;
+  EXPECT_EQ (next_action (away, deadlines, t0), ManagerAction::Connect);
+  // A fault or a new location still comes first.
+  away.fault = true;
+  EXPECT_EQ (next_action (away, deadlines, t0), ManagerAction::Fault);
+  for (GstCameraSrcState state : {GST_CAMERA_SRC_STATE_CONNECTING,
+           GST_CAMERA_SRC_STATE_STREAMING, GST_CAMERA_SRC_STATE_FAILED}) {
+    ManagerView view = view_in (state);
+    view.camera_back = true;
+    EXPECT_NE (next_action (view, deadlines, t0), ManagerAction::Connect) << state;
+  }
+  deadlines.retry_at = NEVER;
+  away.fault = false;
+  EXPECT_NE (next_action (away, deadlines, t0), ManagerAction::Connect);
+}
+
 // A streaming camera that is late: a fallback picture fallback-after past the
 // last frame that went out, then at the fallback pace; never with
 // fallback-after=0, fallback none, or before any frame went out.
