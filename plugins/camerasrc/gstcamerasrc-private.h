@@ -203,8 +203,9 @@ struct GstCameraSrcPrivate {
   bool wake_due = false;
 
   camrelay::camerasrc::Stats stats;
-  // When the camera last delivered a video frame, sent or not (stats.last_frame
-  // is when one last went out): the stall timeout counts from it.
+  // When the camera last delivered a video frame that went out (delta frames
+  // held until a keyframe are no sign of life): the stall timeout counts
+  // from it.
   std::optional<camrelay::camerasrc::Clock::time_point> last_video_in;
   camrelay::camerasrc::StateTimes times;
   std::optional<camrelay::camerasrc::Clock::time_point> last_warning;

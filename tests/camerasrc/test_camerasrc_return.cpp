@@ -1,5 +1,6 @@
 // camerasrc when a camera comes back: its video goes out at once, whatever
-// backoff step the element was waiting out (a reboot).
+// backoff step the element was waiting out (a reboot), and a camera that
+// sends only delta frames is not taken for alive.
 #include <gst/gst.h>
 #include <gst/rtsp/rtsp.h>
 #include <gtest/gtest.h>
@@ -72,4 +73,36 @@ TEST (CameraSrcReturn, CameraThatAcceptsButFailsRtspKeepsItsBackoff)
   EXPECT_FALSE (p.wait_state ("connecting", 1200ms, from))
       << "attempt before the backoff step ended\n" << p.describe_messages ();
   EXPECT_TRUE (p.wait_state ("connecting", 5s, from)) << p.describe_messages ();
+}
+
+// A camera that comes back from a stall with delta frames and no keyframe
+// (its next one is 10 s away): the held deltas are no sign of life, so the
+// stall timeout reconnects instead of leaving the picture frozen.
+TEST (CameraSrcReturn, DeltaFramesWithoutAKeyframeAreNoSignOfLife)
+{
+  RtspCameraOptions options;
+  options.width = 320;
+  options.height = 180;
+  options.gop = 300;  // a keyframe every 10 s
+  FakeRtspCamera camera (options);
+  ASSERT_TRUE (camera.start ());
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, camera.uri (),
+      "timeout=2000000000 fallback=freeze fallback-after=300000000"));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_frames (15, 10s)) << p.describe_messages ();
+  ASSERT_TRUE (p.wait_state ("streaming", 1s));
+  const size_t from = next_state_index (p);
+  camera.stall ();
+  const auto stalled = SteadyClock::now ();
+  // A fallback picture bridged the gap: the camera's deltas now wait for a keyframe.
+  ASSERT_GE (p.wait_frame_after (stalled + 400ms, 5s), 0) << p.describe_messages ();
+  camera.resume ();
+  ASSERT_TRUE (p.wait_state ("reconnecting", 4s, from))
+      << "deltas without a keyframe kept the camera for alive\n" << p.describe_messages ();
+  const auto reconnecting = p.state_messages ()[from];
+  EXPECT_TRUE (contains_nocase (reconnecting.reason, "stalled")) << reconnecting.reason;
+  std::fprintf (stderr, "deltas only: reconnecting %.3f s after the stall began\n",
+      seconds_between (stalled, reconnecting.arrival));
+  EXPECT_EQ (p.messages_of (GST_MESSAGE_ERROR).size (), 0u);
 }
