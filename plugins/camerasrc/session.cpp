@@ -364,9 +364,16 @@ build_session (GstCameraSrc *self, guint64 generation, const Settings &settings)
     guint protocols = settings.protocols == GST_CAMERA_SRC_PROTOCOLS_TCP ? 0x4  // TCP
         : settings.protocols == GST_CAMERA_SRC_PROTOCOLS_UDP ? 0x1                // UDP
                                                              : 0x1 | 0x4;
+    // Over TCP nothing arrives late or out of order: a gap in the sequence
+    // numbers is packets the camera (or a network on its side) dropped,
+    // which never come.  A jitter buffer latency there only holds the
+    // camera's first frames after such a gap (a stall that ends on the same
+    // connection) and after each connect, for nothing: none.  `latency`
+    // stays the latency camerasrc reports.
+    const guint jitter_latency = protocols == 0x4 ? 0 : settings.latency_ms;
     // tcp-timeout twice connect-timeout, so that an unanswered request is
     // ended by connect-timeout, whose reason names it (handshake.h).
-    g_object_set (src, "location", uri.without_userinfo.c_str (), "latency", settings.latency_ms,
+    g_object_set (src, "location", uri.without_userinfo.c_str (), "latency", jitter_latency,
         "tcp-timeout", static_cast<guint64> (2 * settings.connect_timeout / GST_USECOND),
         "do-rtsp-keep-alive", TRUE, nullptr);
     self->priv->handshake.follow (src);  // the requests it sends

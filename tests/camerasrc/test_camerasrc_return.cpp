@@ -1,16 +1,240 @@
 // camerasrc when a camera comes back: its video goes out at once, whatever
-// backoff step the element was waiting out (a reboot), and a camera that
-// sends only delta frames is not taken for alive.
+// backoff step the element was waiting out (a reboot), whatever timer runs
+// (a stall that ends on the same connection), and a camera that sends only
+// delta frames is not taken for alive.
 #include <gst/gst.h>
 #include <gst/rtsp/rtsp.h>
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "camerasrc_test_util.h"
 
 using namespace camtest;
+
+namespace {
+
+// RTP packets lost in a stall, as a camera that drops what it cannot send
+// or a network that drops it: a relay to a FakeRtspCamera that parses the
+// camera's side of an RTSP connection (RTSP messages, then interleaved
+// `$`-framed packets) and, while `drop` is set, drops the RTP packets (even
+// channels) instead of relaying them, so that the stream resumes with a gap
+// in its sequence numbers.  It notes when it relays the first packet of a
+// keyframe (parameter sets or IDR) after the gap.
+struct LossyRelay {
+  guint16 target = 0;
+  std::atomic<bool> drop{false};
+  std::atomic<bool> gap{false};  // packets were dropped; no keyframe relayed since
+  std::mutex mutex;
+  std::optional<SteadyClock::time_point> keyframe_after_gap;
+
+  void serve (int fd, const std::atomic<bool> &stopping);
+};
+
+bool
+send_all (int fd, const guint8 *data, size_t size)
+{
+  while (size > 0) {
+    const ssize_t n = send (fd, data, size, MSG_NOSIGNAL);
+    if (n <= 0)
+      return false;
+    data += n;
+    size -= static_cast<size_t> (n);
+  }
+  return true;
+}
+
+// Whether an H.264 RTP packet starts a keyframe: SPS, PPS or the first
+// fragment of an IDR slice (single NAL units, STAP-A, FU-A).
+bool
+starts_keyframe (const guint8 *rtp, size_t size)
+{
+  if (size < 13)
+    return false;
+  size_t header = 12 + 4 * (rtp[0] & 0x0f);
+  if ((rtp[0] & 0x10) && size >= header + 4)
+    header += 4 + 4 * ((rtp[header + 2] << 8) | rtp[header + 3]);
+  if (size <= header + 1)
+    return false;
+  const guint8 *payload = rtp + header;
+  const int type = payload[0] & 0x1f;
+  if (type == 24)  // STAP-A: its first unit
+    return size > header + 3 && ((payload[3] & 0x1f) == 7 || (payload[3] & 0x1f) == 5);
+  if (type == 28)  // FU-A: the start fragment of an IDR
+    return (payload[1] & 0x80) && (payload[1] & 0x1f) == 5;
+  return type == 7 || type == 8 || type == 5;
+}
+
+int
+connect_loopback (guint16 port)
+{
+  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in address = {};
+  address.sin_family = AF_INET;
+  address.sin_port = htons (port);
+  address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  if (fd >= 0 && connect (fd, reinterpret_cast<struct sockaddr *> (&address), sizeof (address)) < 0) {
+    close (fd);
+    fd = -1;
+  }
+  return fd;
+}
+
+void
+LossyRelay::serve (int fd, const std::atomic<bool> &stopping)
+{
+  const int camera = connect_loopback (target);
+  if (camera < 0)
+    return;
+  std::vector<guint8> pending;  // from the camera, not yet a whole message
+  guint8 buffer[16384];
+  bool open = true;
+  while (open && !stopping) {
+    struct pollfd fds[2] = {{fd, POLLIN, 0}, {camera, POLLIN, 0}};
+    if (poll (fds, 2, 100) < 0 && errno != EINTR)
+      break;
+    if (fds[0].revents) {
+      const ssize_t n = recv (fd, buffer, sizeof (buffer), 0);
+      open = n > 0 && send_all (camera, buffer, static_cast<size_t> (n));
+    }
+    if (open && fds[1].revents) {
+      const ssize_t n = recv (camera, buffer, sizeof (buffer), 0);
+      open = n > 0;
+      if (open)
+        pending.insert (pending.end (), buffer, buffer + n);
+    }
+    // Whole messages only: an interleaved packet, or an RTSP message.
+    while (open && !pending.empty ()) {
+      size_t length;
+      bool relay = true;
+      if (pending[0] == '$') {
+        if (pending.size () < 4)
+          break;
+        length = 4 + ((pending[2] << 8) | pending[3]);
+        if (pending.size () < length)
+          break;
+        if (pending[1] % 2 == 0) {
+          if (drop) {
+            relay = false;
+            gap = true;
+          } else if (gap && starts_keyframe (pending.data () + 4, length - 4)) {
+            gap = false;
+            std::lock_guard<std::mutex> lock (mutex);
+            keyframe_after_gap = SteadyClock::now ();
+          }
+        }
+      } else {
+        const std::string text (pending.begin (), pending.end ());
+        const size_t end = text.find ("\r\n\r\n");
+        if (end == std::string::npos)
+          break;
+        size_t body = 0;
+        const std::string head = text.substr (0, end);
+        const size_t field = head.find ("Content-Length:");
+        if (field != std::string::npos)
+          body = std::stoul (head.substr (field + 15));
+        length = end + 4 + body;
+        if (pending.size () < length)
+          break;
+      }
+      if (relay)
+        open = send_all (fd, pending.data (), length);
+      pending.erase (pending.begin (), pending.begin () + static_cast<long> (length));
+    }
+  }
+  close (camera);
+}
+
+// The index of the first frame that arrived after `after` and matches, waiting
+// for it 5 s at most; -1 if none.
+long
+first_frame_where (TestPipeline &p, SteadyClock::time_point after,
+    const std::function<bool (const FrameRecord &)> &match)
+{
+  const auto deadline = SteadyClock::now () + 5s;
+  while (SteadyClock::now () < deadline) {
+    const long next = p.wait_frame_after (after, 200ms);
+    if (next < 0)
+      continue;
+    const auto frames = p.frames ();
+    for (size_t i = static_cast<size_t> (next); i < frames.size (); i++) {
+      if (match (frames[i]))
+        return static_cast<long> (i);
+      after = frames[i].arrival;
+    }
+  }
+  return -1;
+}
+
+}  // namespace
+
+// A stall that ends on the same connection, with the packets sent during it
+// lost (a sequence-number gap, over TCP: they never come): the camera's
+// first keyframe after it goes out at once, not once a jitter buffer gave up
+// waiting for the lost packets (`latency`, here 1 s) nor at a fallback tick.
+TEST (CameraSrcReturn, StallEndingOnTheSameConnectionGoesOutAtOnce)
+{
+  FakeRtspCamera camera;  // a keyframe every 0.5 s
+  ASSERT_TRUE (camera.start ());
+  LossyRelay relay;
+  relay.target = camera.port ();
+  TcpServer server ([&relay] (int fd, const std::atomic<bool> &stopping) {
+    relay.serve (fd, stopping);
+  });
+  ASSERT_TRUE (server.start ());
+  TestPipeline p;
+  // Shorter than the stall timeout: the connection is kept, and fallback
+  // pictures bridge the stall from fallback-after on.
+  ASSERT_TRUE (launch_camera (p, "rtsp://127.0.0.1:" + std::to_string (server.port ()) + "/cam",
+      "latency=1000 timeout=10000000000 fallback=freeze fallback-after=300000000"));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_frames (15, 10s)) << p.describe_messages ();
+  ASSERT_TRUE (p.wait_state ("streaming", 1s));
+  const size_t from = next_state_index (p);
+  relay.drop = true;
+  const auto stalled = SteadyClock::now ();
+  // Fallback pictures stand in for the camera: the stall is under way.
+  ASSERT_GE (p.wait_frame_after (stalled + 1500ms, 5s), 0) << p.describe_messages ();
+  relay.drop = false;
+  const auto resumed = SteadyClock::now ();
+  // The camera's next keyframe, then its arrival downstream.
+  ASSERT_TRUE (p.wait_until ([&] {
+    std::lock_guard<std::mutex> lock (relay.mutex);
+    return relay.keyframe_after_gap.has_value ();
+  }, 5s)) << "no keyframe from the camera after the stall";
+  SteadyClock::time_point sent;
+  {
+    std::lock_guard<std::mutex> lock (relay.mutex);
+    sent = *relay.keyframe_after_gap;
+  }
+  // The camera's first frame out after it: the DISCONT keyframe that ends
+  // the fallback pictures (only the first of those is DISCONT, before `sent`).
+  const long index = first_frame_where (p, sent, [] (const FrameRecord &frame) {
+    return frame.keyframe && frame.discont;
+  });
+  ASSERT_GE (index, 0) << "no keyframe from the camera downstream\n" << p.describe_messages ();
+  const auto frames = p.frames ();
+  const double delay = seconds_between (sent, frames[index].arrival);
+  std::fprintf (stderr, "stall: the camera's first keyframe after it went out %.3f s after the "
+      "camera sent it (%.3f s after the stall ended)\n", delay,
+      seconds_between (resumed, frames[index].arrival));
+  // Generous on a loaded machine; waiting for the lost packets takes 1 s.
+  EXPECT_LE (delay, 0.5);
+  // Same connection: no reconnect.
+  EXPECT_EQ (next_state_index (p), from) << p.describe_messages ();
+}
 
 // A camera that reboots while camerasrc waits out a long backoff step (24 to
 // 30 s): the readiness check sees its port accept again and the attempt
