@@ -330,3 +330,27 @@ TEST (CameraSrcReturn, DeltaFramesWithoutAKeyframeAreNoSignOfLife)
       seconds_between (stalled, reconnecting.arrival));
   EXPECT_EQ (p.messages_of (GST_MESSAGE_ERROR).size (), 0u);
 }
+
+// The readiness check does not hammer a camera that accepts TCP and never
+// answers: while it accepts, one try a second, not five (and no attempt
+// before the backoff step ends).
+TEST (CameraSrcReturn, CameraThatAcceptsIsTriedOnceASecond)
+{
+  TcpServer server (silent_handler ());
+  ASSERT_TRUE (server.start ());
+  TestPipeline p;
+  // Attempts end after 500 ms; steps of 2.4 to 3 s.
+  ASSERT_TRUE (launch_camera (p, "rtsp://127.0.0.1:" + std::to_string (server.port ()) + "/cam",
+      "connect-timeout=500000000 retry-delay=3000000000 retry-delay-max=3000000000"));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_state ("reconnecting", 10s)) << p.describe_messages ();
+  const size_t from = next_state_index (p);
+  const guint accepted = server.accepted ();
+  // 2 s into the step: tries at about 0, 1 and 2 s.
+  EXPECT_FALSE (p.wait_state ("connecting", 2000ms, from))
+      << "attempt before the backoff step ended\n" << p.describe_messages ();
+  const guint tries = server.accepted () - accepted;
+  std::fprintf (stderr, "accepting camera: %u tries in 2 s of backoff\n", tries);
+  EXPECT_GE (tries, 1u) << "no readiness try at all";
+  EXPECT_LE (tries, 4u);
+}
