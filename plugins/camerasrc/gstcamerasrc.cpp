@@ -20,8 +20,9 @@
  * Every camera fault (refused, unresolved, timed out, 4xx/5xx, reset, stalled,
  * garbage) is retried with exponential backoff and ±20% jitter, forever by
  * default.  A camera that could not be reached and accepts connections again
- * ends the backoff step at once: while a step runs, the element tries the
- * camera's port a few times a second (a TCP connect, nothing sent).  While
+ * ends the backoff step (or replaces an attempt still waiting for its
+ * connection) at once: meanwhile the element tries the camera's port a few
+ * times a second (a TCP connect, nothing sent).  While
  * the camera is away, #GstCameraSrc:fallback keeps a picture
  * going (by default the last keyframe, once per #GstCameraSrc:fallback-interval,
  * from #GstCameraSrc:fallback-after past the last frame, before the stall

@@ -225,9 +225,22 @@ manager_loop (GstCameraSrc *self)
   retry_at = element_now (p);
   next_fallback = retry_at;
   SlateBuild slate;
-  // While a backoff step runs: whether the camera accepts connections again
-  // (readiness.h).  Ended with no lock held: its callback takes the lock.
+  // While a backoff step runs, and while an attempt waits for its
+  // connection: whether the camera accepts connections again (readiness.h).
+  // Ended with no lock held: its callback takes the lock.
   std::unique_ptr<ReadinessCheck> readiness;
+  auto check_readiness = [self, &readiness] (const std::string &location,
+      std::chrono::milliseconds first_after = std::chrono::milliseconds (0),
+      std::function<bool ()> wanted = nullptr) {
+    readiness = ReadinessCheck::start (location, [self] {
+      GstCameraSrcPrivate &priv = *self->priv;
+      Lock lock (priv.lock);
+      if (is_down (priv.state)) {
+        priv.camera_back = true;
+        priv.wake.notify_all ();
+      }
+    }, first_after, std::move (wanted));
+  };
   // What the state machine sees (lock held).
   auto view_locked = [&p] {
     ManagerView view;
@@ -237,6 +250,7 @@ manager_loop (GstCameraSrc *self)
     view.end_of_file = p.end_of_file;
     view.first_frame = p.first_frame;
     view.camera_back = p.camera_back;
+    view.attempt_connected = !p.handshake.pending_step ().empty ();
     view.fallback = p.settings.fallback != GST_CAMERA_SRC_FALLBACK_NONE;
     view.timeout = p.settings.timeout;
     view.last_frame = p.last_video_in;
@@ -313,6 +327,9 @@ manager_loop (GstCameraSrc *self)
           cut_short = p.camera_back && now < retry_at;
           p.camera_back = false;
           break;
+        case ManagerAction::Reattempt:
+          p.camera_back = false;
+          break;
         case ManagerAction::None:
           break;
       }
@@ -320,7 +337,8 @@ manager_loop (GstCameraSrc *self)
     // An attempt, another camera or another fault: the check is over, and
     // what it may have said just before is no news.
     if (readiness && (action == ManagerAction::Connect || action == ManagerAction::Switch
-        || action == ManagerAction::Fault)) {
+        || action == ManagerAction::Fault || action == ManagerAction::Reattempt
+        || action == ManagerAction::Streaming)) {
       readiness.reset ();
       Lock lock (p.lock);
       p.camera_back = false;
@@ -416,16 +434,8 @@ manager_loop (GstCameraSrc *self)
         // A camera that comes back ends the wait at once: the readiness
         // check sees its port refuse (or time out), then accept.  One that
         // accepts TCP all along (failing RTSP, or silent) keeps its backoff.
-        if (ns (delay) > READINESS_INTERVAL) {
-          readiness = ReadinessCheck::start (settings.location, [self] {
-            GstCameraSrcPrivate &priv = *self->priv;
-            Lock lock (priv.lock);
-            if (priv.state == GST_CAMERA_SRC_STATE_RECONNECTING) {
-              priv.camera_back = true;
-              priv.wake.notify_all ();
-            }
-          });
-        }
+        if (ns (delay) > READINESS_INTERVAL)
+          check_readiness (settings.location);
         // The fallback pictures start one interval after the camera is lost
         // (at most fallback-after after its last frame went out) and keep
         // their pace through failed attempts; those that started while the
@@ -478,8 +488,25 @@ manager_loop (GstCameraSrc *self)
             SchemeFamily::Rtsp));
         if (auto error = build_session (self, generation, settings))
           report_fault (self, generation, *error);
+        // An RTSP attempt whose connection hangs (a network cut: its SYNs
+        // are lost, and the kernel sends the next one 1, 2, 4 s later) is
+        // replaced as soon as the camera is seen reachable again: tried
+        // from a try's timeout on, and only while the attempt has sent no
+        // request (a camera that answers sees no try).
+        if (is_scheme_of (split_uri (settings.location, "", "").scheme, SchemeFamily::Rtsp))
+          check_readiness (settings.location,
+              std::chrono::seconds (READINESS_CONNECT_TIMEOUT_S), [self] {
+                return self->priv->handshake.pending_step ().empty ();
+              });
         break;
       }
+      case ManagerAction::Reattempt:
+        GST_INFO_OBJECT (self, "the camera accepts connections again while the attempt still "
+            "waits for its connection: a new attempt");
+        teardown_session (self, false, std::chrono::milliseconds (0));
+        retry_at = element_now (p);
+        connect_deadline = NEVER;
+        break;
       case ManagerAction::Fallback:
         send_fallback (self);
         break;

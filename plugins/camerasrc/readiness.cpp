@@ -107,12 +107,13 @@ struct ReadinessCheck::Probe {
   GSource *timer = nullptr;  // ours; destroyed by whoever finishes the check
 
   bool seen_down = false;  // a try failed: the next one that connects is the return
-  bool in_flight = false;
+  guint in_flight = 0;
   guint quiet_ticks = 0;   // ticks to let pass: the camera accepted
 
   std::mutex mutex;
   bool finished = false;
   Ready ready;
+  std::function<bool ()> wanted;  // set once, before the first try
 
   ~Probe ()
   {
@@ -158,7 +159,7 @@ on_connected (GObject *source, GAsyncResult *result, gpointer data)
   GObjectPtr<GSocketConnection> connection{
       g_socket_client_connect_to_uri_finish (G_SOCKET_CLIENT (source), result, &error)};
   GErrorPtr owned{error};
-  probe.in_flight = false;
+  probe.in_flight--;
   watcher ().try_done ();
   if (connection) {
     g_io_stream_close (G_IO_STREAM (connection.get ()), nullptr, nullptr);
@@ -169,7 +170,13 @@ on_connected (GObject *source, GAsyncResult *result, gpointer data)
   }
 }
 
-// One try (watcher thread), unless one is under way or the check is over.
+// Tries under way at once: a new one every interval, even while earlier ones
+// wait for an answer (their SYNs lost in a network cut, retransmitted by the
+// kernel only 1 s later), so that a network that heals is seen within one.
+constexpr guint MAX_TRIES_IN_FLIGHT =
+    READINESS_CONNECT_TIMEOUT_S * 1000 / static_cast<guint> (READINESS_INTERVAL.count ());
+
+// One try (watcher thread), unless too many are under way or the check is over.
 static void
 try_connect (const ProbeRef &probe)
 {
@@ -178,13 +185,13 @@ try_connect (const ProbeRef &probe)
     if (probe->finished)
       return;
   }
-  if (probe->in_flight)
+  if (probe->in_flight >= MAX_TRIES_IN_FLIGHT || (probe->wanted && !probe->wanted ()))
     return;
   if (probe->quiet_ticks > 0) {
     probe->quiet_ticks--;
     return;
   }
-  probe->in_flight = true;
+  probe->in_flight++;
   watcher ().try_started ();
   g_socket_client_connect_to_uri_async (probe->client.get (), probe->uri.c_str (),
       probe->default_port, probe->cancellable.get (), on_connected, new ProbeRef (probe));
@@ -198,7 +205,8 @@ on_tick (gpointer data)
 }
 
 std::unique_ptr<ReadinessCheck>
-ReadinessCheck::start (const std::string &location, Ready ready)
+ReadinessCheck::start (const std::string &location, Ready ready,
+    std::chrono::milliseconds first_after, std::function<bool ()> wanted)
 {
   const UriParts parts = split_uri (location, "", "");
   const UriSchemeRow *row = camera_uri_scheme (parts.scheme.c_str ());
@@ -209,6 +217,8 @@ ReadinessCheck::start (const std::string &location, Ready ready)
   probe->default_port = row->default_port;
   probe->what = parts.without_userinfo;
   probe->ready = std::move (ready);
+  probe->wanted = std::move (wanted);
+  probe->quiet_ticks = static_cast<guint> (first_after / READINESS_INTERVAL);
   // Straight to the camera, as its own client connects; a try that hangs
   // (a host that drops SYNs) counts as down after the timeout.
   probe->client.reset (g_socket_client_new ());
@@ -218,13 +228,15 @@ ReadinessCheck::start (const std::string &location, Ready ready)
   probe->timer = g_timeout_source_new (static_cast<guint> (READINESS_INTERVAL.count ()));
   g_source_set_callback (probe->timer, on_tick, new ProbeRef (probe), free_probe_ref);
   g_source_attach (probe->timer, context);
-  // The first try at once, not one interval later.
-  UniqueRef<GSource, g_source_unref> first{g_idle_source_new ()};
-  g_source_set_callback (first.get (), [] (gpointer data) -> gboolean {
-    try_connect (*static_cast<ProbeRef *> (data));
-    return G_SOURCE_REMOVE;
-  }, new ProbeRef (probe), free_probe_ref);
-  g_source_attach (first.get (), context);
+  if (first_after.count () == 0) {
+    // The first try at once, not one interval later.
+    UniqueRef<GSource, g_source_unref> first{g_idle_source_new ()};
+    g_source_set_callback (first.get (), [] (gpointer data) -> gboolean {
+      try_connect (*static_cast<ProbeRef *> (data));
+      return G_SOURCE_REMOVE;
+    }, new ProbeRef (probe), free_probe_ref);
+    g_source_attach (first.get (), context);
+  }
   GST_DEBUG ("checking whether %s accepts connections", probe->what.c_str ());
   return std::unique_ptr<ReadinessCheck> (new ReadinessCheck (std::move (probe)));
 }

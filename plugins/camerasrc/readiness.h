@@ -1,6 +1,7 @@
-// camerasrc's readiness check: while the manager waits out a backoff step, a
-// non-blocking TCP connect to the camera's host and port a few times a second
-// tells it the moment a camera that could not be reached accepts again.
+// camerasrc's readiness check: while the manager waits out a backoff step (or
+// an attempt waits for its connection), a non-blocking TCP connect to the
+// camera's host and port a few times a second tells it the moment a camera
+// that could not be reached accepts again.
 #pragma once
 
 #include <gst/gst.h>
@@ -32,13 +33,18 @@ class ReadinessCheck {
   using Ready = std::function<void ()>;
 
   // Tries `location`'s host and port (its scheme's default port when it
-  // names none) every READINESS_INTERVAL, and calls `ready` on the first try
-  // that connects after one that did not (refused, unreachable, timed out):
-  // the camera is back.  A camera that accepts TCP all along (it fails in
+  // names none) every READINESS_INTERVAL (a new try even while earlier ones
+  // wait for an answer, up to a timeout's worth), and calls `ready` on the
+  // first try that connects after one that did not (refused, unreachable,
+  // timed out): the camera is back.  A camera that accepts TCP all along (it fails in
   // RTSP, or it is silent) is no camera back: its backoff runs on, and it
   // is tried only every READINESS_QUIET_INTERVAL while it accepts.
+  // `first_after`: no try before that long.  `wanted`, if set, is asked
+  // (on the check's thread) before each try: none while it says false.
   // Returns nullptr for a location without a host (file://, test://).
-  static std::unique_ptr<ReadinessCheck> start (const std::string &location, Ready ready);
+  static std::unique_ptr<ReadinessCheck> start (const std::string &location, Ready ready,
+      std::chrono::milliseconds first_after = std::chrono::milliseconds (0),
+      std::function<bool ()> wanted = nullptr);
 
   ~ReadinessCheck ();
   ReadinessCheck (const ReadinessCheck &) = delete;

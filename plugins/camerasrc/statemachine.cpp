@@ -25,6 +25,9 @@ next_action (const ManagerView &view, const ManagerDeadlines &deadlines, Clock::
   if (view.state == GST_CAMERA_SRC_STATE_STREAMING && view.timeout > 0 && view.last_frame
       && now - *view.last_frame > ns (view.timeout))
     return ManagerAction::Stall;
+  if (view.camera_back && view.state == GST_CAMERA_SRC_STATE_CONNECTING
+      && !view.attempt_connected)
+    return ManagerAction::Reattempt;
   if (now >= deadlines.retry_at)
     return ManagerAction::Connect;
   if (view.camera_back && view.state == GST_CAMERA_SRC_STATE_RECONNECTING

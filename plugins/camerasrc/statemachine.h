@@ -32,6 +32,7 @@ enum class ManagerAction {
   ConnectTimeout,  // no video within connect-timeout
   Stall,           // no video for `timeout` while streaming
   Connect,         // time to (re)connect
+  Reattempt,       // the camera is back while the attempt still waits for a connection
   Fallback,        // time for a fallback picture
 };
 
@@ -45,6 +46,9 @@ struct ManagerView {
   // The readiness check saw the camera accept connections again while a
   // backoff step runs (readiness.h): the attempt is due now.
   bool camera_back = false;
+  // The attempt under way has its connection to the camera (an RTSP
+  // request went out): it is no longer waiting for the network.
+  bool attempt_connected = false;
   bool fallback = false;  // a fallback other than none is set
   guint64 timeout = 0;    // the stall timeout, ns (0 = never)
   // The last video frame the camera delivered (the stall timeout counts from it).
@@ -63,8 +67,9 @@ struct ManagerDeadlines {
 
 // The one thing to do now, by priority: a new location first; nothing once
 // failed; then a reported fault, the end of a file, the first keyframe, the
-// timeouts, a due attempt (or a camera back while reconnecting), and last a
-// due fallback picture.
+// timeouts, a camera back (while reconnecting: the attempt is due; while an
+// attempt still waits for its connection: a new one), a due attempt, and
+// last a due fallback picture.
 ManagerAction next_action (const ManagerView &view, const ManagerDeadlines &deadlines,
     Clock::time_point now);
 

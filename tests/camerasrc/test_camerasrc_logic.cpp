@@ -443,11 +443,32 @@ TEST (StateMachine, CameraBackEndsTheBackoffWhileReconnecting)
            GST_CAMERA_SRC_STATE_STREAMING, GST_CAMERA_SRC_STATE_FAILED}) {
     ManagerView view = view_in (state);
     view.camera_back = true;
-    EXPECT_NE (next_action (view, deadlines, t0), ManagerAction::Connect) << state;
+    view.attempt_connected = true;
+    const ManagerAction action = next_action (view, deadlines, t0);
+    EXPECT_NE (action, ManagerAction::Connect) << state;
+    EXPECT_NE (action, ManagerAction::Reattempt) << state;
   }
   deadlines.retry_at = NEVER;
   away.fault = false;
   EXPECT_NE (next_action (away, deadlines, t0), ManagerAction::Connect);
+}
+
+// A camera back while an attempt still waits for its connection (its SYNs
+// lost in a network cut): a new attempt, after the events and the connect
+// timeout; not once the attempt has its connection.
+TEST (StateMachine, CameraBackReplacesAnAttemptWithoutAConnection)
+{
+  ManagerDeadlines deadlines;
+  deadlines.connect_deadline = t0 + 5s;
+  ManagerView connecting = view_in (GST_CAMERA_SRC_STATE_CONNECTING);
+  connecting.camera_back = true;
+  EXPECT_EQ (next_action (connecting, deadlines, t0), ManagerAction::Reattempt);
+  connecting.first_frame = true;
+  EXPECT_EQ (next_action (connecting, deadlines, t0), ManagerAction::Streaming);
+  connecting.first_frame = false;
+  EXPECT_EQ (next_action (connecting, deadlines, t0 + 6s), ManagerAction::ConnectTimeout);
+  connecting.attempt_connected = true;
+  EXPECT_EQ (next_action (connecting, deadlines, t0), ManagerAction::None);
 }
 
 // A streaming camera that is late: a fallback picture fallback-after past the
