@@ -207,6 +207,9 @@ struct GstCameraSrcPrivate {
   // held until a keyframe are no sign of life): the stall timeout counts
   // from it.
   std::optional<camrelay::camerasrc::Clock::time_point> last_video_in;
+  // When the current attempt's video data began to come (session.cpp: a
+  // probe on the depayloader): connecting, the camera delivers.
+  std::optional<camrelay::camerasrc::Clock::time_point> attempt_first_data;
   camrelay::camerasrc::StateTimes times;
   std::optional<camrelay::camerasrc::Clock::time_point> last_warning;
 };

@@ -254,6 +254,7 @@ manager_loop (GstCameraSrc *self)
     view.fallback = p.settings.fallback != GST_CAMERA_SRC_FALLBACK_NONE;
     view.timeout = p.settings.timeout;
     view.last_frame = p.last_video_in;
+    view.attempt_first_data = p.attempt_first_data;
     view.fallback_after = p.settings.fallback_after;
     view.last_output = p.stats.last_frame;
     return view;
@@ -474,6 +475,7 @@ manager_loop (GstCameraSrc *self)
         {
           Lock lock (p.lock);
           p.session_is_file = is_file;
+          p.attempt_first_data.reset ();
           if (p.state != GST_CAMERA_SRC_STATE_CONNECTING && p.state != GST_CAMERA_SRC_STATE_STREAMING) {
             change = set_state_locked (p, GST_CAMERA_SRC_STATE_CONNECTING,
                 p.attempt ? "retrying after: " + p.stats.last_error : "starting");

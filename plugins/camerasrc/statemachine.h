@@ -53,6 +53,12 @@ struct ManagerView {
   guint64 timeout = 0;    // the stall timeout, ns (0 = never)
   // The last video frame the camera delivered (the stall timeout counts from it).
   std::optional<Clock::time_point> last_frame;
+  // While connecting: when the attempt's video data began to come (RTP
+  // packets of frames before the first keyframe, which the parser drops
+  // until it has the parameter sets).  The camera delivers: the attempt is
+  // given `timeout` from then for its keyframe, past connect-timeout if
+  // need be.
+  std::optional<Clock::time_point> attempt_first_data;
   // While streaming: fallback pictures once no camera frame went out for
   // this long, ns (0 = only after a fault), and when the last one went out.
   guint64 fallback_after = 0;
@@ -86,6 +92,10 @@ Clock::time_point early_fallback_at (const ManagerView &view, const ManagerDeadl
 // end of a file, a new location or setting, stopping) notify the manager.
 Clock::time_point next_wake (const ManagerView &view, const ManagerDeadlines &deadlines,
     Clock::time_point other, Clock::time_point now);
+
+// While connecting: when the attempt times out.  The connect deadline, or
+// `timeout` past the attempt's first video data when that is later.
+Clock::time_point connect_deadline_of (const ManagerView &view, const ManagerDeadlines &deadlines);
 
 // Whether the camera is being waited for (connecting or reconnecting).
 bool is_down (GstCameraSrcState state);

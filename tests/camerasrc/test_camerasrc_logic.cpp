@@ -471,6 +471,27 @@ TEST (StateMachine, CameraBackReplacesAnAttemptWithoutAConnection)
   EXPECT_EQ (next_action (connecting, deadlines, t0), ManagerAction::None);
 }
 
+// An attempt whose camera delivers delta frames (it joined mid-GOP) is given
+// `timeout` from its first one for its keyframe, past connect-timeout if need
+// be; not without a stall timeout, nor when that is sooner.
+TEST (StateMachine, DeltaFramesGiveAnAttemptTimeoutForItsKeyframe)
+{
+  ManagerDeadlines deadlines;
+  deadlines.connect_deadline = t0;
+  ManagerView view = view_in (GST_CAMERA_SRC_STATE_CONNECTING);  // timeout 5 s
+  view.fallback = false;
+  view.attempt_first_data = t0 - 1s;
+  EXPECT_EQ (next_action (view, deadlines, t0 + 1s), ManagerAction::None);
+  EXPECT_EQ (next_action (view, deadlines, t0 + 4s), ManagerAction::None);
+  EXPECT_EQ (next_action (view, deadlines, t0 + 4s + 1ns), ManagerAction::ConnectTimeout);
+  EXPECT_EQ (next_wake (view, deadlines, NEVER, t0), t0 + 4s + 1ns);
+  view.attempt_first_data = t0 - 10s;  // the connect deadline is later
+  EXPECT_EQ (next_action (view, deadlines, t0 + 1ns), ManagerAction::ConnectTimeout);
+  view.attempt_first_data = t0 - 1s;
+  view.timeout = 0;  // no stall timeout: connect-timeout alone
+  EXPECT_EQ (next_action (view, deadlines, t0 + 1ns), ManagerAction::ConnectTimeout);
+}
+
 // A streaming camera that is late: a fallback picture fallback-after past the
 // last frame that went out, then at the fallback pace; never with
 // fallback-after=0, fallback none, or before any frame went out.

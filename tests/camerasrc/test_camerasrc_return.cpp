@@ -406,3 +406,40 @@ TEST (CameraSrcReturn, NetworkCutHealingDuringAnAttemptIsNoticedAtOnce)
   EXPECT_EQ (p.states (), (std::vector<std::string>{"connecting", "streaming"}))
       << p.describe_messages ();
 }
+
+// A camera that returns (here: ends a stall) while an attempt waits for its
+// video, so close to connect-timeout that its next keyframe comes after it:
+// its delta frames show it delivers, so the attempt is given `timeout` for
+// that keyframe instead of being dropped (and the camera's return waited
+// out a backoff step and another keyframe).
+TEST (CameraSrcReturn, AnAttemptReceivingDeltaFramesWaitsForItsKeyframe)
+{
+  RtspCameraOptions options;
+  options.width = 320;
+  options.height = 180;
+  options.gop = 90;  // a keyframe every 3 s, the first when the media starts
+  FakeRtspCamera camera (options);
+  ASSERT_TRUE (camera.start ());
+  camera.stall ();  // PLAY is answered, no video
+  TestPipeline p;
+  ASSERT_TRUE (launch_camera (p, camera.uri (),
+      "connect-timeout=2000000000 timeout=3000000000 retry-delay=2000000000 "
+      "retry-delay-max=2000000000"));
+  ASSERT_TRUE (p.play ());
+  ASSERT_TRUE (p.wait_state ("connecting", 5s)) << p.describe_messages ();
+  const auto attempt = p.state_messages ()[0].arrival;
+  // Back 1 s into the attempt, mid-GOP: delta frames, the next keyframe about
+  // 3 s into the attempt, past connect-timeout (2 s) but within `timeout`
+  // (3 s) of the first delta frame.
+  std::this_thread::sleep_until (attempt + 1s);
+  camera.resume ();
+  const long index = p.wait_frame_after (attempt, 6s);
+  ASSERT_GE (index, 0) << p.describe_messages ();
+  const auto frames = p.frames ();
+  std::fprintf (stderr, "delta frames first: video %.3f s into the attempt\n",
+      seconds_between (attempt, frames[index].arrival));
+  EXPECT_TRUE (frames[index].keyframe);
+  EXPECT_TRUE (p.wait_state ("streaming", 5s)) << p.describe_messages ();
+  EXPECT_EQ (p.states (), (std::vector<std::string>{"connecting", "streaming"}))
+      << "the attempt was dropped while the camera delivered\n" << p.describe_messages ();
+}
