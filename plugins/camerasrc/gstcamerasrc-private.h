@@ -168,6 +168,7 @@ struct GstCameraSrcPrivate {
   camrelay::GObjectPtr<GCancellable> diagnosis;  // the diagnosis under way (see diagnose_http)
   bool end_of_file = false;          // file:// reached its end: loop
   bool first_frame = false;          // the session delivered its first keyframe
+  bool camera_back = false;          // the readiness check saw the camera accept again
   bool reconsider = false;           // a setting next_wake () reads changed
   // The step the current attempt is at (handshake.h); its own lock.
   camrelay::camerasrc::Handshake handshake;
@@ -202,9 +203,13 @@ struct GstCameraSrcPrivate {
   bool wake_due = false;
 
   camrelay::camerasrc::Stats stats;
-  // When the camera last delivered a video frame, sent or not (stats.last_frame
-  // is when one last went out): the stall timeout counts from it.
+  // When the camera last delivered a video frame that went out (delta frames
+  // held until a keyframe are no sign of life): the stall timeout counts
+  // from it.
   std::optional<camrelay::camerasrc::Clock::time_point> last_video_in;
+  // When the current attempt's video data began to come (session.cpp: a
+  // probe on the depayloader): connecting, the camera delivers.
+  std::optional<camrelay::camerasrc::Clock::time_point> attempt_first_data;
   camrelay::camerasrc::StateTimes times;
   std::optional<camrelay::camerasrc::Clock::time_point> last_warning;
 };

@@ -19,7 +19,11 @@
  *
  * Every camera fault (refused, unresolved, timed out, 4xx/5xx, reset, stalled,
  * garbage) is retried with exponential backoff and ±20% jitter, forever by
- * default.  While the camera is away, #GstCameraSrc:fallback keeps a picture
+ * default.  A camera that could not be reached and accepts connections again
+ * ends the backoff step (or replaces an attempt still waiting for its
+ * connection) at once: meanwhile the element tries the camera's port a few
+ * times a second (a TCP connect, nothing sent).  While
+ * the camera is away, #GstCameraSrc:fallback keeps a picture
  * going (by default the last keyframe, once per #GstCameraSrc:fallback-interval,
  * from #GstCameraSrc:fallback-after past the last frame, before the stall
  * timeout) so that players and recorders do not time out.
@@ -628,7 +632,8 @@ gst_camera_src_class_init (GstCameraSrcClass *klass)
           GST_TYPE_CAMERA_SRC_PROTOCOLS, DEFAULT_PROTOCOLS, rw));
   g_object_class_install_property (gobject_class, PROP_LATENCY,
       g_param_spec_uint ("latency", "Latency (ms)",
-          "RTSP jitter buffer latency, and the latency camerasrc reports, in milliseconds",
+          "RTSP jitter buffer latency (over UDP; none over TCP), and the latency camerasrc "
+          "reports, in milliseconds",
           0, 60000, DEFAULT_LATENCY_MS, rw));
   g_object_class_install_property (gobject_class, PROP_AUDIO,
       g_param_spec_boolean ("audio", "Audio",

@@ -8,6 +8,7 @@
 #include "camerasrc/backoff.h"
 #include "camerasrc/camerauri.h"
 #include "camerasrc/gstcamerasrc-private.h"
+#include "camerasrc/readiness.h"
 #include "common/enums.h"
 #include "common/uri_schemes.h"
 
@@ -95,7 +96,7 @@ static bool
 woken_locked (const GstCameraSrcPrivate &p)
 {
   return !p.running || p.location_changed || p.fault.reason || p.end_of_file || p.first_frame
-      || p.reconsider || p.wake_due;
+      || p.camera_back || p.reconsider || p.wake_due;
 }
 
 // Sleeps (lock held) until `wake_at` on the element's time or an event.  On
@@ -224,6 +225,22 @@ manager_loop (GstCameraSrc *self)
   retry_at = element_now (p);
   next_fallback = retry_at;
   SlateBuild slate;
+  // While a backoff step runs, and while an attempt waits for its
+  // connection: whether the camera accepts connections again (readiness.h).
+  // Ended with no lock held: its callback takes the lock.
+  std::unique_ptr<ReadinessCheck> readiness;
+  auto check_readiness = [self, &readiness] (const std::string &location,
+      std::chrono::milliseconds first_after = std::chrono::milliseconds (0),
+      std::function<bool ()> wanted = nullptr) {
+    readiness = ReadinessCheck::start (location, [self] {
+      GstCameraSrcPrivate &priv = *self->priv;
+      Lock lock (priv.lock);
+      if (is_down (priv.state)) {
+        priv.camera_back = true;
+        priv.wake.notify_all ();
+      }
+    }, first_after, std::move (wanted));
+  };
   // What the state machine sees (lock held).
   auto view_locked = [&p] {
     ManagerView view;
@@ -232,9 +249,12 @@ manager_loop (GstCameraSrc *self)
     view.fault = p.fault.reason.has_value ();
     view.end_of_file = p.end_of_file;
     view.first_frame = p.first_frame;
+    view.camera_back = p.camera_back;
+    view.attempt_connected = !p.handshake.pending_step ().empty ();
     view.fallback = p.settings.fallback != GST_CAMERA_SRC_FALLBACK_NONE;
     view.timeout = p.settings.timeout;
     view.last_frame = p.last_video_in;
+    view.attempt_first_data = p.attempt_first_data;
     view.fallback_after = p.settings.fallback_after;
     view.last_output = p.stats.last_frame;
     return view;
@@ -247,6 +267,7 @@ manager_loop (GstCameraSrc *self)
     std::string warning;
     bool had_video = false;
     bool bridged = false;
+    bool cut_short = false;
     std::optional<Clock::time_point> last_output;
     Settings settings;
     guint64 generation = 0;
@@ -303,10 +324,25 @@ manager_loop (GstCameraSrc *self)
         case ManagerAction::Fallback:
           next_fallback = now + ns (settings.fallback_interval);
           break;
-        case ManagerAction::None:
         case ManagerAction::Connect:
+          cut_short = p.camera_back && now < retry_at;
+          p.camera_back = false;
+          break;
+        case ManagerAction::Reattempt:
+          p.camera_back = false;
+          break;
+        case ManagerAction::None:
           break;
       }
+    }
+    // An attempt, another camera or another fault: the check is over, and
+    // what it may have said just before is no news.
+    if (readiness && (action == ManagerAction::Connect || action == ManagerAction::Switch
+        || action == ManagerAction::Fault || action == ManagerAction::Reattempt
+        || action == ManagerAction::Streaming)) {
+      readiness.reset ();
+      Lock lock (p.lock);
+      p.camera_back = false;
     }
 
     switch (action) {
@@ -396,6 +432,11 @@ manager_loop (GstCameraSrc *self)
         }
         warn_fault (self, reason, location);
         retry_at = element_now (p) + ns (delay);
+        // A camera that comes back ends the wait at once: the readiness
+        // check sees its port refuse (or time out), then accept.  One that
+        // accepts TCP all along (failing RTSP, or silent) keeps its backoff.
+        if (ns (delay) > READINESS_INTERVAL)
+          check_readiness (settings.location);
         // The fallback pictures start one interval after the camera is lost
         // (at most fallback-after after its last frame went out) and keep
         // their pace through failed attempts; those that started while the
@@ -421,6 +462,11 @@ manager_loop (GstCameraSrc *self)
           retry_at = element_now (p) + ns (settings.retry_delay_max);
           break;
         }
+        if (cut_short)
+          GST_INFO_OBJECT (self, "the camera accepts connections again: attempt now, %"
+              G_GINT64_FORMAT " ms before the backoff's end",
+              static_cast<gint64> (std::chrono::duration_cast<std::chrono::milliseconds> (
+                  retry_at - element_now (p)).count ()));
         retry_at = NEVER;
         StateChange change;
         bool changed = false;
@@ -429,6 +475,7 @@ manager_loop (GstCameraSrc *self)
         {
           Lock lock (p.lock);
           p.session_is_file = is_file;
+          p.attempt_first_data.reset ();
           if (p.state != GST_CAMERA_SRC_STATE_CONNECTING && p.state != GST_CAMERA_SRC_STATE_STREAMING) {
             change = set_state_locked (p, GST_CAMERA_SRC_STATE_CONNECTING,
                 p.attempt ? "retrying after: " + p.stats.last_error : "starting");
@@ -443,14 +490,32 @@ manager_loop (GstCameraSrc *self)
             SchemeFamily::Rtsp));
         if (auto error = build_session (self, generation, settings))
           report_fault (self, generation, *error);
+        // An RTSP attempt whose connection hangs (a network cut: its SYNs
+        // are lost, and the kernel sends the next one 1, 2, 4 s later) is
+        // replaced as soon as the camera is seen reachable again: tried
+        // from a try's timeout on, and only while the attempt has sent no
+        // request (a camera that answers sees no try).
+        if (is_scheme_of (split_uri (settings.location, "", "").scheme, SchemeFamily::Rtsp))
+          check_readiness (settings.location,
+              std::chrono::seconds (READINESS_CONNECT_TIMEOUT_S), [self] {
+                return self->priv->handshake.pending_step ().empty ();
+              });
         break;
       }
+      case ManagerAction::Reattempt:
+        GST_INFO_OBJECT (self, "the camera accepts connections again while the attempt still "
+            "waits for its connection: a new attempt");
+        teardown_session (self, false, std::chrono::milliseconds (0));
+        retry_at = element_now (p);
+        connect_deadline = NEVER;
+        break;
       case ManagerAction::Fallback:
         send_fallback (self);
         break;
     }
   }
   // Stopping: a slate still being made is not waited for.
+  readiness.reset ();
   drop_slate (slate);
 }
 

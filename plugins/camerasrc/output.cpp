@@ -207,10 +207,10 @@ on_camera_sample (GstCameraSrc *self, const SinkContext &ctx, GstSample *sample)
     }
     if (ctx.kind == StreamKind::Video) {
       if (out.need_keyframe && !keyframe) {
-        // Waiting for a keyframe after fallback pictures: the camera is
-        // alive all the same (no stall), only its frames cannot go out.
-        if (out.bridged)
-          p.last_video_in = now_locked (p);
+        // Held until a keyframe (after fallback pictures, or a session's
+        // first frames): no sign of life.  A camera that sends only delta
+        // frames shows nothing new downstream, so the stall timeout, which
+        // counts from the last frame that could go out, reconnects it.
         return;
       }
       if (out.need_keyframe) {

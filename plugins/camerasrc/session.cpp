@@ -177,6 +177,27 @@ make_appsink (GstCameraSrc *self, guint64 generation, StreamKind kind, bool sync
   return sink;
 }
 
+// Notes when the attempt's video data begins to come (its first RTP packet
+// into the depayloader): frames before the first keyframe never reach the
+// appsink (the parser drops them until it has the parameter sets), yet they
+// show that the camera delivers (statemachine.h, attempt_first_data).
+static void
+watch_first_data (GstCameraSrc *self, guint64 generation, GstPad *depayloader_sink)
+{
+  gst_pad_add_probe (depayloader_sink,
+      static_cast<GstPadProbeType> (GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
+      [] (GstPad *, GstPadProbeInfo *, gpointer data) {
+        const auto *ctx = static_cast<const SinkContext *> (data);
+        GstCameraSrcPrivate &p = *ctx->self->priv;
+        Lock lock (p.lock);
+        if (ctx->generation == p.generation && !p.attempt_first_data)
+          p.attempt_first_data = now_locked (p);
+        return GST_PAD_PROBE_REMOVE;
+      },
+      new SinkContext{self, generation, StreamKind::Video},
+      [] (gpointer data) { delete static_cast<SinkContext *> (data); });
+}
+
 // Links `pad` (a stream of the camera with `caps`) to a chain for its codec
 // (depayloader for RTP, parser) and an appsink.
 static void
@@ -252,6 +273,8 @@ link_camera_stream (GstCameraSrc *self, guint64 generation, GstPad *pad, GstCaps
     if (GST_CLOCK_TIME_IS_VALID (now))
       gst_pad_set_offset (pad, static_cast<gint64> (now));
   }
+  if (linked == GST_PAD_LINK_OK && depayloader && kind == StreamKind::Video)
+    watch_first_data (self, generation, sinkpad.get ());
   if (linked != GST_PAD_LINK_OK)
     report_fault (self, generation,
         std::string ("cannot handle the camera's stream: ") + gst_pad_link_get_name (linked));
@@ -364,9 +387,16 @@ build_session (GstCameraSrc *self, guint64 generation, const Settings &settings)
     guint protocols = settings.protocols == GST_CAMERA_SRC_PROTOCOLS_TCP ? 0x4  // TCP
         : settings.protocols == GST_CAMERA_SRC_PROTOCOLS_UDP ? 0x1                // UDP
                                                              : 0x1 | 0x4;
+    // Over TCP nothing arrives late or out of order: a gap in the sequence
+    // numbers is packets the camera (or a network on its side) dropped,
+    // which never come.  A jitter buffer latency there only holds the
+    // camera's first frames after such a gap (a stall that ends on the same
+    // connection) and after each connect, for nothing: none.  `latency`
+    // stays the latency camerasrc reports.
+    const guint jitter_latency = protocols == 0x4 ? 0 : settings.latency_ms;
     // tcp-timeout twice connect-timeout, so that an unanswered request is
     // ended by connect-timeout, whose reason names it (handshake.h).
-    g_object_set (src, "location", uri.without_userinfo.c_str (), "latency", settings.latency_ms,
+    g_object_set (src, "location", uri.without_userinfo.c_str (), "latency", jitter_latency,
         "tcp-timeout", static_cast<guint64> (2 * settings.connect_timeout / GST_USECOND),
         "do-rtsp-keep-alive", TRUE, nullptr);
     self->priv->handshake.follow (src);  // the requests it sends

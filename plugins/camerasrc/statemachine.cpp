@@ -20,12 +20,18 @@ next_action (const ManagerView &view, const ManagerDeadlines &deadlines, Clock::
     return ManagerAction::Loop;
   if (view.first_frame)
     return ManagerAction::Streaming;
-  if (view.state == GST_CAMERA_SRC_STATE_CONNECTING && now > deadlines.connect_deadline)
+  if (view.state == GST_CAMERA_SRC_STATE_CONNECTING && now > connect_deadline_of (view, deadlines))
     return ManagerAction::ConnectTimeout;
   if (view.state == GST_CAMERA_SRC_STATE_STREAMING && view.timeout > 0 && view.last_frame
       && now - *view.last_frame > ns (view.timeout))
     return ManagerAction::Stall;
+  if (view.camera_back && view.state == GST_CAMERA_SRC_STATE_CONNECTING
+      && !view.attempt_connected)
+    return ManagerAction::Reattempt;
   if (now >= deadlines.retry_at)
+    return ManagerAction::Connect;
+  if (view.camera_back && view.state == GST_CAMERA_SRC_STATE_RECONNECTING
+      && deadlines.retry_at != NEVER)
     return ManagerAction::Connect;
   if (view.state != GST_CAMERA_SRC_STATE_STREAMING && view.fallback
       && now >= deadlines.next_fallback)
@@ -54,7 +60,7 @@ next_wake (const ManagerView &view, const ManagerDeadlines &deadlines, Clock::ti
   if (view.state != GST_CAMERA_SRC_STATE_FAILED) {
     wake_at = std::min (wake_at, deadlines.retry_at);
     if (view.state == GST_CAMERA_SRC_STATE_CONNECTING && deadlines.connect_deadline != NEVER)
-      wake_at = std::min (wake_at, deadlines.connect_deadline + past);
+      wake_at = std::min (wake_at, connect_deadline_of (view, deadlines) + past);
     if (view.state == GST_CAMERA_SRC_STATE_STREAMING && view.timeout > 0 && view.last_frame)
       wake_at = std::min (wake_at, *view.last_frame + ns (view.timeout) + past);
     if (view.state != GST_CAMERA_SRC_STATE_STREAMING && view.fallback)
@@ -64,6 +70,14 @@ next_wake (const ManagerView &view, const ManagerDeadlines &deadlines, Clock::ti
   if (wake_at == NEVER)
     return now + MANAGER_IDLE_BOUND;
   return wake_at;
+}
+
+Clock::time_point
+connect_deadline_of (const ManagerView &view, const ManagerDeadlines &deadlines)
+{
+  if (deadlines.connect_deadline == NEVER || !view.attempt_first_data || view.timeout == 0)
+    return deadlines.connect_deadline;
+  return std::max (deadlines.connect_deadline, *view.attempt_first_data + ns (view.timeout));
 }
 
 bool

@@ -32,6 +32,7 @@ enum class ManagerAction {
   ConnectTimeout,  // no video within connect-timeout
   Stall,           // no video for `timeout` while streaming
   Connect,         // time to (re)connect
+  Reattempt,       // the camera is back while the attempt still waits for a connection
   Fallback,        // time for a fallback picture
 };
 
@@ -42,10 +43,22 @@ struct ManagerView {
   bool fault = false;
   bool end_of_file = false;
   bool first_frame = false;
+  // The readiness check saw the camera accept connections again while a
+  // backoff step runs (readiness.h): the attempt is due now.
+  bool camera_back = false;
+  // The attempt under way has its connection to the camera (an RTSP
+  // request went out): it is no longer waiting for the network.
+  bool attempt_connected = false;
   bool fallback = false;  // a fallback other than none is set
   guint64 timeout = 0;    // the stall timeout, ns (0 = never)
   // The last video frame the camera delivered (the stall timeout counts from it).
   std::optional<Clock::time_point> last_frame;
+  // While connecting: when the attempt's video data began to come (RTP
+  // packets of frames before the first keyframe, which the parser drops
+  // until it has the parameter sets).  The camera delivers: the attempt is
+  // given `timeout` from then for its keyframe, past connect-timeout if
+  // need be.
+  std::optional<Clock::time_point> attempt_first_data;
   // While streaming: fallback pictures once no camera frame went out for
   // this long, ns (0 = only after a fault), and when the last one went out.
   guint64 fallback_after = 0;
@@ -60,7 +73,9 @@ struct ManagerDeadlines {
 
 // The one thing to do now, by priority: a new location first; nothing once
 // failed; then a reported fault, the end of a file, the first keyframe, the
-// timeouts, a due attempt, and last a due fallback picture.
+// timeouts, a camera back (while reconnecting: the attempt is due; while an
+// attempt still waits for its connection: a new one), a due attempt, and
+// last a due fallback picture.
 ManagerAction next_action (const ManagerView &view, const ManagerDeadlines &deadlines,
     Clock::time_point now);
 
@@ -77,6 +92,10 @@ Clock::time_point early_fallback_at (const ManagerView &view, const ManagerDeadl
 // end of a file, a new location or setting, stopping) notify the manager.
 Clock::time_point next_wake (const ManagerView &view, const ManagerDeadlines &deadlines,
     Clock::time_point other, Clock::time_point now);
+
+// While connecting: when the attempt times out.  The connect deadline, or
+// `timeout` past the attempt's first video data when that is later.
+Clock::time_point connect_deadline_of (const ManagerView &view, const ManagerDeadlines &deadlines);
 
 // Whether the camera is being waited for (connecting or reconnecting).
 bool is_down (GstCameraSrcState state);

@@ -424,6 +424,74 @@ TEST (StateMachine, ConnectWhenDueThenFallbackWhileAway)
       ManagerAction::None);
 }
 
+// A camera back (the readiness check saw its port accept again) cuts a
+// running backoff step short, before a due fallback picture; it means
+// nothing in any other state, nor once no attempt is planned (failed).
+TEST (StateMachine, CameraBackEndsTheBackoffWhileReconnecting)
+{
+  ManagerDeadlines deadlines;
+  deadlines.retry_at = t0 + 30s;
+  deadlines.next_fallback = t0;
+  ManagerView away = view_in (GST_CAMERA_SRC_STATE_RECONNECTING);
+  EXPECT_EQ (next_action (away, deadlines, t0), ManagerAction::Fallback);
+  away.camera_back = true;
+  EXPECT_EQ (next_action (away, deadlines, t0), ManagerAction::Connect);
+  // A fault or a new location still comes first.
+  away.fault = true;
+  EXPECT_EQ (next_action (away, deadlines, t0), ManagerAction::Fault);
+  for (GstCameraSrcState state : {GST_CAMERA_SRC_STATE_CONNECTING,
+           GST_CAMERA_SRC_STATE_STREAMING, GST_CAMERA_SRC_STATE_FAILED}) {
+    ManagerView view = view_in (state);
+    view.camera_back = true;
+    view.attempt_connected = true;
+    const ManagerAction action = next_action (view, deadlines, t0);
+    EXPECT_NE (action, ManagerAction::Connect) << state;
+    EXPECT_NE (action, ManagerAction::Reattempt) << state;
+  }
+  deadlines.retry_at = NEVER;
+  away.fault = false;
+  EXPECT_NE (next_action (away, deadlines, t0), ManagerAction::Connect);
+}
+
+// A camera back while an attempt still waits for its connection (its SYNs
+// lost in a network cut): a new attempt, after the events and the connect
+// timeout; not once the attempt has its connection.
+TEST (StateMachine, CameraBackReplacesAnAttemptWithoutAConnection)
+{
+  ManagerDeadlines deadlines;
+  deadlines.connect_deadline = t0 + 5s;
+  ManagerView connecting = view_in (GST_CAMERA_SRC_STATE_CONNECTING);
+  connecting.camera_back = true;
+  EXPECT_EQ (next_action (connecting, deadlines, t0), ManagerAction::Reattempt);
+  connecting.first_frame = true;
+  EXPECT_EQ (next_action (connecting, deadlines, t0), ManagerAction::Streaming);
+  connecting.first_frame = false;
+  EXPECT_EQ (next_action (connecting, deadlines, t0 + 6s), ManagerAction::ConnectTimeout);
+  connecting.attempt_connected = true;
+  EXPECT_EQ (next_action (connecting, deadlines, t0), ManagerAction::None);
+}
+
+// An attempt whose camera delivers delta frames (it joined mid-GOP) is given
+// `timeout` from its first one for its keyframe, past connect-timeout if need
+// be; not without a stall timeout, nor when that is sooner.
+TEST (StateMachine, DeltaFramesGiveAnAttemptTimeoutForItsKeyframe)
+{
+  ManagerDeadlines deadlines;
+  deadlines.connect_deadline = t0;
+  ManagerView view = view_in (GST_CAMERA_SRC_STATE_CONNECTING);  // timeout 5 s
+  view.fallback = false;
+  view.attempt_first_data = t0 - 1s;
+  EXPECT_EQ (next_action (view, deadlines, t0 + 1s), ManagerAction::None);
+  EXPECT_EQ (next_action (view, deadlines, t0 + 4s), ManagerAction::None);
+  EXPECT_EQ (next_action (view, deadlines, t0 + 4s + 1ns), ManagerAction::ConnectTimeout);
+  EXPECT_EQ (next_wake (view, deadlines, NEVER, t0), t0 + 4s + 1ns);
+  view.attempt_first_data = t0 - 10s;  // the connect deadline is later
+  EXPECT_EQ (next_action (view, deadlines, t0 + 1ns), ManagerAction::ConnectTimeout);
+  view.attempt_first_data = t0 - 1s;
+  view.timeout = 0;  // no stall timeout: connect-timeout alone
+  EXPECT_EQ (next_action (view, deadlines, t0 + 1ns), ManagerAction::ConnectTimeout);
+}
+
 // A streaming camera that is late: a fallback picture fallback-after past the
 // last frame that went out, then at the fallback pace; never with
 // fallback-after=0, fallback none, or before any frame went out.
