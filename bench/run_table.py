@@ -35,6 +35,25 @@ def pct(values, q):
     return v[min(len(v) - 1, max(0, int(round(q * len(v) + 0.5)) - 1))]
 
 
+def recovery_rows(row):
+    """The rows of one reboot or stall result; row(label, fn, show_ratio=True)."""
+    row("sessions kept", lambda v: f"{v['kept']}/{v['clients']}", False)
+    row("clients with live video again", lambda v: f"{v['with_video']}/{v['clients']}", False)
+    row("camera back → live video ms p50", lambda v: med(v["video_ms"]))
+    row("camera back → live video ms max", lambda v: max(v["video_ms"]) if v["video_ms"] else None)
+    row("camera back → first frame ms p50", lambda v: med(v["first_frame_ms"]))
+    row("longest time without a packet ms, max over kept sessions",
+        lambda v: max(v["packet_gap_ms"]) if v.get("packet_gap_ms") else None)
+    row("longest time without a packet ms, p50 over kept sessions",
+        lambda v: med(v.get("packet_gap_ms")))
+    row("camera back → direct client's first keyframe ms", lambda v: v.get("direct_keyframe_ms"),
+        False)
+    row("camera's first keyframe (direct client) → live video ms p50",
+        lambda v: med(v.get("after_camera_keyframe_ms")))
+    row("camera's first keyframe (direct client) → live video ms max",
+        lambda v: max(v["after_camera_keyframe_ms"]) if v.get("after_camera_keyframe_ms") else None)
+
+
 def rows_for(name, results):
     """[(figure, {relay: value}, show_ratio)] for one scenario."""
     get = {relay: results.get(relay, {}).get(name) for relay in RELAYS}
@@ -119,24 +138,22 @@ def rows_for(name, results):
         row("storm: relay CPU % of one core during the storm", lambda v: v["cpu"])
         row("storm: relay RSS MiB after the storm", lambda v: v["rss_mb"])
     elif name in ("reboot", "stall"):
-        row(f"{name}: sessions kept", lambda v: f"{v['kept']}/{v['clients']}", False)
-        row(f"{name}: clients with live video again", lambda v: f"{v['with_video']}/{v['clients']}",
-            False)
-        row(f"{name}: camera back → live video ms p50", lambda v: med(v["video_ms"]))
-        row(f"{name}: camera back → live video ms max",
-            lambda v: max(v["video_ms"]) if v["video_ms"] else None)
-        row(f"{name}: camera back → first frame ms p50", lambda v: med(v["first_frame_ms"]))
-        row(f"{name}: longest time without a packet ms, max over kept sessions",
-            lambda v: max(v["packet_gap_ms"]) if v.get("packet_gap_ms") else None)
-        row(f"{name}: longest time without a packet ms, p50 over kept sessions",
-            lambda v: med(v.get("packet_gap_ms")))
-        row(f"{name}: camera back → direct client's first keyframe ms",
-            lambda v: v.get("direct_keyframe_ms"), False)
-        row(f"{name}: camera's first keyframe (direct client) → live video ms p50",
-            lambda v: med(v.get("after_camera_keyframe_ms")))
-        row(f"{name}: camera's first keyframe (direct client) → live video ms max",
-            lambda v: max(v["after_camera_keyframe_ms"]) if v.get("after_camera_keyframe_ms")
-            else None)
+        # stall: one result per stall length ({"3": {...}, "15": {...}}); reboot: one result.
+        if name == "stall":
+            lengths = []
+            for v in get.values():
+                if v and "clients" not in v:
+                    lengths += [k for k in v if k not in lengths]
+            parts = [(f"stall {k} s", k) for k in sorted(lengths, key=float)]
+            if any(v and "clients" in v for v in get.values()):
+                parts = [("stall", None)]   # a past run's results.json, one stall
+        else:
+            parts = [("reboot", None)]
+        for prefix, k in parts:
+            def row_of(label, fn, show_ratio=True, k=k):
+                row(f"{prefix}: {label}",
+                    (lambda v: fn(v[k]) if k in v else None) if k else fn, show_ratio)
+            recovery_rows(row_of)
     elif name == "reader":
         row("reader: the other clients", lambda v: v["others"], False)
         row("reader: others' fps min", lambda v: v["fps_min"])
