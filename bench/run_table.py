@@ -135,7 +135,8 @@ def rows_for(name, results):
         row("storm: PLAY → first decodable keyframe ms p95", lambda v: pct(v["decodable_ms"], 0.95))
         row("storm: PLAY → live (burst over) ms p95", lambda v: pct(v["live_ms"], 0.95))
         row("storm: RTP packets lost", lambda v: v["lost"], False)
-        row("storm: relay CPU % of one core during the storm", lambda v: v["cpu"])
+        row("storm: relay CPU % of one core over the storm run (joins, then GOP + 4 s)",
+            lambda v: v["cpu"])
         row("storm: relay RSS MiB after the storm", lambda v: v["rss_mb"])
     elif name in ("reboot", "stall"):
         # stall: one result per stall length ({"3": {...}, "15": {...}}); reboot: one result.
