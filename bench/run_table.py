@@ -19,7 +19,8 @@ def fmt(v, digits=1):
 
 
 def ratio(a, b):
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b:
+    """a/b of two positive figures (a signed difference of times has no ratio)."""
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a >= 0 and b > 0:
         return f"{a / b:.2f}"
     return "—"
 
