@@ -4,24 +4,34 @@
 // relay measured.
 //
 //   fakecam --port 18554 clip.mp4        -> rtsp://127.0.0.1:18554/cam
+//   fakecam --port 18554 clip.mp4 --mount /cam-g4=clip-g4.mp4 --fresh /cam-new=clip.mp4
 //
-// SIGUSR1 stops serving (the camera reboots: clients are cut, new ones are
-// refused until SIGUSR2); SIGUSR2 serves again; SIGHUP stalls the camera
-// (connections stay open, no more video) or ends the stall.
+// Each mount is one shared media (clients join the running stream), except
+// --fresh ones: a media per session, from the clip's first keyframe, like a
+// camera that starts every session with a keyframe.  SIGUSR1 stops serving
+// (the camera reboots: clients are cut, new ones are refused until SIGUSR2);
+// SIGUSR2 serves again; SIGHUP stalls the camera (connections stay open, no
+// more video) or ends the stall.  Signals act on every mount.
 #include <glib-unix.h>
 #include <gst/gst.h>
 #include <gst/rtsp-server/rtsp-server.h>
 
 #include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <string>
+#include <vector>
 
 namespace {
 
+struct Mount {
+  std::string path;
+  GstRTSPMediaFactory *factory = nullptr;
+};
+
 struct Camera {
   GstRTSPServer *server = nullptr;
-  GstRTSPMediaFactory *factory = nullptr;
-  std::string mount = "/cam";
+  std::vector<Mount> mounts;
   bool serving = false;
 };
 
@@ -71,7 +81,8 @@ go_away (gpointer data)
     return G_SOURCE_CONTINUE;
   camera->serving = false;
   GstRTSPMountPoints *mounts = gst_rtsp_server_get_mount_points (camera->server);
-  gst_rtsp_mount_points_remove_factory (mounts, camera->mount.c_str ());
+  for (const Mount &mount : camera->mounts)
+    gst_rtsp_mount_points_remove_factory (mounts, mount.path.c_str ());
   g_object_unref (mounts);
   gst_rtsp_server_client_filter (camera->server,
       [] (GstRTSPServer *, GstRTSPClient *, gpointer) { return GST_RTSP_FILTER_REMOVE; }, nullptr);
@@ -87,11 +98,48 @@ come_back (gpointer data)
     return G_SOURCE_CONTINUE;
   camera->serving = true;
   GstRTSPMountPoints *mounts = gst_rtsp_server_get_mount_points (camera->server);
-  gst_rtsp_mount_points_add_factory (mounts, camera->mount.c_str (),
-      GST_RTSP_MEDIA_FACTORY (g_object_ref (camera->factory)));
+  for (const Mount &mount : camera->mounts)
+    gst_rtsp_mount_points_add_factory (mounts, mount.path.c_str (),
+        GST_RTSP_MEDIA_FACTORY (g_object_ref (mount.factory)));
   g_object_unref (mounts);
   std::fprintf (stderr, "fakecam: back\n");
   return G_SOURCE_CONTINUE;
+}
+
+// A factory serving `clip` live; false (and a message) when it is not a file.
+bool
+add_mount (Camera &camera, const std::string &path, const char *clip, bool shared)
+{
+  GError *error = nullptr;
+  gchar *uri = gst_filename_to_uri (clip, &error);
+  if (!uri) {
+    std::fprintf (stderr, "fakecam: %s: %s\n", clip, error->message);
+    g_clear_error (&error);
+    return false;
+  }
+  Mount mount;
+  mount.path = path;
+  mount.factory = gst_rtsp_media_factory_new ();
+  const std::string launch = std::string ("( camerasrc location=") + uri
+      + " ! rtph264pay name=pay0 pt=96 config-interval=-1 )";
+  g_free (uri);
+  gst_rtsp_media_factory_set_launch (mount.factory, launch.c_str ());
+  gst_rtsp_media_factory_set_shared (mount.factory, shared);
+  g_signal_connect (mount.factory, "media-configure", G_CALLBACK (on_media_configure), nullptr);
+  camera.mounts.push_back (mount);
+  return true;
+}
+
+// "PATH=CLIP" -> a mount; false when malformed or the clip is not a file.
+bool
+add_mount_spec (Camera &camera, const char *spec, bool shared)
+{
+  const char *equals = spec ? std::strchr (spec, '=') : nullptr;
+  if (!equals || spec[0] != '/' || equals == spec + 1) {
+    std::fprintf (stderr, "fakecam: expected /PATH=CLIP, got %s\n", spec ? spec : "nothing");
+    return false;
+  }
+  return add_mount (camera, std::string (spec, equals - spec), equals + 1, shared);
 }
 
 }  // namespace
@@ -100,8 +148,14 @@ int
 main (int argc, char **argv)
 {
   gint port = 18554;
+  gchar **shared_specs = nullptr, **fresh_specs = nullptr;
   GOptionEntry entries[] = {
     {"port", 'p', 0, G_OPTION_ARG_INT, &port, "RTSP port (0: pick one)", "PORT"},
+    {"mount", 'm', 0, G_OPTION_ARG_STRING_ARRAY, &shared_specs,
+     "Also serve CLIP at PATH, one shared media (repeatable)", "/PATH=CLIP"},
+    {"fresh", 'f', 0, G_OPTION_ARG_STRING_ARRAY, &fresh_specs,
+     "Also serve CLIP at PATH, a media per session from its first keyframe (repeatable)",
+     "/PATH=CLIP"},
     {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr},
   };
   GOptionContext *options = g_option_context_new ("CLIP.mp4 - a live RTSP camera from a clip");
@@ -112,30 +166,36 @@ main (int argc, char **argv)
     std::fprintf (stderr, "fakecam: %s\n", error ? error->message : "give one clip");
     g_clear_error (&error);
     g_option_context_free (options);
+    g_strfreev (shared_specs);
+    g_strfreev (fresh_specs);
     return 2;
   }
   g_option_context_free (options);
-  if (!gst_element_factory_find ("camerasrc")) {
+  GstElementFactory *camerasrc = gst_element_factory_find ("camerasrc");
+  if (!camerasrc) {
     std::fprintf (stderr, "fakecam: camerasrc not found (set GST_PLUGIN_PATH to the build's plugins)\n");
+    g_strfreev (shared_specs);
+    g_strfreev (fresh_specs);
     return 1;
   }
-  gchar *uri = gst_filename_to_uri (argv[1], &error);
-  if (!uri) {
-    std::fprintf (stderr, "fakecam: %s: %s\n", argv[1], error->message);
-    return 1;
+  gst_object_unref (camerasrc);
+  Camera camera;
+  bool ok = add_mount (camera, "/cam", argv[1], true);
+  for (gchar **spec = shared_specs; ok && spec && *spec; spec++)
+    ok = add_mount_spec (camera, *spec, true);
+  for (gchar **spec = fresh_specs; ok && spec && *spec; spec++)
+    ok = add_mount_spec (camera, *spec, false);
+  g_strfreev (shared_specs);
+  g_strfreev (fresh_specs);
+  if (!ok) {
+    for (Mount &mount : camera.mounts)
+      g_object_unref (mount.factory);
+    return 2;
   }
 
   GMainLoop *loop = g_main_loop_new (nullptr, FALSE);
-  Camera camera;
   camera.server = gst_rtsp_server_new ();
   gst_rtsp_server_set_service (camera.server, std::to_string (port).c_str ());
-  camera.factory = gst_rtsp_media_factory_new ();
-  const std::string launch = std::string ("( camerasrc location=") + uri
-      + " ! rtph264pay name=pay0 pt=96 config-interval=-1 )";
-  g_free (uri);
-  gst_rtsp_media_factory_set_launch (camera.factory, launch.c_str ());
-  gst_rtsp_media_factory_set_shared (camera.factory, TRUE);
-  g_signal_connect (camera.factory, "media-configure", G_CALLBACK (on_media_configure), nullptr);
   come_back (&camera);
   if (gst_rtsp_server_attach (camera.server, nullptr) == 0) {
     std::fprintf (stderr, "fakecam: cannot listen on port %d\n", port);
@@ -149,7 +209,8 @@ main (int argc, char **argv)
   g_unix_signal_add (SIGUSR2, come_back, &camera);
   g_unix_signal_add (SIGHUP, toggle_stall, nullptr);
   g_main_loop_run (loop);
-  g_object_unref (camera.factory);
+  for (Mount &mount : camera.mounts)
+    g_object_unref (mount.factory);
   g_object_unref (camera.server);
   g_main_loop_unref (loop);
   return 0;

@@ -82,7 +82,8 @@ Client::connect_now ()
   auth_tried_ = false;
   request_deadline_ = now_ + settings_.request_timeout_us;
   seen_packet_ = seen_keyframe_ = have_seq_ = have_timestamp_ = frame_is_key_ = false;
-  last_frame_ = -1;
+  seen_decodable_ = seen_live_ = false;
+  last_frame_ = previous_frame_ = last_packet_ = -1;
   play_ok_ = 0;
 
   control_fd_ = socket (settings_.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -163,10 +164,12 @@ Client::end_session ()
   }
   if (last_frame_ >= 0 && now_ - last_frame_ > stats.max_frame_gap_us)
     stats.max_frame_gap_us = now_ - last_frame_;
+  if (last_packet_ >= 0 && now_ - last_packet_ > stats.max_packet_gap_us)
+    stats.max_packet_gap_us = now_ - last_packet_;
   if (play_sent_ > 0 && !seen_keyframe_ && counting_)
     stats.sessions_without_keyframe++;
   play_sent_ = 0;
-  last_frame_ = -1;
+  last_frame_ = previous_frame_ = last_packet_ = -1;
 }
 
 void
@@ -523,6 +526,10 @@ Client::on_rtp (const uint8_t *data, size_t available, size_t size)
   }
   stats.packets++;
   stats.bytes += size;
+  if (last_packet_ >= 0 && now_ - last_packet_ > stats.max_packet_gap_us)
+    stats.max_packet_gap_us = now_ - last_packet_;
+  const int64_t previous_packet = last_packet_;
+  last_packet_ = now_;
   if (!seen_packet_) {
     seen_packet_ = true;
     if (stats.first_packet_us < 0)
@@ -545,15 +552,25 @@ Client::on_rtp (const uint8_t *data, size_t available, size_t size)
     have_timestamp_ = true;
     last_timestamp_ = packet.timestamp;
     stats.frames++;
-    frame_is_key_ = false;
+    // The frame that just ended began at last_frame_; frame_is_key_ is its kind.
     if (last_frame_ >= 0 && now_ - last_frame_ > stats.max_frame_gap_us)
       stats.max_frame_gap_us = now_ - last_frame_;
+    if (seen_keyframe_ && !seen_live_ && last_frame_ >= 0 && now_ - last_frame_ >= kCaughtUpGapUs) {
+      seen_live_ = true;
+      if (stats.live_us < 0)  // when the last packet of that frame came
+        stats.live_us = previous_packet - play_sent_;
+    }
     if (const int64_t mark = mark_us.load (std::memory_order_relaxed); mark >= 0 && now_ >= mark) {
       if (stats.first_frame_after_mark_us < 0)
         stats.first_frame_after_mark_us = now_ - mark;
-      if (stats.video_after_mark_us < 0 && last_frame_ >= mark && now_ - last_frame_ <= kLiveGapUs)
-        stats.video_after_mark_us = last_frame_ - mark;
+      // The two frames before this one, the second not a keyframe (JPEG: all are).
+      if (stats.video_after_mark_us < 0 && previous_frame_ >= mark
+          && last_frame_ - previous_frame_ <= kLiveGapUs
+          && (!frame_is_key_ || stats.codec == Codec::jpeg))
+        stats.video_after_mark_us = previous_frame_ - mark;
     }
+    frame_is_key_ = false;
+    previous_frame_ = last_frame_;
     last_frame_ = now_;
     if (stall_end_ >= 0 && now_ >= stall_end_)
       stats.frames_after_stall++;
@@ -561,6 +578,7 @@ Client::on_rtp (const uint8_t *data, size_t available, size_t size)
   if (!frame_is_key_ && packet.payload_type == payload_type_
       && payload_is_keyframe (stats.codec, packet.payload, packet.payload_size)) {
     frame_is_key_ = true;
+    lost_at_key_ = stats.lost;
     stats.keyframes++;
     if (const int64_t mark = mark_us.load (std::memory_order_relaxed);
         mark >= 0 && now_ >= mark && stats.keyframe_after_mark_us < 0)
@@ -571,6 +589,12 @@ Client::on_rtp (const uint8_t *data, size_t available, size_t size)
       if (stats.first_keyframe_us < 0)
         stats.first_keyframe_us = now_ - play_sent_;
     }
+  }
+  // The keyframe's last packet, with none of its packets missing.
+  if (frame_is_key_ && !seen_decodable_ && packet.marker && stats.lost == lost_at_key_) {
+    seen_decodable_ = true;
+    if (stats.decodable_keyframe_us < 0)
+      stats.decodable_keyframe_us = now_ - play_sent_;
   }
 }
 

@@ -52,15 +52,24 @@ struct ClientStats {
   uint64_t malformed = 0;         // not RTP version 2
   int64_t first_packet_us = -1;   // first session: PLAY sent -> first RTP packet
   int64_t first_keyframe_us = -1; // first session: PLAY sent -> first keyframe packet
+  // First session: PLAY sent -> the last packet (marker bit) of the first
+  // keyframe all of whose packets arrived (no sequence number skipped in it).
+  int64_t decodable_keyframe_us = -1;
+  // First session: PLAY sent -> the last packet of the first frame, from the
+  // first keyframe on, whose next frame starts kCaughtUpGapUs or more after
+  // it began: the end of a catch-up burst, when the client's frames are current.
+  int64_t live_us = -1;
   std::vector<int64_t> join_us;   // every session: PLAY sent -> first keyframe
   unsigned sessions_without_keyframe = 0;
   int64_t max_frame_gap_us = 0;   // longest time between two frames, or from the last frame
                                   // to the end of its session
+  int64_t max_packet_gap_us = 0;  // the same between two RTP packets
   int64_t playing_us = 0;         // time with PLAY answered, summed over sessions
   uint64_t frames_after_stall = 0;
   // After the mark (SIGUSR1, see mark_us): from the mark to the first frame,
-  // and to the first of two frames at most kLiveGapUs apart (live video, not
-  // a relay's once-a-second fallback picture); -1: none yet.
+  // and to the first of two frames at most kLiveGapUs apart, the second not a
+  // keyframe (live video, not a relay's fallback pictures, which are
+  // keyframes a second or half a second apart); -1: none yet.
   int64_t first_frame_after_mark_us = -1;
   int64_t video_after_mark_us = -1;
   int64_t keyframe_after_mark_us = -1;  // from the mark to the first keyframe packet
@@ -71,6 +80,8 @@ struct ClientStats {
 extern std::atomic<int64_t> mark_us;
 // Two frames closer than this count as live video (30 fps: 33 ms apart).
 constexpr int64_t kLiveGapUs = 100'000;
+// Frames of a catch-up burst come back to back; live ones 33 ms apart (30 fps).
+constexpr int64_t kCaughtUpGapUs = 20'000;
 
 // Scratch space for recvmmsg, one per worker.
 struct UdpScratch {
@@ -172,7 +183,11 @@ class Client {
   bool have_timestamp_ = false;
   uint32_t last_timestamp_ = 0;
   bool frame_is_key_ = false;
-  int64_t last_frame_ = -1;
+  int64_t last_frame_ = -1;      // start of the current frame
+  int64_t previous_frame_ = -1;  // start of the one before
+  int64_t last_packet_ = -1;
+  uint64_t lost_at_key_ = 0;     // stats.lost when the current keyframe began
+  bool seen_decodable_ = false, seen_live_ = false;
 };
 
 }  // namespace rtspload

@@ -64,6 +64,7 @@ struct Options {
   int watch_pid = 0;
   double request_timeout_s = 10;
   double poll_interval_ms = 0;
+  bool mark_at_start = false;
 };
 
 void
@@ -96,7 +97,8 @@ usage (FILE *out)
       "\n"
       "SIGUSR1 marks an instant (send it once, e.g. when the camera comes back): each\n"
       "client then reports the time from the mark to its first frame and to live video\n"
-      "(the first of two frames at most 100 ms apart).\n"
+      "(the first of two frames at most 100 ms apart, the second not a keyframe).\n"
+      "      --mark-at-start    the mark is the start of the run (no signal needed)\n"
       "\n"
       "  -v, --verbose          also print one line per client\n"
       "  -h, --help\n"
@@ -129,7 +131,7 @@ int
 parse_options (int argc, char **argv, Options &options)
 {
   enum { kUser = 1000, kPassword, kStall, kStallAfter, kStallFor, kChurn, kThreads, kJson,
-         kWatchPid, kTimeout, kPollInterval };
+         kWatchPid, kTimeout, kPollInterval, kMarkAtStart };
   static const option long_options[] = {
     {"url", required_argument, nullptr, 'u'},
     {"clients", required_argument, nullptr, 'n'},
@@ -146,6 +148,7 @@ parse_options (int argc, char **argv, Options &options)
     {"timeout", required_argument, nullptr, kTimeout},
     {"poll-interval", required_argument, nullptr, kPollInterval},
     {"watch-pid", required_argument, nullptr, kWatchPid},
+    {"mark-at-start", no_argument, nullptr, kMarkAtStart},
     {"json", required_argument, nullptr, kJson},
     {"quiet", no_argument, nullptr, 'q'},
     {"verbose", no_argument, nullptr, 'v'},
@@ -177,6 +180,7 @@ parse_options (int argc, char **argv, Options &options)
         break;
       case kWatchPid: ok = parse_count (optarg, options.watch_pid, 1); break;
       case kJson: options.json = optarg; break;
+      case kMarkAtStart: options.mark_at_start = true; break;
       case 'q': options.quiet = true; break;
       case 'v': options.verbose = true; break;
       case 'h': usage (stdout); return -1;
@@ -282,6 +286,7 @@ struct Summary {
   unsigned sessions_without_keyframe = 0;
   Distribution fps, first_packet_ms, join_ms, max_gap_ms, after_stall;
   Distribution frame_after_mark_ms, video_after_mark_ms;  // clients that got one
+  Distribution decodable_ms, live_ms, max_packet_gap_ms;
   double playing_s = 0;
 
   void add (const ClientStats &s)
@@ -312,10 +317,15 @@ struct Summary {
     if (s.connects > 0) {
       fps.add (s.playing_us > 0 ? s.frames * 1e6 / s.playing_us : 0);
       max_gap_ms.add (s.max_frame_gap_us / 1000.0);
+      max_packet_gap_ms.add (s.max_packet_gap_us / 1000.0);
       playing_s += s.playing_us / 1e6;
     }
     if (s.first_packet_us >= 0)
       first_packet_ms.add (s.first_packet_us / 1000.0);
+    if (s.decodable_keyframe_us >= 0)
+      decodable_ms.add (s.decodable_keyframe_us / 1000.0);
+    if (s.live_us >= 0)
+      live_ms.add (s.live_us / 1000.0);
     for (int64_t join : s.join_us)
       join_ms.add (join / 1000.0);
     if (s.first_frame_after_mark_us >= 0)
@@ -463,7 +473,8 @@ write_json (const std::string &path, const Options &options, Summary &normal, Su
         "\"first_packet_ms\": %s, \"first_keyframe_ms\": %s, \"max_frame_gap_ms\": %.2f, "
         "\"playing_s\": %.3f, \"fps\": %.2f, \"frames_after_stall\": %llu, "
         "\"first_frame_after_mark_ms\": %s, \"video_after_mark_ms\": %s, "
-        "\"keyframe_after_mark_ms\": %s}%s\n",
+        "\"keyframe_after_mark_ms\": %s, \"decodable_keyframe_ms\": %s, \"live_ms\": %s, "
+        "\"max_packet_gap_ms\": %.2f}%s\n",
         s.id, s.stall_client ? "true" : "false", json_string (s.outcome).c_str (),
         json_string (s.error).c_str (), codec_name (s.codec), s.attempts, s.connects,
         s.disconnects, s.churns, s.playing_at_end ? "true" : "false",
@@ -475,7 +486,8 @@ write_json (const std::string &path, const Options &options, Summary &normal, Su
         s.playing_us > 0 ? s.frames * 1e6 / s.playing_us : 0.0,
         (unsigned long long) s.frames_after_stall, json_ms (s.first_frame_after_mark_us).c_str (),
         json_ms (s.video_after_mark_us).c_str (), json_ms (s.keyframe_after_mark_us).c_str (),
-        i + 1 < all.size () ? "," : "");
+        json_ms (s.decodable_keyframe_us).c_str (), json_ms (s.live_us).c_str (),
+        s.max_packet_gap_us / 1000.0, i + 1 < all.size () ? "," : "");
   }
   fprintf (out, "]\n}\n");
   fclose (out);
@@ -558,6 +570,8 @@ main (int argc, char **argv)
   plan.ramp = int64_t (options.ramp_s * 1e6);
   plan.total_clients = options.clients;
   plan.poll_interval = int64_t (options.poll_interval_ms * 1000);
+  if (options.mark_at_start)
+    mark_us.store (plan.start);
   if (options.stall_clients > 0) {
     plan.stall_start = plan.start + int64_t (options.stall_after_s * 1e6);
     plan.stall_end = plan.stall_start + int64_t (options.stall_for_s * 1e6);
@@ -617,7 +631,11 @@ main (int argc, char **argv)
   fprintf (out, "first keyframe ms p50/p95/max %s sessions %zu without-keyframe %u\n",
       triple (normal.join_ms).c_str (), normal.join_ms.values.size (),
       normal.sessions_without_keyframe);
-  fprintf (out, "max frame gap ms p50/p95/max %s\n", triple (normal.max_gap_ms).c_str ());
+  fprintf (out, "decodable keyframe ms p50/p95/max %s clients %zu live ms p50/p95/max %s\n",
+      triple (normal.decodable_ms).c_str (), normal.decodable_ms.values.size (),
+      triple (normal.live_ms).c_str ());
+  fprintf (out, "max frame gap ms p50/p95/max %s packet gap %s\n",
+      triple (normal.max_gap_ms).c_str (), triple (normal.max_packet_gap_ms).c_str ());
   fprintf (out, "bytes %llu aggregate-mbit-s %.1f per-client-mbit-s %.2f\n",
       (unsigned long long) normal.bytes, normal.bytes * 8 / run_s / 1e6,
       normal.playing_s > 0 ? normal.bytes * 8 / normal.playing_s / 1e6 : 0.0);

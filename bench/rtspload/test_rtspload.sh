@@ -74,6 +74,7 @@ for transport in tcp udp; do
   # Every client received frames: no per-client line says "frames 0 ".
   check "$transport: frames for every client" <(grep -c ' frames 0 ' "$out") '^0$'
   check "$transport: a keyframe in every session" "$out" 'sessions 20 without-keyframe 0$'
+  check "$transport: a decodable keyframe for every client" "$out" '^decodable keyframe ms p50/p95/max [0-9./]+ clients 20 live ms '
   check "$transport: JSON written" "$work/$transport.json" '"clients": \['
 done
 check "tcp: no RTP loss" "$work/tcp.txt" '^rtp packets [1-9][0-9]* lost 0 '
