@@ -250,7 +250,7 @@ bool
 GopCache::reordered () const
 {
   std::lock_guard<std::mutex> l (lock_);
-  return reordered_in_gop_ || reorder_cooldown_ > 0;
+  return reordered_locked ();
 }
 
 GopBurst
@@ -260,7 +260,7 @@ GopCache::take (uint64_t max_bytes, std::string &why) const
   std::vector<Packet> gop;
   {
     std::lock_guard<std::mutex> l (lock_);
-    if (reordered_in_gop_ || reorder_cooldown_ > 0) {
+    if (reordered_locked ()) {
       why = "the stream reorders frames (B-frames)";
       return burst;
     }

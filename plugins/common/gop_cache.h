@@ -104,6 +104,8 @@ class GopCache {
     gsize size = 0;
   };
   void drop_gop_locked ();
+  // Whether joins are refused for reordering (a frame went back in time).
+  bool reordered_locked () const { return reordered_in_gop_ || reorder_cooldown_ > 0; }
 
   mutable std::mutex lock_;
   std::vector<Packet> gop_;           // from the keyframe's first packet
